@@ -1,0 +1,79 @@
+/**
+ * raftmr: a Raft-replicated key-value daemon and a MapReduce engine in one program.
+ * This is the composition root: it picks the subcommand, parses its flags and runs it.
+ */
+import { type Command, commandHelp, parseCommandArgs, UsageError } from "./cli/command.ts";
+import denoConfig from "./deno.json" with { type: "json" };
+
+/** Every working subcommand, in the order --help lists them. */
+const COMMANDS: Command[] = [];
+
+/** The program version, from deno.json. */
+export const VERSION: string = denoConfig.version;
+
+function programHelp(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length), 8) + 4;
+  return [
+    "raftmr: a Raft-replicated key-value store and a MapReduce engine",
+    "",
+    "Usage: raftmr <command> [flags]",
+    "",
+    "Commands:",
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}${c.summary}`),
+    "",
+    "Flags:",
+    "  --help      Show this help (also: raftmr <command> --help)",
+    "  --version   Print the version",
+  ].join("\n");
+}
+
+/** Finds the command named by the longest matching prefix of argv ("mr run" before "mr"). */
+function findCommand(argv: string[]): { command: Command; rest: string[] } | undefined {
+  for (const words of [2, 1]) {
+    const name = argv.slice(0, words).join(" ");
+    const command = COMMANDS.find((c) => c.name === name);
+    if (command) return { command, rest: argv.slice(words) };
+  }
+  return undefined;
+}
+
+/** Runs the program with the given arguments and returns the exit code. */
+export async function runMain(argv: string[]): Promise<number> {
+  const first = argv[0];
+  if (first === undefined || first === "--help" || first === "-h" || first === "help") {
+    console.log(programHelp());
+    return first === undefined ? 2 : 0;
+  }
+  if (first === "--version" || first === "-V") {
+    console.log(`raftmr ${VERSION}`);
+    return 0;
+  }
+  const found = findCommand(argv);
+  try {
+    if (!found) {
+      const known = COMMANDS.map((c) => c.name).join(", ");
+      throw new UsageError(`unknown command "${first}" (commands: ${known}; see raftmr --help)`);
+    }
+    const args = parseCommandArgs(found.command, found.rest);
+    if (args.flags.help) {
+      console.log(commandHelp(found.command));
+      return 0;
+    }
+    return await found.command.run(args);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`raftmr: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await runMain(Deno.args));
+  } catch (err) {
+    console.error(`raftmr: ${err instanceof Error ? err.message : String(err)}`);
+    Deno.exit(1);
+  }
+}
