@@ -1,0 +1,127 @@
+/**
+ * Length-prefixed msgpack frames: a u32 big-endian body length, then the msgpack body.
+ * The decoder is incremental (bytes arrive in arbitrary chunks) and bounded (a length over the
+ * limit is rejected before any body byte is buffered).
+ */
+import { Decoder, Encoder } from "@msgpack/msgpack";
+
+/** Default bound on one frame's body: large enough for a 1 MiB snapshot chunk plus headroom. */
+export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
+
+/** Bytes of the length prefix. */
+export const FRAME_HEADER_BYTES = 4;
+
+/** A frame that cannot be accepted: too long, not msgpack, or not the expected shape. */
+export class FrameError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "FrameError";
+  }
+}
+
+// One encoder/decoder per module: both reuse internal buffers, which matters on the hot path.
+const encoder = new Encoder({ ignoreUndefined: true });
+const decoder = new Decoder();
+
+/** Encodes one value as a complete frame (header + body) in a single fresh buffer. */
+export function encodeFrame(value: unknown): Uint8Array {
+  const body = encoder.encode(value);
+  const frame = new Uint8Array(FRAME_HEADER_BYTES + body.byteLength);
+  new DataView(frame.buffer).setUint32(0, body.byteLength);
+  frame.set(body, FRAME_HEADER_BYTES);
+  return frame;
+}
+
+/** Decodes one msgpack body; throws FrameError when it is not valid msgpack. */
+export function decodeBody(body: Uint8Array): unknown {
+  try {
+    return decoder.decode(body);
+  } catch (err) {
+    throw new FrameError(`Invalid msgpack body: ${err instanceof Error ? err.message : err}`);
+  }
+}
+
+/**
+ * Incremental frame decoder for one connection. push() returns every value completed by the
+ * chunk; after it throws, the connection is unusable and must be closed.
+ */
+export class FrameDecoder {
+  readonly #maxFrameBytes: number;
+  #buffer = new Uint8Array(0);
+  #start = 0;
+  #end = 0;
+
+  constructor(maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES) {
+    if (!Number.isInteger(maxFrameBytes) || maxFrameBytes <= 0) {
+      throw new RangeError(`Invalid maximum frame size: ${maxFrameBytes}`);
+    }
+    this.#maxFrameBytes = maxFrameBytes;
+  }
+
+  /** Bytes received but not yet forming a complete frame. */
+  get pendingBytes(): number {
+    return this.#end - this.#start;
+  }
+
+  /** Feeds received bytes; returns the decoded values of all frames they complete. */
+  push(chunk: Uint8Array): unknown[] {
+    const values: unknown[] = [];
+    // Fast path: nothing buffered, decode straight out of the chunk without copying it.
+    let data = chunk;
+    let pos = 0;
+    let end = chunk.byteLength;
+    if (this.#end > this.#start) {
+      this.#append(chunk);
+      data = this.#buffer;
+      pos = this.#start;
+      end = this.#end;
+    }
+    while (end - pos >= FRAME_HEADER_BYTES) {
+      const length = ((data[pos] << 24) >>> 0) + (data[pos + 1] << 16) + (data[pos + 2] << 8) +
+        data[pos + 3];
+      if (length > this.#maxFrameBytes) {
+        throw new FrameError(
+          `Frame of ${length} bytes exceeds the maximum of ${this.#maxFrameBytes} bytes`,
+        );
+      }
+      if (end - pos - FRAME_HEADER_BYTES < length) break;
+      const bodyStart = pos + FRAME_HEADER_BYTES;
+      values.push(decodeBody(data.subarray(bodyStart, bodyStart + length)));
+      pos = bodyStart + length;
+    }
+    if (data === chunk) {
+      if (pos < end) {
+        this.#reset();
+        this.#append(chunk.subarray(pos));
+      }
+    } else {
+      this.#start = pos;
+      // Decoded binary values are views into this buffer, so it is never rewound or reused.
+      if (this.#start === this.#end) this.#reset();
+    }
+    return values;
+  }
+
+  #reset(): void {
+    this.#buffer = new Uint8Array(0);
+    this.#start = this.#end = 0;
+  }
+
+  #append(bytes: Uint8Array): void {
+    if (this.#end + bytes.byteLength > this.#buffer.byteLength) {
+      // Move to a fresh buffer rather than compacting in place: values decoded earlier may still
+      // be views into the old one (msgpack bin fields are returned as subarrays).
+      const pending = this.#end - this.#start;
+      // Doubling keeps a large frame arriving in small chunks at amortized linear cost.
+      const next = new Uint8Array(
+        Math.max(pending + bytes.byteLength, 64 * 1024, 2 * this.#buffer.byteLength),
+      );
+      next.set(this.#buffer.subarray(this.#start, this.#end), 0);
+      this.#buffer = next;
+      this.#start = 0;
+      this.#end = pending;
+    }
+    this.#buffer.set(bytes, this.#end);
+    this.#end += bytes.byteLength;
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * A TCP connection that carries frames both ways: a read loop feeding a FrameDecoder, and a
+ * write queue that coalesces every frame queued while the previous write was in flight (or in
+ * the same turn of the event loop) into one write, handling partial writes.
+ */
+import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, FrameDecoder } from "./frame.ts";
+
+/** Why a framed connection ended; `error` is set when it was not a clean close. */
+export interface CloseInfo {
+  error?: Error;
+}
+
+/** Options for a FramedConn. */
+export interface FramedConnOptions {
+  maxFrameBytes?: number;
+  /** Called for every decoded frame; a throw closes the connection with that error. */
+  onFrame: (value: unknown) => void;
+  /** Called exactly once when the connection ends for any reason. */
+  onClose?: (info: CloseInfo) => void;
+}
+
+const READ_BUFFER_BYTES = 256 * 1024;
+
+/** Owns one Deno.Conn: call send() to queue frames, close() to end it. */
+export class FramedConn {
+  readonly remote: string;
+  readonly #conn: Deno.Conn;
+  readonly #decoder: FrameDecoder;
+  readonly #options: FramedConnOptions;
+  #queue: Uint8Array[] = [];
+  #queuedBytes = 0;
+  #writing = false;
+  #closed = false;
+  /** Bytes written and read, for metrics and tests. */
+  bytesOut = 0;
+  bytesIn = 0;
+
+  constructor(conn: Deno.Conn, options: FramedConnOptions) {
+    this.#conn = conn;
+    this.#options = options;
+    this.#decoder = new FrameDecoder(options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
+    const addr = conn.remoteAddr as Deno.NetAddr;
+    this.remote = `${addr.hostname}:${addr.port}`;
+    if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
+    this.#readLoop();
+  }
+
+  /** True once the connection has ended; sends are then dropped. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Queues one value as a frame; returns false when the connection is already closed. */
+  send(value: unknown): boolean {
+    if (this.#closed) return false;
+    const frame = encodeFrame(value);
+    this.#queue.push(frame);
+    this.#queuedBytes += frame.byteLength;
+    if (!this.#writing) {
+      this.#writing = true;
+      // Start writing after the current turn so frames queued in it share one write.
+      queueMicrotask(() => this.#writeLoop());
+    }
+    return true;
+  }
+
+  /** Ends the connection; pending writes are discarded. */
+  close(error?: Error): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by the peer or the runtime: nothing left to release.
+    }
+    this.#options.onClose?.({ error });
+  }
+
+  async #writeLoop(): Promise<void> {
+    try {
+      while (this.#queue.length > 0 && !this.#closed) {
+        const batch = this.#takeQueue();
+        let offset = 0;
+        while (offset < batch.byteLength) {
+          offset += await this.#conn.write(batch.subarray(offset));
+        }
+        this.bytesOut += batch.byteLength;
+      }
+    } catch (err) {
+      this.close(asError(err));
+    } finally {
+      this.#writing = false;
+    }
+  }
+
+  #takeQueue(): Uint8Array {
+    const queue = this.#queue;
+    const total = this.#queuedBytes;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    if (queue.length === 1) return queue[0];
+    const batch = new Uint8Array(total);
+    let offset = 0;
+    for (const frame of queue) {
+      batch.set(frame, offset);
+      offset += frame.byteLength;
+    }
+    return batch;
+  }
+
+  async #readLoop(): Promise<void> {
+    const buffer = new Uint8Array(READ_BUFFER_BYTES);
+    try {
+      while (!this.#closed) {
+        const n = await this.#conn.read(buffer);
+        if (n === null) break;
+        this.bytesIn += n;
+        // Copy out what was read: decoded binary fields are views and must outlive the buffer.
+        for (const value of this.#decoder.push(buffer.slice(0, n))) {
+          if (this.#closed) return;
+          this.#options.onFrame(value);
+        }
+      }
+      if (!this.#closed && this.#decoder.pendingBytes > 0) {
+        this.close(
+          new Error(
+            `Connection closed inside a frame: ${this.#decoder.pendingBytes} bytes pending`,
+          ),
+        );
+        return;
+      }
+      this.close();
+    } catch (err) {
+      this.close(this.#closed ? undefined : asError(err));
+    }
+  }
+}
+
+/** Normalises anything thrown into an Error. */
+export function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
