@@ -191,6 +191,8 @@ export interface RpcClientOptions {
   onNotify?: (method: string, params: unknown) => void;
   /** Called after each successful dial, e.g. to send a handshake first. */
   onConnect?: (connection: FramedConn) => void;
+  /** Called when an open connection ends, or a dial fails. */
+  onDisconnect?: (error?: Error) => void;
 }
 
 interface PendingCall {
@@ -314,7 +316,11 @@ export class RpcClient {
         this.#options.maxBackoffMs ?? 2000,
       );
       this.#nextDialAt = Date.now() + backoff;
-      throw new ConnectionLostError(`Cannot connect to ${this.address}: ${asError(err).message}`);
+      const error = new ConnectionLostError(
+        `Cannot connect to ${this.address}: ${asError(err).message}`,
+      );
+      this.#options.onDisconnect?.(error);
+      throw error;
     }
     if (this.#closed) {
       conn.close();
@@ -330,7 +336,9 @@ export class RpcClient {
         // A drop right after connecting counts as a failure so redials back off.
         this.#nextDialAt = Date.now() + INITIAL_BACKOFF_MS;
         const reason = error ? `: ${error.message}` : "";
-        this.#failPending(new ConnectionLostError(`Connection to ${this.address} lost${reason}`));
+        const lost = new ConnectionLostError(`Connection to ${this.address} lost${reason}`);
+        this.#failPending(lost);
+        if (!this.#closed) this.#options.onDisconnect?.(lost);
       },
     });
     this.#connection = connection;

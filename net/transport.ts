@@ -1,0 +1,106 @@
+/**
+ * Peer-to-peer transport for Raft messages. Each node dials every other peer at its address
+ * from --peers and sends batches of messages as one-way RPC notifications; incoming batches
+ * arrive on the node's own RpcServer. Peers are identified by the `from` id inside every
+ * message, never by source address, so proxies and NAT may sit in between.
+ * A send that cannot go out now is dropped and reported: Raft retries on its own.
+ */
+import type { HostPort } from "../cli/command.ts";
+import { RpcClient, type RpcServer } from "./rpc.ts";
+
+/** The RPC method that carries a batch of Raft messages. */
+export const RAFT_METHOD = "raft";
+
+/** Anything with a destination peer id; the transport does not look further. */
+export interface Addressed {
+  to: number;
+}
+
+/** Options for a PeerTransport. */
+export interface PeerTransportOptions {
+  selfId: number;
+  /** Every peer's address, including this node's own (which is skipped). */
+  peers: Map<number, HostPort>;
+  server: RpcServer;
+  /** Called with each received batch (still `unknown`: the receiver validates it). */
+  onMessages: (batch: unknown[]) => void;
+  /** Called when a message to `id` could not be sent. */
+  onUnreachable?: (id: number) => void;
+  /** Called with one line per event (peer lost, peer found). */
+  log?: (line: string) => void;
+  maxFrameBytes?: number;
+  /** Timeout for forwarded calls (ms). */
+  callTimeoutMs?: number;
+}
+
+/** Sends Raft messages to peers and hands received ones to the node. */
+export class PeerTransport<M extends Addressed> {
+  readonly #options: PeerTransportOptions;
+  readonly #clients = new Map<number, RpcClient>();
+  readonly #reachable = new Map<number, boolean>();
+
+  constructor(options: PeerTransportOptions) {
+    this.#options = options;
+    options.server.handle(RAFT_METHOD, (params) => {
+      if (!Array.isArray(params)) throw new TypeError("Raft batch must be an array");
+      options.onMessages(params);
+    });
+    for (const [id, address] of options.peers) {
+      if (id === options.selfId) continue;
+      this.#clients.set(
+        id,
+        new RpcClient(address, {
+          maxFrameBytes: options.maxFrameBytes,
+          timeoutMs: options.callTimeoutMs,
+          maxBackoffMs: 1000,
+          onConnect: () => this.#setReachable(id, true),
+          onDisconnect: (error) => this.#setReachable(id, false, error?.message),
+        }),
+      );
+    }
+  }
+
+  /** Sends messages, one notification per destination; unsendable ones are reported. */
+  send(messages: M[]): void {
+    if (messages.length === 0) return;
+    if (messages.length === 1) {
+      this.#sendBatch(messages[0].to, messages);
+      return;
+    }
+    const byPeer = new Map<number, M[]>();
+    for (const message of messages) {
+      const batch = byPeer.get(message.to);
+      if (batch) batch.push(message);
+      else byPeer.set(message.to, [message]);
+    }
+    for (const [to, batch] of byPeer) this.#sendBatch(to, batch);
+  }
+
+  /** The RPC client for a peer, for forwarding client requests to the leader. */
+  client(id: number): RpcClient | undefined {
+    return this.#clients.get(id);
+  }
+
+  /** Whether the last connection attempt to a peer succeeded. */
+  reachable(id: number): boolean {
+    return this.#reachable.get(id) ?? false;
+  }
+
+  /** Closes every outgoing connection. */
+  close(): void {
+    for (const client of this.#clients.values()) client.close();
+  }
+
+  #sendBatch(to: number, batch: M[]): void {
+    const client = this.#clients.get(to);
+    if (!client || !client.notify(RAFT_METHOD, batch)) this.#options.onUnreachable?.(to);
+  }
+
+  #setReachable(id: number, reachable: boolean, reason?: string): void {
+    const before = this.#reachable.get(id);
+    this.#reachable.set(id, reachable);
+    if (before === reachable) return;
+    if (reachable) this.#options.log?.(`Peer ${id} found at ${this.#clients.get(id)?.address}`);
+    else if (before !== undefined) this.#options.log?.(`Peer ${id} lost: ${reason ?? "closed"}`);
+  }
+}
