@@ -1,0 +1,304 @@
+/**
+ * The MapReduce subcommands: `coordinator`, `worker` and the one-command local form `mr run`.
+ */
+import {
+  type Command,
+  durationFlag,
+  hostPortFlag,
+  intFlag,
+  type ParsedArgs,
+  requiredFlag,
+  stringFlag,
+  UsageError,
+} from "../cli/command.ts";
+import { AppLoadError, loadApp } from "./app.ts";
+import { Coordinator, InputError, type JobResult } from "./coordinator.ts";
+import { runWorker } from "./worker.ts";
+import { outputName } from "./partition.ts";
+import { selfCommand } from "../cli/self.ts";
+
+/** How long a finished coordinator keeps answering "job done" so workers exit cleanly. */
+const LINGER_MS = 1000;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function inputFiles(args: ParsedArgs): string[] {
+  if (args.positionals.length === 0) throw new UsageError("no input files: give at least one FILE");
+  return args.positionals;
+}
+
+function outputsText(nReduce: number): string {
+  return nReduce === 1 ? outputName(0) : `${outputName(0)} .. ${outputName(nReduce - 1)}`;
+}
+
+function startupError(err: unknown): string | undefined {
+  if (err instanceof InputError) return err.message;
+  if (err instanceof Deno.errors.AddrInUse) return `Cannot listen: address in use: ${err.message}`;
+  if (err instanceof Deno.errors.AddrNotAvailable || err instanceof Deno.errors.PermissionDenied) {
+    return `Cannot listen: ${err.message}`;
+  }
+  return undefined;
+}
+
+/** `raftmr coordinator`: runs one job's coordinator until every output file is final. */
+export const coordinatorCommand: Command = {
+  name: "coordinator",
+  summary: "Run a MapReduce coordinator: one map task per FILE, outputs mr-out-<r> here",
+  usage: "coordinator [flags] FILE...",
+  flags: {
+    listen: {
+      type: "string",
+      value: "HOST:PORT",
+      default: "127.0.0.1:7100",
+      description: "RPC address workers connect to",
+    },
+    reduce: { type: "string", value: "N", default: "10", description: "Number of reduce tasks" },
+    "task-timeout": {
+      type: "string",
+      value: "DURATION",
+      default: "10s",
+      description: "Hand a task to another worker when not done within this time",
+    },
+    http: {
+      type: "string",
+      value: "HOST:PORT",
+      default: "127.0.0.1:7180",
+      description: "HTTP status page, /status JSON and /metrics",
+    },
+  },
+  details: [
+    "Exits 0 once every output file is final, 1 if the job fails (a task's app code failed",
+    "3 times), and refuses to start when an input file is missing or unreadable.",
+    "",
+    "Example:",
+    "  raftmr coordinator pg-*.txt &",
+    "  raftmr worker --app mr/apps/wc.ts & raftmr worker --app mr/apps/wc.ts",
+  ].join("\n"),
+  async run(args) {
+    const listen = hostPortFlag(args, "listen");
+    const http = hostPortFlag(args, "http");
+    const nReduce = intFlag(args, "reduce", 1, 100_000);
+    const taskTimeoutMs = durationFlag(args, "task-timeout");
+    if (taskTimeoutMs <= 0) throw new UsageError("flag --task-timeout: must be positive");
+    const files = inputFiles(args);
+    let coordinator: Coordinator;
+    try {
+      coordinator = await Coordinator.start({ files, nReduce, taskTimeoutMs, listen, http });
+    } catch (err) {
+      const message = startupError(err);
+      if (message === undefined) throw err;
+      console.error(`coordinator: ${message}`);
+      return 1;
+    }
+    const rpc = coordinator.rpcAddress;
+    const web = coordinator.httpAddress!;
+    console.error(
+      `coordinator: ${files.length} map and ${nReduce} reduce tasks; workers connect to ` +
+        `${rpc.hostname}:${rpc.port}; status at http://${web.hostname}:${web.port}/`,
+    );
+    const started = Date.now();
+    const result = await coordinator.finished;
+    reportResult("coordinator", result, started, nReduce);
+    // MIT 6.824 lab 1: linger so workers asking for work hear "done" instead of a closed port.
+    await sleep(LINGER_MS);
+    await coordinator.close();
+    return result.ok ? 0 : 1;
+  },
+};
+
+function reportResult(who: string, result: JobResult, started: number, nReduce: number): void {
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  if (result.ok) console.error(`${who}: job done in ${seconds} s: ${outputsText(nReduce)}`);
+  else console.error(`${who}: Job failed: ${result.error}`);
+}
+
+/** `raftmr worker`: asks the coordinator for tasks and runs them with the app. */
+export const workerCommand: Command = {
+  name: "worker",
+  summary: "Run a MapReduce worker with an app module until the job is done",
+  usage: "worker [flags] --app MODULE",
+  flags: {
+    coordinator: {
+      type: "string",
+      value: "HOST:PORT",
+      default: "127.0.0.1:7100",
+      description: "The coordinator's RPC address",
+    },
+    app: { type: "string", value: "MODULE", description: "App module path (required)" },
+  },
+  details: [
+    "Exits 0 when the job is done or the coordinator has been unreachable for 3 s, 1 when the",
+    "app cannot be imported or lacks map/reduce.",
+    "",
+    "Example:",
+    "  raftmr worker --app mr/apps/wc.ts",
+  ].join("\n"),
+  async run(args) {
+    const coordinator = hostPortFlag(args, "coordinator");
+    const appPath = requiredFlag(args, "app");
+    if (args.positionals.length > 0) {
+      throw new UsageError(`worker: unexpected argument "${args.positionals[0]}"`);
+    }
+    return await runWorker({ coordinator, appPath });
+  },
+};
+
+/** `raftmr mr run`: a coordinator in this process plus N worker processes. */
+export const mrRunCommand: Command = {
+  name: "mr run",
+  summary: "Run a whole MapReduce job locally: a coordinator and N worker processes",
+  usage: "mr run --app MODULE [--workers N] [--reduce R] FILE...",
+  flags: {
+    app: { type: "string", value: "MODULE", description: "App module path (required)" },
+    workers: {
+      type: "string",
+      value: "N",
+      default: String(navigator.hardwareConcurrency || 2),
+      description: "Worker processes",
+    },
+    reduce: { type: "string", value: "R", default: "10", description: "Number of reduce tasks" },
+    "task-timeout": {
+      type: "string",
+      value: "DURATION",
+      default: "10s",
+      description: "Hand a task to another worker when not done within this time",
+    },
+    http: {
+      type: "string",
+      value: "HOST:PORT",
+      description: "Also serve the status page here (default: none)",
+    },
+  },
+  details: [
+    "Writes mr-out-<r> files into the current directory, like coordinator + workers.",
+    "",
+    "Example:",
+    "  raftmr mr run --app mr/apps/wc.ts --workers 2 pg-*.txt && sort mr-out-* | head",
+  ].join("\n"),
+  async run(args) {
+    const appPath = requiredFlag(args, "app");
+    const workers = intFlag(args, "workers", 1, 1024);
+    const nReduce = intFlag(args, "reduce", 1, 100_000);
+    const taskTimeoutMs = durationFlag(args, "task-timeout");
+    if (taskTimeoutMs <= 0) throw new UsageError("flag --task-timeout: must be positive");
+    const httpRaw = stringFlag(args, "http");
+    const http = httpRaw === undefined ? undefined : hostPortFlag(args, "http");
+    const files = inputFiles(args);
+    return await runLocalJob({ appPath, workers, nReduce, taskTimeoutMs, http, files });
+  },
+};
+
+/** Options of runLocalJob, the engine of `mr run`. */
+export interface LocalJobOptions {
+  appPath: string;
+  workers: number;
+  nReduce: number;
+  taskTimeoutMs: number;
+  files: string[];
+  http?: { hostname: string; port: number };
+  /** Show a progress bar (default: when stdout is a terminal). */
+  progress?: boolean;
+}
+
+/**
+ * Runs a job with an in-process coordinator and `workers` worker processes; returns the exit
+ * code. A worker that dies (exit status not 0) while the job runs is replaced, a bounded number
+ * of times, so a crashing app still finishes or fails instead of hanging.
+ */
+export async function runLocalJob(options: LocalJobOptions): Promise<number> {
+  try {
+    // Import the app here first: a broken module is reported once, clearly, before N workers
+    // each fail on it.
+    await loadApp(options.appPath);
+  } catch (err) {
+    if (!(err instanceof AppLoadError)) throw err;
+    console.error(`mr run: ${err.message}`);
+    return 1;
+  }
+  let coordinator: Coordinator;
+  try {
+    coordinator = await Coordinator.start({
+      files: options.files,
+      nReduce: options.nReduce,
+      taskTimeoutMs: options.taskTimeoutMs,
+      listen: { hostname: "127.0.0.1", port: 0 },
+      http: options.http,
+    });
+  } catch (err) {
+    const message = startupError(err);
+    if (message === undefined) throw err;
+    console.error(`mr run: ${message}`);
+    return 1;
+  }
+  const started = Date.now();
+  const address = `${coordinator.rpcAddress.hostname}:${coordinator.rpcAddress.port}`;
+  const { program, args } = selfCommand([
+    "worker",
+    "--coordinator",
+    address,
+    "--app",
+    options.appPath,
+  ]);
+  const running = new Set<Deno.ChildProcess>();
+  let respawnsLeft = options.workers * 5;
+  let over = false;
+  let resolveAllGone!: () => void;
+  const allGone = new Promise<void>((resolve) => (resolveAllGone = resolve));
+
+  const spawn = () => {
+    const child = new Deno.Command(program, { args, stdin: "null" }).spawn();
+    running.add(child);
+    child.status.then((status) => {
+      running.delete(child);
+      if (!over && !status.success && respawnsLeft > 0) {
+        respawnsLeft--;
+        spawn();
+      } else if (running.size === 0) {
+        resolveAllGone();
+      }
+    });
+  };
+  for (let i = 0; i < options.workers; i++) spawn();
+
+  const showProgress = options.progress ?? Deno.stdout.isTerminal();
+  const bar = showProgress ? setInterval(() => drawProgress(coordinator, started), 200) : undefined;
+  const result: JobResult = await Promise.race([
+    coordinator.finished,
+    allGone.then((): JobResult => ({
+      ok: false,
+      error: "Every worker process exited before the job finished",
+    })),
+  ]);
+  over = true;
+  clearInterval(bar);
+  if (showProgress) {
+    drawProgress(coordinator, started);
+    await Deno.stdout.write(new TextEncoder().encode("\n"));
+  }
+  // Workers learn the job is over on their next ask; give stragglers (a stalled app) a moment.
+  const deadline = Date.now() + 2000;
+  while (running.size > 0 && Date.now() < deadline) await sleep(50);
+  for (const child of running) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  await Promise.all([...running].map((child) => child.status));
+  await coordinator.close();
+  reportResult("mr run", result, started, options.nReduce);
+  return result.ok ? 0 : 1;
+}
+
+function drawProgress(coordinator: Coordinator, started: number): void {
+  const p = coordinator.progress();
+  const done = p.mapsDone + p.reducesDone;
+  const total = p.nMap + p.nReduce;
+  const width = 30;
+  const filled = Math.round((width * done) / total);
+  const line =
+    `\r[${"#".repeat(filled)}${".".repeat(width - filled)}] map ${p.mapsDone}/${p.nMap}` +
+    ` reduce ${p.reducesDone}/${p.nReduce} ${((Date.now() - started) / 1000).toFixed(1)} s `;
+  Deno.stdout.writeSync(new TextEncoder().encode(line));
+}
