@@ -4,9 +4,10 @@
  */
 import { type Command, commandHelp, parseCommandArgs, UsageError } from "./cli/command.ts";
 import denoConfig from "./deno.json" with { type: "json" };
+import { coordinatorCommand, mrRunCommand, workerCommand } from "./mr/cli.ts";
 
 /** Every working subcommand, in the order --help lists them. */
-const COMMANDS: Command[] = [];
+const COMMANDS: Command[] = [coordinatorCommand, workerCommand, mrRunCommand];
 
 /** The program version, from deno.json. */
 export const VERSION: string = denoConfig.version;

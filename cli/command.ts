@@ -47,7 +47,8 @@ export function parseCommandArgs(command: Command, argv: string[]): ParsedArgs {
     help: { type: "boolean" },
   };
   for (const [name, spec] of Object.entries(command.flags)) {
-    options[name] = { type: spec.type, multiple: spec.multiple };
+    // node:util rejects `multiple: undefined`, so only set it when asked for.
+    options[name] = spec.multiple ? { type: spec.type, multiple: true } : { type: spec.type };
   }
   let parsed;
   try {
