@@ -1,0 +1,388 @@
+/**
+ * DiskStorage: the durable Raft Storage of a peer, a data directory holding `wal/` (the
+ * write-ahead log), `snap/` (snapshot files) and `LOCK`. The log after the snapshot point is
+ * also kept in memory, because the consensus core reads storage synchronously.
+ */
+import { join } from "node:path";
+import { CompactedError, type DurableStorage, UnavailableError } from "../raft/storage.ts";
+import { type ConfState, type Entry, type HardState, type Snapshot } from "../raft/types.ts";
+import { SnapshotStore } from "./snapshot.ts";
+import { encodeBatch, REC_ENTRIES, REC_HARD_STATE, Wal, type WalRecord } from "./wal.ts";
+
+/** Options for DiskStorage.open. */
+export interface DiskStorageOptions {
+  /** Membership reported before any snapshot exists (a fresh node's configuration). */
+  peers?: number[];
+  /** Target WAL segment size in bytes (default 64 MiB). */
+  segmentBytes?: number;
+  /** Snapshot files to keep (default 2); the WAL is kept from the oldest of them on. */
+  keepSnapshots?: number;
+  /** Where recovery notes go (torn tail truncated, corrupt snapshot skipped); default stderr. */
+  log?: (line: string) => void;
+  /** Called with the duration of every WAL fdatasync, for a latency histogram. */
+  onSync?: (ms: number) => void;
+}
+
+type Job =
+  | { kind: "wal"; buf: Uint8Array; hardState: HardState; maxIndex: number; done: Deferred }
+  | { kind: "task"; run: () => Promise<void>; done: Deferred };
+
+interface Deferred {
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+function deferred(): { promise: Promise<void>; done: Deferred } {
+  const { promise, resolve, reject } = Promise.withResolvers<void>();
+  return { promise, done: { resolve, reject } };
+}
+
+/**
+ * Storage on disk. save() updates the in-memory view synchronously and resolves once the WAL
+ * write is fdatasynced; saves that arrive while a write is in flight share the next write and
+ * sync (group commit). A failed write or sync poisons the storage: every later call rejects,
+ * because the log on disk no longer matches memory and the process must restart from disk.
+ */
+export class DiskStorage implements DurableStorage {
+  #lockFile: Deno.FsFile;
+  #wal: Wal;
+  #snaps: SnapshotStore;
+  #snap: Snapshot;
+  #ents: Entry[]; // #ents[i].index === #snap.meta.index + 1 + i
+  #hardState: HardState;
+  #queue: Job[] = [];
+  #flushing: Promise<void> | undefined;
+  #failed: unknown;
+  #closed = false;
+
+  private constructor(
+    lockFile: Deno.FsFile,
+    wal: Wal,
+    snaps: SnapshotStore,
+    snap: Snapshot,
+    ents: Entry[],
+    hardState: HardState,
+  ) {
+    this.#lockFile = lockFile;
+    this.#wal = wal;
+    this.#snaps = snaps;
+    this.#snap = snap;
+    this.#ents = ents;
+    this.#hardState = hardState;
+  }
+
+  /**
+   * Opens (creating) the data directory `dir`: takes its lock, loads the newest valid snapshot,
+   * replays the WAL above it and deletes WAL segments the kept snapshots cover. Throws
+   * WalCorruptionError if the log is damaged anywhere but a torn tail, and an Error if another
+   * process holds the directory.
+   */
+  static async open(dir: string, options: DiskStorageOptions = {}): Promise<DiskStorage> {
+    const log = options.log ?? ((line: string) => console.error(line));
+    await Deno.mkdir(dir, { recursive: true });
+    const lockFile = await Deno.open(join(dir, "LOCK"), { read: true, write: true, create: true });
+    try {
+      if (!(await lockFile.tryLock(true))) {
+        throw new Error(`Cannot open data directory ${dir}: locked by another process`);
+      }
+      const snaps = await SnapshotStore.open(join(dir, "snap"), {
+        keep: options.keepSnapshots,
+        log,
+      });
+      const snap: Snapshot = snaps.newest() ??
+        {
+          meta: { index: 0, term: 0, conf: { peers: [...(options.peers ?? [])] } },
+          data: new Uint8Array(0),
+        };
+      const base = snap.meta.index;
+      let ents: Entry[] = [];
+      const apply = (rec: WalRecord): string | undefined => {
+        if (rec.type === REC_ENTRIES) {
+          const last = rec.first + rec.entries.length - 1;
+          if (last <= base) return undefined;
+          const start = Math.max(rec.first, base + 1);
+          if (start > base + ents.length + 1) {
+            return `entries start at ${start} but the log ends at ${base + ents.length}`;
+          }
+          // A record starting at i replaces everything from i on (a conflict truncation).
+          ents.length = start - base - 1;
+          for (let k = start - rec.first; k < rec.entries.length; k++) ents.push(rec.entries[k]);
+        } else if (rec.type === REC_HARD_STATE) {
+          // Tracked by the WAL itself.
+        } else {
+          if (rec.index > base) {
+            return `WAL installs snapshot ${rec.index} but the newest valid snapshot file is ${base}`;
+          }
+          // An installed snapshot kept only the agreeing entries up to rec.kept (Raft §7).
+          if (rec.kept <= base) ents = [];
+          else if (ents.length > rec.kept - base) ents.length = rec.kept - base;
+        }
+        return undefined;
+      };
+      let hardState: HardState = { term: 0, vote: 0, commit: 0 };
+      const wal = await Wal.open(join(dir, "wal"), (rec) => {
+        if (rec.type === REC_HARD_STATE) hardState = rec.hardState;
+        return apply(rec);
+      }, { segmentBytes: options.segmentBytes, log, onSync: options.onSync });
+      // Snapshot content is committed by definition; a hard state written before the snapshot
+      // was installed may lag behind it.
+      if (hardState.commit < base) hardState = { ...hardState, commit: base };
+      const storage = new DiskStorage(lockFile, wal, snaps, snap, ents, hardState);
+      await wal.deleteCovered(snaps.oldestIndex());
+      return storage;
+    } catch (err) {
+      lockFile.close();
+      throw err;
+    }
+  }
+
+  /** Hard state and membership as last saved. */
+  initialState(): { hardState: HardState; conf: ConfState } {
+    return {
+      hardState: { ...this.#hardState },
+      conf: { peers: [...this.#snap.meta.conf.peers] },
+    };
+  }
+
+  /** Entries with index in [lo, hi), cut after maxBytes of data (at least one). */
+  entries(lo: number, hi: number, maxBytes = Infinity): Entry[] {
+    const base = this.#snap.meta.index;
+    if (lo <= base) throw new CompactedError(lo, base + 1);
+    const last = base + this.#ents.length;
+    if (hi > last + 1) throw new UnavailableError(hi - 1, last);
+    if (lo > hi) throw new RangeError(`Invalid entry range: lo ${lo} > hi ${hi}`);
+    const from = lo - base - 1;
+    let to = hi - base - 1;
+    if (maxBytes !== Infinity && to > from) {
+      let size = this.#ents[from].data.length;
+      let i = from + 1;
+      while (i < to) {
+        size += this.#ents[i].data.length;
+        if (size > maxBytes) break;
+        i++;
+      }
+      to = i;
+    }
+    return this.#ents.slice(from, to);
+  }
+
+  /** Term of entry `index`, from the snapshot index to lastIndex(). */
+  term(index: number): number {
+    const base = this.#snap.meta.index;
+    if (index === base) return this.#snap.meta.term;
+    if (index < base) throw new CompactedError(index, base + 1);
+    const i = index - base - 1;
+    if (i >= this.#ents.length) throw new UnavailableError(index, base + this.#ents.length);
+    return this.#ents[i].term;
+  }
+
+  /** Snapshot index + 1. */
+  firstIndex(): number {
+    return this.#snap.meta.index + 1;
+  }
+
+  /** Index of the last entry (the snapshot index when the log is empty). */
+  lastIndex(): number {
+    return this.#snap.meta.index + this.#ents.length;
+  }
+
+  /** The newest snapshot, as installed or compacted to. */
+  snapshot(): Snapshot {
+    return this.#snap;
+  }
+
+  /** Total bytes of the WAL segment files. */
+  walBytes(): number {
+    return this.#wal.bytes();
+  }
+
+  /** Number of WAL segment files. */
+  walSegments(): number {
+    return this.#wal.segmentCount();
+  }
+
+  /** Number of snapshot files on disk. */
+  snapshotCount(): number {
+    return this.#snaps.count();
+  }
+
+  /**
+   * Persists an incoming snapshot (dropping the log it covers, and all of it unless the log has
+   * the snapshot's last entry with the same term; ignored if not newer than the current one),
+   * the entries (an entry at an existing index truncates the log from there; entries at or
+   * below the snapshot index are skipped) and the hard state, with one WAL write and one sync.
+   * Reads reflect the call at once; durable on resolve.
+   */
+  save(hardState: HardState | undefined, entries: Entry[], snapshot?: Snapshot): Promise<void> {
+    const bad = this.#check();
+    if (bad) return Promise.reject(bad);
+    for (let i = 1; i < entries.length; i++) {
+      if (entries[i].index !== entries[0].index + i) {
+        return Promise.reject(
+          new RangeError(
+            `Entries to save are not consecutive: ${entries[i].index} after ${
+              entries[i - 1].index
+            }`,
+          ),
+        );
+      }
+    }
+    let install: Snapshot | undefined;
+    if (snapshot && snapshot.meta.index > this.#snap.meta.index) install = snapshot;
+    const base = install ? install.meta.index : this.#snap.meta.index;
+    // Raft §7: entries past an installed snapshot stay if the log has its last entry with the
+    // same term; otherwise the whole log goes. `kept` is the last index left after the install.
+    let kept = this.lastIndex();
+    if (install) {
+      const { index, term } = install.meta;
+      kept = index <= kept && this.term(index) === term ? kept : index;
+    }
+    if (entries.length > 0 && entries[0].index > kept + 1) {
+      return Promise.reject(
+        new RangeError(`Entries to save start at ${entries[0].index} but the log ends at ${kept}`),
+      );
+    }
+    // Entries the snapshot already covers are dropped, as etcd's MemoryStorage.Append does.
+    let toWrite = entries;
+    if (entries.length > 0 && entries[0].index <= base) {
+      toWrite = entries.slice(base + 1 - entries[0].index);
+    }
+    // Memory first, synchronously, so reads reflect the save immediately.
+    if (install) {
+      this.#ents = this.#ents.slice(base - this.#snap.meta.index, kept - this.#snap.meta.index);
+      this.#snap = install;
+    }
+    if (toWrite.length > 0) {
+      this.#ents.length = toWrite[0].index - base - 1;
+      for (let i = 0; i < toWrite.length; i++) this.#ents.push(toWrite[i]);
+    }
+    if (hardState) this.#hardState = { ...hardState };
+    if (!install && toWrite.length === 0 && !hardState) return Promise.resolve();
+    const buf = encodeBatch(
+      hardState,
+      toWrite,
+      install ? { index: install.meta.index, term: install.meta.term, kept } : undefined,
+    );
+    const hs = this.#hardState;
+    const maxIndex = toWrite.length > 0 ? toWrite[toWrite.length - 1].index : base;
+    const { promise, done } = deferred();
+    if (install) {
+      const snap = install;
+      // The snapshot file must be durable before the WAL record that resets the log to it.
+      this.#enqueue({
+        kind: "task",
+        done,
+        run: async () => {
+          await this.#snaps.save(snap);
+          await this.#wal.write([buf], hs, maxIndex);
+          await this.#wal.deleteCovered(this.#snaps.oldestIndex());
+        },
+      });
+    } else {
+      this.#enqueue({ kind: "wal", buf, hardState: hs, maxIndex, done });
+    }
+    return promise;
+  }
+
+  /**
+   * Stores a snapshot the local state machine made at `snapshot.meta.index` (≤ lastIndex()),
+   * drops the log it covers from memory, writes the snapshot file and deletes the WAL segments
+   * that the kept snapshots cover. A snapshot not newer than the current one is ignored. Durable
+   * on resolve.
+   */
+  compact(snapshot: Snapshot): Promise<void> {
+    const bad = this.#check();
+    if (bad) return Promise.reject(bad);
+    const { index, term } = snapshot.meta;
+    const base = this.#snap.meta.index;
+    if (index <= base) return Promise.resolve();
+    if (index > this.lastIndex()) {
+      return Promise.reject(
+        new RangeError(`Cannot compact to ${index}: last index is ${this.lastIndex()}`),
+      );
+    }
+    const have = this.term(index);
+    if (have !== term) {
+      return Promise.reject(
+        new RangeError(`Cannot compact to ${index}: snapshot term ${term} but entry term ${have}`),
+      );
+    }
+    this.#ents = this.#ents.slice(index - base);
+    this.#snap = snapshot;
+    // The file write does not touch the WAL, so it runs beside WAL writes; only the segment
+    // deletion is queued behind them.
+    const written = this.#snaps.save(snapshot);
+    // Observed by the queued task below; this handler only keeps an early failure from being
+    // reported as unhandled before the task gets to await it.
+    written.catch(() => {});
+    const { promise, done } = deferred();
+    this.#enqueue({
+      kind: "task",
+      done,
+      run: async () => {
+        await written;
+        await this.#wal.deleteCovered(this.#snaps.oldestIndex());
+      },
+    });
+    return promise;
+  }
+
+  /** Waits for queued writes, then releases the WAL, the snapshot store and the lock. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    while (this.#flushing) await this.#flushing;
+    await this.#snaps.idle();
+    this.#wal.close();
+    this.#lockFile.close();
+  }
+
+  #check(): unknown {
+    if (this.#closed) return new Error("Cannot use storage: closed");
+    return this.#failed;
+  }
+
+  #enqueue(job: Job): void {
+    this.#queue.push(job);
+    this.#flushing ??= this.#flush();
+  }
+
+  async #flush(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        if (this.#failed !== undefined) {
+          for (const job of this.#queue.splice(0)) job.done.reject(this.#failed);
+          return;
+        }
+        const head = this.#queue[0];
+        if (head.kind === "task") {
+          this.#queue.shift();
+          try {
+            await head.run();
+            head.done.resolve();
+          } catch (err) {
+            this.#failed = err;
+            head.done.reject(err);
+          }
+          continue;
+        }
+        // Group commit: every WAL batch queued behind the head goes out in the same write.
+        let n = 1;
+        while (n < this.#queue.length && this.#queue[n].kind === "wal") n++;
+        const group = this.#queue.splice(0, n) as Extract<Job, { kind: "wal" }>[];
+        const tail = group[group.length - 1];
+        let maxIndex = 0;
+        for (const j of group) maxIndex = Math.max(maxIndex, j.maxIndex);
+        try {
+          await this.#wal.write(group.map((j) => j.buf), tail.hardState, maxIndex);
+          for (const j of group) j.done.resolve();
+        } catch (err) {
+          this.#failed = err;
+          for (const j of group) j.done.reject(err);
+        }
+      }
+    } finally {
+      this.#flushing = undefined;
+    }
+  }
+}
