@@ -211,7 +211,7 @@ export function validateKvRpcParams(
     params.expect = p.expect;
   }
   if (op === "get") {
-    if (p.stale !== undefined && typeof p.stale !== "boolean") {
+    if (p.stale !== undefined && p.stale !== null && typeof p.stale !== "boolean") {
       throw new InvalidRequestError("Invalid KV request: stale must be a boolean");
     }
     params.stale = p.stale === true;
