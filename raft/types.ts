@@ -61,3 +61,266 @@ export interface StateMachine {
   /** Replaces the whole state with a snapshot's data. */
   restore(data: Uint8Array): void;
 }
+
+/** Fields every Raft message carries: sender, receiver and the sender's term. */
+export interface MessageBase {
+  from: NodeId;
+  to: NodeId;
+  term: number;
+}
+
+/** AppendEntries (Raft §5.3): entries following (index, logTerm), plus the leader's commit. */
+export interface AppendMessage extends MessageBase {
+  type: "app";
+  /** Index of the entry immediately preceding `entries`. */
+  index: number;
+  /** Term of the entry at `index`. */
+  logTerm: number;
+  entries: Entry[];
+  commit: number;
+}
+
+/**
+ * Reply to "app" (and the final acknowledgement of an installed snapshot). On success `index` is
+ * the follower's last index matching the leader; on rejection `index` echoes the probed index and
+ * (hintTerm, hintIndex) drive fast backup: the conflicting term and the first index of that term
+ * in the follower's log, or hintTerm 0 and hintIndex = follower's last index + 1 if it is short.
+ */
+export interface AppendResponseMessage extends MessageBase {
+  type: "appResp";
+  index: number;
+  reject: boolean;
+  hintIndex: number;
+  hintTerm: number;
+}
+
+/** RequestVote or the PreVote probe (Raft §5.2, thesis §9.6), carrying the candidate's last log position. */
+export interface VoteMessage extends MessageBase {
+  type: "vote" | "preVote";
+  index: number;
+  logTerm: number;
+}
+
+/** Reply to "vote" / "preVote". */
+export interface VoteResponseMessage extends MessageBase {
+  type: "voteResp" | "preVoteResp";
+  reject: boolean;
+}
+
+/** Leader heartbeat; `ctx` > 0 asks followers to confirm leadership for ReadIndex. */
+export interface HeartbeatMessage extends MessageBase {
+  type: "heartbeat";
+  commit: number;
+  ctx: number;
+}
+
+/** Reply to "heartbeat", echoing its `ctx`. */
+export interface HeartbeatResponseMessage extends MessageBase {
+  type: "heartbeatResp";
+  ctx: number;
+}
+
+/**
+ * One chunk of InstallSnapshot (Raft §7): bytes [offset, offset + data.length) of the snapshot
+ * data whose metadata is (index, logTerm, peers), total length `total` and CRC-32 `crc`.
+ */
+export interface SnapshotMessage extends MessageBase {
+  type: "snap";
+  index: number;
+  logTerm: number;
+  peers: NodeId[];
+  offset: number;
+  total: number;
+  crc: number;
+  data: Uint8Array;
+  done: boolean;
+}
+
+/** Reply to one "snap" chunk: `offset` is how many bytes the follower holds now (0 = restart). */
+export interface SnapshotResponseMessage extends MessageBase {
+  type: "snapResp";
+  index: number;
+  offset: number;
+  reject: boolean;
+}
+
+/** Every message peers exchange: plain objects of numbers, strings, booleans, arrays and bytes. */
+export type Message =
+  | AppendMessage
+  | AppendResponseMessage
+  | VoteMessage
+  | VoteResponseMessage
+  | HeartbeatMessage
+  | HeartbeatResponseMessage
+  | SnapshotMessage
+  | SnapshotResponseMessage;
+
+/** The message type names, for transports and metrics. */
+export const MESSAGE_TYPES: readonly Message["type"][] = [
+  "app",
+  "appResp",
+  "vote",
+  "preVote",
+  "voteResp",
+  "preVoteResp",
+  "heartbeat",
+  "heartbeatResp",
+  "snap",
+  "snapResp",
+];
+
+/** A confirmed linearizable read point: once applied >= index, read request `ctx` may be served. */
+export interface ReadState {
+  ctx: number;
+  index: number;
+}
+
+/**
+ * What the core hands its driver each turn. The driver persists `snapshot`, `entries` and
+ * `hardState` (one sync) before sending `messages` (except those in `messages` with
+ * index < `safeBefore`, which a leader may send while its own write is in flight), then installs
+ * the snapshot, applies `committedEntries` in order, and calls advance().
+ */
+export interface Ready {
+  hardState?: HardState;
+  entries: Entry[];
+  snapshot?: Snapshot;
+  messages: Message[];
+  /** messages[0, safeBefore) do not depend on this Ready's write and may be sent before it. */
+  safeBefore: number;
+  committedEntries: Entry[];
+  readStates: ReadState[];
+}
+
+function fail(what: string): never {
+  throw new TypeError(`Invalid Raft message: ${what}`);
+}
+
+function uint(o: Record<string, unknown>, key: string): number {
+  const v = o[key];
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
+    fail(`field ${key} is not a non-negative integer`);
+  }
+  return v;
+}
+
+function bool(o: Record<string, unknown>, key: string): boolean {
+  const v = o[key];
+  if (typeof v !== "boolean") fail(`field ${key} is not a boolean`);
+  return v;
+}
+
+function bytes(o: Record<string, unknown>, key: string): Uint8Array {
+  const v = o[key];
+  if (!(v instanceof Uint8Array)) fail(`field ${key} is not a byte array`);
+  return v;
+}
+
+function validateEntries(v: unknown): Entry[] {
+  if (!Array.isArray(v)) fail("field entries is not an array");
+  const out: Entry[] = new Array(v.length);
+  for (let i = 0; i < v.length; i++) {
+    const e = v[i];
+    if (typeof e !== "object" || e === null) fail(`entry ${i} is not an object`);
+    const r = e as Record<string, unknown>;
+    out[i] = { index: uint(r, "index"), term: uint(r, "term"), data: bytes(r, "data") };
+    if (i > 0 && out[i].index !== out[i - 1].index + 1) fail(`entry ${i} index is not contiguous`);
+  }
+  return out;
+}
+
+/**
+ * Checks that untrusted decoded data is a well-formed Message and returns a clean copy holding
+ * only the known fields; throws TypeError naming the first problem. Transports call this on
+ * every received message before handing it to the node.
+ */
+export function validateMessage(x: unknown): Message {
+  if (typeof x !== "object" || x === null || Array.isArray(x)) fail("not an object");
+  const o = x as Record<string, unknown>;
+  const type = o.type;
+  if (typeof type !== "string") fail("field type is not a string");
+  const from = uint(o, "from");
+  const to = uint(o, "to");
+  const term = uint(o, "term");
+  if (from === NONE || to === NONE) fail("node ids must be positive");
+  switch (type) {
+    case "app": {
+      const entries = validateEntries(o.entries);
+      const index = uint(o, "index");
+      if (entries.length > 0 && entries[0].index !== index + 1) fail("entries do not follow index");
+      return {
+        type,
+        from,
+        to,
+        term,
+        index,
+        logTerm: uint(o, "logTerm"),
+        entries,
+        commit: uint(o, "commit"),
+      };
+    }
+    case "appResp":
+      return {
+        type,
+        from,
+        to,
+        term,
+        index: uint(o, "index"),
+        reject: bool(o, "reject"),
+        hintIndex: uint(o, "hintIndex"),
+        hintTerm: uint(o, "hintTerm"),
+      };
+    case "vote":
+    case "preVote":
+      return { type, from, to, term, index: uint(o, "index"), logTerm: uint(o, "logTerm") };
+    case "voteResp":
+    case "preVoteResp":
+      return { type, from, to, term, reject: bool(o, "reject") };
+    case "heartbeat":
+      return { type, from, to, term, commit: uint(o, "commit"), ctx: uint(o, "ctx") };
+    case "heartbeatResp":
+      return { type, from, to, term, ctx: uint(o, "ctx") };
+    case "snap": {
+      const peers = o.peers;
+      if (!Array.isArray(peers)) fail("field peers is not an array");
+      const ids = peers.map((p, i) => {
+        if (typeof p !== "number" || !Number.isSafeInteger(p) || p <= 0) {
+          fail(`peer ${i} is not a positive integer`);
+        }
+        return p;
+      });
+      const data = bytes(o, "data");
+      const offset = uint(o, "offset");
+      const total = uint(o, "total");
+      if (offset + data.length > total) fail("chunk extends past the snapshot's total length");
+      const crc = uint(o, "crc");
+      if (crc > 0xffffffff) fail("field crc is not a 32-bit value");
+      return {
+        type,
+        from,
+        to,
+        term,
+        index: uint(o, "index"),
+        logTerm: uint(o, "logTerm"),
+        peers: ids,
+        offset,
+        total,
+        crc,
+        data,
+        done: bool(o, "done"),
+      };
+    }
+    case "snapResp":
+      return {
+        type,
+        from,
+        to,
+        term,
+        index: uint(o, "index"),
+        offset: uint(o, "offset"),
+        reject: bool(o, "reject"),
+      };
+    default:
+      fail(`unknown type ${JSON.stringify(type).slice(0, 40)}`);
+  }
+}

@@ -1,0 +1,550 @@
+/**
+ * RaftNode: the async driver around RawNode, and the only file in raft/ that awaits, reads a
+ * clock or uses timers. One loop steps the inbox and handles one Ready at a time: send the
+ * leader's appends, persist (one save = one sync), send the rest, install/apply, advance, and
+ * take a snapshot when the log has grown. Proposals arriving while a save is in flight pile up
+ * in the core and go out together in the next Ready (group commit).
+ */
+import { NodeStoppedError, NotLeaderError, ProposalDroppedError } from "./errors.ts";
+import { DEFAULT_RAFT_CONFIG, type RaftConfig, type Role } from "./raft.ts";
+import { type ProgressStatus, RawNode } from "./raw_node.ts";
+import type { DurableStorage } from "./storage.ts";
+import type { Message, NodeId, Ready, Snapshot, StateMachine } from "./types.ts";
+
+/** Driver tunables on top of the core's: tick length and snapshot thresholds. */
+export interface RaftNodeConfig extends RaftConfig {
+  /** Length of one tick in milliseconds. */
+  tickMs: number;
+  /** Snapshot once this many entries were applied since the last snapshot. */
+  snapshotEntries: number;
+  /** Snapshot once this many bytes of entry data were applied since the last snapshot. */
+  snapshotBytes: number;
+  /** When true no timer runs and the owner calls tick() (simulators, tests). */
+  manualTicks: boolean;
+}
+
+/** Defaults suited to a LAN: 10 ms ticks, 50 ms heartbeats, 300-600 ms election timeouts. */
+export const DEFAULT_NODE_CONFIG: Omit<RaftNodeConfig, keyof RaftConfig> = {
+  tickMs: 10,
+  snapshotEntries: 10_000,
+  snapshotBytes: 64 << 20,
+  manualTicks: false,
+};
+
+/** What propose() resolves with: where the command landed and what apply() returned. */
+export interface ProposalResult {
+  index: number;
+  term: number;
+  result: unknown;
+}
+
+/** A proposal accepted by the leader: its log position and a promise for its outcome. */
+export interface Submitted {
+  index: number;
+  term: number;
+  done: Promise<ProposalResult>;
+}
+
+/** Counters a node keeps; read through RaftNode.metrics. */
+export interface RaftMetrics {
+  proposals: number;
+  proposalsDropped: number;
+  applied: number;
+  readIndexes: number;
+  electionsStarted: number;
+  leaderChanges: number;
+  snapshotsTaken: number;
+  snapshotsInstalled: number;
+  snapshotsSent: number;
+  saves: number;
+  savedEntries: number;
+  saveMsTotal: number;
+  saveMsMax: number;
+  messagesSent: number;
+}
+
+/** What status() reports. */
+export interface NodeStatus {
+  id: NodeId;
+  role: Role;
+  term: number;
+  leader: NodeId;
+  commit: number;
+  applied: number;
+  lastIndex: number;
+  snapshotIndex: number;
+  progress?: Record<string, ProgressStatus>;
+}
+
+/** Constructor options for RaftNode. */
+export interface RaftNodeOptions {
+  id: NodeId;
+  /** Every voter, this node included. */
+  peers: NodeId[];
+  storage: DurableStorage;
+  stateMachine: StateMachine;
+  /** Hands messages to the transport; must not throw or block (failures are Raft's to retry). */
+  send: (messages: Message[]) => void;
+  config?: Partial<RaftNodeConfig>;
+  /** Randomness for election timeouts (Math.random by default). */
+  rand?: () => number;
+  log?: (line: string) => void;
+  /** Called whenever the known leader or the term changes. */
+  onLeaderChange?: (leader: NodeId, term: number) => void;
+  /** Called after each save with its duration and entry count. */
+  onSave?: (ms: number, entries: number) => void;
+  /**
+   * A save, compact or invariant failed: the node has stopped. Default: log and exit the
+   * process (DESIGN: a failed fsync ends the process).
+   */
+  onFatal?: (err: Error) => void;
+}
+
+interface PendingProposal {
+  term: number;
+  resolve: (r: ProposalResult) => void;
+  reject: (e: Error) => void;
+}
+
+interface PendingRead {
+  index: number;
+  resolve: (index: number) => void;
+  reject: (e: Error) => void;
+}
+
+const TICK = 0;
+
+/** A running Raft peer: timers, inbox, persistence, application and client promises. */
+export class RaftNode {
+  readonly id: NodeId;
+  readonly #opts: RaftNodeOptions;
+  readonly #cfg: RaftNodeConfig;
+  readonly #log: (line: string) => void;
+  #raw: RawNode | undefined;
+  #inbox: (Message | typeof TICK)[] = [];
+  #running = false;
+  #started = false;
+  #stopped = false;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #idleWaiters: (() => void)[] = [];
+  #proposals = new Map<number, PendingProposal>();
+  #reads = new Map<number, PendingRead>();
+  /** Confirmed reads waiting for applied >= index, in confirmation order. */
+  #confirmedReads: PendingRead[] = [];
+  #applied = 0;
+  #snapshotIndex = 0;
+  #bytesSinceSnapshot = 0;
+  #leader: NodeId = 0;
+  #term = 0;
+  #leaderTerm = 0;
+  #metrics: RaftMetrics = {
+    proposals: 0,
+    proposalsDropped: 0,
+    applied: 0,
+    readIndexes: 0,
+    electionsStarted: 0,
+    leaderChanges: 0,
+    snapshotsTaken: 0,
+    snapshotsInstalled: 0,
+    snapshotsSent: 0,
+    saves: 0,
+    savedEntries: 0,
+    saveMsTotal: 0,
+    saveMsMax: 0,
+    messagesSent: 0,
+  };
+
+  /** Creates a stopped node; call start(). */
+  constructor(opts: RaftNodeOptions) {
+    this.id = opts.id;
+    this.#opts = opts;
+    this.#cfg = { ...DEFAULT_RAFT_CONFIG, ...DEFAULT_NODE_CONFIG, ...opts.config };
+    this.#log = opts.log ?? (() => {});
+    if (!(this.#cfg.tickMs > 0)) throw new RangeError(`Invalid tickMs: ${this.#cfg.tickMs}`);
+  }
+
+  /** The effective configuration. */
+  get config(): Readonly<RaftNodeConfig> {
+    return this.#cfg;
+  }
+
+  /**
+   * Restores the state machine from storage's snapshot, builds the core from the persisted
+   * hard state and log, and starts ticking. Committed entries after the snapshot are applied
+   * again to the fresh state machine (each exactly once per process lifetime).
+   */
+  start(): void {
+    if (this.#started) throw new Error("Raft node already started");
+    this.#started = true;
+    const { storage, stateMachine } = this.#opts;
+    const snap = storage.snapshot();
+    if (snap.meta.index > 0) stateMachine.restore(snap.data);
+    this.#applied = snap.meta.index;
+    this.#snapshotIndex = snap.meta.index;
+    this.#raw = new RawNode({
+      id: this.id,
+      peers: this.#opts.peers,
+      storage,
+      applied: snap.meta.index,
+      rand: this.#opts.rand ?? Math.random,
+      config: this.#cfg,
+    });
+    this.#term = this.#raw.term;
+    if (!this.#cfg.manualTicks) {
+      this.#timer = setInterval(() => this.tick(), this.#cfg.tickMs);
+    }
+    this.#kick();
+  }
+
+  /** Advances logical time by one tick (called by the timer, or by the owner with manualTicks). */
+  tick(): void {
+    if (this.#stopped || !this.#raw) return;
+    this.#inbox.push(TICK);
+    this.#kick();
+  }
+
+  /** Queues a message from the transport; it is stepped by the loop. */
+  step(message: Message): void {
+    if (this.#stopped || !this.#raw || message.to !== this.id) return;
+    this.#inbox.push(message);
+    this.#kick();
+  }
+
+  /**
+   * Appends a command on the leader and returns its index and term at once, plus a promise
+   * that settles when the entry is applied here. Throws NotLeaderError on a non-leader.
+   */
+  submit(data: Uint8Array): Submitted {
+    const raw = this.#raw;
+    if (this.#stopped || !raw) throw new NodeStoppedError();
+    const index = raw.propose(data);
+    if (index === 0) throw new NotLeaderError(raw.leader);
+    const term = raw.term;
+    this.#metrics.proposals++;
+    const done = new Promise<ProposalResult>((resolve, reject) => {
+      this.#proposals.set(index, { term, resolve, reject });
+    });
+    this.#kick();
+    return { index, term, done };
+  }
+
+  /**
+   * Replicates a command and resolves once it is applied on this node, with apply()'s return
+   * value. Rejects NotLeaderError (with the known leader) or ProposalDroppedError.
+   */
+  propose(data: Uint8Array): Promise<ProposalResult> {
+    try {
+      return this.submit(data).done;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Linearizable read barrier (thesis §6.4): resolves with a read index once leadership was
+   * confirmed by a quorum and this node applied up to it. Writes nothing to the log.
+   */
+  readIndex(): Promise<number> {
+    const raw = this.#raw;
+    if (this.#stopped || !raw) return Promise.reject(new NodeStoppedError());
+    const ctx = raw.readIndex();
+    if (ctx === 0) return Promise.reject(new NotLeaderError(raw.leader));
+    this.#metrics.readIndexes++;
+    const p = new Promise<number>((resolve, reject) => {
+      this.#reads.set(ctx, { index: -1, resolve, reject });
+    });
+    this.#kick();
+    return p;
+  }
+
+  /** The transport failed to send to `id`: fall back to probing it. */
+  reportUnreachable(id: NodeId): void {
+    if (this.#stopped || !this.#raw) return;
+    this.#raw.reportUnreachable(id);
+    this.#kick();
+  }
+
+  /** Role, term, leader, indexes and (on the leader) per-follower progress. */
+  status(): NodeStatus {
+    const raw = this.#raw;
+    if (!raw) {
+      return {
+        id: this.id,
+        role: "follower",
+        term: 0,
+        leader: 0,
+        commit: 0,
+        applied: 0,
+        lastIndex: 0,
+        snapshotIndex: 0,
+      };
+    }
+    const s = raw.status();
+    const out: NodeStatus = {
+      id: this.id,
+      role: s.role,
+      term: s.term,
+      leader: s.leader,
+      commit: s.commit,
+      applied: this.#applied,
+      lastIndex: s.lastIndex,
+      snapshotIndex: this.#snapshotIndex,
+    };
+    if (s.progress) out.progress = s.progress;
+    return out;
+  }
+
+  /** Counters since start. */
+  get metrics(): RaftMetrics {
+    const c = this.#raw?.counters();
+    return {
+      ...this.#metrics,
+      electionsStarted: c?.electionsStarted ?? 0,
+      snapshotsSent: c?.snapshotsSent ?? 0,
+    };
+  }
+
+  /** Term of entry i in this node's log (including unpersisted entries), for tests. */
+  termAt(i: number): number | undefined {
+    return this.#raw?.termAt(i);
+  }
+
+  /** Resolves when the inbox is empty and no Ready is being handled (tests, simulator). */
+  settle(): Promise<void> {
+    if (!this.#running && this.#inbox.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /**
+   * Stops timers and the loop (waiting for a save in flight), and rejects every pending
+   * proposal and read. Does not close the storage: its owner does.
+   */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#inbox = [];
+    this.#failAll(() => new ProposalDroppedError("node stopped"), () => new NodeStoppedError());
+    if (this.#running) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  #kick(): void {
+    if (this.#running || this.#stopped || !this.#raw) return;
+    this.#running = true;
+    queueMicrotask(() => void this.#run());
+  }
+
+  async #run(): Promise<void> {
+    const raw = this.#raw!;
+    try {
+      while (!this.#stopped) {
+        if (this.#inbox.length > 0) {
+          const items = this.#inbox;
+          this.#inbox = [];
+          for (const item of items) {
+            if (item === TICK) raw.tick();
+            else raw.step(item);
+          }
+        }
+        this.#observeRole(raw);
+        if (!raw.hasReady()) {
+          if (this.#inbox.length === 0) break;
+          continue;
+        }
+        await this.#handleReady(raw, raw.ready());
+      }
+    } catch (err) {
+      this.#fatal(err instanceof Error ? err : new Error(String(err)));
+    } finally {
+      this.#running = false;
+      if (!this.#stopped && this.#inbox.length > 0) {
+        this.#kick();
+      } else {
+        const waiters = this.#idleWaiters;
+        this.#idleWaiters = [];
+        for (const w of waiters) w();
+      }
+    }
+  }
+
+  #observeRole(raw: RawNode): void {
+    const leader = raw.leader;
+    const term = raw.term;
+    if (leader !== this.#leader || term !== this.#term) {
+      if (leader !== this.#leader) this.#metrics.leaderChanges++;
+      const wasLeader = this.#leader === this.id;
+      this.#leader = leader;
+      this.#term = term;
+      if (leader === this.id) this.#leaderTerm = term;
+      if (wasLeader && !(leader === this.id && term === this.#leaderTerm)) {
+        this.#log(`node ${this.id}: lost leadership in term ${term}`);
+      }
+      this.#opts.onLeaderChange?.(leader, term);
+    }
+    if (raw.role !== "leader") {
+      // Entries past the commit index may be overwritten by the new leader: their fate is
+      // unknown here, so tell the proposers to retry (idempotently) rather than wait.
+      if (this.#proposals.size > 0) {
+        const commit = raw.commit;
+        for (const [index, p] of this.#proposals) {
+          if (index > commit) {
+            this.#proposals.delete(index);
+            this.#metrics.proposalsDropped++;
+            p.reject(new ProposalDroppedError(`leadership lost before entry ${index} committed`));
+          }
+        }
+      }
+      if (this.#reads.size > 0) {
+        for (const r of this.#reads.values()) r.reject(new NotLeaderError(leader));
+        this.#reads.clear();
+      }
+    }
+  }
+
+  #send(messages: Message[]): void {
+    if (messages.length === 0) return;
+    this.#metrics.messagesSent += messages.length;
+    try {
+      this.#opts.send(messages);
+    } catch (err) {
+      // Raft retries on its own; a failing transport must not stop the loop.
+      this.#log(`node ${this.id}: send failed: ${err instanceof Error ? err.message : err}`);
+    }
+  }
+
+  async #handleReady(raw: RawNode, rd: Ready): Promise<void> {
+    const { storage, stateMachine } = this.#opts;
+    if (rd.safeBefore > 0) this.#send(rd.messages.slice(0, rd.safeBefore));
+    if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
+      const t0 = performance.now();
+      await storage.save(rd.hardState, rd.entries, rd.snapshot);
+      const ms = performance.now() - t0;
+      const m = this.#metrics;
+      m.saves++;
+      m.savedEntries += rd.entries.length;
+      m.saveMsTotal += ms;
+      if (ms > m.saveMsMax) m.saveMsMax = ms;
+      this.#opts.onSave?.(ms, rd.entries.length);
+      if (this.#stopped) return;
+    }
+    this.#send(rd.safeBefore > 0 ? rd.messages.slice(rd.safeBefore) : rd.messages);
+    if (rd.snapshot) this.#installSnapshot(rd.snapshot);
+    for (const e of rd.committedEntries) {
+      if (e.index <= this.#applied) continue;
+      if (e.index !== this.#applied + 1) {
+        throw new Error(
+          `Raft invariant broken: applying entry ${e.index} after ${this.#applied} leaves a gap`,
+        );
+      }
+      let result: unknown;
+      let failure: Error | undefined;
+      try {
+        result = stateMachine.apply(e);
+      } catch (err) {
+        failure = err instanceof Error ? err : new Error(String(err));
+        this.#log(`node ${this.id}: apply of entry ${e.index} threw: ${failure.message}`);
+      }
+      this.#applied = e.index;
+      this.#bytesSinceSnapshot += e.data.length;
+      this.#metrics.applied++;
+      const p = this.#proposals.get(e.index);
+      if (p) {
+        this.#proposals.delete(e.index);
+        if (p.term !== e.term) {
+          this.#metrics.proposalsDropped++;
+          p.reject(new ProposalDroppedError(`entry ${e.index} was overwritten by term ${e.term}`));
+        } else if (failure) {
+          p.reject(failure);
+        } else {
+          p.resolve({ index: e.index, term: e.term, result });
+        }
+      }
+    }
+    raw.advance(rd);
+    for (const rs of rd.readStates) {
+      const r = this.#reads.get(rs.ctx);
+      if (!r) continue;
+      this.#reads.delete(rs.ctx);
+      r.index = rs.index;
+      this.#confirmedReads.push(r);
+    }
+    if (this.#confirmedReads.length > 0) {
+      const still: PendingRead[] = [];
+      for (const r of this.#confirmedReads) {
+        if (r.index <= this.#applied) r.resolve(r.index);
+        else still.push(r);
+      }
+      this.#confirmedReads = still;
+    }
+    await this.#maybeCompact(raw);
+  }
+
+  #installSnapshot(snap: Snapshot): void {
+    const index = snap.meta.index;
+    this.#opts.stateMachine.restore(snap.data);
+    this.#applied = index;
+    this.#snapshotIndex = index;
+    this.#bytesSinceSnapshot = 0;
+    this.#metrics.snapshotsInstalled++;
+    for (const [i, p] of this.#proposals) {
+      if (i <= index) {
+        this.#proposals.delete(i);
+        this.#metrics.proposalsDropped++;
+        p.reject(new ProposalDroppedError(`entry ${i} was covered by a received snapshot`));
+      }
+    }
+  }
+
+  async #maybeCompact(raw: RawNode): Promise<void> {
+    const cfg = this.#cfg;
+    const entries = this.#applied - this.#snapshotIndex;
+    const bytes = this.#bytesSinceSnapshot;
+    if (entries <= 0 || (entries < cfg.snapshotEntries && bytes < cfg.snapshotBytes)) return;
+    if (
+      raw.role === "leader" && entries < 2 * cfg.snapshotEntries && bytes < 2 * cfg.snapshotBytes
+    ) {
+      // The snapshot can only be taken at the applied index, so a follower just behind would
+      // need the whole snapshot instead of a few entries: give active laggards a chance first.
+      const progress = raw.status().progress ?? {};
+      for (const pr of Object.values(progress)) {
+        if (pr.recentActive && pr.match < this.#applied) return;
+      }
+    }
+    const index = this.#applied;
+    const term = raw.termAt(index);
+    if (term === undefined) return;
+    const snap: Snapshot = {
+      meta: { index, term, conf: { peers: [...this.#opts.peers] } },
+      data: this.#opts.stateMachine.snapshot(),
+    };
+    await this.#opts.storage.compact(snap);
+    this.#snapshotIndex = index;
+    this.#bytesSinceSnapshot = 0;
+    this.#metrics.snapshotsTaken++;
+  }
+
+  #failAll(proposalError: () => Error, readError: () => Error): void {
+    for (const p of this.#proposals.values()) p.reject(proposalError());
+    this.#metrics.proposalsDropped += this.#proposals.size;
+    this.#proposals.clear();
+    for (const r of this.#reads.values()) r.reject(readError());
+    this.#reads.clear();
+    for (const r of this.#confirmedReads) r.reject(readError());
+    this.#confirmedReads = [];
+  }
+
+  #fatal(err: Error): void {
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#failAll(() => new ProposalDroppedError("node failed"), () => new NodeStoppedError());
+    this.#log(`node ${this.id}: fatal: ${err.message}`);
+    if (this.#opts.onFatal) {
+      this.#opts.onFatal(err);
+    } else {
+      console.error(`raftmr: Raft node ${this.id} failed: ${err.message}`);
+      Deno.exit(70);
+    }
+  }
+}

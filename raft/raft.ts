@@ -1,0 +1,974 @@
+/**
+ * The Raft state machine (Ongaro & Ousterhout 2014; Ongaro's thesis 2014), modelled on etcd's
+ * raft package. Messages and ticks go in; messages, log changes and commit progress come out
+ * through RawNode's Ready. Deterministic: no clock, no I/O, randomness only through `rand`.
+ */
+import { RaftLog } from "./log.ts";
+import { CompactedError, type Storage } from "./storage.ts";
+import {
+  type AppendMessage,
+  type AppendResponseMessage,
+  type Entry,
+  type HardState,
+  type HeartbeatMessage,
+  type Message,
+  type NodeId,
+  NONE,
+  type ReadState,
+  type Snapshot,
+  type SnapshotMessage,
+  type SnapshotResponseMessage,
+  type VoteMessage,
+} from "./types.ts";
+
+/** Tunables of the core, in ticks, messages and bytes. */
+export interface RaftConfig {
+  /** A follower that hears nothing for a random [e, 2e) ticks starts an election. */
+  electionTicks: number;
+  /** A leader sends heartbeats every this many ticks. */
+  heartbeatTicks: number;
+  /** Thesis §9.6: ask for pre-votes before bumping the term, so rejoining nodes do not disrupt. */
+  preVote: boolean;
+  /** Thesis §6.2: a leader that hears from no quorum for an election timeout steps down. */
+  checkQuorum: boolean;
+  /** Upper bound on entry bytes in one append message (always at least one entry). */
+  maxMsgBytes: number;
+  /** Append messages in flight per follower while replicating. */
+  maxInflightMsgs: number;
+  /** Entry bytes in flight per follower while replicating. */
+  maxInflightBytes: number;
+  /** Upper bound on committed entry bytes handed out in one Ready (at least one entry). */
+  maxApplyBytes: number;
+  /** InstallSnapshot chunk size. */
+  snapshotChunkBytes: number;
+}
+
+/** Defaults: with a 10 ms tick, heartbeats every 50 ms and elections after 300-600 ms. */
+export const DEFAULT_RAFT_CONFIG: RaftConfig = {
+  electionTicks: 30,
+  heartbeatTicks: 5,
+  preVote: true,
+  checkQuorum: true,
+  maxMsgBytes: 1 << 20,
+  maxInflightMsgs: 256,
+  maxInflightBytes: 32 << 20,
+  maxApplyBytes: 16 << 20,
+  snapshotChunkBytes: 1 << 20,
+};
+
+/** The role a node plays in its current term. */
+export type Role = "follower" | "preCandidate" | "candidate" | "leader";
+
+/** How the leader is currently feeding one follower. */
+export type ProgressState = "probe" | "replicate" | "snapshot";
+
+/** A FIFO of in-flight appends (last index and bytes of each) bounding pipelining. */
+class Inflights {
+  #idx: number[] = [];
+  #size: number[] = [];
+  #head = 0;
+  bytes = 0;
+
+  get count(): number {
+    return this.#idx.length - this.#head;
+  }
+
+  add(last: number, bytes: number): void {
+    this.#idx.push(last);
+    this.#size.push(bytes);
+    this.bytes += bytes;
+  }
+
+  /** Frees every append whose last index is <= index (acknowledged). */
+  freeLE(index: number): void {
+    while (this.#head < this.#idx.length && this.#idx[this.#head] <= index) {
+      this.bytes -= this.#size[this.#head];
+      this.#head++;
+    }
+    if (this.#head > 64 && this.#head * 2 > this.#idx.length) {
+      this.#idx = this.#idx.slice(this.#head);
+      this.#size = this.#size.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  reset(): void {
+    this.#idx = [];
+    this.#size = [];
+    this.#head = 0;
+    this.bytes = 0;
+  }
+}
+
+/** An InstallSnapshot transfer the leader is running for one follower. */
+interface SnapshotTransfer {
+  snapshot: Snapshot;
+  crc: number;
+  /** Next byte to send. */
+  offset: number;
+  /** Bytes the follower confirmed. */
+  acked: number;
+  /** Heartbeat rounds without progress; the chunk is resent after a few. */
+  stall: number;
+}
+
+/** The leader's view of one peer (Raft Figure 2 nextIndex/matchIndex plus flow control). */
+export class Progress {
+  match = 0;
+  next = 1;
+  state: ProgressState = "probe";
+  /** In probe state: one append is out, wait for its answer or a heartbeat reply. */
+  probeSent = false;
+  /** Heard from since the last CheckQuorum round. */
+  recentActive = false;
+  /** Snapshot index being installed while in snapshot state. */
+  pendingSnapshot = 0;
+  /** Highest ReadIndex context this peer acknowledged in the current term. */
+  ackCtx = 0;
+  transfer: SnapshotTransfer | undefined;
+  readonly inflights = new Inflights();
+
+  constructor(next: number) {
+    this.next = next;
+  }
+
+  becomeProbe(): void {
+    if (this.state === "snapshot") {
+      this.next = Math.max(this.match + 1, this.pendingSnapshot + 1);
+    } else {
+      this.next = this.match + 1;
+    }
+    this.state = "probe";
+    this.probeSent = false;
+    this.pendingSnapshot = 0;
+    this.transfer = undefined;
+    this.inflights.reset();
+  }
+
+  becomeReplicate(): void {
+    this.state = "replicate";
+    this.next = this.match + 1;
+    this.probeSent = false;
+    this.pendingSnapshot = 0;
+    this.transfer = undefined;
+    this.inflights.reset();
+  }
+
+  becomeSnapshot(index: number): void {
+    this.state = "snapshot";
+    this.pendingSnapshot = index;
+    this.probeSent = false;
+    this.inflights.reset();
+  }
+
+  /** Records that the peer holds our log up to n; returns whether match advanced. */
+  maybeUpdate(n: number): boolean {
+    let updated = false;
+    if (this.match < n) {
+      this.match = n;
+      updated = true;
+      this.probeSent = false;
+    }
+    this.next = Math.max(this.next, n + 1);
+    return updated;
+  }
+
+  isPaused(maxMsgs: number, maxBytes: number): boolean {
+    switch (this.state) {
+      case "probe":
+        return this.probeSent;
+      case "replicate":
+        return this.inflights.count >= maxMsgs || this.inflights.bytes >= maxBytes;
+      case "snapshot":
+        return true;
+    }
+  }
+}
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+/** CRC-32 (IEEE) of data; used to verify a reassembled snapshot before installing it. */
+export function crc32(data: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+const crcCache = new WeakMap<Uint8Array, number>();
+
+function cachedCrc(data: Uint8Array): number {
+  let c = crcCache.get(data);
+  if (c === undefined) {
+    c = crc32(data);
+    crcCache.set(data, c);
+  }
+  return c;
+}
+
+/** A snapshot being reassembled from chunks on a follower. */
+interface IncomingSnapshot {
+  index: number;
+  term: number;
+  peers: NodeId[];
+  total: number;
+  crc: number;
+  chunks: Uint8Array[];
+  received: number;
+}
+
+/** A ReadIndex request waiting for a quorum of heartbeat acknowledgements. */
+interface PendingRead {
+  ctx: number;
+  /** Commit index at request time; -1 until the leader has committed an entry of its term. */
+  index: number;
+}
+
+/** Options for constructing the core. */
+export interface RaftOptions extends RaftConfig {
+  id: NodeId;
+  /** All voters including this node (ignored when storage holds a non-empty membership). */
+  peers: NodeId[];
+  storage: Storage;
+  /** Last index the state machine already reflects (the restored snapshot's index). */
+  applied: number;
+  /** Uniform random number in [0, 1): the only randomness the core uses. */
+  rand: () => number;
+}
+
+/** The consensus state machine; reached only through RawNode. */
+export class Raft {
+  readonly id: NodeId;
+  readonly cfg: RaftConfig;
+  readonly log: RaftLog;
+  readonly peers: NodeId[];
+  readonly prs = new Map<NodeId, Progress>();
+  term = 0;
+  vote: NodeId = NONE;
+  lead: NodeId = NONE;
+  role: Role = "follower";
+  /** Messages that do not depend on the pending write (a leader's appends and heartbeats). */
+  msgsEarly: Message[] = [];
+  /** Messages that must wait until the pending write is durable. */
+  msgs: Message[] = [];
+  readStates: ReadState[] = [];
+  #votes = new Map<NodeId, boolean>();
+  #electionElapsed = 0;
+  #heartbeatElapsed = 0;
+  #randomizedElectionTimeout = 0;
+  #rand: () => number;
+  #needBroadcast = false;
+  #incoming: IncomingSnapshot | undefined;
+  #readSeq = 0;
+  #pendingReads: PendingRead[] = [];
+  /** Counters for metrics; read by the driver. */
+  readonly counters = { electionsStarted: 0, snapshotsSent: 0, snapshotsReceived: 0 };
+
+  constructor(opts: RaftOptions) {
+    this.id = opts.id;
+    this.cfg = {
+      electionTicks: opts.electionTicks,
+      heartbeatTicks: opts.heartbeatTicks,
+      preVote: opts.preVote,
+      checkQuorum: opts.checkQuorum,
+      maxMsgBytes: opts.maxMsgBytes,
+      maxInflightMsgs: opts.maxInflightMsgs,
+      maxInflightBytes: opts.maxInflightBytes,
+      maxApplyBytes: opts.maxApplyBytes,
+      snapshotChunkBytes: opts.snapshotChunkBytes,
+    };
+    if (this.cfg.heartbeatTicks < 1 || this.cfg.electionTicks <= this.cfg.heartbeatTicks) {
+      throw new RangeError(
+        `Invalid Raft timing: electionTicks (${this.cfg.electionTicks}) must exceed heartbeatTicks (${this.cfg.heartbeatTicks}) >= 1`,
+      );
+    }
+    this.#rand = opts.rand;
+    this.log = new RaftLog(opts.storage, opts.applied);
+    const { hardState, conf } = opts.storage.initialState();
+    const peers = conf.peers.length > 0 ? conf.peers : opts.peers;
+    this.peers = [...new Set(peers)].sort((a, b) => a - b);
+    if (this.peers.length === 0) throw new RangeError("Cannot start Raft: no peers given");
+    if (hardState.commit > this.log.lastIndex()) {
+      throw new Error(
+        `Raft invariant broken: persisted commit ${hardState.commit} is past last index ${this.log.lastIndex()}`,
+      );
+    }
+    this.term = hardState.term;
+    this.vote = hardState.vote;
+    this.log.commitTo(hardState.commit);
+    this.becomeFollower(this.term, NONE);
+  }
+
+  get quorum(): number {
+    return Math.floor(this.peers.length / 2) + 1;
+  }
+
+  hardState(): HardState {
+    return { term: this.term, vote: this.vote, commit: this.log.committed };
+  }
+
+  #promotable(): boolean {
+    return this.peers.includes(this.id);
+  }
+
+  #send(m: Message): void {
+    if (m.type === "app" || m.type === "heartbeat" || m.type === "snap") this.msgsEarly.push(m);
+    else this.msgs.push(m);
+  }
+
+  #resetRandomizedElectionTimeout(): void {
+    const e = this.cfg.electionTicks;
+    this.#randomizedElectionTimeout = e + Math.floor(this.#rand() * e);
+  }
+
+  #reset(term: number): void {
+    if (this.term !== term) {
+      this.term = term;
+      this.vote = NONE;
+    }
+    this.lead = NONE;
+    this.#electionElapsed = 0;
+    this.#heartbeatElapsed = 0;
+    this.#resetRandomizedElectionTimeout();
+    this.#votes.clear();
+    this.#needBroadcast = false;
+    this.#pendingReads = [];
+    this.prs.clear();
+    const last = this.log.lastIndex();
+    for (const p of this.peers) {
+      const pr = new Progress(last + 1);
+      if (p === this.id) pr.match = last;
+      this.prs.set(p, pr);
+    }
+  }
+
+  becomeFollower(term: number, lead: NodeId): void {
+    this.#reset(term);
+    this.lead = lead;
+    this.role = "follower";
+  }
+
+  becomePreCandidate(): void {
+    // Thesis §9.6: the term does not change until the pre-vote succeeds.
+    this.#votes.clear();
+    this.lead = NONE;
+    this.role = "preCandidate";
+    this.#resetRandomizedElectionTimeout();
+  }
+
+  becomeCandidate(): void {
+    this.#reset(this.term + 1);
+    this.vote = this.id;
+    this.role = "candidate";
+  }
+
+  becomeLeader(): void {
+    this.#reset(this.term);
+    this.lead = this.id;
+    this.role = "leader";
+    const self = this.prs.get(this.id);
+    if (self) {
+      self.becomeReplicate();
+      self.recentActive = true;
+    }
+    // Raft §8: a no-op entry lets the new leader commit (and learn the commit index) promptly.
+    this.#appendEntry(new Uint8Array(0));
+  }
+
+  /** Advances logical time by one tick. */
+  tick(): void {
+    if (this.role === "leader") this.#tickHeartbeat();
+    else this.#tickElection();
+  }
+
+  #tickElection(): void {
+    this.#electionElapsed++;
+    if (this.#promotable() && this.#electionElapsed >= this.#randomizedElectionTimeout) {
+      this.#electionElapsed = 0;
+      this.campaign(this.cfg.preVote);
+    }
+  }
+
+  #tickHeartbeat(): void {
+    this.#heartbeatElapsed++;
+    this.#electionElapsed++;
+    if (this.#electionElapsed >= this.cfg.electionTicks) {
+      this.#electionElapsed = 0;
+      if (this.cfg.checkQuorum) {
+        let active = 0;
+        for (const [id, pr] of this.prs) {
+          if (id === this.id || pr.recentActive) active++;
+          if (id !== this.id) pr.recentActive = false;
+        }
+        if (active < this.quorum) {
+          this.becomeFollower(this.term, NONE);
+          return;
+        }
+      }
+    }
+    if (this.#heartbeatElapsed >= this.cfg.heartbeatTicks) {
+      this.#heartbeatElapsed = 0;
+      this.#bcastHeartbeat();
+      for (const [id, pr] of this.prs) {
+        const t = pr.transfer;
+        if (id === this.id || pr.state !== "snapshot" || !t) continue;
+        // A lost chunk (or a restarted follower) stalls the transfer: resend from the last ack.
+        if (++t.stall >= 4) {
+          t.stall = 0;
+          t.offset = t.acked;
+          this.#sendSnapshotChunk(id, pr);
+        }
+      }
+    }
+  }
+
+  /** Starts an election (or a pre-vote round first). */
+  campaign(pre: boolean): void {
+    let type: "vote" | "preVote";
+    let voteTerm: number;
+    if (pre) {
+      this.becomePreCandidate();
+      type = "preVote";
+      voteTerm = this.term + 1;
+    } else {
+      this.becomeCandidate();
+      this.counters.electionsStarted++;
+      type = "vote";
+      voteTerm = this.term;
+    }
+    if (this.#poll(this.id, true) >= this.quorum) {
+      // Single-node cluster: we are the quorum.
+      if (pre) this.campaign(false);
+      else this.becomeLeader();
+      return;
+    }
+    const index = this.log.lastIndex();
+    const logTerm = this.log.lastTerm();
+    for (const p of this.peers) {
+      if (p === this.id) continue;
+      this.#send({ type, from: this.id, to: p, term: voteTerm, index, logTerm });
+    }
+  }
+
+  /** Records a vote and returns the number of grants. */
+  #poll(id: NodeId, granted: boolean): number {
+    if (!this.#votes.has(id)) this.#votes.set(id, granted);
+    let n = 0;
+    for (const v of this.#votes.values()) if (v) n++;
+    return n;
+  }
+
+  #rejections(): number {
+    let n = 0;
+    for (const v of this.#votes.values()) if (!v) n++;
+    return n;
+  }
+
+  /** Feeds one message from a peer into the state machine. */
+  step(m: Message): void {
+    if (m.to !== this.id || m.from === this.id || !this.prs.has(m.from)) return;
+    if (m.term > this.term) {
+      if (m.type === "vote" || m.type === "preVote") {
+        // Thesis §4.2.3: while we hear from a live leader, ignore would-be disruptors.
+        const inLease = this.cfg.checkQuorum && this.lead !== NONE &&
+          this.#electionElapsed < this.cfg.electionTicks;
+        if (inLease) return;
+      }
+      if (m.type === "preVote" || (m.type === "preVoteResp" && !m.reject)) {
+        // A pre-vote (or a grant of ours) carries the future term; do not adopt it.
+      } else if (m.type === "app" || m.type === "heartbeat" || m.type === "snap") {
+        this.becomeFollower(m.term, m.from);
+      } else {
+        this.becomeFollower(m.term, NONE);
+      }
+    } else if (m.term < this.term) {
+      if (
+        (this.cfg.checkQuorum || this.cfg.preVote) &&
+        (m.type === "app" || m.type === "heartbeat" || m.type === "snap")
+      ) {
+        // A stale leader (e.g. after a partition) learns our term and steps down; without this
+        // a node stuck at a higher term could never rejoin when pre-votes are rejected.
+        this.#send(this.#appResp(m.from, 0, false));
+      } else if (m.type === "preVote") {
+        this.#send({
+          type: "preVoteResp",
+          from: this.id,
+          to: m.from,
+          term: this.term,
+          reject: true,
+        });
+      }
+      return;
+    }
+
+    if (m.type === "vote" || m.type === "preVote") {
+      this.#handleVote(m);
+      return;
+    }
+    switch (this.role) {
+      case "leader":
+        this.#stepLeader(m);
+        break;
+      case "candidate":
+      case "preCandidate":
+        this.#stepCandidate(m);
+        break;
+      case "follower":
+        this.#stepFollower(m);
+        break;
+    }
+  }
+
+  #handleVote(m: VoteMessage): void {
+    const canVote = this.vote === m.from ||
+      (this.vote === NONE && this.lead === NONE) ||
+      (m.type === "preVote" && m.term > this.term);
+    const respType = m.type === "vote" ? "voteResp" : "preVoteResp";
+    // Raft §5.4.1: only grant to candidates whose log is at least as up to date as ours.
+    if (canVote && this.log.isUpToDate(m.index, m.logTerm)) {
+      this.#send({ type: respType, from: this.id, to: m.from, term: m.term, reject: false });
+      if (m.type === "vote") {
+        this.#electionElapsed = 0;
+        this.vote = m.from;
+      }
+    } else {
+      this.#send({ type: respType, from: this.id, to: m.from, term: this.term, reject: true });
+    }
+  }
+
+  #stepCandidate(m: Message): void {
+    switch (m.type) {
+      case "app":
+      case "heartbeat":
+      case "snap":
+        this.becomeFollower(m.term, m.from);
+        this.#stepFollower(m);
+        return;
+      case "voteResp":
+      case "preVoteResp": {
+        const mine = this.role === "candidate" ? "voteResp" : "preVoteResp";
+        if (m.type !== mine) return;
+        const granted = this.#poll(m.from, !m.reject);
+        if (granted >= this.quorum) {
+          if (this.role === "preCandidate") this.campaign(false);
+          else this.becomeLeader();
+        } else if (this.#rejections() >= this.quorum) {
+          this.becomeFollower(this.term, NONE);
+        }
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  #stepFollower(m: Message): void {
+    switch (m.type) {
+      case "app":
+        this.#electionElapsed = 0;
+        this.lead = m.from;
+        this.#handleAppend(m);
+        return;
+      case "heartbeat":
+        this.#electionElapsed = 0;
+        this.lead = m.from;
+        this.#handleHeartbeat(m);
+        return;
+      case "snap":
+        this.#electionElapsed = 0;
+        this.lead = m.from;
+        this.#handleSnapshot(m);
+        return;
+      default:
+        return;
+    }
+  }
+
+  #appResp(to: NodeId, index: number, reject: boolean, hintIndex = 0, hintTerm = 0) {
+    return {
+      type: "appResp" as const,
+      from: this.id,
+      to,
+      term: this.term,
+      index,
+      reject,
+      hintIndex,
+      hintTerm,
+    };
+  }
+
+  #handleAppend(m: AppendMessage): void {
+    const log = this.log;
+    if (m.index < log.committed) {
+      this.#send(this.#appResp(m.from, log.committed, false));
+      return;
+    }
+    const last = log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
+    if (last !== undefined) {
+      this.#send(this.#appResp(m.from, last, false));
+      return;
+    }
+    // Fast backup: tell the leader the conflicting term and where it starts in our log, or how
+    // short our log is, so it skips a whole term per round trip instead of one entry.
+    const li = log.lastIndex();
+    if (m.index > li) {
+      this.#send(this.#appResp(m.from, m.index, true, li + 1, 0));
+      return;
+    }
+    const t = log.term(m.index);
+    // Terms never decrease along the log: binary search the first index holding term t.
+    let lo = log.committed + 1;
+    let hi = m.index;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (log.term(mid) >= t) hi = mid;
+      else lo = mid + 1;
+    }
+    this.#send(this.#appResp(m.from, m.index, true, lo, t));
+  }
+
+  #handleHeartbeat(m: HeartbeatMessage): void {
+    // The leader sends min(match, commit), which our log is known to hold.
+    this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
+    this.#send({ type: "heartbeatResp", from: this.id, to: m.from, term: this.term, ctx: m.ctx });
+  }
+
+  #snapResp(to: NodeId, index: number, offset: number, reject: boolean): SnapshotResponseMessage {
+    return { type: "snapResp", from: this.id, to, term: this.term, index, offset, reject };
+  }
+
+  #handleSnapshot(m: SnapshotMessage): void {
+    if (m.index <= this.log.committed) {
+      this.#incoming = undefined;
+      this.#send(this.#appResp(m.from, this.log.committed, false));
+      return;
+    }
+    let inc = this.#incoming;
+    const same = inc !== undefined && inc.index === m.index && inc.term === m.logTerm &&
+      inc.crc === m.crc && inc.total === m.total;
+    if (m.offset === 0) {
+      inc = this.#incoming = {
+        index: m.index,
+        term: m.logTerm,
+        peers: m.peers.slice(),
+        total: m.total,
+        crc: m.crc,
+        chunks: [],
+        received: 0,
+      };
+    } else if (!same || inc === undefined || inc.received !== m.offset) {
+      // Out of order, duplicate, or from a transfer we lost (restart): say where we are.
+      this.#send(this.#snapResp(m.from, m.index, same && inc ? inc.received : 0, true));
+      return;
+    }
+    inc.chunks.push(m.data);
+    inc.received += m.data.length;
+    if (!m.done) {
+      this.#send(this.#snapResp(m.from, m.index, inc.received, false));
+      return;
+    }
+    this.#incoming = undefined;
+    const data = new Uint8Array(inc.received);
+    let off = 0;
+    for (const c of inc.chunks) {
+      data.set(c, off);
+      off += c.length;
+    }
+    if (inc.received !== inc.total || crc32(data) !== inc.crc) {
+      // Never install a damaged snapshot: make the leader start over.
+      this.#send(this.#snapResp(m.from, m.index, 0, true));
+      return;
+    }
+    const snap: Snapshot = {
+      meta: { index: inc.index, term: inc.term, conf: { peers: inc.peers } },
+      data,
+    };
+    if (this.restore(snap)) {
+      this.counters.snapshotsReceived++;
+      this.#send(this.#appResp(m.from, this.log.lastIndex(), false));
+    } else {
+      this.#send(this.#appResp(m.from, this.log.committed, false));
+    }
+  }
+
+  /** Installs a received snapshot unless our log already covers it; returns whether it did. */
+  restore(s: Snapshot): boolean {
+    if (s.meta.index <= this.log.committed) return false;
+    if (this.log.matchTerm(s.meta.index, s.meta.term)) {
+      // Raft §7: our log already holds the snapshot's last entry; keep the entries after it.
+      this.log.commitTo(s.meta.index);
+      return false;
+    }
+    this.log.restore(s);
+    const self = this.prs.get(this.id);
+    if (self) {
+      self.match = s.meta.index;
+      self.next = s.meta.index + 1;
+    }
+    return true;
+  }
+
+  #stepLeader(m: Message): void {
+    const pr = this.prs.get(m.from);
+    if (!pr) return;
+    switch (m.type) {
+      case "appResp":
+        pr.recentActive = true;
+        this.#handleAppendResponse(m, pr);
+        return;
+      case "heartbeatResp":
+        pr.recentActive = true;
+        pr.probeSent = false;
+        if (pr.match < this.log.lastIndex()) this.#sendAppend(m.from, pr, true);
+        if (m.ctx > pr.ackCtx) {
+          pr.ackCtx = m.ctx;
+          this.#releaseReads();
+        }
+        return;
+      case "snapResp": {
+        pr.recentActive = true;
+        const t = pr.transfer;
+        if (pr.state !== "snapshot" || !t || m.index !== pr.pendingSnapshot) return;
+        t.stall = 0;
+        if (m.reject) {
+          t.offset = m.offset;
+          t.acked = m.offset;
+          this.#sendSnapshotChunk(m.from, pr);
+        } else if (m.offset > t.acked) {
+          t.acked = m.offset;
+          if (t.acked === t.offset && t.offset < t.snapshot.data.length) {
+            this.#sendSnapshotChunk(m.from, pr);
+          }
+        }
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  #handleAppendResponse(m: AppendResponseMessage, pr: Progress): void {
+    if (m.reject) {
+      if (pr.state === "snapshot") return;
+      if (m.index <= pr.match || m.index >= pr.next) return; // stale
+      if (pr.state === "probe" && m.index !== pr.next - 1) return; // answers an older probe
+      pr.becomeProbe();
+      pr.next = Math.max(pr.match + 1, Math.min(this.#backupNext(m), m.index));
+      this.#sendAppend(m.from, pr, true);
+      return;
+    }
+    const paused = pr.isPaused(this.cfg.maxInflightMsgs, this.cfg.maxInflightBytes);
+    if (!pr.maybeUpdate(m.index)) {
+      if (paused && pr.state === "probe") this.#sendAppend(m.from, pr, false);
+      return;
+    }
+    if (pr.state === "probe") {
+      pr.becomeReplicate();
+    } else if (pr.state === "snapshot") {
+      if (pr.match >= pr.pendingSnapshot) pr.becomeReplicate();
+    } else {
+      pr.inflights.freeLE(m.index);
+    }
+    if (this.#maybeCommit()) this.#onCommitAdvanced();
+    // Keep the pipe full: send whatever the follower is missing, within flow-control bounds.
+    while (this.#sendAppend(m.from, pr, false)) {
+      if (pr.state !== "replicate") break;
+    }
+  }
+
+  /** Fast backup, leader side: the index after our last entry of the conflicting term. */
+  #backupNext(m: AppendResponseMessage): number {
+    if (m.hintTerm === 0) return m.hintIndex;
+    const log = this.log;
+    let lo = log.firstIndex() - 1;
+    let hi = Math.min(m.index, log.lastIndex());
+    if (hi < lo) return m.hintIndex;
+    // Largest j in [lo, hi] with term(j) <= hintTerm (terms are non-decreasing).
+    if (log.term(lo) > m.hintTerm) return m.hintIndex;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (log.term(mid) <= m.hintTerm) lo = mid;
+      else hi = mid - 1;
+    }
+    return log.term(lo) === m.hintTerm ? lo + 1 : m.hintIndex;
+  }
+
+  /** Sends the entries a follower misses (or a snapshot); returns whether anything was sent. */
+  #sendAppend(to: NodeId, pr: Progress, sendIfEmpty: boolean): boolean {
+    if (pr.isPaused(this.cfg.maxInflightMsgs, this.cfg.maxInflightBytes)) return false;
+    const log = this.log;
+    if (pr.next > log.lastIndex() + 1) pr.next = log.lastIndex() + 1;
+    const prev = pr.next - 1;
+    const prevTerm = log.termOrUndefined(prev);
+    let ents: Entry[] | undefined;
+    if (prevTerm !== undefined) {
+      try {
+        ents = log.entriesFrom(pr.next, this.cfg.maxMsgBytes);
+      } catch (err) {
+        if (!(err instanceof CompactedError)) throw err;
+      }
+    }
+    if (prevTerm === undefined || ents === undefined) return this.#sendSnapshot(to, pr);
+    if (ents.length === 0 && !sendIfEmpty) return false;
+    const msg: AppendMessage = {
+      type: "app",
+      from: this.id,
+      to,
+      term: this.term,
+      index: prev,
+      logTerm: prevTerm,
+      entries: ents,
+      commit: log.committed,
+    };
+    this.#send(msg);
+    if (pr.state === "replicate") {
+      if (ents.length > 0) {
+        const last = ents[ents.length - 1].index;
+        let bytes = 0;
+        for (const e of ents) bytes += e.data.length;
+        pr.next = last + 1;
+        pr.inflights.add(last, bytes);
+      }
+    } else {
+      pr.probeSent = true;
+    }
+    return ents.length > 0 || sendIfEmpty;
+  }
+
+  #sendSnapshot(to: NodeId, pr: Progress): boolean {
+    const snap = this.log.snapshot();
+    if (snap.meta.index === 0) return false;
+    pr.becomeSnapshot(snap.meta.index);
+    pr.transfer = { snapshot: snap, crc: cachedCrc(snap.data), offset: 0, acked: 0, stall: 0 };
+    this.counters.snapshotsSent++;
+    this.#sendSnapshotChunk(to, pr);
+    return true;
+  }
+
+  #sendSnapshotChunk(to: NodeId, pr: Progress): void {
+    const t = pr.transfer;
+    if (!t) return;
+    const data = t.snapshot.data;
+    const end = Math.min(data.length, t.offset + this.cfg.snapshotChunkBytes);
+    this.#send({
+      type: "snap",
+      from: this.id,
+      to,
+      term: this.term,
+      index: t.snapshot.meta.index,
+      logTerm: t.snapshot.meta.term,
+      peers: t.snapshot.meta.conf.peers.slice(),
+      offset: t.offset,
+      total: data.length,
+      crc: t.crc,
+      data: data.subarray(t.offset, end),
+      done: end === data.length,
+    });
+    t.offset = end;
+  }
+
+  #bcastHeartbeat(): void {
+    for (const [id, pr] of this.prs) {
+      if (id === this.id) continue;
+      this.#send({
+        type: "heartbeat",
+        from: this.id,
+        to: id,
+        term: this.term,
+        commit: Math.min(pr.match, this.log.committed),
+        ctx: this.#readSeq,
+      });
+    }
+  }
+
+  /** Raft §5.3/§5.4.2: commit the highest index a quorum holds, if it is from our term. */
+  #maybeCommit(): boolean {
+    const matches: number[] = [];
+    for (const pr of this.prs.values()) matches.push(pr.match);
+    matches.sort((a, b) => b - a);
+    return this.log.maybeCommit(matches[this.quorum - 1], this.term);
+  }
+
+  #onCommitAdvanced(): void {
+    // Thesis §6.4: reads can be served only once an entry of this term is committed.
+    let any = false;
+    for (const r of this.#pendingReads) {
+      if (r.index < 0) {
+        r.index = this.log.committed;
+        any = true;
+      }
+    }
+    if (any) this.#releaseReads();
+  }
+
+  #appendEntry(data: Uint8Array): number {
+    const index = this.log.lastIndex() + 1;
+    this.log.append([{ index, term: this.term, data }]);
+    const self = this.prs.get(this.id);
+    if (self) self.maybeUpdate(index);
+    if (this.#maybeCommit()) this.#onCommitAdvanced();
+    this.#needBroadcast = true;
+    return index;
+  }
+
+  /** Appends a command if leader; returns its index, or 0 when not the leader. */
+  propose(data: Uint8Array): number {
+    if (this.role !== "leader") return 0;
+    return this.#appendEntry(data);
+  }
+
+  /** Sends appends for proposals made this turn: one message per follower for the whole batch. */
+  flushBroadcast(): void {
+    if (!this.#needBroadcast) return;
+    this.#needBroadcast = false;
+    if (this.role !== "leader") return;
+    for (const [id, pr] of this.prs) {
+      if (id === this.id) continue;
+      while (this.#sendAppend(id, pr, false)) {
+        if (pr.state !== "replicate") break;
+      }
+    }
+  }
+
+  /**
+   * Starts a ReadIndex round (thesis §6.4); returns its context (> 0), or 0 when not leader.
+   * The confirmed read index appears in readStates once a quorum acknowledged leadership.
+   */
+  readIndex(): number {
+    if (this.role !== "leader") return 0;
+    const ctx = ++this.#readSeq;
+    const committedInTerm = this.log.term(this.log.committed) === this.term;
+    this.#pendingReads.push({ ctx, index: committedInTerm ? this.log.committed : -1 });
+    if (this.quorum === 1) this.#releaseReads();
+    else this.#bcastHeartbeat();
+    return ctx;
+  }
+
+  #releaseReads(): void {
+    while (this.#pendingReads.length > 0) {
+      const r = this.#pendingReads[0];
+      if (r.index < 0) return;
+      let acks = 0;
+      for (const [id, pr] of this.prs) if (id === this.id || pr.ackCtx >= r.ctx) acks++;
+      if (acks < this.quorum) return;
+      this.#pendingReads.shift();
+      this.readStates.push({ ctx: r.ctx, index: r.index });
+    }
+  }
+
+  /** The transport could not reach `id`: stop pipelining to it until it answers again. */
+  reportUnreachable(id: NodeId): void {
+    if (this.role !== "leader") return;
+    const pr = this.prs.get(id);
+    if (!pr || id === this.id) return;
+    if (pr.state === "replicate") pr.becomeProbe();
+    else if (pr.state === "snapshot" && pr.transfer) pr.transfer.offset = pr.transfer.acked;
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * RawNode: the one door into the consensus core. The caller ticks it, steps messages and
+ * proposals into it, then takes a Ready, persists and sends what it says, and calls advance().
+ * Pure and synchronous; the async driver around it is node.ts.
+ */
+import { DEFAULT_RAFT_CONFIG, type Progress, Raft, type RaftConfig, type Role } from "./raft.ts";
+import type { Storage } from "./storage.ts";
+import type { HardState, Message, NodeId, Ready } from "./types.ts";
+
+/** Options for a RawNode. */
+export interface RawNodeOptions {
+  id: NodeId;
+  /** All voters including this node; storage's recorded membership wins when present. */
+  peers: NodeId[];
+  storage: Storage;
+  /** Index the state machine already reflects (usually storage.snapshot().meta.index). */
+  applied?: number;
+  /** Uniform random in [0, 1); seed it in tests. */
+  rand: () => number;
+  config?: Partial<RaftConfig>;
+}
+
+/** A read-only view of one follower's replication progress. */
+export interface ProgressStatus {
+  match: number;
+  next: number;
+  state: Progress["state"];
+  recentActive: boolean;
+}
+
+/** A snapshot of the core's volatile and persistent state, for status pages and tests. */
+export interface RawStatus {
+  id: NodeId;
+  role: Role;
+  term: number;
+  vote: NodeId;
+  leader: NodeId;
+  commit: number;
+  applied: number;
+  lastIndex: number;
+  snapshotIndex: number;
+  progress?: Record<string, ProgressStatus>;
+}
+
+function sameHardState(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}
+
+/** The synchronous interface to the Raft core. */
+export class RawNode {
+  readonly #raft: Raft;
+  #prevHardState: HardState;
+
+  constructor(opts: RawNodeOptions) {
+    const cfg = { ...DEFAULT_RAFT_CONFIG, ...opts.config };
+    this.#raft = new Raft({
+      ...cfg,
+      id: opts.id,
+      peers: opts.peers,
+      storage: opts.storage,
+      applied: opts.applied ?? opts.storage.snapshot().meta.index,
+      rand: opts.rand,
+    });
+    this.#prevHardState = opts.storage.initialState().hardState;
+  }
+
+  /** Advances logical time by one tick (elections, heartbeats, CheckQuorum). */
+  tick(): void {
+    this.#raft.tick();
+  }
+
+  /** Steps a message received from a peer; messages for other nodes or unknown peers are ignored. */
+  step(m: Message): void {
+    this.#raft.step(m);
+  }
+
+  /** Starts an election now (tests, leadership hand-off); PreVote still applies. */
+  campaign(): void {
+    if (this.#raft.role !== "leader") this.#raft.campaign(this.#raft.cfg.preVote);
+  }
+
+  /**
+   * Appends a command to the leader's log; returns its index (its term is status().term), or 0
+   * when this node is not the leader. Proposals made before the next ready() share one Ready.
+   */
+  propose(data: Uint8Array): number {
+    return this.#raft.propose(data);
+  }
+
+  /** Starts a ReadIndex round; returns its context (> 0), or 0 when not the leader. */
+  readIndex(): number {
+    return this.#raft.readIndex();
+  }
+
+  /** The transport failed to deliver to `id`. */
+  reportUnreachable(id: NodeId): void {
+    this.#raft.reportUnreachable(id);
+  }
+
+  /** Whether ready() would return anything to do. */
+  hasReady(): boolean {
+    const r = this.#raft;
+    r.flushBroadcast();
+    const log = r.log;
+    return r.msgs.length > 0 || r.msgsEarly.length > 0 || log.unstable.entries.length > 0 ||
+      log.unstable.snapshot !== undefined || log.hasNextCommitted() || r.readStates.length > 0 ||
+      !sameHardState(r.hardState(), this.#prevHardState);
+  }
+
+  /** Collects everything the driver must persist, send and apply; follow with advance(rd). */
+  ready(): Ready {
+    const r = this.#raft;
+    r.flushBroadcast();
+    const log = r.log;
+    const hs = r.hardState();
+    const messages = r.msgsEarly.length === 0 ? r.msgs : r.msgsEarly.concat(r.msgs);
+    const rd: Ready = {
+      entries: log.unstable.entries.slice(),
+      messages,
+      safeBefore: r.msgsEarly.length,
+      committedEntries: log.nextCommitted(r.cfg.maxApplyBytes),
+      readStates: r.readStates,
+    };
+    if (!sameHardState(hs, this.#prevHardState)) rd.hardState = hs;
+    if (log.unstable.snapshot) rd.snapshot = log.unstable.snapshot;
+    r.msgs = [];
+    r.msgsEarly = [];
+    r.readStates = [];
+    return rd;
+  }
+
+  /** Tells the core that rd was persisted, sent and applied. */
+  advance(rd: Ready): void {
+    const log = this.#raft.log;
+    if (rd.hardState) this.#prevHardState = rd.hardState;
+    if (rd.entries.length > 0) {
+      const last = rd.entries[rd.entries.length - 1];
+      log.unstable.stableTo(last.index, last.term);
+    }
+    if (rd.snapshot) {
+      log.unstable.stableSnapTo(rd.snapshot.meta.index);
+      log.appliedTo(rd.snapshot.meta.index);
+    }
+    if (rd.committedEntries.length > 0) {
+      log.appliedTo(rd.committedEntries[rd.committedEntries.length - 1].index);
+    }
+  }
+
+  /** Current role. */
+  get role(): Role {
+    return this.#raft.role;
+  }
+
+  /** Current term. */
+  get term(): number {
+    return this.#raft.term;
+  }
+
+  /** The leader this node knows of (0 when none). */
+  get leader(): NodeId {
+    return this.#raft.lead;
+  }
+
+  /** Highest committed index known to this node. */
+  get commit(): number {
+    return this.#raft.log.committed;
+  }
+
+  /** Term of entry i in this node's log (including unpersisted entries), or undefined. */
+  termAt(i: number): number | undefined {
+    return this.#raft.log.termOrUndefined(i);
+  }
+
+  /** Core counters (elections started, snapshots sent/received). */
+  counters(): Readonly<Raft["counters"]> {
+    return this.#raft.counters;
+  }
+
+  /** Role, term, leader, indexes and (on a leader) per-follower progress. */
+  status(): RawStatus {
+    const r = this.#raft;
+    const s: RawStatus = {
+      id: r.id,
+      role: r.role,
+      term: r.term,
+      vote: r.vote,
+      leader: r.lead,
+      commit: r.log.committed,
+      applied: r.log.applied,
+      lastIndex: r.log.lastIndex(),
+      snapshotIndex: r.log.firstIndex() - 1,
+    };
+    if (r.role === "leader") {
+      s.progress = {};
+      for (const [id, pr] of r.prs) {
+        if (id === r.id) continue;
+        s.progress[id] = {
+          match: pr.match,
+          next: pr.next,
+          state: pr.state,
+          recentActive: pr.recentActive,
+        };
+      }
+    }
+    return s;
+  }
+}
