@@ -102,7 +102,9 @@ export class DiskStorage implements DurableStorage {
           if (last <= base) return undefined;
           const start = Math.max(rec.first, base + 1);
           if (start > base + ents.length + 1) {
-            return `entries start at ${start} but the log ends at ${base + ents.length}`;
+            return `entries start at ${start} but the log ends at ${
+              base + ents.length
+            } (is a snapshot missing or corrupt?)`;
           }
           // A record starting at i replaces everything from i on (a conflict truncation).
           ents.length = start - base - 1;
