@@ -47,6 +47,21 @@ async function writeIntermediate(path: string, data: Uint8Array): Promise<void> 
   }
 }
 
+/** Values of one key the map side collects before combining them into one. */
+const COMBINE_BATCH = 32;
+
+function combined(
+  combine: NonNullable<MapReduceApp["combine"]>,
+  key: string,
+  values: string[],
+): string {
+  const value: unknown = combine(key, values);
+  if (typeof value !== "string") {
+    throw new TypeError(`combine returned ${typeof value} for key ${key}, expected a string`);
+  }
+  return value;
+}
+
 function checkPair(pair: unknown, index: number): asserts pair is { key: string; value: string } {
   const p = pair as { key?: unknown; value?: unknown } | null;
   if (typeof p?.key !== "string" || typeof p.value !== "string") {
@@ -74,24 +89,29 @@ export async function runMapTask(
   }
   const buckets: string[][] = Array.from({ length: nReduce }, () => []);
   if (app.combine) {
-    // Group first: with a combiner, each distinct key becomes one intermediate line, so the
-    // per-pair cost is one Map lookup and the hashing and encoding run once per distinct key.
+    // Group first: with a combiner each distinct key becomes one intermediate line, so hashing
+    // and encoding run once per distinct key. A key's pending values are combined every
+    // COMBINE_BATCH values (combiners may run any number of times on partial lists, as in the
+    // MapReduce paper §4.3), which keeps arrays small: long arrays of "1"s dominated the cost.
+    const combine = app.combine;
     const groups = new Map<string, string[]>();
     for (let i = 0; i < pairs.length; i++) {
       const pair = pairs[i];
       checkPair(pair, i);
       const values = groups.get(pair.key);
-      if (values) values.push(pair.value);
-      else groups.set(pair.key, [pair.value]);
+      if (values === undefined) {
+        groups.set(pair.key, [pair.value]);
+      } else if (values.length < COMBINE_BATCH) {
+        values.push(pair.value);
+      } else {
+        values[0] = combined(combine, pair.key, values);
+        values.length = 1;
+        values.push(pair.value);
+      }
     }
     for (const [key, values] of groups) {
-      const combined: unknown = app.combine(key, values);
-      if (typeof combined !== "string") {
-        throw new TypeError(
-          `combine returned ${typeof combined} for key ${key}, expected a string`,
-        );
-      }
-      buckets[partition(key, nReduce)].push(encodePair(key, combined));
+      const value = combined(combine, key, values);
+      buckets[partition(key, nReduce)].push(encodePair(key, value));
     }
   } else {
     for (let i = 0; i < pairs.length; i++) {
