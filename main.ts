@@ -4,10 +4,20 @@
  */
 import { type Command, commandHelp, parseCommandArgs, UsageError } from "./cli/command.ts";
 import denoConfig from "./deno.json" with { type: "json" };
+import { clusterCommand } from "./kv/cluster_cli.ts";
+import { kvCommand } from "./kv/kv_cli.ts";
+import { serveCommand } from "./kv/serve_cli.ts";
 import { coordinatorCommand, mrRunCommand, workerCommand } from "./mr/cli.ts";
 
 /** Every working subcommand, in the order --help lists them. */
-const COMMANDS: Command[] = [coordinatorCommand, workerCommand, mrRunCommand];
+const COMMANDS: Command[] = [
+  serveCommand,
+  clusterCommand,
+  kvCommand,
+  coordinatorCommand,
+  workerCommand,
+  mrRunCommand,
+];
 
 /** The program version, from deno.json. */
 export const VERSION: string = denoConfig.version;

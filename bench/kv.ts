@@ -1,0 +1,174 @@
+/**
+ * `deno task bench kv [--duration 5s] [--steady 60s] [--failovers 5]`: raftmr against etcd on the
+ * same machine in the same run. Both get a 3-node cluster on loopback with fsync on, data on the
+ * normal disk; wrk drives both over HTTP (raftmr through PUT/GET /v1/kv/{key}, etcd through its
+ * v3 JSON gateway) with 100-byte values over 1000 keys, at the leader and at a follower. Runs
+ * alternate A B A B so drift on a shared machine hits both. Without etcd, raftmr runs alone.
+ */
+import { parseArgs } from "node:util";
+import { parseDuration } from "../cli/command.ts";
+import { printTable } from "./table.ts";
+import { type Cluster, EtcdCluster, RaftmrCluster } from "./kv_clusters.ts";
+import { runWrk, type WrkResult } from "./wrk.ts";
+
+interface Workload {
+  name: string;
+  op: "put" | "get";
+  connections: number;
+  target: "leader" | "follower";
+}
+
+const WORKLOADS: Workload[] = [
+  { name: "PUT c=1 leader", op: "put", connections: 1, target: "leader" },
+  { name: "PUT c=64 leader", op: "put", connections: 64, target: "leader" },
+  { name: "PUT c=1 follower", op: "put", connections: 1, target: "follower" },
+  { name: "PUT c=64 follower", op: "put", connections: 64, target: "follower" },
+  { name: "GET c=1 leader", op: "get", connections: 1, target: "leader" },
+  { name: "GET c=64 leader", op: "get", connections: 64, target: "leader" },
+  { name: "GET c=1 follower", op: "get", connections: 1, target: "follower" },
+  { name: "GET c=64 follower", op: "get", connections: 64, target: "follower" },
+];
+
+/** Runs the KV benchmark and prints one table with both systems' figures and ratios. */
+export async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      duration: { type: "string", default: "5s" },
+      steady: { type: "string", default: "60s" },
+      failovers: { type: "string", default: "5" },
+      only: { type: "string" },
+    },
+  });
+  const durationMs = parseDuration(values.duration!, "--duration");
+  const steadyMs = parseDuration(values.steady!, "--steady");
+  const failovers = Number(values.failovers);
+  if (!(await commandExists("wrk"))) {
+    console.error("wrk is not installed: apt-get update && apt-get install -y wrk");
+    Deno.exit(1);
+  }
+  const withEtcd = await commandExists("etcd") && values.only !== "raftmr";
+  if (!withEtcd) {
+    console.error(
+      "etcd is not installed (apt-get install -y etcd-server): measuring raftmr alone",
+    );
+  }
+  const root = await Deno.makeTempDir({ dir: Deno.cwd(), prefix: ".bench-kv-" });
+  const systems: Cluster[] = [await RaftmrCluster.start(`${root}/raftmr`)];
+  if (withEtcd) systems.push(await EtcdCluster.start(`${root}/etcd`));
+  try {
+    for (const system of systems) await system.preload(1000);
+    const results = new Map<string, WrkResult[]>();
+    for (const workload of WORKLOADS) {
+      // A B A B: both systems see the same machine conditions.
+      for (let round = 0; round < 2; round++) {
+        for (const system of systems) {
+          const url = await system.url(workload.target);
+          const script = await system.wrkScript(workload.op, root);
+          const result = await runWrk(url, script, workload.connections, durationMs);
+          const key = `${system.name}|${workload.name}`;
+          results.set(key, [...(results.get(key) ?? []), result]);
+        }
+      }
+    }
+    const failoverFigures = new Map<string, number[]>();
+    for (let run = 0; run < failovers; run++) {
+      for (const system of systems) {
+        const ms = await system.failover();
+        failoverFigures.set(system.name, [...(failoverFigures.get(system.name) ?? []), ms]);
+      }
+    }
+    const steady = new Map<string, number>();
+    if (steadyMs > 0) {
+      for (const system of systems) {
+        const before = await system.leaderChanges();
+        const script = await system.wrkScript("put", root);
+        await runWrk(await system.url("leader"), script, 64, steadyMs);
+        steady.set(system.name, (await system.leaderChanges()) - before);
+      }
+    }
+    report(systems.map((s) => s.name), results, failoverFigures, steady, durationMs, steadyMs);
+  } finally {
+    for (const system of systems) await system.stop();
+    await Deno.remove(root, { recursive: true }).catch(() => {});
+  }
+}
+
+function report(
+  names: string[],
+  results: Map<string, WrkResult[]>,
+  failovers: Map<string, number[]>,
+  steady: Map<string, number>,
+  durationMs: number,
+  steadyMs: number,
+): void {
+  const [ours, theirs] = names;
+  console.log(
+    `KV benchmark, ${
+      new Date().toISOString().slice(0, 10)
+    }, ${Deno.build.os} ${Deno.build.arch}, ` +
+      `${navigator.hardwareConcurrency} cores; ${
+        durationMs / 1000
+      } s per run, 2 runs each (A B A B), ` +
+      "100-byte values over 1000 keys, wrk over HTTP",
+  );
+  const header = ["workload", ...names.flatMap((n) => [`${n} req/s`, `${n} p50`, `${n} p99`])];
+  if (theirs) header.push("throughput ratio", "p99 ratio");
+  const rows: string[][] = [];
+  for (const workload of WORKLOADS) {
+    const row = [workload.name];
+    const merged = names.map((n) => mergeRuns(results.get(`${n}|${workload.name}`) ?? []));
+    for (const m of merged) row.push(fmt(m.requestsPerSecond), ms(m.p50Ms), ms(m.p99Ms));
+    if (theirs) {
+      row.push(
+        `${(merged[0].requestsPerSecond / merged[1].requestsPerSecond).toFixed(2)}x`,
+        `${(merged[0].p99Ms / merged[1].p99Ms).toFixed(2)}x`,
+      );
+    }
+    rows.push(row);
+  }
+  printTable(header, rows);
+  console.log("");
+  const failHeader = ["failover (kill -9 leader → write succeeds)", ...names];
+  const stats = names.map((n) => failovers.get(n) ?? []);
+  printTable(failHeader, [
+    ["median", ...stats.map((s) => ms(median(s)))],
+    ["max", ...stats.map((s) => ms(Math.max(...s)))],
+    ["runs", ...stats.map((s) => s.map((v) => Math.round(v)).join(", "))],
+    ...(steadyMs > 0
+      ? [[
+        `leader changes during ${steadyMs / 1000} s of PUT c=64`,
+        ...names.map((n) => String(steady.get(n) ?? "-")),
+      ]]
+      : []),
+  ]);
+  if (ours && theirs) console.log(`\nratios are ${ours} / ${theirs}`);
+}
+
+function mergeRuns(runs: WrkResult[]): WrkResult {
+  const mean = (f: (r: WrkResult) => number) => runs.reduce((s, r) => s + f(r), 0) / runs.length;
+  return {
+    requestsPerSecond: mean((r) => r.requestsPerSecond),
+    p50Ms: mean((r) => r.p50Ms),
+    p99Ms: mean((r) => r.p99Ms),
+    errors: runs.reduce((s, r) => s + r.errors, 0),
+  };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
+}
+
+function fmt(n: number): string {
+  return Math.round(n).toLocaleString("en-US");
+}
+
+function ms(n: number): string {
+  return n >= 100 ? `${Math.round(n)} ms` : `${n.toFixed(2)} ms`;
+}
+
+async function commandExists(name: string): Promise<boolean> {
+  const result = await new Deno.Command("sh", { args: ["-c", `command -v ${name}`] }).output();
+  return result.success;
+}

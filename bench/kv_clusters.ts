@@ -1,0 +1,301 @@
+/**
+ * The two systems the KV benchmark compares, behind one interface: a 3-node raftmr cluster of
+ * `serve` processes and a 3-member etcd cluster, both on loopback with their data on disk.
+ */
+import { writeWrkScript } from "./wrk.ts";
+
+/** A running 3-node cluster the benchmark can load, inspect and break. */
+export interface Cluster {
+  readonly name: string;
+  /** Base URL of the current leader's or a follower's HTTP endpoint. */
+  url(target: "leader" | "follower"): Promise<string>;
+  /** A wrk script for 100-byte PUTs or linearizable GETs over 1000 keys. */
+  wrkScript(op: "put" | "get", dir: string): Promise<string>;
+  /** Writes every key once so GETs find values. */
+  preload(keys: number): Promise<void>;
+  /** kill -9 the leader; ms until a write through a survivor succeeds; then restores the node. */
+  failover(): Promise<number>;
+  /** A counter that grows by one per election (the Raft term). */
+  leaderChanges(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+const KEYS = 1000;
+const VALUE = "v".repeat(100);
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+interface Member {
+  id: number;
+  args: string[];
+  child?: Deno.ChildProcess;
+  url: string;
+}
+
+function spawn(program: string, args: string[], logPath: string): Deno.ChildProcess {
+  const log = Deno.openSync(logPath, { write: true, create: true, append: true });
+  const child = new Deno.Command(program, {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // Keep the member's output in its log file for post-mortems, off the benchmark's terminal.
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) log.writeSync(chunk);
+  };
+  Promise.all([pump(child.stdout), pump(child.stderr)]).finally(() => log.close()).catch(() => {});
+  return child;
+}
+
+async function sleep(ms: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function fetchWithTimeout(url: string, init: RequestInit, ms: number): Promise<Response> {
+  return await fetch(url, { ...init, signal: AbortSignal.timeout(ms) });
+}
+
+abstract class ProcessCluster implements Cluster {
+  abstract readonly name: string;
+  protected members: Member[] = [];
+  protected dir = "";
+
+  protected abstract program(): string;
+  protected abstract isLeader(member: Member): Promise<boolean>;
+  protected abstract term(member: Member): Promise<number>;
+  protected abstract put(baseUrl: string, key: string, value: string): Promise<boolean>;
+  abstract wrkScript(op: "put" | "get", dir: string): Promise<string>;
+
+  protected startMember(member: Member): void {
+    member.child = spawn(this.program(), member.args, `${this.dir}/member-${member.id}.log`);
+  }
+
+  protected async leader(): Promise<Member> {
+    for (let attempt = 0; attempt < 400; attempt++) {
+      for (const member of this.members) {
+        if (member.child && await this.isLeader(member).catch(() => false)) return member;
+      }
+      await sleep(25);
+    }
+    throw new Error(`${this.name}: no leader; see logs in ${this.dir}`);
+  }
+
+  async url(target: "leader" | "follower"): Promise<string> {
+    const leader = await this.leader();
+    if (target === "leader") return leader.url;
+    return this.members.find((m) => m !== leader && m.child)!.url;
+  }
+
+  async preload(keys: number): Promise<void> {
+    const leader = await this.leader();
+    for (let i = 0; i < keys; i += 50) {
+      await Promise.all(
+        Array.from(
+          { length: Math.min(50, keys - i) },
+          (_, j) => this.put(leader.url, `key${i + j}`, VALUE),
+        ),
+      );
+    }
+  }
+
+  async failover(): Promise<number> {
+    const leader = await this.leader();
+    const survivor = this.members.find((m) => m !== leader)!;
+    // Let the cluster settle so every run starts from a healthy, caught-up cluster.
+    await sleep(1000);
+    leader.child!.kill("SIGKILL");
+    const killedAt = performance.now();
+    await leader.child!.status;
+    leader.child = undefined;
+    let elapsed = NaN;
+    while (performance.now() - killedAt < 30_000) {
+      if (await this.put(survivor.url, "failover", String(Date.now())).catch(() => false)) {
+        elapsed = performance.now() - killedAt;
+        break;
+      }
+      await sleep(5);
+    }
+    this.startMember(leader);
+    await sleep(2000);
+    return elapsed;
+  }
+
+  async leaderChanges(): Promise<number> {
+    return await this.term(await this.leader());
+  }
+
+  async stop(): Promise<void> {
+    for (const member of this.members) {
+      if (!member.child) continue;
+      try {
+        member.child.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+      await member.child.status;
+      member.child = undefined;
+    }
+  }
+}
+
+/** A 3-node raftmr cluster of `serve` processes. */
+export class RaftmrCluster extends ProcessCluster {
+  readonly name = "raftmr";
+
+  static async start(dir: string): Promise<RaftmrCluster> {
+    const cluster = new RaftmrCluster();
+    cluster.dir = dir;
+    await Deno.mkdir(dir, { recursive: true });
+    const peers = [1, 2, 3].map((id) => `${id}=127.0.0.1:${17000 + id}`).join(",");
+    for (const id of [1, 2, 3]) {
+      const http = `127.0.0.1:${18000 + id}`;
+      cluster.members.push({
+        id,
+        url: `http://${http}`,
+        args: [
+          "run",
+          "-A",
+          MAIN,
+          "serve",
+          "--id",
+          String(id),
+          "--peers",
+          peers,
+          "--data-dir",
+          `${dir}/node-${id}`,
+          "--http",
+          http,
+        ],
+      });
+    }
+    for (const member of cluster.members) cluster.startMember(member);
+    await cluster.leader();
+    return cluster;
+  }
+
+  protected program(): string {
+    return Deno.execPath();
+  }
+
+  protected async isLeader(member: Member): Promise<boolean> {
+    const status = await (await fetchWithTimeout(`${member.url}/status`, {}, 1000)).json();
+    return status.role === "leader";
+  }
+
+  protected async term(member: Member): Promise<number> {
+    const status = await (await fetchWithTimeout(`${member.url}/status`, {}, 1000)).json();
+    return Number(status.term);
+  }
+
+  protected async put(baseUrl: string, key: string, value: string): Promise<boolean> {
+    const response = await fetchWithTimeout(`${baseUrl}/v1/kv/${key}`, {
+      method: "PUT",
+      body: value,
+    }, 2000);
+    await response.body?.cancel();
+    return response.ok;
+  }
+
+  async wrkScript(op: "put" | "get", dir: string): Promise<string> {
+    const requests = Array.from(
+      { length: KEYS },
+      (_, i) =>
+        op === "put"
+          ? { method: "PUT", path: `/v1/kv/key${i}`, body: VALUE }
+          : { method: "GET", path: `/v1/kv/key${i}` },
+    );
+    return await writeWrkScript(`${dir}/raftmr-${op}.lua`, requests);
+  }
+}
+
+const b64 = (s: string) => btoa(s);
+
+/** A 3-member etcd cluster with its default settings. */
+export class EtcdCluster extends ProcessCluster {
+  readonly name = "etcd";
+
+  static async start(dir: string): Promise<EtcdCluster> {
+    const cluster = new EtcdCluster();
+    cluster.dir = dir;
+    await Deno.mkdir(dir, { recursive: true });
+    const initial = [1, 2, 3].map((id) => `e${id}=http://127.0.0.1:${27000 + id}`).join(",");
+    for (const id of [1, 2, 3]) {
+      const client = `http://127.0.0.1:${26000 + id}`;
+      cluster.members.push({
+        id,
+        url: client,
+        args: [
+          "--name",
+          `e${id}`,
+          "--data-dir",
+          `${dir}/e${id}`,
+          "--listen-client-urls",
+          client,
+          "--advertise-client-urls",
+          client,
+          "--listen-peer-urls",
+          `http://127.0.0.1:${27000 + id}`,
+          "--initial-advertise-peer-urls",
+          `http://127.0.0.1:${27000 + id}`,
+          "--initial-cluster",
+          initial,
+          "--initial-cluster-state",
+          "new",
+        ],
+      });
+    }
+    for (const member of cluster.members) cluster.startMember(member);
+    await cluster.leader();
+    return cluster;
+  }
+
+  protected program(): string {
+    return "etcd";
+  }
+
+  async #status(
+    member: Member,
+  ): Promise<{ header: { member_id: string; raft_term: string }; leader: string }> {
+    const response = await fetchWithTimeout(`${member.url}/v3/maintenance/status`, {
+      method: "POST",
+      body: "{}",
+    }, 1000);
+    return await response.json();
+  }
+
+  protected async isLeader(member: Member): Promise<boolean> {
+    const status = await this.#status(member);
+    return status.header.member_id === status.leader;
+  }
+
+  protected async term(member: Member): Promise<number> {
+    return Number((await this.#status(member)).header.raft_term);
+  }
+
+  protected async put(baseUrl: string, key: string, value: string): Promise<boolean> {
+    const response = await fetchWithTimeout(`${baseUrl}/v3/kv/put`, {
+      method: "POST",
+      body: JSON.stringify({ key: b64(key), value: b64(value) }),
+    }, 2000);
+    const body = await response.json().catch(() => ({}));
+    return response.ok && body.error === undefined;
+  }
+
+  async wrkScript(op: "put" | "get", dir: string): Promise<string> {
+    const requests = Array.from({ length: KEYS }, (_, i) =>
+      op === "put"
+        ? {
+          method: "POST",
+          path: "/v3/kv/put",
+          body: JSON.stringify({ key: b64(`key${i}`), value: b64(VALUE) }),
+          contentType: "application/json",
+        }
+        : {
+          method: "POST",
+          path: "/v3/kv/range",
+          body: JSON.stringify({ key: b64(`key${i}`) }),
+          contentType: "application/json",
+        });
+    return await writeWrkScript(`${dir}/etcd-${op}.lua`, requests);
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * `raftmr kv`: a command-line client over the native TCP protocol. It finds the leader itself,
+ * retries on another node when one is down, and reuses its (client id, sequence number) on every
+ * retry so a write is applied once.
+ */
+import {
+  type Command,
+  durationFlag,
+  type ParsedArgs,
+  requiredFlag,
+  UsageError,
+} from "../cli/command.ts";
+import { KvClient, parseEndpoint } from "./client.ts";
+
+const OPS = ["get", "put", "append", "del", "cas"];
+
+/** The `kv` command. */
+export const kvCommand: Command = {
+  name: "kv",
+  summary: "Read and write keys over the native protocol",
+  usage: "kv get|put|append|del|cas KEY [VALUE] [--endpoints HOST:PORT,...]",
+  flags: {
+    endpoints: {
+      type: "string",
+      value: "HOST:PORT,...",
+      default: "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003",
+      description: "Peer addresses of the cluster (any subset works)",
+    },
+    expect: { type: "string", value: "VALUE", description: "cas: the value the key must hold" },
+    absent: { type: "boolean", description: "cas: the key must not exist" },
+    stale: { type: "boolean", description: "get: read the node's local state" },
+    timeout: {
+      type: "string",
+      value: "DURATION",
+      default: "10s",
+      description: "Give up after this long",
+    },
+  },
+  details: "Examples:\n" +
+    "  raftmr kv put greeting hello\n" +
+    "  raftmr kv get greeting\n" +
+    "  raftmr kv append greeting ', world'\n" +
+    "  raftmr kv cas greeting 'hi' --expect 'hello, world'\n" +
+    "  raftmr kv cas lock me --absent\n" +
+    "  raftmr kv del greeting\n" +
+    "get prints the value and exits 1 when the key is absent; a failed cas exits 1.",
+  run: runKv,
+};
+
+async function runKv(args: ParsedArgs): Promise<number> {
+  const [op, key, value, ...extra] = args.positionals;
+  if (!op || !OPS.includes(op)) {
+    throw new UsageError(`kv: expected an operation (${OPS.join(", ")}), got "${op ?? ""}"`);
+  }
+  if (key === undefined) throw new UsageError(`kv ${op}: missing KEY`);
+  const needsValue = op === "put" || op === "append" || op === "cas";
+  if (needsValue && value === undefined) throw new UsageError(`kv ${op}: missing VALUE`);
+  if ((!needsValue && value !== undefined) || extra.length > 0) {
+    throw new UsageError(`kv ${op}: unexpected argument "${needsValue ? extra[0] : value}"`);
+  }
+  if (op === "cas" && (args.flags.expect === undefined) === (args.flags.absent !== true)) {
+    throw new UsageError("kv cas: give exactly one of --expect VALUE or --absent");
+  }
+  const endpoints = requiredFlag(args, "endpoints").split(",").map((e) => e.trim());
+  for (const endpoint of endpoints) {
+    try {
+      parseEndpoint(endpoint);
+    } catch (err) {
+      throw new UsageError(`flag --endpoints: ${err instanceof Error ? err.message : err}`);
+    }
+  }
+  const client = new KvClient(endpoints, { timeoutMs: durationFlag(args, "timeout") });
+  try {
+    switch (op) {
+      case "get": {
+        const { value: found } = await client.get(key, { stale: args.flags.stale === true });
+        if (found === null) {
+          console.error(`Key not found: ${key}`);
+          return 1;
+        }
+        await Deno.stdout.write(found);
+        if (Deno.stdout.isTerminal()) console.log();
+        return 0;
+      }
+      case "put":
+      case "append": {
+        const { index } = await client[op](key, value!);
+        console.log(`OK (index ${index})`);
+        return 0;
+      }
+      case "del": {
+        const { existed, index } = await client.del(key);
+        console.log(existed ? `Deleted (index ${index})` : `Key not found: ${key}`);
+        return existed ? 0 : 1;
+      }
+      default: {
+        const expect = args.flags.absent === true ? null : String(args.flags.expect);
+        const result = await client.cas(key, expect, value!);
+        if (result.ok) {
+          console.log(`OK (index ${result.index})`);
+          return 0;
+        }
+        const current = result.current === null
+          ? "absent"
+          : `"${new TextDecoder().decode(result.current)}"`;
+        console.error(`Compare failed: the current value is ${current}`);
+        return 1;
+      }
+    }
+  } catch (err) {
+    console.error(`raftmr kv ${op}: ${err instanceof Error ? err.message : err}`);
+    return 1;
+  } finally {
+    client.close();
+  }
+}

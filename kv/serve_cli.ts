@@ -1,0 +1,135 @@
+/**
+ * `raftmr serve`: one Raft peer of the replicated KV store. Runs until SIGINT/SIGTERM, then
+ * stops accepting, fails or finishes what is in flight, flushes storage and exits 0.
+ */
+import {
+  type Command,
+  durationFlag,
+  type HostPort,
+  hostPortFlag,
+  intFlag,
+  type ParsedArgs,
+  parseHostPort,
+  requiredFlag,
+  UsageError,
+} from "../cli/command.ts";
+import { KvServer } from "./server.ts";
+
+/** Parses `1=host:port,2=host:port,...` into a map; throws UsageError on bad input. */
+export function parsePeers(raw: string): Map<number, HostPort> {
+  const peers = new Map<number, HostPort>();
+  for (const part of raw.split(",")) {
+    const match = /^\s*(\d+)=(.+)$/.exec(part);
+    if (!match) throw new UsageError(`flag --peers: expected ID=HOST:PORT, got "${part}"`);
+    const id = Number(match[1]);
+    if (id < 1 || id > 1_000_000) {
+      throw new UsageError(`flag --peers: node ids must be from 1 to 1000000, got ${id}`);
+    }
+    if (peers.has(id)) throw new UsageError(`flag --peers: node id ${id} is listed twice`);
+    peers.set(id, parseHostPort(match[2], `flag --peers (node ${id})`));
+  }
+  return peers;
+}
+
+/** The `serve` command. */
+export const serveCommand: Command = {
+  name: "serve",
+  summary: "Run one Raft peer of the replicated key-value store",
+  usage: "serve --id N --peers 1=HOST:PORT,2=HOST:PORT,... --data-dir DIR [--http HOST:PORT]",
+  flags: {
+    id: { type: "string", value: "N", description: "This node's id in --peers (required)" },
+    peers: {
+      type: "string",
+      value: "ID=HOST:PORT,...",
+      description: "Every peer's Raft address, this node's included (required)",
+    },
+    "data-dir": { type: "string", value: "DIR", description: "WAL and snapshots (required)" },
+    http: {
+      type: "string",
+      value: "HOST:PORT",
+      default: "127.0.0.1:8001",
+      description: "HTTP API address",
+    },
+    tick: { type: "string", value: "DURATION", default: "10ms", description: "Raft tick length" },
+    "election-ticks": {
+      type: "string",
+      value: "N",
+      default: "30",
+      description: "Election timeout in ticks (randomized up to 2x)",
+    },
+    "heartbeat-ticks": {
+      type: "string",
+      value: "N",
+      default: "5",
+      description: "Heartbeat interval in ticks",
+    },
+    "snapshot-entries": {
+      type: "string",
+      value: "N",
+      default: "10000",
+      description: "Snapshot after this many applied entries",
+    },
+    "max-key-bytes": { type: "string", value: "N", default: "1024", description: "Key limit" },
+    "max-value-bytes": {
+      type: "string",
+      value: "N",
+      default: "1048576",
+      description: "Value limit",
+    },
+    "request-timeout": {
+      type: "string",
+      value: "DURATION",
+      default: "5s",
+      description: "How long a request waits for a leader and a commit",
+    },
+  },
+  details: "Example (three terminals, or see `raftmr cluster`):\n" +
+    "  raftmr serve --id 1 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 \\\n" +
+    "    --data-dir data/node-1 --http 127.0.0.1:8001",
+  run: runServe,
+};
+
+async function runServe(args: ParsedArgs): Promise<number> {
+  const id = intFlag(args, "id", 1, 1_000_000);
+  const peers = parsePeers(requiredFlag(args, "peers"));
+  if (!peers.has(id)) throw new UsageError(`flag --peers has no entry for --id ${id}`);
+  const electionTicks = intFlag(args, "election-ticks", 2, 10_000);
+  const heartbeatTicks = intFlag(args, "heartbeat-ticks", 1, 10_000);
+  if (heartbeatTicks >= electionTicks) {
+    throw new UsageError("flag --heartbeat-ticks must be smaller than --election-ticks");
+  }
+  const tickMs = durationFlag(args, "tick");
+  if (tickMs < 1) throw new UsageError("flag --tick must be at least 1ms");
+  const log = (line: string) => console.error(`${new Date().toISOString()} node ${id}: ${line}`);
+  const server = await KvServer.start({
+    id,
+    peers,
+    dataDir: requiredFlag(args, "data-dir"),
+    http: hostPortFlag(args, "http"),
+    raft: {
+      tickMs,
+      electionTicks,
+      heartbeatTicks,
+      snapshotEntries: intFlag(args, "snapshot-entries", 1, 1e9),
+    },
+    limits: {
+      maxKeyBytes: intFlag(args, "max-key-bytes", 1, 64 * 1024),
+      maxValueBytes: intFlag(args, "max-value-bytes", 1, 32 * 1024 * 1024),
+    },
+    requestTimeoutMs: durationFlag(args, "request-timeout"),
+    log,
+  });
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      Deno.removeSignalListener("SIGINT", stop);
+      Deno.removeSignalListener("SIGTERM", stop);
+      resolve();
+    };
+    Deno.addSignalListener("SIGINT", stop);
+    Deno.addSignalListener("SIGTERM", stop);
+  });
+  log("Shutting down");
+  await server.shutdown();
+  log("Stopped");
+  return 0;
+}

@@ -1,0 +1,376 @@
+/**
+ * The Raft peer daemon: one RaftNode over DiskStorage, the KV state machine, the peer transport
+ * and the native "kv" RPC on the peer port, and the Hono HTTP API. Any node accepts any request:
+ * a follower forwards it to the leader over the peer connection and relays the answer.
+ */
+import type { HostPort } from "../cli/command.ts";
+import { PeerTransport } from "../net/transport.ts";
+import { RpcServer } from "../net/rpc.ts";
+import { DiskStorage } from "../persist/disk_storage.ts";
+import { NotLeaderError, ProposalDroppedError } from "../raft/errors.ts";
+import { RaftNode, type RaftNodeConfig } from "../raft/node.ts";
+import { type Message, validateMessage } from "../raft/types.ts";
+import { encodeCommand } from "./commands.ts";
+import { createHttpApp } from "./http.ts";
+import { FSYNC_BUCKETS, Histogram, renderScalars } from "./metrics.ts";
+import {
+  handleKvRpc,
+  KV_RPC_METHOD,
+  type KvLimits,
+  type KvRpcParams,
+  type KvRpcReply,
+  type KvService,
+  type KvWrite,
+  TimeoutError,
+  UNAVAILABLE_PREFIX,
+  UnavailableError,
+} from "./service.ts";
+import type { ApplyResult } from "./state_machine.ts";
+import { KvStateMachine } from "./state_machine.ts";
+
+/** Everything `raftmr serve` configures. */
+export interface ServerConfig {
+  id: number;
+  peers: Map<number, HostPort>;
+  dataDir: string;
+  http: HostPort;
+  raft: Partial<RaftNodeConfig>;
+  limits: KvLimits;
+  /** How long a request may wait for a leader or a commit before failing (ms). */
+  requestTimeoutMs: number;
+  maxFrameBytes?: number;
+  log: (line: string) => void;
+}
+
+const LEADER_POLL_MS = 5;
+
+/** A running peer; start() brings it up, shutdown() takes it down cleanly. */
+export class KvServer implements KvService {
+  readonly #config: ServerConfig;
+  readonly #storage: DiskStorage;
+  readonly #machine: KvStateMachine;
+  readonly #rpc: RpcServer;
+  readonly #transport: PeerTransport<Message>;
+  readonly #node: RaftNode;
+  readonly #fsync = new Histogram(FSYNC_BUCKETS);
+  #http?: Deno.HttpServer;
+  #stopping = false;
+  #forwarded = 0;
+
+  private constructor(config: ServerConfig, storage: DiskStorage, fsync: Histogram) {
+    this.#config = config;
+    this.#storage = storage;
+    this.#fsync = fsync;
+    this.#machine = new KvStateMachine();
+    this.#rpc = new RpcServer({ maxFrameBytes: config.maxFrameBytes, log: config.log });
+    this.#transport = new PeerTransport<Message>({
+      selfId: config.id,
+      peers: config.peers,
+      server: this.#rpc,
+      maxFrameBytes: config.maxFrameBytes,
+      callTimeoutMs: config.requestTimeoutMs,
+      log: config.log,
+      onMessages: (batch) => this.#receive(batch),
+      onUnreachable: (id) => this.#node.reportUnreachable(id),
+    });
+    this.#node = new RaftNode({
+      id: config.id,
+      peers: [...config.peers.keys()],
+      storage,
+      stateMachine: this.#machine,
+      send: (messages) => this.#transport.send(messages),
+      config: config.raft,
+      log: config.log,
+      onLeaderChange: (leader, term) =>
+        config.log(
+          leader === 0
+            ? `Term ${term}: no leader (election in progress)`
+            : `Term ${term}: leader is node ${leader}${leader === config.id ? " (this node)" : ""}`,
+        ),
+    });
+    this.#rpc.handle(KV_RPC_METHOD, (params) => this.#serveRpc(params));
+  }
+
+  /** Opens storage, starts Raft, and listens on the peer and HTTP addresses. */
+  static async start(config: ServerConfig): Promise<KvServer> {
+    const self = config.peers.get(config.id);
+    if (!self) throw new RangeError(`--peers has no entry for --id ${config.id}`);
+    const fsync = new Histogram(FSYNC_BUCKETS);
+    const storage = await DiskStorage.open(config.dataDir, {
+      peers: [...config.peers.keys()],
+      log: config.log,
+      onSync: (ms) => fsync.observe(ms / 1000),
+    });
+    const server = new KvServer(config, storage, fsync);
+    server.#rpc.listen(self.hostname, self.port);
+    server.#node.start();
+    const app = createHttpApp(server, {
+      maxKeyBytes: config.limits.maxKeyBytes,
+      maxValueBytes: config.limits.maxValueBytes,
+      onInternalError: (error) => config.log(`HTTP handler failed: ${errorMessage(error)}`),
+    });
+    server.#http = Deno.serve({
+      hostname: config.http.hostname,
+      port: config.http.port,
+      onListen: () => {},
+    }, app.fetch);
+    config.log(
+      `Node ${config.id} serving peers on ${self.hostname}:${self.port}, ` +
+        `HTTP on http://${config.http.hostname}:${config.http.port}, data in ${config.dataDir}`,
+    );
+    return server;
+  }
+
+  /** Stops accepting, fails what is in flight, flushes storage and releases every resource. */
+  async shutdown(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    await this.#http?.shutdown();
+    await this.#rpc.close();
+    this.#transport.close();
+    await this.#node.stop();
+    await this.#storage.close();
+  }
+
+  // --- KvService ------------------------------------------------------------------------------
+
+  /** Replicates a write through the leader; resolves once applied. */
+  async write(command: KvWrite): Promise<{ index: number; result: ApplyResult }> {
+    const deadline = Date.now() + this.#config.requestTimeoutMs;
+    while (true) {
+      const leader = await this.#awaitLeader(deadline);
+      if (leader === this.#config.id) {
+        try {
+          const data = encodeCommand({ ...command, time: Date.now() });
+          const { index, result } = await this.#node.propose(data);
+          return { index, result: result as ApplyResult };
+        } catch (error) {
+          // Leadership moved before the proposal was accepted: nothing was appended, retry.
+          if (error instanceof NotLeaderError) continue;
+          // Its fate is unknown; retrying is safe only when the session makes it exactly-once.
+          if (error instanceof ProposalDroppedError && command.clientId !== undefined) continue;
+          throw this.#ambiguous(error);
+        }
+      }
+      const reply = await this.#forward(leader, { ...command, op: command.op }, deadline);
+      if (reply === undefined) continue;
+      return { index: reply.index, result: replyToResult(reply) };
+    }
+  }
+
+  /** Linearizable read (ReadIndex on the leader) or the local state when stale. */
+  async read(
+    key: string,
+    options: { stale: boolean },
+  ): Promise<{ value: Uint8Array | null; index: number }> {
+    if (options.stale) {
+      return { value: this.#machine.get(key), index: this.#machine.appliedIndex };
+    }
+    const deadline = Date.now() + this.#config.requestTimeoutMs;
+    while (true) {
+      const leader = await this.#awaitLeader(deadline);
+      if (leader === this.#config.id) {
+        try {
+          await this.#node.readIndex();
+        } catch (error) {
+          if (error instanceof NotLeaderError) continue;
+          throw this.#ambiguous(error);
+        }
+        return { value: this.#machine.get(key), index: this.#machine.appliedIndex };
+      }
+      const reply = await this.#forward(leader, { op: "get", key }, deadline);
+      if (reply === undefined) continue;
+      return { value: reply.value ?? null, index: reply.index };
+    }
+  }
+
+  /** JSON for /status. */
+  status(): Record<string, unknown> {
+    const raft = this.#node.status();
+    return {
+      ...raft,
+      walBytes: this.#storage.walBytes(),
+      keys: this.#machine.size,
+      sessions: this.#machine.sessionCount,
+      peers: Object.fromEntries(
+        [...this.#config.peers].map(([id, a]) => [id, `${a.hostname}:${a.port}`]),
+      ),
+      http: `${this.#config.http.hostname}:${this.#config.http.port}`,
+    };
+  }
+
+  /** Prometheus text for /metrics. */
+  metricsText(): string {
+    const status = this.#node.status();
+    const m = this.#node.metrics;
+    const lines = renderScalars([
+      {
+        name: "raftmr_proposals_total",
+        type: "counter",
+        help: "Proposals made on this node",
+        value: m.proposals,
+      },
+      {
+        name: "raftmr_commits_total",
+        type: "counter",
+        help: "Entries committed",
+        value: status.commit,
+      },
+      { name: "raftmr_applies_total", type: "counter", help: "Entries applied", value: m.applied },
+      {
+        name: "raftmr_elections_total",
+        type: "counter",
+        help: "Elections this node started",
+        value: m.electionsStarted,
+      },
+      {
+        name: "raftmr_leader_changes_total",
+        type: "counter",
+        help: "Leader changes seen",
+        value: m.leaderChanges,
+      },
+      {
+        name: "raftmr_snapshots_total",
+        type: "counter",
+        help: "Snapshots taken or installed",
+        value: m.snapshotsTaken + m.snapshotsInstalled,
+      },
+      {
+        name: "raftmr_forwarded_requests_total",
+        type: "counter",
+        help: "Requests forwarded to the leader",
+        value: this.#forwarded,
+      },
+      { name: "raftmr_term", type: "gauge", help: "Current term", value: status.term },
+      {
+        name: "raftmr_is_leader",
+        type: "gauge",
+        help: "1 when this node leads",
+        value: status.role === "leader" ? 1 : 0,
+      },
+      {
+        name: "raftmr_applied_index",
+        type: "gauge",
+        help: "Last applied index",
+        value: status.applied,
+      },
+      {
+        name: "raftmr_wal_bytes",
+        type: "gauge",
+        help: "Bytes in WAL segments",
+        value: this.#storage.walBytes(),
+      },
+      { name: "raftmr_keys", type: "gauge", help: "Keys in the store", value: this.#machine.size },
+    ]);
+    lines.push(...this.#fsync.render("raftmr_fsync_seconds", "WAL fdatasync latency"));
+    return lines.join("\n") + "\n";
+  }
+
+  /** Whether a leader is known (GET /healthz). */
+  leaderKnown(): boolean {
+    return this.#node.status().leader !== 0;
+  }
+
+  // --- internals ------------------------------------------------------------------------------
+
+  #receive(batch: unknown[]): void {
+    for (const raw of batch) {
+      let message: Message;
+      try {
+        message = validateMessage(raw);
+      } catch (error) {
+        this.#config.log(`Dropped a malformed Raft message: ${errorMessage(error)}`);
+        continue;
+      }
+      if (message.to !== this.#config.id || !this.#config.peers.has(message.from)) continue;
+      this.#node.step(message);
+    }
+  }
+
+  /** Waits (bounded) until a leader is known; throws UnavailableError at the deadline. */
+  async #awaitLeader(deadline: number): Promise<number> {
+    while (true) {
+      if (this.#stopping) throw new UnavailableError("Node is shutting down");
+      const leader = this.#node.status().leader;
+      if (leader !== 0) return leader;
+      if (Date.now() >= deadline) {
+        throw new UnavailableError(
+          "No leader is known: an election is in progress or this node is cut off",
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, LEADER_POLL_MS));
+    }
+  }
+
+  /**
+   * Sends a request to the leader. Returns undefined when it should be retried (the leader
+   * could not be reached before sending, or is no longer leader); throws TimeoutError when
+   * the outcome is unknown.
+   */
+  async #forward(
+    leader: number,
+    params: KvRpcParams,
+    deadline: number,
+  ): Promise<KvRpcReply | undefined> {
+    const client = this.#transport.client(leader);
+    if (!client) throw new UnavailableError(`Leader ${leader} is not in --peers`);
+    const timeoutMs = Math.max(1, deadline - Date.now());
+    this.#forwarded++;
+    try {
+      await client.connect();
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, LEADER_POLL_MS * 4));
+      if (Date.now() >= deadline) throw new UnavailableError(`Leader ${leader} is unreachable`);
+      return undefined;
+    }
+    try {
+      return await client.call<KvRpcReply>(KV_RPC_METHOD, { ...params, forwarded: true }, {
+        timeoutMs,
+      });
+    } catch (error) {
+      const message = errorMessage(error);
+      if (message.startsWith(UNAVAILABLE_PREFIX)) {
+        // The leader stepped down before handling it: nothing happened there, try again.
+        await new Promise((resolve) => setTimeout(resolve, LEADER_POLL_MS * 4));
+        if (Date.now() >= deadline) throw new UnavailableError(message);
+        return undefined;
+      }
+      if (params.op === "get") {
+        if (Date.now() >= deadline) throw new TimeoutError(`Read timed out: ${message}`);
+        return undefined;
+      }
+      throw new TimeoutError(`Write outcome unknown: ${message}`);
+    }
+  }
+
+  async #serveRpc(raw: unknown): Promise<KvRpcReply> {
+    const forwarded = typeof raw === "object" && raw !== null &&
+      (raw as { forwarded?: unknown }).forwarded === true;
+    if (forwarded && this.#node.status().role !== "leader") {
+      // Never forward twice: the original node retries against the new leader.
+      throw new Error(`${UNAVAILABLE_PREFIX} node ${this.#config.id} is not the leader`);
+    }
+    return await handleKvRpc(this, raw, {
+      limits: this.#config.limits,
+      leaderHint: () => {
+        const leader = this.#node.status().leader;
+        const address = this.#config.peers.get(leader);
+        return address ? `${address.hostname}:${address.port}` : undefined;
+      },
+    });
+  }
+
+  #ambiguous(error: unknown): Error {
+    if (this.#stopping) return new UnavailableError("Node is shutting down");
+    return new TimeoutError(`Outcome unknown: ${errorMessage(error)}`);
+  }
+}
+
+function replyToResult(reply: KvRpcReply): ApplyResult {
+  if (!reply.ok) return { status: "mismatch", current: reply.current ?? null };
+  return reply.existed === undefined ? { status: "ok" } : { status: "ok", existed: reply.existed };
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
