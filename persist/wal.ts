@@ -143,6 +143,7 @@ function decodeRecord(
       const first = view.getFloat64(p, true);
       const count = view.getUint32(p + 8, true);
       if (!isIndex(first) || first < 1) return "bad entry index";
+      if (count > (len - 13) / ENTRY_OVERHEAD) return "bad entry count";
       const entries: Entry[] = new Array(count);
       let q = p + 12;
       for (let i = 0; i < count; i++) {
