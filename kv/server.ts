@@ -190,6 +190,7 @@ export class KvServer implements KvService {
     return {
       ...raft,
       walBytes: this.#storage.walBytes(),
+      counters: this.#node.metrics,
       keys: this.#machine.size,
       sessions: this.#machine.sessionCount,
       peers: Object.fromEntries(
