@@ -36,6 +36,27 @@ Deno.test("crc32c matches the Castagnoli check values", () => {
   assert.equal(crc32c(bytes, crc32c(bytes, 0, 0, 13), 13), crc32c(bytes));
 });
 
+Deno.test("crc32c agrees with a bitwise reference at every alignment and length", () => {
+  const reference = (b: Uint8Array, start: number, end: number) => {
+    let c = 0xffffffff;
+    for (let i = start; i < end; i++) {
+      c ^= b[i];
+      for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+    }
+    return ~c >>> 0;
+  };
+  const backing = new Uint8Array(200);
+  for (let i = 0; i < backing.length; i++) backing[i] = (i * 167 + 13) & 0xff;
+  for (const lead of [0, 1, 3, 5]) {
+    const view = backing.subarray(lead); // non-zero byteOffset exercises the DataView path
+    for (let start = 0; start < 20; start += 3) {
+      for (let end = start; end < 150; end += 7) {
+        assert.equal(crc32c(view, 0, start, end), reference(view, start, end));
+      }
+    }
+  }
+});
+
 Deno.test("WAL cut at every byte offset inside its last batch recovers exactly the earlier records", async () => {
   await withDir(async (dir) => {
     const s = await open(dir);
