@@ -1,5 +1,6 @@
 /**
- * MapReduce word-count benchmark: `deno task bench mr [--mb 60] [--workers 2] [--files 16]`.
+ * MapReduce word-count benchmark:
+ * `deno task bench mr [--mb 60] [--workers 2] [--files 16] [--runs 3] [--keep]`.
  * Generates a corpus (the books in data/gutenberg repeated, else generated words), then times
  * `raftmr mr run` with the wc app against a single-process hash-map count in Deno and against
  * `LC_ALL=C tr -cs A-Za-z '\n' | sort | uniq -c`, all on the same files.
@@ -7,6 +8,7 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import process from "node:process";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
 const BOOKS = ["/work/shared/data/gutenberg", join(REPO, "..", "shared", "data", "gutenberg")];
@@ -71,18 +73,44 @@ async function makeCorpus(dir: string, totalBytes: number, files: number): Promi
   return names;
 }
 
-async function timed(fn: () => Promise<void>): Promise<number> {
-  const start = performance.now();
-  await fn();
-  return (performance.now() - start) / 1000;
+/** Wall and CPU seconds of one run. */
+interface Timing {
+  wall: number;
+  cpu: number;
 }
 
-async function run(program: string, args: string[], cwd: string): Promise<void> {
-  const out = await new Deno.Command(program, { args, cwd, stdout: "null", stderr: "piped" })
-    .output();
-  if (!out.success) {
-    throw new Error(`${program} ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
+function bestOf(timings: Timing[]): Timing {
+  return timings.reduce((best, t) => (t.wall < best.wall ? t : best));
+}
+
+function parseTimes(line: string): number {
+  // bash `times` prints "0m1.234s 0m0.056s" (user, system).
+  let total = 0;
+  for (const [, minutes, seconds] of line.matchAll(/(\d+)m([\d.]+)s/g)) {
+    total += Number(minutes) * 60 + Number(seconds);
   }
+  return total;
+}
+
+/** Runs a shell command in `cwd`; CPU time is its children's user+system time (bash `times`). */
+async function shell(script: string, cwd: string): Promise<Timing> {
+  const start = performance.now();
+  const out = await new Deno.Command("bash", {
+    args: ["-c", `${script} >/dev/null\nstatus=$?\ntimes\nexit $status`],
+    cwd,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const wall = (performance.now() - start) / 1000;
+  if (!out.success) {
+    throw new Error(`${script} failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
+  return { wall, cpu: parseTimes(lines[lines.length - 1]) };
+}
+
+function quote(arg: string): string {
+  return `'${arg.replaceAll("'", "'\\''")}'`;
 }
 
 /** Runs the benchmark and prints a table of wall times. */
@@ -93,12 +121,14 @@ export async function main(args: string[]): Promise<void> {
       mb: { type: "string", default: "60" },
       workers: { type: "string", default: "2" },
       files: { type: "string", default: "16" },
+      runs: { type: "string", default: "3" },
       keep: { type: "boolean", default: false },
     },
   });
   const mb = Number(values.mb);
   const workers = Number(values.workers);
   const fileCount = Number(values.files);
+  const runs = Math.max(1, Number(values.runs));
   const dir = await Deno.makeTempDir({ prefix: "raftmr-bench-mr-" });
   try {
     const files = await makeCorpus(dir, mb * 1024 * 1024, fileCount);
@@ -113,25 +143,15 @@ export async function main(args: string[]): Promise<void> {
 
     const wc = join(REPO, "mr", "apps", "wc.ts");
     const main = join(REPO, "main.ts");
-    const mrSeconds = await timed(() =>
-      run(Deno.execPath(), [
-        "run",
-        "-A",
-        main,
-        "mr",
-        "run",
-        "--app",
-        wc,
-        "--workers",
-        String(workers),
-        "--reduce",
-        "10",
-        ...files,
-      ], dir)
-    );
-
+    const mrScript = [Deno.execPath(), "run", "-A", main, "mr", "run", "--app", wc, "--workers"]
+      .map(quote).join(" ") + ` ${workers} --reduce 10 ${files.map(quote).join(" ")}`;
+    const shellScript = `cat ${files.map(quote).join(" ")} | LC_ALL=C tr -cs A-Za-z '\\n' | ` +
+      "sort | uniq -c";
     const counts = new Map<string, number>();
-    const hashSeconds = await timed(async () => {
+    const inProcess = async (): Promise<Timing> => {
+      counts.clear();
+      const start = performance.now();
+      const cpuStart = process.cpuUsage();
       const decoder = new TextDecoder();
       for (const file of files) {
         const text = decoder.decode(await Deno.readFile(file));
@@ -139,15 +159,17 @@ export async function main(args: string[]): Promise<void> {
           counts.set(word, (counts.get(word) ?? 0) + 1);
         }
       }
-    });
-
-    const quoted = files.map((f) => `'${f}'`).join(" ");
-    const shellSeconds = await timed(() =>
-      run("sh", [
-        "-c",
-        `cat ${quoted} | LC_ALL=C tr -cs A-Za-z '\\n' | sort | uniq -c > coreutils.out`,
-      ], dir)
-    );
+      const cpu = process.cpuUsage(cpuStart);
+      return { wall: (performance.now() - start) / 1000, cpu: (cpu.user + cpu.system) / 1e6 };
+    };
+    const mrRuns: Timing[] = [];
+    const hashRuns: Timing[] = [];
+    const shellRuns: Timing[] = [];
+    for (let i = 0; i < runs; i++) {
+      mrRuns.push(await shell(mrScript, dir));
+      hashRuns.push(await inProcess());
+      shellRuns.push(await shell(shellScript, dir));
+    }
 
     // Sanity: the MR output must agree with the in-process count.
     let mrWords = 0;
@@ -169,19 +191,24 @@ export async function main(args: string[]): Promise<void> {
       throw new Error(`MR found ${mrWords} words, expected ${counts.size}`);
     }
 
-    const rows: [string, number][] = [
-      [`raftmr mr run (wc, ${workers} workers, 10 reduces)`, mrSeconds],
-      ["single-process Deno hash map", hashSeconds],
-      ["LC_ALL=C tr -cs A-Za-z '\\n' | sort | uniq -c", shellSeconds],
+    const mr = bestOf(mrRuns);
+    const rows: [string, Timing][] = [
+      [`raftmr mr run (wc, ${workers} workers, 10 reduces)`, mr],
+      ["single-process Deno hash map (same regex)", bestOf(hashRuns)],
+      ["LC_ALL=C tr -cs A-Za-z '\\n' | sort | uniq -c", bestOf(shellRuns)],
     ];
-    console.log(`${mrWords} distinct words, ${mrTotal} words\n`);
+    console.log(`${mrWords} distinct words, ${mrTotal} words; best of ${runs} runs\n`);
     const width = Math.max(...rows.map(([name]) => name.length)) + 2;
-    console.log(`${"contender".padEnd(width)}${"wall s".padStart(8)}${"vs mr run".padStart(12)}`);
-    for (const [name, seconds] of rows) {
+    console.log(
+      `${"contender".padEnd(width)}${"wall s".padStart(8)}${"wall/mr".padStart(9)}${
+        "CPU s".padStart(8)
+      }`,
+    );
+    for (const [name, t] of rows) {
       console.log(
-        `${name.padEnd(width)}${seconds.toFixed(2).padStart(8)}${
-          (seconds / mrSeconds).toFixed(2).padStart(11)
-        }x`,
+        `${name.padEnd(width)}${t.wall.toFixed(2).padStart(8)}${
+          (t.wall / mr.wall).toFixed(2).padStart(8)
+        }x${t.cpu.toFixed(2).padStart(8)}`,
       );
     }
   } finally {

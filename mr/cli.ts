@@ -127,8 +127,8 @@ export const workerCommand: Command = {
     app: { type: "string", value: "MODULE", description: "App module path (required)" },
   },
   details: [
-    "Exits 0 when the job is done or the coordinator has been unreachable for 3 s, 1 when the",
-    "app cannot be imported or lacks map/reduce.",
+    "Exits 0 when the job is done or the coordinator has been unreachable for 3 s; 1 when the",
+    "app cannot be imported or lacks map/reduce, or the coordinator reports the job failed.",
     "",
     "Example:",
     "  raftmr worker --app mr/apps/wc.ts",
