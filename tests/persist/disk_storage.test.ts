@@ -199,3 +199,22 @@ Deno.test("commit recovered below the snapshot index is raised to it", async () 
     await r.close();
   });
 });
+
+Deno.test("the hard state survives deletion of the segment that recorded it", async () => {
+  await withDir(async (dir) => {
+    const s = await open(dir, [], 1024);
+    await s.save({ term: 5, vote: 2, commit: 0 }, ents(1, 1, 5));
+    // Many saves without a hard state: the only hard state record ages out with its segment.
+    for (let i = 2; i <= 200; i++) await s.save(undefined, ents(i, i, 5, 40));
+    await s.compact(snap(150, 5));
+    await s.compact(snap(190, 5));
+    assert.ok(s.walSegments() < 10, `old segments deleted (${s.walSegments()} left)`);
+    await s.close();
+    const names = [...Deno.readDirSync(join(dir, "wal"))].map((e) => e.name).sort();
+    assert.notEqual(names[0], "0000000000000000.wal");
+    const r = await open(dir, [], 1024);
+    assert.deepEqual(r.initialState().hardState, { term: 5, vote: 2, commit: 190 });
+    assertLog(r, 191, ents(191, 200, 5, 40));
+    await r.close();
+  });
+});
