@@ -218,3 +218,40 @@ Deno.test("the hard state survives deletion of the segment that recorded it", as
     await r.close();
   });
 });
+
+Deno.test("every acknowledged save survives kill -9 of the writing process", async () => {
+  await withDir(async (dir) => {
+    const fixture = new URL("./fixtures/wal_writer.ts", import.meta.url).pathname;
+    for (let round = 0; round < 2; round++) {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-read", "--allow-write", fixture, dir],
+        stdout: "piped",
+        stderr: "inherit",
+      }).spawn();
+      // Kill it once it has acknowledged a few hundred saves.
+      let acked = 0;
+      let text = "";
+      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      while (acked < 300 * (round + 1)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += value;
+        const lines = text.split("\n");
+        text = lines.pop()!;
+        for (const l of lines) acked = Number(l);
+      }
+      child.kill("SIGKILL");
+      await child.status;
+      await reader.cancel();
+      const s = await open(dir);
+      assert.ok(s.lastIndex() >= acked, `acked ${acked}, recovered ${s.lastIndex()}`);
+      const last = s.entries(s.lastIndex(), s.lastIndex() + 1)[0];
+      assert.equal(new TextDecoder().decode(last.data), `entry-${last.index}`);
+      assert.equal(
+        new TextDecoder().decode(s.entries(s.firstIndex(), s.firstIndex() + 1)[0].data),
+        `entry-${s.firstIndex()}`,
+      );
+      await s.close();
+    }
+  });
+});
