@@ -5,7 +5,7 @@
  */
 import type { HostPort } from "../cli/command.ts";
 import { PeerTransport } from "../net/transport.ts";
-import { RpcServer } from "../net/rpc.ts";
+import { RemoteError, RpcServer } from "../net/rpc.ts";
 import { DiskStorage } from "../persist/disk_storage.ts";
 import { NotLeaderError, ProposalDroppedError } from "../raft/errors.ts";
 import { RaftNode, type RaftNodeConfig } from "../raft/node.ts";
@@ -15,12 +15,15 @@ import { createHttpApp } from "./http.ts";
 import { FSYNC_BUCKETS, Histogram, renderScalars } from "./metrics.ts";
 import {
   handleKvRpc,
+  InvalidRequestError,
   KV_RPC_METHOD,
   type KvLimits,
   type KvRpcParams,
   type KvRpcReply,
   type KvService,
   type KvWrite,
+  STALE_PREFIX,
+  TIMEOUT_PREFIX,
   TimeoutError,
   UNAVAILABLE_PREFIX,
   UnavailableError,
@@ -154,6 +157,7 @@ export class KvServer implements KvService {
       }
       const reply = await this.#forward(leader, { ...command, op: command.op }, deadline);
       if (reply === undefined) continue;
+      if ("stale" in reply) return { index: 0, result: { status: "stale", error: reply.stale } };
       return { index: reply.index, result: replyToResult(reply) };
     }
   }
@@ -180,6 +184,7 @@ export class KvServer implements KvService {
       }
       const reply = await this.#forward(leader, { op: "get", key }, deadline);
       if (reply === undefined) continue;
+      if ("stale" in reply) throw new InvalidRequestError(reply.stale);
       return { value: reply.value ?? null, index: reply.index };
     }
   }
@@ -305,14 +310,15 @@ export class KvServer implements KvService {
 
   /**
    * Sends a request to the leader. Returns undefined when it should be retried (the leader
-   * could not be reached before sending, or is no longer leader); throws TimeoutError when
-   * the outcome is unknown.
+   * could not be reached before sending, or is no longer leader), `{ stale }` when the leader
+   * refused an outdated (client id, seq); throws InvalidRequestError when the leader refused the
+   * request for good and TimeoutError when the outcome is unknown.
    */
   async #forward(
     leader: number,
     params: KvRpcParams,
     deadline: number,
-  ): Promise<KvRpcReply | undefined> {
+  ): Promise<KvRpcReply | { stale: string } | undefined> {
     const client = this.#transport.client(leader);
     if (!client) throw new UnavailableError(`Leader ${leader} is not in --peers`);
     const timeoutMs = Math.max(1, deadline - Date.now());
@@ -335,6 +341,14 @@ export class KvServer implements KvService {
         await new Promise((resolve) => setTimeout(resolve, LEADER_POLL_MS * 4));
         if (Date.now() >= deadline) throw new UnavailableError(message);
         return undefined;
+      }
+      // The leader answered with a definitive refusal: nothing was applied, and retrying (or
+      // reporting "outcome unknown") would be wrong.
+      if (error instanceof RemoteError && message.startsWith(STALE_PREFIX)) {
+        return { stale: message.slice(STALE_PREFIX.length).trimStart() };
+      }
+      if (error instanceof RemoteError && !message.startsWith(TIMEOUT_PREFIX)) {
+        throw new InvalidRequestError(message);
       }
       if (params.op === "get") {
         if (Date.now() >= deadline) throw new TimeoutError(`Read timed out: ${message}`);

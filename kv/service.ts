@@ -126,6 +126,11 @@ export const KV_RPC_METHOD = "kv";
 export const UNAVAILABLE_PREFIX = "unavailable:";
 /** Prefix of a remote error message meaning "accepted but timed out: outcome unknown". */
 export const TIMEOUT_PREFIX = "timeout:";
+/**
+ * Prefix of a remote error message meaning "refused for good: the (client id, seq) is older than
+ * that client's last applied one". A forwarding node turns it back into a "stale" result (409).
+ */
+export const STALE_PREFIX = "stale:";
 
 /** Operations of the native protocol. */
 export type KvRpcOp = "get" | "put" | "append" | "del" | "cas";
@@ -268,6 +273,8 @@ export async function handleKvRpc(
         case "mismatch":
           reply = { ok: false, index, current: result.current };
           break;
+        case "stale":
+          throw new Error(`${STALE_PREFIX} ${result.error}`);
         default:
           throw new InvalidRequestError(result.error);
       }

@@ -2,11 +2,17 @@
  * Test harness for real `raftmr serve` processes on 127.0.0.1: start a cluster, kill -9 and
  * restart nodes, and (optionally) route every peer link through a fault-injecting proxy so tests
  * can partition the network. Each node dials peer j at proxy(i→j), so cutting both proxies of a
- * pair isolates the pair in both directions.
+ * pair isolates the pair in both directions (forwarded client requests included, since they
+ * travel over the same peer links).
  */
+import { fileURLToPath } from "node:url";
 import { TcpProxy } from "./tcp_proxy.ts";
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
+// Passed explicitly so the children resolve imports the same way whatever the test's cwd is.
+const CONFIG = fileURLToPath(new URL("../../deno.json", import.meta.url));
+/** Bound on one harness HTTP call (a stalled node must not hang the harness). */
+const PROBE_TIMEOUT_MS = 2_000;
 
 /** A free TCP port on 127.0.0.1 (a small race is acceptable in tests). */
 export function freePort(): number {
@@ -16,7 +22,7 @@ export function freePort(): number {
   return port;
 }
 
-/** Options for startCluster. */
+/** Options for TestCluster.start. */
 export interface ClusterOptions {
   nodes?: number;
   /** Route peer links through TcpProxy instances (for partitions). */
@@ -32,7 +38,20 @@ export interface TestNode {
   httpPort: number;
   dataDir: string;
   child?: Deno.ChildProcess;
+  /** Resolves once the current child's stdout and stderr are fully collected. */
+  drained?: Promise<void>;
   output: string[];
+}
+
+/** The parts of GET /status the harness relies on. */
+export interface NodeStatus {
+  id: number;
+  role: string;
+  term: number;
+  leader: number;
+  commit: number;
+  applied: number;
+  [field: string]: unknown;
 }
 
 /** A running cluster of serve processes. */
@@ -49,7 +68,7 @@ export class TestCluster {
     this.#extraArgs = extraArgs;
   }
 
-  /** Starts every node and waits until a leader is known. */
+  /** Starts every node and waits until a leader is known; on failure stops what it started. */
   static async start(options: ClusterOptions = {}): Promise<TestCluster> {
     const count = options.nodes ?? 3;
     const root = await Deno.makeTempDir({ prefix: "raftmr-cluster-" });
@@ -61,21 +80,27 @@ export class TestCluster {
       output: [],
     }));
     const cluster = new TestCluster(root, nodes, options.extraArgs ?? []);
-    for (const node of nodes) {
-      const entries: string[] = [];
-      for (const peer of nodes) {
-        let port = peer.peerPort;
-        if (options.proxies && peer.id !== node.id) {
-          const proxy = new TcpProxy({ hostname: "127.0.0.1", port: peer.peerPort });
-          port = (await proxy.listen()).port;
-          cluster.#proxies.set(`${node.id}->${peer.id}`, proxy);
+    try {
+      for (const node of nodes) {
+        const entries: string[] = [];
+        for (const peer of nodes) {
+          let port = peer.peerPort;
+          if (options.proxies && peer.id !== node.id) {
+            const proxy = new TcpProxy({ hostname: "127.0.0.1", port: peer.peerPort });
+            // Register before listening so stop() closes it even if listen() is the last step.
+            cluster.#proxies.set(`${node.id}->${peer.id}`, proxy);
+            port = (await proxy.listen()).port;
+          }
+          entries.push(`${peer.id}=127.0.0.1:${port}`);
         }
-        entries.push(`${peer.id}=127.0.0.1:${port}`);
+        cluster.#peerArgs.set(node.id, entries.join(","));
       }
-      cluster.#peerArgs.set(node.id, entries.join(","));
+      for (const node of nodes) cluster.startNode(node.id);
+      await cluster.waitForLeader();
+    } catch (error) {
+      await cluster.stop();
+      throw error;
     }
-    for (const node of nodes) cluster.startNode(node.id);
-    await cluster.waitForLeader();
     return cluster;
   }
 
@@ -86,18 +111,36 @@ export class TestCluster {
     return node;
   }
 
+  /** Node ids, 1..n. */
+  get ids(): number[] {
+    return this.nodes.map((n) => n.id);
+  }
+
+  /** Ids of nodes whose process is running. */
+  get running(): number[] {
+    return this.nodes.filter((n) => n.child).map((n) => n.id);
+  }
+
   /** Base URL of a node's HTTP API. */
   url(id: number): string {
     return `http://127.0.0.1:${this.node(id).httpPort}`;
   }
 
+  /** "127.0.0.1:port" of a node's own peer (native protocol) listener, for KvClient. */
+  peerAddress(id: number): string {
+    return `127.0.0.1:${this.node(id).peerPort}`;
+  }
+
   /** Starts (or restarts) a node's serve process on its data directory. */
   startNode(id: number): void {
     const node = this.node(id);
+    if (node.child) throw new Error(`Node ${id} is already running`);
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
         "-A",
+        "--config",
+        CONFIG,
         MAIN,
         "serve",
         "--id",
@@ -115,21 +158,37 @@ export class TestCluster {
       stdin: "null",
     }).spawn();
     node.child = child;
-    collect(child.stdout, node.output);
-    collect(child.stderr, node.output);
+    node.output.push(`=== process started (pid ${child.pid})\n`);
+    node.drained = Promise.all([
+      collect(child.stdout, node.output),
+      collect(child.stderr, node.output),
+    ]).then(() => {});
   }
 
-  /** kill -9 a node and wait for it to be gone. */
+  /** kill -9 a node and wait until it is gone and its output is collected. */
   async kill(id: number): Promise<void> {
+    await this.#signal(id, "SIGKILL");
+  }
+
+  /** Sends SIGTERM and returns the exit code once the process has exited. */
+  async terminate(id: number): Promise<number> {
+    return await this.#signal(id, "SIGTERM");
+  }
+
+  async #signal(id: number, signal: Deno.Signal): Promise<number> {
     const node = this.node(id);
-    if (!node.child) return;
+    const child = node.child;
+    if (!child) return -1;
     try {
-      node.child.kill("SIGKILL");
+      child.kill(signal);
     } catch {
       // Already exited.
     }
-    await node.child.status;
+    const status = await child.status;
+    await node.drained;
     node.child = undefined;
+    node.output.push(`=== process exited (code ${status.code}, signal ${status.signal})\n`);
+    return status.code;
   }
 
   /** Cuts (or restores) both directions between two nodes. */
@@ -160,51 +219,98 @@ export class TestCluster {
   /** The node ids whose /status says they lead, among running nodes. */
   async leaders(): Promise<number[]> {
     const found: number[] = [];
-    for (const node of this.nodes) {
-      if (!node.child) continue;
-      const status = await this.status(node.id).catch(() => undefined);
-      if (status?.role === "leader") found.push(node.id);
+    for (const id of this.running) {
+      const status = await this.status(id).catch(() => undefined);
+      if (status?.role === "leader") found.push(id);
     }
     return found;
   }
 
-  /** A node's /status JSON. */
-  async status(id: number): Promise<Record<string, unknown>> {
-    const response = await fetch(`${this.url(id)}/status`);
+  /** A node's /status JSON (throws when the node does not answer in time). */
+  async status(id: number): Promise<NodeStatus> {
+    const response = await fetchWithTimeout(`${this.url(id)}/status`, {}, PROBE_TIMEOUT_MS);
     return await response.json();
   }
 
-  /** Waits until some running node (optionally among `among`) leads; returns its id. */
-  async waitForLeader(among?: number[], attempts = 300): Promise<number> {
+  /** Every running node's status (undefined for one that does not answer). */
+  async statuses(): Promise<Map<number, NodeStatus | undefined>> {
+    const entries = await Promise.all(
+      this.running.map(async (id) => [id, await this.status(id).catch(() => undefined)] as const),
+    );
+    return new Map(entries);
+  }
+
+  /**
+   * Waits until a running node (optionally among `among`) leads and a majority of the whole
+   * cluster acknowledges it in the same term (so a deposed leader cut off in a minority, which
+   * may still believe it leads until CheckQuorum demotes it, is not returned); returns its id.
+   */
+  async waitForLeader(among?: number[], attempts = 400): Promise<number> {
+    const majority = Math.floor(this.nodes.length / 2) + 1;
     for (let i = 0; i < attempts; i++) {
-      for (const node of this.nodes) {
-        if (!node.child || (among && !among.includes(node.id))) continue;
-        const status = await this.status(node.id).catch(() => undefined);
-        if (status?.role === "leader") return node.id;
+      const statuses = await this.statuses();
+      for (const [id, status] of statuses) {
+        if (status?.role !== "leader" || (among && !among.includes(id))) continue;
+        let votes = 0;
+        for (const other of statuses.values()) {
+          if (other?.leader === id && other.term === status.term) votes++;
+        }
+        if (votes >= majority) return id;
       }
       await sleep(50);
     }
     throw new Error(`No leader elected; outputs:\n${this.dump()}`);
   }
 
-  /** Every node's captured output, for failure messages. */
-  dump(): string {
-    return this.nodes.map((n) => `--- node ${n.id}\n${n.output.join("").slice(-4000)}`).join("\n");
+  /** Waits until a (re)started node answers /status. */
+  async waitForHttp(id: number, attempts = 400): Promise<void> {
+    for (let i = 0; i < attempts; i++) {
+      if (await this.status(id).then(() => true, () => false)) return;
+      await sleep(50);
+    }
+    throw new Error(`Node ${id} never answered /status; outputs:\n${this.dump()}`);
+  }
+
+  /** Every node's captured output (the last `chars` of each), for failure messages. */
+  dump(chars = 6000): string {
+    return this.nodes.map((n) => `--- node ${n.id}\n${n.output.join("").slice(-chars)}`).join(
+      "\n",
+    );
   }
 
   /** Stops every process and proxy and removes the data. */
   async stop(): Promise<void> {
-    for (const node of this.nodes) await this.kill(node.id);
+    await Promise.all(this.nodes.map((n) => this.kill(n.id)));
     for (const proxy of this.#proxies.values()) await proxy.close();
     await Deno.remove(this.root, { recursive: true }).catch(() => {});
   }
 }
 
-function collect(stream: ReadableStream<Uint8Array>, into: string[]): void {
+async function collect(stream: ReadableStream<Uint8Array>, into: string[]): Promise<void> {
   const decoder = new TextDecoder();
-  (async () => {
-    for await (const chunk of stream) into.push(decoder.decode(chunk));
-  })().catch(() => {});
+  try {
+    for await (const chunk of stream) into.push(decoder.decode(chunk, { stream: true }));
+  } catch {
+    // The process died mid-write: what was read is kept.
+  }
+}
+
+/**
+ * fetch() with a deadline; the body is left to the caller. Uses an explicit timer (cleared on
+ * every path) rather than AbortSignal.timeout so no timer outlives the call.
+ */
+export async function fetchWithTimeout(
+  url: string,
+  init: RequestInit,
+  timeoutMs: number,
+): Promise<Response> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new Error("Request timed out")), timeoutMs);
+  try {
+    return await fetch(url, { ...init, signal: controller.signal });
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Resolves after `ms` milliseconds. */

@@ -1,0 +1,176 @@
+/**
+ * Shared helpers of the daemon tests (tests/kv/daemon_*.test.ts): small HTTP calls against one
+ * node that never throw on network trouble (status 0 instead), and polling for convergence.
+ * Every helper consumes the response body, so no test leaks a fetch resource.
+ */
+import { type TestCluster } from "../lib/cluster.ts";
+
+/** What one HTTP call returned; status 0 means no answer (connection refused, reset, timeout). */
+export interface HttpResult {
+  status: number;
+  body: string;
+  headers: Headers;
+  error?: string;
+}
+
+/** Default bound on one test HTTP call: above the servers' --request-timeout used by tests. */
+export const CALL_TIMEOUT_MS = 8_000;
+
+/** Request timeout the tests give serve (shorter than the 5 s default keeps fault tests quick). */
+export const SERVE_ARGS = ["--request-timeout", "2s"];
+
+/** Sends one request and reads the whole body before the deadline; never throws. */
+export async function call(
+  url: string,
+  init: RequestInit = {},
+  timeoutMs = CALL_TIMEOUT_MS,
+): Promise<HttpResult> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new Error("Request timed out")), timeoutMs);
+  try {
+    const response = await fetch(url, { ...init, signal: controller.signal });
+    const body = await response.text();
+    return { status: response.status, body, headers: response.headers };
+  } catch (error) {
+    return {
+      status: 0,
+      body: "",
+      headers: new Headers(),
+      error: error instanceof Error ? error.message : String(error),
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Options of the key helpers. */
+export interface KeyCallOptions {
+  /** Query string without "?" (e.g. "prev=a", "stale=true"). */
+  query?: string;
+  clientId?: string;
+  seq?: number;
+  timeoutMs?: number;
+}
+
+function keyUrl(base: string, key: string, suffix: string, query?: string): string {
+  return `${base}/v1/kv/${encodeURIComponent(key)}${suffix}${query ? `?${query}` : ""}`;
+}
+
+function sessionHeaders(options: KeyCallOptions): Record<string, string> {
+  if (options.clientId === undefined) return {};
+  return { "x-client-id": options.clientId, "x-request-seq": String(options.seq) };
+}
+
+/** PUT /v1/kv/{key}. */
+export function put(
+  base: string,
+  key: string,
+  value: string,
+  options: KeyCallOptions = {},
+): Promise<HttpResult> {
+  return call(keyUrl(base, key, "", options.query), {
+    method: "PUT",
+    body: value,
+    headers: sessionHeaders(options),
+  }, options.timeoutMs);
+}
+
+/** POST /v1/kv/{key}/append. */
+export function append(
+  base: string,
+  key: string,
+  value: string,
+  options: KeyCallOptions = {},
+): Promise<HttpResult> {
+  return call(keyUrl(base, key, "/append", options.query), {
+    method: "POST",
+    body: value,
+    headers: sessionHeaders(options),
+  }, options.timeoutMs);
+}
+
+/** DELETE /v1/kv/{key}. */
+export function del(base: string, key: string, options: KeyCallOptions = {}) {
+  return call(keyUrl(base, key, "", options.query), {
+    method: "DELETE",
+    headers: sessionHeaders(options),
+  }, options.timeoutMs);
+}
+
+/** GET /v1/kv/{key} (linearizable unless options.query is "stale=true"). */
+export function get(base: string, key: string, options: KeyCallOptions = {}) {
+  return call(keyUrl(base, key, "", options.query), {}, options.timeoutMs);
+}
+
+/**
+ * Polls `probe` until it returns a non-undefined value; throws with `describe()` after
+ * `attempts` tries. No timing assertion: the bound only stops a broken run from hanging.
+ */
+export async function poll<T>(
+  probe: () => Promise<T | undefined>,
+  describe: () => string,
+  attempts = 200,
+  pauseMs = 50,
+): Promise<T> {
+  for (let i = 0; i < attempts; i++) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, pauseMs));
+  }
+  throw new Error(`Gave up waiting: ${describe()}`);
+}
+
+/** Retries a write until it gets a definitive answer (not 0/503/504), e.g. after a failover. */
+export async function writeUntilDone(
+  attempt: () => Promise<HttpResult>,
+  cluster: TestCluster,
+  what: string,
+  attempts = 60,
+): Promise<HttpResult> {
+  let last: HttpResult | undefined;
+  return await poll(
+    async () => {
+      last = await attempt();
+      return last.status === 0 || last.status >= 500 ? undefined : last;
+    },
+    () => `${what}: last answer ${JSON.stringify(last)}\n${cluster.dump()}`,
+    attempts,
+    100,
+  );
+}
+
+/**
+ * Waits until every running node's local (stale) read of each key equals `expected` (null =
+ * absent): all replicas applied the same data.
+ */
+export async function waitConverged(
+  cluster: TestCluster,
+  expected: Map<string, string | null>,
+  attempts = 300,
+): Promise<void> {
+  let mismatch = "";
+  await poll(
+    async () => {
+      for (const id of cluster.running) {
+        for (const [key, value] of expected) {
+          const r = await get(cluster.url(id), key, { query: "stale=true" });
+          const found = r.status === 200
+            ? r.body
+            : r.status === 404
+            ? null
+            : `<status ${r.status}>`;
+          if (found !== value) {
+            mismatch = `node ${id} key ${key}: ${JSON.stringify(found)} != ${
+              JSON.stringify(value)
+            }`;
+            return undefined;
+          }
+        }
+      }
+      return true;
+    },
+    () => `${mismatch}\n${cluster.dump()}`,
+    attempts,
+    50,
+  );
+}
