@@ -209,8 +209,6 @@ export class Coordinator {
 
   #report(params: unknown): ReportResult {
     const report = parseReportParams(params);
-    this.#bytesRead += report.bytesRead;
-    this.#bytesWritten += report.bytesWritten;
     const now = Date.now();
     let accepted = false;
     if (report.ok) {
@@ -227,6 +225,9 @@ export class Coordinator {
       );
       this.#scheduler.fail({ ...report, error: report.error ?? "Unknown error" }, now);
     }
+    // Counted only once the scheduler took the report: a report it rejects did no known I/O.
+    this.#bytesRead += report.bytesRead;
+    this.#bytesWritten += report.bytesWritten;
     this.#settleIfOver();
     return { accepted };
   }

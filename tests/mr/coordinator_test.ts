@@ -1,0 +1,99 @@
+/**
+ * The coordinator in-process: RPC validation of untrusted params, duplicate completions, and the
+ * status JSON, driven by a raw RPC client playing a worker.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { Coordinator, InputError } from "../../mr/coordinator.ts";
+import { RemoteError, RpcClient } from "../../net/rpc.ts";
+import { withTempDir } from "./helpers.ts";
+
+Deno.test("coordinator validates RPC params and tolerates duplicate completions", async () => {
+  await withTempDir(async (dir) => {
+    const input = join(dir, "in.txt");
+    await Deno.writeTextFile(input, "hello world");
+    const coordinator = await Coordinator.start({
+      files: [input],
+      nReduce: 1,
+      taskTimeoutMs: 60_000,
+      listen: { hostname: "127.0.0.1", port: 0 },
+      http: { hostname: "127.0.0.1", port: 0 },
+      log: () => {},
+    });
+    const client = new RpcClient(coordinator.rpcAddress);
+    try {
+      await assert.rejects(client.call("mr.ask", {}), RemoteError);
+      await assert.rejects(client.call("mr.ask", "w"), /Invalid mr.ask params: expected an object/);
+      const report = {
+        workerId: "w1",
+        kind: "map",
+        task: 0,
+        attempt: 1,
+        ok: true,
+        bytesRead: 11,
+        bytesWritten: 20,
+      };
+      await assert.rejects(client.call("mr.report", { ...report, kind: "sort" }), /Invalid kind/);
+      await assert.rejects(client.call("mr.report", { ...report, task: -1 }), /Invalid task/);
+      await assert.rejects(client.call("mr.report", report), /has no attempt 1/);
+
+      const assignment = await client.call("mr.ask", { workerId: "w1" });
+      assert.deepEqual(assignment, { type: "map", task: 0, attempt: 1, file: input, nReduce: 1 });
+      assert.deepEqual(await client.call("mr.ask", { workerId: "w2" }), { type: "wait" });
+      assert.deepEqual(await client.call("mr.report", report), { accepted: true });
+      assert.deepEqual(await client.call("mr.report", report), { accepted: false });
+
+      const http = coordinator.httpAddress!;
+      const status = await (await fetch(`http://${http.hostname}:${http.port}/status`)).json();
+      assert.equal(status.phase, "reduce");
+      assert.equal(status.bytesRead, 22);
+      assert.equal(status.bytesWritten, 40);
+      assert.deepEqual(status.workers.map((w: { id: string }) => w.id).sort(), ["w1", "w2"]);
+      assert.equal(status.tasks.done[0].worker, "w1");
+
+      const reduce = await client.call("mr.ask", { workerId: "w2" });
+      assert.deepEqual(reduce, { type: "reduce", task: 0, attempt: 1, nMap: 1 });
+      await client.call("mr.report", {
+        ...report,
+        workerId: "w2",
+        kind: "reduce",
+        ok: false,
+        error: "Error: flaky",
+      });
+      assert.equal(
+        (await client.call<{ attempt: number }>("mr.ask", { workerId: "w2" })).attempt,
+        2,
+      );
+      await client.call("mr.report", { ...report, workerId: "w2", kind: "reduce", attempt: 2 });
+      assert.deepEqual(await coordinator.finished, { ok: true });
+      assert.deepEqual(await client.call("mr.ask", { workerId: "w3" }), { type: "done" });
+      const metrics = await (await fetch(`http://${http.hostname}:${http.port}/metrics`)).text();
+      assert.match(metrics, /^raftmr_mr_task_failures_total\{kind="reduce"\} 1$/m);
+      assert.match(metrics, /^raftmr_mr_phase\{phase="done"\} 1$/m);
+    } finally {
+      client.close();
+      await coordinator.close();
+    }
+  });
+});
+
+Deno.test("Coordinator.start rejects unreadable inputs with InputError naming each file", async () => {
+  await withTempDir(async (dir) => {
+    await assert.rejects(
+      Coordinator.start({
+        files: [join(dir, "a.txt"), dir],
+        nReduce: 1,
+        taskTimeoutMs: 1000,
+        listen: { hostname: "127.0.0.1", port: 0 },
+      }),
+      (err: unknown) => {
+        assert.ok(err instanceof InputError);
+        assert.match(
+          err.message,
+          /^Cannot read input files: .*a\.txt: no such file; .*: not a regular file$/,
+        );
+        return true;
+      },
+    );
+  });
+});
