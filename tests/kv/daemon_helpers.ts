@@ -107,7 +107,7 @@ export function get(base: string, key: string, options: KeyCallOptions = {}) {
  * `attempts` tries. No timing assertion: the bound only stops a broken run from hanging.
  */
 export async function poll<T>(
-  probe: () => Promise<T | undefined>,
+  probe: () => T | undefined | Promise<T | undefined>,
   describe: () => string,
   attempts = 200,
   pauseMs = 50,
@@ -173,4 +173,38 @@ export async function waitConverged(
     attempts,
     50,
   );
+}
+
+/** Picks a random running node's base URL. */
+export function randomNode(cluster: TestCluster): string {
+  const running = cluster.running;
+  if (running.length === 0) throw new Error("No node is running");
+  return cluster.url(running[Math.floor(Math.random() * running.length)]);
+}
+
+/**
+ * A client that issues writes one at a time with its own (client id, seq) and retries each
+ * write, with the same seq, through random nodes until it gets a definitive answer: the
+ * classic-lab clerk over HTTP. Every write it reports as done is acknowledged exactly once.
+ */
+export class SessionWriter {
+  readonly clientId: string;
+  readonly #cluster: TestCluster;
+  #seq = 0;
+
+  constructor(cluster: TestCluster, clientId: string) {
+    this.#cluster = cluster;
+    this.clientId = clientId;
+  }
+
+  /** put (or append when `appendTo` is set) with retries; returns the definitive answer. */
+  async write(op: "put" | "append", key: string, value: string): Promise<HttpResult> {
+    const session = { clientId: this.clientId, seq: ++this.#seq };
+    return await writeUntilDone(
+      () => (op === "put" ? put : append)(randomNode(this.#cluster), key, value, session),
+      this.#cluster,
+      `${this.clientId} ${op} ${key} seq ${session.seq}`,
+      300,
+    );
+  }
 }
