@@ -92,6 +92,12 @@ class Inflights {
     }
   }
 
+  /** Forgets the oldest in-flight append (used to unblock a stalled pipeline). */
+  freeFirst(): void {
+    if (this.count === 0) return;
+    this.freeLE(this.#idx[this.#head]);
+  }
+
   reset(): void {
     this.#idx = [];
     this.#size = [];
@@ -726,7 +732,17 @@ export class Raft {
       case "heartbeatResp":
         pr.recentActive = true;
         pr.probeSent = false;
-        if (pr.match < this.log.lastIndex()) this.#sendAppend(m.from, pr, true);
+        if (pr.match < this.log.lastIndex()) {
+          // Appends may have been lost (or the follower restarted): free a slot so at least one
+          // append goes out; if the follower lacks its predecessor it rejects and we probe.
+          if (
+            pr.state === "replicate" &&
+            pr.isPaused(this.cfg.maxInflightMsgs, this.cfg.maxInflightBytes)
+          ) {
+            pr.inflights.freeFirst();
+          }
+          this.#sendAppend(m.from, pr, true);
+        }
         if (m.ctx > pr.ackCtx) {
           pr.ackCtx = m.ctx;
           this.#releaseReads();
