@@ -70,8 +70,23 @@ function decodeKey(raw: string): string {
   }
 }
 
-/** Reads a request body, refusing (413) anything over `max` bytes without buffering it all. */
+/**
+ * Reads a request body, refusing (413) anything over `max` bytes without buffering it all. A body
+ * that cannot be read (the client sent less than its Content-Length and hung up) is the client's
+ * error: 400, not 500.
+ */
 async function readBody(request: Request, max: number): Promise<Uint8Array> {
+  try {
+    return await readBodyUnchecked(request, max);
+  } catch (error) {
+    if (error instanceof TooLargeError) throw error;
+    throw new InvalidRequestError(
+      `Invalid request body: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
+}
+
+async function readBodyUnchecked(request: Request, max: number): Promise<Uint8Array> {
   const declared = request.headers.get("content-length");
   if (declared !== null) {
     const n = Number(declared);
