@@ -115,3 +115,40 @@ Deno.test("daemon: a retried append with the same client id and seq applies once
     await cluster.stop();
   }
 });
+
+Deno.test("daemon: SIGTERM stops a node with exit code 0 and it restarts with its data", async () => {
+  const cluster = await TestCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
+  try {
+    for (let i = 0; i < 5; i++) {
+      assert.equal((await put(cluster.url(1 + (i % 3)), `t${i}`, `v${i}`)).status, 200);
+    }
+    // The leader first: the hardest case (it has followers to let go of and requests in flight).
+    const leader = await cluster.waitForLeader();
+    const inFlight = put(cluster.url(leader), "in-flight", "maybe");
+    assert.equal(await cluster.terminate(leader), 0, cluster.dump());
+    assert.match(cluster.node(leader).output.join(""), /Stopped/);
+    // The request in flight got an answer or a closed connection, never a hang.
+    const answer = await inFlight;
+    assert.ok([0, 200, 503, 504].includes(answer.status), JSON.stringify(answer));
+
+    // The others go on without it.
+    const rest = cluster.ids.filter((id) => id !== leader);
+    await cluster.waitForLeader(rest);
+    const more = await put(cluster.url(rest[0]), "t5", "v5");
+    assert.equal(more.status, 200, more.body);
+
+    // Then everyone stops cleanly, and comes back with every acknowledged write.
+    for (const id of rest) assert.equal(await cluster.terminate(id), 0, cluster.dump());
+    for (const id of cluster.ids) cluster.startNode(id);
+    await cluster.waitForLeader();
+    const expected = new Map(Array.from({ length: 6 }, (_, i) => [`t${i}`, `v${i}`] as const));
+    await waitConverged(cluster, expected);
+    for (const id of cluster.ids) {
+      for (const [key, value] of expected) {
+        assert.equal((await get(cluster.url(id), key)).body, value);
+      }
+    }
+  } finally {
+    await cluster.stop();
+  }
+});
