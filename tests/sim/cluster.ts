@@ -318,6 +318,15 @@ interface Delivery {
   toInc: number;
 }
 
+/** Metrics summed over a run: see Cluster.totals(). */
+export interface SimTotals {
+  snapshotsSent: number;
+  snapshotsInstalled: number;
+  snapshotsTaken: number;
+  crashes: number;
+  leaders: number;
+}
+
 /** Options for a simulated cluster. */
 export interface ClusterOptions {
   n: number;
@@ -436,6 +445,7 @@ export class Cluster {
   async crash(id: NodeId): Promise<void> {
     const s = this.#state(id);
     if (!s.node) return;
+    this.#addMetrics(this.#dead, s.node);
     await s.node.stop();
     s.applied = s.sm!.lastApplied;
     s.node = undefined;
@@ -470,6 +480,26 @@ export class Cluster {
     s.node = node;
     node.start();
     await this.#settle(s);
+  }
+
+  #dead = { snapshotsSent: 0, snapshotsInstalled: 0, snapshotsTaken: 0, crashes: 0 };
+
+  #addMetrics(into: Omit<SimTotals, "leaders">, node: RaftNode): void {
+    const m = node.metrics;
+    into.snapshotsSent += m.snapshotsSent;
+    into.snapshotsInstalled += m.snapshotsInstalled;
+    into.snapshotsTaken += m.snapshotsTaken;
+    into.crashes += into === this.#dead ? 1 : 0;
+  }
+
+  /** Metrics summed over every node incarnation so far, plus crash and leader counts. */
+  totals(): SimTotals {
+    const t = { ...this.#dead, leaders: this.oracle.leaders.size };
+    for (const id of this.ids) {
+      const n = this.node(id);
+      if (n) this.#addMetrics(t, n);
+    }
+    return t;
   }
 
   /** Cuts every link to and from node `id`. */
