@@ -24,7 +24,14 @@ export interface DiskStorageOptions {
 }
 
 type Job =
-  | { kind: "wal"; buf: Uint8Array; hardState: HardState; maxIndex: number; done: Deferred }
+  | {
+    kind: "wal";
+    buf: Uint8Array;
+    hardState: HardState;
+    maxIndex: number;
+    sync: boolean;
+    done: Deferred;
+  }
   | { kind: "task"; run: () => Promise<void>; done: Deferred };
 
 interface Deferred {
@@ -258,6 +265,12 @@ export class DiskStorage implements DurableStorage {
       this.#ents.length = toWrite[0].index - base - 1;
       for (let i = 0; i < toWrite.length; i++) this.#ents.push(toWrite[i]);
     }
+    // Only new entries, a new term or a new vote must reach the disk before anyone hears of
+    // them; a commit index that moved is recoverable from the cluster, so it rides along with
+    // the next sync instead of paying for one of its own (as etcd's MustSync decides).
+    const sync = install !== undefined || toWrite.length > 0 ||
+      (hardState !== undefined &&
+        (hardState.term !== this.#hardState.term || hardState.vote !== this.#hardState.vote));
     if (hardState) this.#hardState = { ...hardState };
     if (!install && toWrite.length === 0 && !hardState) return Promise.resolve();
     const buf = encodeBatch(
@@ -281,7 +294,7 @@ export class DiskStorage implements DurableStorage {
         },
       });
     } else {
-      this.#enqueue({ kind: "wal", buf, hardState: hs, maxIndex, done });
+      this.#enqueue({ kind: "wal", buf, hardState: hs, maxIndex, sync, done });
     }
     return promise;
   }
@@ -374,9 +387,13 @@ export class DiskStorage implements DurableStorage {
         const group = this.#queue.splice(0, n) as Extract<Job, { kind: "wal" }>[];
         const tail = group[group.length - 1];
         let maxIndex = 0;
-        for (const j of group) maxIndex = Math.max(maxIndex, j.maxIndex);
+        let sync = false;
+        for (const j of group) {
+          maxIndex = Math.max(maxIndex, j.maxIndex);
+          sync ||= j.sync;
+        }
         try {
-          await this.#wal.write(group.map((j) => j.buf), tail.hardState, maxIndex);
+          await this.#wal.write(group.map((j) => j.buf), tail.hardState, maxIndex, sync);
           for (const j of group) j.done.resolve();
         } catch (err) {
           this.#failed = err;

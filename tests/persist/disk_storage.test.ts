@@ -255,3 +255,28 @@ Deno.test("every acknowledged save survives kill -9 of the writing process", asy
     }
   });
 });
+
+Deno.test("DiskStorage: only entries, term and vote cost an fdatasync; a commit moves for free", async () => {
+  await withDir(async (dir) => {
+    let syncs = 0;
+    const s = await DiskStorage.open(dir, {
+      peers: [1, 2, 3],
+      log: () => {},
+      onSync: () => syncs++,
+    });
+    await s.save({ term: 1, vote: 1, commit: 0 }, ents(1, 3, 1));
+    assert.equal(syncs, 1);
+    await s.save({ term: 1, vote: 1, commit: 2 }, []);
+    assert.equal(syncs, 1, "a commit-only hard state must not sync");
+    await s.save({ term: 2, vote: 0, commit: 2 }, []);
+    assert.equal(syncs, 2, "a new term must sync");
+    await s.save({ term: 2, vote: 3, commit: 2 }, []);
+    assert.equal(syncs, 3, "a new vote must sync");
+    await s.save({ term: 2, vote: 3, commit: 3 }, []);
+    await s.close();
+    // The unsynced commit was still written, so a clean restart sees it.
+    const reopened = await DiskStorage.open(dir, { peers: [1, 2, 3], log: () => {} });
+    assert.deepEqual(reopened.initialState().hardState, { term: 2, vote: 3, commit: 3 });
+    await reopened.close();
+  });
+});
