@@ -2,7 +2,7 @@
  * Benchmark runner: `deno task bench <name> [args]` runs bench/<name>.ts, whose exported main()
  * prints its figures as a table. Benchmarks report numbers; they never pass or fail on timing.
  */
-const BENCHMARKS = ["rpc", "wal", "mr", "kv"];
+const BENCHMARKS = ["rpc", "wal", "mr", "kv", "raft"];
 
 if (import.meta.main) {
   const [name, ...rest] = Deno.args;
