@@ -38,8 +38,8 @@ export interface TestNode {
   httpPort: number;
   dataDir: string;
   child?: Deno.ChildProcess;
-  /** Resolves once the current child's stdout and stderr are fully collected. */
-  drained?: Promise<void>;
+  /** Resolves once the current child has exited and its stdout and stderr are collected. */
+  exited?: Promise<Deno.CommandStatus>;
   output: string[];
 }
 
@@ -159,10 +159,15 @@ export class TestCluster {
     }).spawn();
     node.child = child;
     node.output.push(`=== process started (pid ${child.pid})\n`);
-    node.drained = Promise.all([
+    const drained = Promise.all([
       collect(child.stdout, node.output),
       collect(child.stderr, node.output),
-    ]).then(() => {});
+    ]);
+    // Logged whatever the cause (our signal, a crash, someone else's signal) so dump() shows it.
+    node.exited = Promise.all([child.status, drained]).then(([status]) => {
+      node.output.push(`=== process exited (code ${status.code}, signal ${status.signal})\n`);
+      return status;
+    });
   }
 
   /** kill -9 a node and wait until it is gone and its output is collected. */
@@ -184,10 +189,8 @@ export class TestCluster {
     } catch {
       // Already exited.
     }
-    const status = await child.status;
-    await node.drained;
+    const status = await node.exited!;
     node.child = undefined;
-    node.output.push(`=== process exited (code ${status.code}, signal ${status.signal})\n`);
     return status.code;
   }
 
