@@ -294,6 +294,16 @@ export class RaftNode {
     return out;
   }
 
+  /** The leader this node knows of (0 when none); cheaper than status(). */
+  get leader(): NodeId {
+    return this.#raw?.leader ?? 0;
+  }
+
+  /** This node's current role; cheaper than status(). */
+  get role(): Role {
+    return this.#raw?.role ?? "follower";
+  }
+
   /** Counters since start. */
   get metrics(): RaftMetrics {
     const c = this.#raw?.counters();
@@ -380,7 +390,13 @@ export class RaftNode {
       if (wasLeader && !(leader === this.id && term === this.#leaderTerm)) {
         this.#log(`node ${this.id}: lost leadership in term ${term}`);
       }
-      this.#opts.onLeaderChange?.(leader, term);
+      try {
+        this.#opts.onLeaderChange?.(leader, term);
+      } catch (err) {
+        this.#log(
+          `node ${this.id}: onLeaderChange threw: ${err instanceof Error ? err.message : err}`,
+        );
+      }
     }
     if (raw.role !== "leader") {
       // Entries past the commit index may be overwritten by the new leader: their fate is

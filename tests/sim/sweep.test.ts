@@ -7,9 +7,12 @@
 import assert from "node:assert/strict";
 import { type Cluster, cmd, prng, withCluster } from "./cluster.ts";
 
+let reads = 0;
+
 async function chaos(c: Cluster, rand: () => number): Promise<void> {
   const pick = () => c.ids[Math.floor(rand() * c.n)];
   let proposed = 0;
+  const staleReads: string[] = [];
   for (let step = 0; step < 60; step++) {
     const r = rand();
     if (r < 0.04) await c.crash(pick());
@@ -24,6 +27,20 @@ async function chaos(c: Cluster, rand: () => number): Promise<void> {
     else if (r < 0.38) c.setLink(pick(), pick(), false);
     else if (r < 0.43) c.reliable = !c.reliable;
     else if (r < 0.45) c.longReordering = !c.longReordering;
+    // Linearizable reads: a read started now must return an index covering everything any node
+    // has applied (so every acknowledged write). A deposed leader must never confirm one.
+    if (rand() < 0.3) {
+      for (const id of c.ids) {
+        const node = c.node(id);
+        if (!node || node.status().role !== "leader") continue;
+        const floor = c.oracle.maxApplied;
+        node.readIndex().then((index) => {
+          reads++;
+          if (index < floor) staleReads.push(`node ${id}: read index ${index} < applied ${floor}`);
+        }, () => {});
+      }
+    }
+    if (staleReads.length > 0) throw new Error(`Stale read: ${staleReads[0]}`);
     // Proposals on every live node: only leaders accept them.
     const burst = Math.floor(rand() * 4);
     for (let k = 0; k < burst; k++) {
@@ -42,6 +59,7 @@ async function chaos(c: Cluster, rand: () => number): Promise<void> {
     c.connect(id);
   }
   await c.one(cmd("final"), c.n, true);
+  if (staleReads.length > 0) throw new Error(`Stale read: ${staleReads[0]}`);
 }
 
 Deno.test("Randomized sweep: mixed faults over many seeds, invariants checked throughout", async () => {
@@ -80,5 +98,5 @@ Deno.test("Randomized sweep: mixed faults over many seeds, invariants checked th
       `only ${sum.snapshotsInstalled} installs`,
     );
   }
-  console.log(`sweep: ${seeds.length} seeds, ${JSON.stringify(sum)}`);
+  console.log(`sweep: ${seeds.length} seeds, ${JSON.stringify({ ...sum, reads })}`);
 });
