@@ -78,7 +78,13 @@ Deno.test("Randomized sweep: mixed faults over many seeds, invariants checked th
       n,
       dropStale: rand() < 0.5,
       snapshotPadding: Math.floor(rand() * 3000),
-      config: { snapshotEntries, snapshotChunkBytes: 512 },
+      config: {
+        snapshotEntries,
+        snapshotChunkBytes: 512,
+        // Tight flow control sometimes, so pipelining limits and probing get exercised too.
+        maxInflightMsgs: rand() < 0.3 ? 2 : 256,
+        maxMsgBytes: rand() < 0.3 ? 64 : 1 << 20,
+      },
     }, async (c) => {
       await chaos(c, rand);
       const t = c.totals();
