@@ -470,7 +470,7 @@ export class Cluster {
       peers: this.ids,
       storage: s.storage,
       stateMachine: s.sm,
-      send: (msgs) => this.#send(id, inc, msgs),
+      send: (msgs) => this.#send(inc, msgs),
       config: this.#config,
       rand: prng(Math.floor(this.rand() * 2 ** 32)),
       onFatal: (err) => {
@@ -539,7 +539,7 @@ export class Cluster {
     return this.isConnected(from) && this.isConnected(to) && !this.#cut.has(`${from}>${to}`);
   }
 
-  #send(from: NodeId, fromInc: number, msgs: Message[]): void {
+  #send(fromInc: number, msgs: Message[]): void {
     for (const m of msgs) {
       if (!this.#linkUp(m.from, m.to)) continue;
       const toInc = this.#state(m.to).incarnation;
@@ -562,7 +562,6 @@ export class Cluster {
         });
       }
     }
-    void from;
   }
 
   #push(d: Delivery): void {
