@@ -14,12 +14,44 @@ const CONFIG = fileURLToPath(new URL("../../deno.json", import.meta.url));
 /** Bound on one harness HTTP call (a stalled node must not hang the harness). */
 const PROBE_TIMEOUT_MS = 2_000;
 
-/** A free TCP port on 127.0.0.1 (a small race is acceptable in tests). */
+/** Ports handed out by this process, never reused by it. */
+const handedOut = new Set<number>();
+
+/** The first port of the kernel's ephemeral range (outgoing connections take ports from it). */
+function ephemeralLow(): number {
+  try {
+    const low = Number(
+      Deno.readTextFileSync("/proc/sys/net/ipv4/ip_local_port_range").split(/\s+/)[0],
+    );
+    if (Number.isInteger(low) && low > 12_000) return low;
+  } catch {
+    // Not Linux, or no /proc: assume the IANA range.
+  }
+  return 49_152;
+}
+
+/**
+ * A TCP port on 127.0.0.1 that is free now, for a node to listen on (again after a restart).
+ * Chosen at random below the ephemeral range: a port the kernel hands to bind(0) or to an
+ * outgoing connection could be taken while its node is down and make the restart fail with
+ * "Address already in use" (seen when several test runs share a machine). A collision with
+ * another test process choosing the same random port remains possible, but unlikely.
+ */
 export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
+  const low = 10_000;
+  const high = ephemeralLow();
+  for (let attempt = 0; attempt < 1000; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    if (handedOut.has(port)) continue;
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+    } catch {
+      continue; // In use.
+    }
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error("No free port found below the ephemeral range");
 }
 
 /** Options for TestCluster.start. */
@@ -274,11 +306,20 @@ export class TestCluster {
     throw new Error(`Node ${id} never answered /status; outputs:\n${this.dump()}`);
   }
 
-  /** Every node's captured output (the last `chars` of each), for failure messages. */
+  /**
+   * Every node's captured output (the last `chars` of each), for failure messages. Peer
+   * found/lost lines are counted rather than shown: a partition makes them repeat every few
+   * hundred ms and they would push everything else out.
+   */
   dump(chars = 6000): string {
-    return this.nodes.map((n) => `--- node ${n.id}\n${n.output.join("").slice(-chars)}`).join(
-      "\n",
-    );
+    return this.nodes.map((n) => {
+      const lines = n.output.join("").split("\n");
+      const noisy = /: Peer \d+ (found|lost)/;
+      const kept = lines.filter((line) => !noisy.test(line));
+      const dropped = lines.length - kept.length;
+      const note = dropped > 0 ? `(${dropped} peer found/lost lines not shown)\n` : "";
+      return `--- node ${n.id}\n${note}${kept.join("\n").slice(-chars)}`;
+    }).join("\n");
   }
 
   /** Stops every process and proxy and removes the data. */
