@@ -6,13 +6,13 @@
 import assert from "node:assert/strict";
 import { KvClient } from "../../kv/client.ts";
 import { sleep, TestCluster } from "../lib/cluster.ts";
-import { get, poll, put, SERVE_ARGS, SessionWriter, waitConverged } from "./daemon_helpers.ts";
+import { Clerk, poll, put, read, SERVE_ARGS, waitConverged } from "./daemon_helpers.ts";
 
 /** Reads every key linearizably through every running node and compares with `expected`. */
 async function assertEverywhere(cluster: TestCluster, expected: Map<string, string>) {
   for (const id of cluster.running) {
     for (const [key, value] of expected) {
-      const r = await get(cluster.url(id), key);
+      const r = await read(cluster, id, key);
       assert.equal(r.status, 200, `node ${id} ${key}: ${r.status} ${r.body}\n${cluster.dump()}`);
       assert.equal(r.body, value, `node ${id} ${key}`);
     }
@@ -32,14 +32,14 @@ async function writeConcurrently(
   let stopped = false;
   stop.then(() => stopped = true);
   await Promise.all(Array.from({ length: clients }, async (_, c) => {
-    const writer = new SessionWriter(cluster, `writer-${c}-${crypto.randomUUID()}`);
+    const writer = new Clerk(cluster, `writer-${c}-${crypto.randomUUID()}`);
     let log = "";
     for (let i = 0; !stopped; i++) {
       const key = `w${c}-${i}`;
-      const r = await writer.write("put", key, `value-${c}-${i}`);
+      const r = await writer.put(undefined, key, `value-${c}-${i}`);
       assert.equal(r.status, 200, r.body);
       acked.set(key, `value-${c}-${i}`);
-      const a = await writer.write("append", `log-${c}`, `|${i}`);
+      const a = await writer.append(undefined, `log-${c}`, `|${i}`);
       assert.equal(a.status, 200, a.body);
       log += `|${i}`;
       acked.set(`log-${c}`, log);
@@ -111,7 +111,7 @@ Deno.test("daemon: kill -9 of every node, then restart: all acknowledged data is
     await waitConverged(cluster, acked);
 
     // And the restarted cluster takes new writes.
-    const r = await put(cluster.url(2), "after-restart", "yes");
+    const r = await new Clerk(cluster).put(2, "after-restart", "yes");
     assert.equal(r.status, 200, r.body);
   } finally {
     await cluster.stop();

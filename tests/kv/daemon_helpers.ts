@@ -120,8 +120,12 @@ export async function poll<T>(
   throw new Error(`Gave up waiting: ${describe()}`);
 }
 
-/** Retries a write until it gets a definitive answer (not 0/503/504), e.g. after a failover. */
-export async function writeUntilDone(
+/**
+ * Retries a request until it gets a definitive answer (not 0/5xx), e.g. across a failover or a
+ * spurious election on a loaded machine. Only for requests that are safe to repeat: reads, puts,
+ * and writes that carry a (client id, seq).
+ */
+export async function untilDefinitive(
   attempt: () => Promise<HttpResult>,
   cluster: TestCluster,
   what: string,
@@ -184,27 +188,51 @@ export function randomNode(cluster: TestCluster): string {
 
 /**
  * A client that issues writes one at a time with its own (client id, seq) and retries each
- * write, with the same seq, through random nodes until it gets a definitive answer: the
- * classic-lab clerk over HTTP. Every write it reports as done is acknowledged exactly once.
+ * write, with the same seq, until it gets a definitive answer: the classic-lab clerk over HTTP.
+ * Each write goes to the given node, or to a random running node per attempt when `node` is
+ * undefined. Every write it reports as done was applied exactly once.
  */
-export class SessionWriter {
+export class Clerk {
   readonly clientId: string;
   readonly #cluster: TestCluster;
   #seq = 0;
 
-  constructor(cluster: TestCluster, clientId: string) {
+  constructor(cluster: TestCluster, clientId = `clerk-${crypto.randomUUID()}`) {
     this.#cluster = cluster;
     this.clientId = clientId;
   }
 
-  /** put (or append when `appendTo` is set) with retries; returns the definitive answer. */
-  async write(op: "put" | "append", key: string, value: string): Promise<HttpResult> {
+  /** PUT (with an optional cas/create-only query) until definitive. */
+  put(node: number | undefined, key: string, value: string, query?: string) {
+    return this.#run(node, `put ${key}`, (base, s) => put(base, key, value, { ...s, query }));
+  }
+
+  /** Append until definitive. */
+  append(node: number | undefined, key: string, value: string) {
+    return this.#run(node, `append ${key}`, (base, s) => append(base, key, value, s));
+  }
+
+  /** DELETE until definitive. */
+  del(node: number | undefined, key: string) {
+    return this.#run(node, `del ${key}`, (base, s) => del(base, key, s));
+  }
+
+  async #run(
+    node: number | undefined,
+    what: string,
+    send: (base: string, session: KeyCallOptions) => Promise<HttpResult>,
+  ): Promise<HttpResult> {
     const session = { clientId: this.clientId, seq: ++this.#seq };
-    return await writeUntilDone(
-      () => (op === "put" ? put : append)(randomNode(this.#cluster), key, value, session),
+    return await untilDefinitive(
+      () => send(node === undefined ? randomNode(this.#cluster) : this.#cluster.url(node), session),
       this.#cluster,
-      `${this.clientId} ${op} ${key} seq ${session.seq}`,
+      `${this.clientId} ${what} seq ${session.seq}`,
       300,
     );
   }
+}
+
+/** A linearizable GET retried until definitive (200 or 404). */
+export function read(cluster: TestCluster, id: number, key: string): Promise<HttpResult> {
+  return untilDefinitive(() => get(cluster.url(id), key), cluster, `get ${key} on node ${id}`);
 }

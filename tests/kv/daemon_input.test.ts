@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { encodeFrame } from "../../net/frame.ts";
 import { TestCluster } from "../lib/cluster.ts";
-import { call, get, poll, put, SERVE_ARGS } from "./daemon_helpers.ts";
+import { call, Clerk, poll, read, SERVE_ARGS } from "./daemon_helpers.ts";
 
 /** Liveness guard for raw socket reads (not a timing assertion: it only stops a hang). */
 const READ_GUARD_MS = 15_000;
@@ -82,9 +82,9 @@ function concat(...parts: Uint8Array[]): Uint8Array {
 async function assertHealthy(cluster: TestCluster, key: string): Promise<void> {
   assert.deepEqual(cluster.running, cluster.ids, `a node died\n${cluster.dump()}`);
   for (const id of cluster.ids) {
-    const w = await put(cluster.url(id), `${key}-${id}`, "still-ok");
+    const w = await new Clerk(cluster).put(id, `${key}-${id}`, "still-ok");
     assert.equal(w.status, 200, `write through node ${id}: ${w.body}\n${cluster.dump()}`);
-    const r = await get(cluster.url(id), `${key}-${id}`);
+    const r = await read(cluster, id, `${key}-${id}`);
     assert.equal(r.status, 200, `read through node ${id}: ${r.body}`);
     assert.equal(r.body, "still-ok");
     await poll(
@@ -217,7 +217,7 @@ Deno.test("daemon: malformed HTTP requests get 4xx and the node stays healthy", 
       );
     }
     // The short-bodied PUT must not have written anything.
-    assert.equal((await get(base, "x")).status, 404);
+    assert.equal((await read(cluster, 2, "x")).status, 404);
     await assertHealthy(cluster, "after-bad-http");
   } finally {
     await cluster.stop();

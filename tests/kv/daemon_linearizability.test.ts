@@ -25,8 +25,8 @@ import {
   call,
   type HttpResult,
   SERVE_ARGS,
+  untilDefinitive,
   waitConverged,
-  writeUntilDone,
 } from "./daemon_helpers.ts";
 
 const KEYS = ["x", "y", "z"];
@@ -189,7 +189,7 @@ function checkHistory(cluster: TestCluster, history: KvHistoryOp[]): void {
 async function checkConverged(cluster: TestCluster): Promise<void> {
   const expected = new Map<string, string | null>();
   for (const key of KEYS) {
-    const r = await writeUntilDone(() => call(`${cluster.url(1)}/v1/kv/${key}`), cluster, key);
+    const r = await untilDefinitive(() => call(`${cluster.url(1)}/v1/kv/${key}`), cluster, key);
     expected.set(key, r.status === 200 ? r.body : null);
   }
   await waitConverged(cluster, expected);
@@ -232,10 +232,10 @@ Deno.test("daemon: the history stays linearizable under kill -9, restarts and pa
           await sleep(500);
           cluster.startNode(victim);
         },
-        // Isolate a random node.
+        // Black-hole a random node's links (bytes held, then delivered late on healing).
         async () => {
           const victim = pick(cluster.ids);
-          cluster.partition([victim], cluster.ids.filter((id) => id !== victim));
+          cluster.partitionWith("stall", [victim], cluster.ids.filter((id) => id !== victim));
           await sleep(1000);
           cluster.heal();
         },

@@ -8,20 +8,22 @@ import assert from "node:assert/strict";
 import { TestCluster } from "../lib/cluster.ts";
 import {
   call,
+  Clerk,
   get,
   type HttpResult,
   poll,
   put,
+  read,
   SERVE_ARGS,
+  untilDefinitive,
   waitConverged,
-  writeUntilDone,
 } from "./daemon_helpers.ts";
 
 Deno.test("daemon: a minority partition can neither commit nor read; healing converges", async () => {
   const cluster = await TestCluster.start({ nodes: 3, proxies: true, extraArgs: SERVE_ARGS });
   try {
     const old = await cluster.waitForLeader();
-    assert.equal((await put(cluster.url(old), "a", "1")).status, 200);
+    assert.equal((await new Clerk(cluster).put(old, "a", "1")).status, 200);
     const majority = cluster.ids.filter((id) => id !== old);
     // The old leader alone on one side: the hardest minority, as it believes it leads at first.
     cluster.partition([old], majority);
@@ -30,18 +32,25 @@ Deno.test("daemon: a minority partition can neither commit nor read; healing con
     assert.ok(majority.includes(next));
     // The majority keeps going, through either of its nodes.
     for (const id of majority) {
-      const r = await writeUntilDone(() => put(cluster.url(id), "a", `2-${id}`), cluster, "put a");
+      const r = await untilDefinitive(() => put(cluster.url(id), "a", `2-${id}`), cluster, "put a");
       assert.equal(r.status, 200, r.body);
     }
-    const b = await writeUntilDone(() => put(cluster.url(majority[0]), "b", "2"), cluster, "put b");
+    const b = await untilDefinitive(
+      () => put(cluster.url(majority[0]), "b", "2"),
+      cluster,
+      "put b",
+    );
     assert.equal(b.status, 200);
 
     // The minority cannot commit: the write fails (no leader / outcome unknown), never 200.
     const lost = await put(cluster.url(old), "minority", "lost");
     assert.ok(lost.status === 0 || lost.status >= 500, `minority write: ${JSON.stringify(lost)}`);
     // Nor serve a linearizable read (which would return the stale "1").
-    const read = await get(cluster.url(old), "a");
-    assert.ok(read.status === 0 || read.status >= 500, `minority read: ${JSON.stringify(read)}`);
+    const linRead = await get(cluster.url(old), "a");
+    assert.ok(
+      linRead.status === 0 || linRead.status >= 500,
+      `minority read: ${JSON.stringify(linRead)}`,
+    );
     // A stale read is served from the local state, which still has the old value.
     const stale = await get(cluster.url(old), "a", { query: "stale=true" });
     assert.equal(stale.status, 200, stale.body);
@@ -60,9 +69,9 @@ Deno.test("daemon: a minority partition can neither commit nor read; healing con
     ]);
     await waitConverged(cluster, expected);
     // Linearizable reads work again through the former minority.
-    const healed = await writeUntilDone(() => get(cluster.url(old), "b"), cluster, "get b");
+    const healed = await untilDefinitive(() => get(cluster.url(old), "b"), cluster, "get b");
     assert.equal(healed.body, "2");
-    assert.equal((await get(cluster.url(old), "minority")).status, 404);
+    assert.equal((await read(cluster, old, "minority")).status, 404);
   } finally {
     await cluster.stop();
   }
@@ -72,16 +81,20 @@ Deno.test("daemon: OnePartition: minority writes complete only after healing", a
   const cluster = await TestCluster.start({ nodes: 5, proxies: true, extraArgs: SERVE_ARGS });
   let finished = false; // Ends the background clerk if an assertion fails first.
   try {
-    assert.equal((await put(cluster.url(1), "1", "13")).status, 200);
+    assert.equal((await new Clerk(cluster).put(1, "1", "13")).status, 200);
     const old = await cluster.waitForLeader();
     const minority = [old, cluster.ids.find((id) => id !== old)!];
     const majority = cluster.ids.filter((id) => !minority.includes(id));
     cluster.partition(minority, majority);
 
     // Majority: put 14 and read it back.
-    const p14 = await writeUntilDone(() => put(cluster.url(majority[0]), "1", "14"), cluster, "14");
+    const p14 = await untilDefinitive(
+      () => put(cluster.url(majority[0]), "1", "14"),
+      cluster,
+      "14",
+    );
     assert.equal(p14.status, 200);
-    assert.equal((await get(cluster.url(majority[1]), "1")).body, "14");
+    assert.equal((await read(cluster, majority[1], "1")).body, "14");
 
     // Minority clients: a put of 15 retried (same client id and seq) through minority nodes
     // until it succeeds, and a get. Neither may complete while the partition lasts.
@@ -104,10 +117,14 @@ Deno.test("daemon: OnePartition: minority writes complete only after healing", a
     assert.ok(minorityGet.status === 0 || minorityGet.status >= 500, minorityGet.body);
 
     // Meanwhile the majority reads 14, writes 16 and reads 16.
-    assert.equal((await get(cluster.url(majority[2]), "1")).body, "14");
-    const p16 = await writeUntilDone(() => put(cluster.url(majority[1]), "1", "16"), cluster, "16");
+    assert.equal((await read(cluster, majority[2], "1")).body, "14");
+    const p16 = await untilDefinitive(
+      () => put(cluster.url(majority[1]), "1", "16"),
+      cluster,
+      "16",
+    );
     assert.equal(p16.status, 200);
-    assert.equal((await get(cluster.url(majority[0]), "1")).body, "16");
+    assert.equal((await read(cluster, majority[0], "1")).body, "16");
     // Let the minority clerk retry a few times (one attempt lasts a request timeout).
     await poll(() => (attempts >= 3 ? true : undefined), () => "no retries", 400);
     assert.equal(done.put, undefined, "a minority write completed while partitioned");
@@ -120,7 +137,7 @@ Deno.test("daemon: OnePartition: minority writes complete only after healing", a
     const completed = await pending; // The retried put completes now.
     assert.equal(completed.status, 200);
     for (const id of cluster.ids) {
-      const r = await writeUntilDone(() => get(cluster.url(id), "1"), cluster, `get on ${id}`);
+      const r = await untilDefinitive(() => get(cluster.url(id), "1"), cluster, `get on ${id}`);
       assert.equal(r.body, "15", `node ${id}`);
     }
     await waitConverged(cluster, new Map([["1", "15"]]));

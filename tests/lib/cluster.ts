@@ -6,7 +6,7 @@
  * travel over the same peer links).
  */
 import { fileURLToPath } from "node:url";
-import { TcpProxy } from "./tcp_proxy.ts";
+import { type BlockMode, TcpProxy } from "./tcp_proxy.ts";
 
 const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
 // Passed explicitly so the children resolve imports the same way whatever the test's cwd is.
@@ -226,22 +226,31 @@ export class TestCluster {
     return status.code;
   }
 
-  /** Cuts (or restores) both directions between two nodes. */
-  setLink(a: number, b: number, connected: boolean): void {
+  /**
+   * Cuts (or restores) both directions between two nodes. "reset" (default) drops connections
+   * at once; "stall" black-holes them like a real partition and delivers the held bytes late,
+   * on healing.
+   */
+  setLink(a: number, b: number, connected: boolean, mode: BlockMode = "reset"): void {
     for (const key of [`${a}->${b}`, `${b}->${a}`]) {
       const proxy = this.#proxies.get(key);
       if (!proxy) throw new Error("This cluster was started without proxies");
-      proxy.setBlocked(!connected);
+      proxy.setBlocked(!connected, mode);
     }
   }
 
   /** Splits the cluster into groups: links inside a group work, links between them are cut. */
   partition(...groups: number[][]): void {
+    this.partitionWith("reset", ...groups);
+  }
+
+  /** partition() with the given blocking mode for the cut links. */
+  partitionWith(mode: BlockMode, ...groups: number[][]): void {
     for (const a of this.nodes) {
       for (const b of this.nodes) {
         if (a.id >= b.id) continue;
         const together = groups.some((g) => g.includes(a.id) && g.includes(b.id));
-        this.setLink(a.id, b.id, together);
+        this.setLink(a.id, b.id, together, mode);
       }
     }
   }
