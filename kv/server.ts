@@ -7,7 +7,7 @@ import type { HostPort } from "../cli/command.ts";
 import { PeerTransport } from "../net/transport.ts";
 import { RemoteError, RpcServer } from "../net/rpc.ts";
 import { DiskStorage } from "../persist/disk_storage.ts";
-import { NotLeaderError, ProposalDroppedError } from "../raft/errors.ts";
+import { NodeStoppedError, NotLeaderError, ProposalDroppedError } from "../raft/errors.ts";
 import { RaftNode, type RaftNodeConfig } from "../raft/node.ts";
 import { type Message, validateMessage } from "../raft/types.ts";
 import { encodeCommand } from "./commands.ts";
@@ -140,8 +140,16 @@ export class KvServer implements KvService {
   /** Replicates a write through the leader; resolves once applied. */
   async write(command: KvWrite): Promise<{ index: number; result: ApplyResult }> {
     const deadline = Date.now() + this.#config.requestTimeoutMs;
+    // Set once a proposal may have been appended somewhere: from then on, running out of time
+    // means "outcome unknown" (504), never "nothing happened" (503).
+    let maybeApplied = false;
     while (true) {
-      const leader = await this.#awaitLeader(deadline);
+      let leader: number;
+      try {
+        leader = await this.#awaitLeader(deadline);
+      } catch (error) {
+        throw maybeApplied ? this.#unknownOutcome(error) : error;
+      }
       if (leader === this.#config.id) {
         try {
           const data = encodeCommand({ ...command, time: Date.now() });
@@ -151,11 +159,19 @@ export class KvServer implements KvService {
           // Leadership moved before the proposal was accepted: nothing was appended, retry.
           if (error instanceof NotLeaderError) continue;
           // Its fate is unknown; retrying is safe only when the session makes it exactly-once.
-          if (error instanceof ProposalDroppedError && command.clientId !== undefined) continue;
+          if (error instanceof ProposalDroppedError && command.clientId !== undefined) {
+            maybeApplied = true;
+            continue;
+          }
           throw this.#ambiguous(error);
         }
       }
-      const reply = await this.#forward(leader, { ...command, op: command.op }, deadline);
+      let reply;
+      try {
+        reply = await this.#forward(leader, { ...command, op: command.op }, deadline);
+      } catch (error) {
+        throw maybeApplied ? this.#unknownOutcome(error) : error;
+      }
       if (reply === undefined) continue;
       if ("stale" in reply) return { index: 0, result: { status: "stale", error: reply.stale } };
       return { index: reply.index, result: replyToResult(reply) };
@@ -376,7 +392,13 @@ export class KvServer implements KvService {
   }
 
   #ambiguous(error: unknown): Error {
-    if (this.#stopping) return new UnavailableError("Node is shutting down");
+    // Stopped before proposing: nothing happened. Anything else came after a proposal.
+    if (error instanceof NodeStoppedError) return new UnavailableError("Node is shutting down");
+    return this.#unknownOutcome(error);
+  }
+
+  #unknownOutcome(error: unknown): Error {
+    if (error instanceof TimeoutError) return error;
     return new TimeoutError(`Outcome unknown: ${errorMessage(error)}`);
   }
 }
