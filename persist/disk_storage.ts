@@ -24,14 +24,7 @@ export interface DiskStorageOptions {
 }
 
 type Job =
-  | {
-    kind: "wal";
-    buf: Uint8Array;
-    hardState: HardState;
-    maxIndex: number;
-    sync: boolean;
-    done: Deferred;
-  }
+  | { kind: "wal"; buf: Uint8Array; hardState: HardState; maxIndex: number; done: Deferred }
   | { kind: "task"; run: () => Promise<void>; done: Deferred };
 
 interface Deferred {
@@ -57,6 +50,8 @@ export class DiskStorage implements DurableStorage {
   #snap: Snapshot;
   #ents: Entry[]; // #ents[i].index === #snap.meta.index + 1 + i
   #hardState: HardState;
+  /** A commit-only hard state change not yet in any WAL record (see save()). */
+  #hardStateUnwritten = false;
   #queue: Job[] = [];
   #flushing: Promise<void> | undefined;
   #failed: unknown;
@@ -266,15 +261,21 @@ export class DiskStorage implements DurableStorage {
       for (let i = 0; i < toWrite.length; i++) this.#ents.push(toWrite[i]);
     }
     // Only new entries, a new term or a new vote must reach the disk before anyone hears of
-    // them; a commit index that moved is recoverable from the cluster, so it rides along with
-    // the next sync instead of paying for one of its own (as etcd's MustSync decides).
-    const sync = install !== undefined || toWrite.length > 0 ||
+    // them (etcd's MustSync rule). A commit index that moved is recoverable from the cluster,
+    // so it is not written on its own: even an unsynced write costs about a millisecond here
+    // when other fsyncs are in flight. It rides along with the next record, or close().
+    const mustWrite = install !== undefined || toWrite.length > 0 ||
       (hardState !== undefined &&
         (hardState.term !== this.#hardState.term || hardState.vote !== this.#hardState.vote));
     if (hardState) this.#hardState = { ...hardState };
-    if (!install && toWrite.length === 0 && !hardState) return Promise.resolve();
+    if (!mustWrite) {
+      if (hardState) this.#hardStateUnwritten = true;
+      return Promise.resolve();
+    }
+    const recordHardState = hardState ?? (this.#hardStateUnwritten ? this.#hardState : undefined);
+    this.#hardStateUnwritten = false;
     const buf = encodeBatch(
-      hardState,
+      recordHardState,
       toWrite,
       install ? { index: install.meta.index, term: install.meta.term, kept } : undefined,
     );
@@ -294,7 +295,7 @@ export class DiskStorage implements DurableStorage {
         },
       });
     } else {
-      this.#enqueue({ kind: "wal", buf, hardState: hs, maxIndex, sync, done });
+      this.#enqueue({ kind: "wal", buf, hardState: hs, maxIndex, done });
     }
     return promise;
   }
@@ -345,6 +346,14 @@ export class DiskStorage implements DurableStorage {
   /** Waits for queued writes, then releases the WAL, the snapshot store and the lock. */
   async close(): Promise<void> {
     if (this.#closed) return;
+    if (this.#hardStateUnwritten && this.#failed === undefined) {
+      // A clean shutdown keeps the latest commit index, so a restart re-applies everything.
+      this.#hardStateUnwritten = false;
+      const { promise, done } = deferred();
+      const buf = encodeBatch(this.#hardState, []);
+      this.#enqueue({ kind: "wal", buf, hardState: this.#hardState, maxIndex: 0, done });
+      await promise.catch(() => {});
+    }
     this.#closed = true;
     while (this.#flushing) await this.#flushing;
     await this.#snaps.idle();
@@ -387,13 +396,9 @@ export class DiskStorage implements DurableStorage {
         const group = this.#queue.splice(0, n) as Extract<Job, { kind: "wal" }>[];
         const tail = group[group.length - 1];
         let maxIndex = 0;
-        let sync = false;
-        for (const j of group) {
-          maxIndex = Math.max(maxIndex, j.maxIndex);
-          sync ||= j.sync;
-        }
+        for (const j of group) maxIndex = Math.max(maxIndex, j.maxIndex);
         try {
-          await this.#wal.write(group.map((j) => j.buf), tail.hardState, maxIndex, sync);
+          await this.#wal.write(group.map((j) => j.buf), tail.hardState, maxIndex);
           for (const j of group) j.done.resolve();
         } catch (err) {
           this.#failed = err;

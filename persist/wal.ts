@@ -342,17 +342,11 @@ export class Wal {
   }
 
   /**
-   * Appends `bufs` (encoded batches) with one write and, when `sync` is true, one fdatasync,
-   * starting a new segment first if the active one reached its target size. `hardState` is the
-   * hard state in effect after these records and `maxIndex` the highest index they mention.
-   * Durable on resolve when synced; otherwise durable with the next synced write.
+   * Appends `bufs` (encoded batches) with one write and one fdatasync, starting a new segment
+   * first if the active one reached its target size. `hardState` is the hard state in effect
+   * after these records and `maxIndex` the highest index they mention. Durable on resolve.
    */
-  async write(
-    bufs: Uint8Array[],
-    hardState: HardState,
-    maxIndex: number,
-    sync = true,
-  ): Promise<void> {
+  async write(bufs: Uint8Array[], hardState: HardState, maxIndex: number): Promise<void> {
     if (this.#closed) throw new Error("Cannot write WAL: closed");
     let active = this.#segments[this.#segments.length - 1];
     let header: Uint8Array | undefined;
@@ -396,11 +390,9 @@ export class Wal {
     }
     let off = 0;
     while (off < buf.length) off += await this.#file.write(buf.subarray(off));
-    if (sync) {
-      const t0 = performance.now();
-      await this.#file.syncData();
-      this.#onSync(performance.now() - t0);
-    }
+    const t0 = performance.now();
+    await this.#file.syncData();
+    this.#onSync(performance.now() - t0);
     active.bytes += buf.length;
     if (maxIndex > active.maxIndex) active.maxIndex = maxIndex;
     this.#hardState = hardState;

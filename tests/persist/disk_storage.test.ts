@@ -256,7 +256,7 @@ Deno.test("every acknowledged save survives kill -9 of the writing process", asy
   });
 });
 
-Deno.test("DiskStorage: only entries, term and vote cost an fdatasync; a commit moves for free", async () => {
+Deno.test("DiskStorage: only entries, term and vote are written and synced; a commit moves for free", async () => {
   await withDir(async (dir) => {
     let syncs = 0;
     const s = await DiskStorage.open(dir, {
@@ -274,7 +274,7 @@ Deno.test("DiskStorage: only entries, term and vote cost an fdatasync; a commit 
     assert.equal(syncs, 3, "a new vote must sync");
     await s.save({ term: 2, vote: 3, commit: 3 }, []);
     await s.close();
-    // The unsynced commit was still written, so a clean restart sees it.
+    // The last commit was never written on its own, but close() saves it for a clean restart.
     const reopened = await DiskStorage.open(dir, { peers: [1, 2, 3], log: () => {} });
     assert.deepEqual(reopened.initialState().hardState, { term: 2, vote: 3, commit: 3 });
     await reopened.close();
