@@ -9,7 +9,7 @@ import { NodeStoppedError, NotLeaderError, ProposalDroppedError } from "./errors
 import { DEFAULT_RAFT_CONFIG, type RaftConfig, type Role } from "./raft.ts";
 import { type ProgressStatus, RawNode } from "./raw_node.ts";
 import type { DurableStorage } from "./storage.ts";
-import type { Message, NodeId, Ready, Snapshot, StateMachine } from "./types.ts";
+import type { Entry, Message, NodeId, Ready, Snapshot, StateMachine } from "./types.ts";
 
 /** Driver tunables on top of the core's: tick length and snapshot thresholds. */
 export interface RaftNodeConfig extends RaftConfig {
@@ -430,11 +430,24 @@ export class RaftNode {
   }
 
   async #handleReady(raw: RawNode, rd: Ready): Promise<void> {
-    const { storage, stateMachine } = this.#opts;
+    const { storage } = this.#opts;
     if (rd.safeBefore > 0) this.#send(rd.messages.slice(0, rd.safeBefore));
+    let saving: Promise<void> | undefined;
+    let t0 = 0;
     if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
-      const t0 = performance.now();
-      await storage.save(rd.hardState, rd.entries, rd.snapshot);
+      t0 = performance.now();
+      saving = storage.save(rd.hardState, rd.entries, rd.snapshot);
+    }
+    // Committed entries this node persisted in an earlier Ready are applied while the new
+    // write is in flight: the fsync then overlaps the apply instead of delaying every reply
+    // by one more disk round (thesis §10.2.1). Entries in this Ready wait for their own write.
+    let next = 0;
+    if (!rd.snapshot) {
+      const durable = rd.entries.length > 0 ? rd.entries[0].index - 1 : Infinity;
+      next = this.#applyCommitted(rd.committedEntries, 0, durable);
+    }
+    if (saving) {
+      await saving;
       const ms = performance.now() - t0;
       const m = this.#metrics;
       m.saves++;
@@ -446,7 +459,36 @@ export class RaftNode {
     }
     this.#send(rd.safeBefore > 0 ? rd.messages.slice(rd.safeBefore) : rd.messages);
     if (rd.snapshot) this.#installSnapshot(rd.snapshot);
-    for (const e of rd.committedEntries) {
+    this.#applyCommitted(rd.committedEntries, next, Infinity);
+    raw.advance(rd);
+    for (const rs of rd.readStates) {
+      const r = this.#reads.get(rs.ctx);
+      if (!r) continue;
+      this.#reads.delete(rs.ctx);
+      r.index = rs.index;
+      this.#confirmedReads.push(r);
+    }
+    if (this.#confirmedReads.length > 0) {
+      const still: PendingRead[] = [];
+      for (const r of this.#confirmedReads) {
+        if (r.index <= this.#applied) r.resolve(r.index);
+        else still.push(r);
+      }
+      this.#confirmedReads = still;
+    }
+    await this.#maybeCompact(raw);
+  }
+
+  /**
+   * Applies committed entries from position `from` while their index is at most `upTo`, in
+   * order and without gaps, settling the matching proposals. Returns the next position.
+   */
+  #applyCommitted(entries: Entry[], from: number, upTo: number): number {
+    const { stateMachine } = this.#opts;
+    let i = from;
+    for (; i < entries.length; i++) {
+      const e = entries[i];
+      if (e.index > upTo) break;
       if (e.index <= this.#applied) continue;
       if (e.index !== this.#applied + 1) {
         throw new Error(
@@ -477,23 +519,7 @@ export class RaftNode {
         }
       }
     }
-    raw.advance(rd);
-    for (const rs of rd.readStates) {
-      const r = this.#reads.get(rs.ctx);
-      if (!r) continue;
-      this.#reads.delete(rs.ctx);
-      r.index = rs.index;
-      this.#confirmedReads.push(r);
-    }
-    if (this.#confirmedReads.length > 0) {
-      const still: PendingRead[] = [];
-      for (const r of this.#confirmedReads) {
-        if (r.index <= this.#applied) r.resolve(r.index);
-        else still.push(r);
-      }
-      this.#confirmedReads = still;
-    }
-    await this.#maybeCompact(raw);
+    return i;
   }
 
   #installSnapshot(snap: Snapshot): void {
