@@ -128,6 +128,11 @@ function report(
     rows.push(row);
   }
   printTable(header, rows);
+  for (const name of names) {
+    const errors = WORKLOADS.map((w) => mergeRuns(results.get(`${name}|${w.name}`) ?? []).errors)
+      .reduce((a, b) => a + b, 0);
+    if (errors > 0) console.log(`${name}: ${errors} requests failed (non-2xx or socket errors)`);
+  }
   console.log("");
   const failHeader = ["failover (kill -9 leader → write succeeds)", ...names];
   const stats = names.map((n) => failovers.get(n) ?? []);

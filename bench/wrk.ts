@@ -18,19 +18,28 @@ export async function writeWrkScript(
   requests: { method: string; path: string; body?: string; contentType?: string }[],
 ): Promise<string> {
   const quote = (s: string) => JSON.stringify(s); // JSON string escapes are valid Lua escapes here
+  // wrk.format fills in the Host header from wrk.host, which is only set once the run starts,
+  // so requests are formatted on first use rather than when the script loads.
   const lines = [
-    "local reqs = {}",
-    ...requests.map((r, i) => {
+    "local specs = {",
+    ...requests.map((r) => {
       const headers = r.contentType ? `{["Content-Type"]=${quote(r.contentType)}}` : "{}";
       const body = r.body === undefined ? "nil" : quote(r.body);
-      return `reqs[${i + 1}] = wrk.format(${quote(r.method)}, ${
-        quote(r.path)
-      }, ${headers}, ${body})`;
+      return `  {${quote(r.method)}, ${quote(r.path)}, ${headers}, ${body}},`;
     }),
+    "}",
+    "local reqs = nil",
     "local n = 0",
+    "function request()",
+    "  if reqs == nil then",
+    "    reqs = {}",
+    "    for i, s in ipairs(specs) do reqs[i] = wrk.format(s[1], s[2], s[3], s[4]) end",
     // Each wrk thread has its own Lua state: start threads at different offsets.
-    "function init(args) n = math.random(#reqs) end",
-    "function request() n = n % #reqs + 1; return reqs[n] end",
+    "    n = math.random(#reqs)",
+    "  end",
+    "  n = n % #reqs + 1",
+    "  return reqs[n]",
+    "end",
   ];
   await Deno.writeTextFile(path, lines.join("\n") + "\n");
   return path;

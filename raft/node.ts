@@ -388,13 +388,13 @@ export class RaftNode {
       this.#term = term;
       if (leader === this.id) this.#leaderTerm = term;
       if (wasLeader && !(leader === this.id && term === this.#leaderTerm)) {
-        this.#log(`node ${this.id}: lost leadership in term ${term}`);
+        this.#log(`Lost leadership in term ${term}`);
       }
       try {
         this.#opts.onLeaderChange?.(leader, term);
       } catch (err) {
         this.#log(
-          `node ${this.id}: onLeaderChange threw: ${err instanceof Error ? err.message : err}`,
+          `onLeaderChange threw: ${err instanceof Error ? err.message : err}`,
         );
       }
     }
@@ -425,7 +425,7 @@ export class RaftNode {
       this.#opts.send(messages);
     } catch (err) {
       // Raft retries on its own; a failing transport must not stop the loop.
-      this.#log(`node ${this.id}: send failed: ${err instanceof Error ? err.message : err}`);
+      this.#log(`Send failed: ${err instanceof Error ? err.message : err}`);
     }
   }
 
@@ -501,7 +501,7 @@ export class RaftNode {
         result = stateMachine.apply(e);
       } catch (err) {
         failure = err instanceof Error ? err : new Error(String(err));
-        this.#log(`node ${this.id}: apply of entry ${e.index} threw: ${failure.message}`);
+        this.#log(`Apply of entry ${e.index} threw: ${failure.message}`);
       }
       this.#applied = e.index;
       this.#bytesSinceSnapshot += e.data.length;
@@ -529,6 +529,7 @@ export class RaftNode {
     this.#snapshotIndex = index;
     this.#bytesSinceSnapshot = 0;
     this.#metrics.snapshotsInstalled++;
+    this.#log(`Installed a snapshot from the leader at index ${index} (${snap.data.length} bytes)`);
     for (const [i, p] of this.#proposals) {
       if (i <= index) {
         this.#proposals.delete(i);
@@ -561,6 +562,7 @@ export class RaftNode {
       data: this.#opts.stateMachine.snapshot(),
     };
     await this.#opts.storage.compact(snap);
+    this.#log(`Took a snapshot at index ${index} (${snap.data.length} bytes); log compacted`);
     this.#snapshotIndex = index;
     this.#bytesSinceSnapshot = 0;
     this.#metrics.snapshotsTaken++;
@@ -581,7 +583,7 @@ export class RaftNode {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
     this.#failAll(() => new ProposalDroppedError("node failed"), () => new NodeStoppedError());
-    this.#log(`node ${this.id}: fatal: ${err.message}`);
+    this.#log(`Fatal: ${err.message}`);
     if (this.#opts.onFatal) {
       this.#opts.onFatal(err);
     } else {
