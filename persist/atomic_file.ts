@@ -32,18 +32,28 @@ export async function fsyncDir(dir: string): Promise<void> {
 }
 
 /**
- * Writes `data` to `path` atomically: temporary file in the same directory, fsync, rename over
- * `path`, fsync of the directory. Durable on resolve; a crash before that leaves the old file
- * (plus possibly a stray `.tmp` file, which callers may delete on start).
+ * Writes `data` (a string, bytes, or byte parts written back to back) to `path` atomically:
+ * temporary file in the same directory, fsync, rename over `path`, fsync of the directory.
+ * Durable on resolve; a crash before that leaves the old file (plus possibly a stray `.tmp`
+ * file, which callers may delete on start).
  */
-export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+export async function writeFileAtomic(
+  path: string,
+  data: Uint8Array | string | Uint8Array[],
+): Promise<void> {
+  const parts = typeof data === "string"
+    ? [new TextEncoder().encode(data)]
+    : data instanceof Uint8Array
+    ? [data]
+    : data;
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${Deno.pid}.${++tmpCounter}.tmp`);
   const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
   try {
-    let off = 0;
-    while (off < bytes.length) off += await file.write(bytes.subarray(off));
+    for (const part of parts) {
+      let off = 0;
+      while (off < part.length) off += await file.write(part.subarray(off));
+    }
     await file.sync();
   } catch (err) {
     file.close();

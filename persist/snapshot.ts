@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import type { Snapshot } from "../raft/types.ts";
-import { fsyncDir } from "./atomic_file.ts";
+import { fsyncDir, writeFileAtomic } from "./atomic_file.ts";
 import { crc32c } from "./crc32c.ts";
 
 /** Thrown by decodeSnapshot when bytes are not a whole, valid snapshot file. */
@@ -120,7 +120,6 @@ export class SnapshotStore {
   #files: SnapFile[]; // valid files, newest first
   #newest: Snapshot | undefined;
   #chain: Promise<void> = Promise.resolve();
-  #tmpCounter = 0;
 
   private constructor(dir: string, keep: number, files: SnapFile[], newest?: Snapshot) {
     this.#dir = dir;
@@ -215,23 +214,7 @@ export class SnapshotStore {
     const { index, term } = snap.meta;
     const name = snapshotFileName(index, term);
     const path = join(this.#dir, name);
-    const tmp = join(this.#dir, `${name}.${++this.#tmpCounter}.tmp`);
-    const header = encodeSnapshotHeader(snap);
-    const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
-    try {
-      for (const part of [header, snap.data]) {
-        let off = 0;
-        while (off < part.length) off += await file.write(part.subarray(off));
-      }
-      await file.sync();
-    } catch (err) {
-      file.close();
-      await Deno.remove(tmp).catch(() => {});
-      throw err;
-    }
-    file.close();
-    await Deno.rename(tmp, path);
-    await fsyncDir(this.#dir);
+    await writeFileAtomic(path, [encodeSnapshotHeader(snap), snap.data]);
     this.#files = this.#files.filter((f) => f.name !== name);
     this.#files.push({ index, term, name });
     this.#files.sort((a, b) => b.index - a.index || b.term - a.term);
