@@ -1,0 +1,70 @@
+import assert from "node:assert/strict";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const COMMANDS = ["serve", "cluster", "kv", "coordinator", "worker", "mr run"];
+
+async function raftmr(
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+Deno.test("cli: --help lists every command, and every command has its own --help", async () => {
+  const top = await raftmr("--help");
+  assert.equal(top.code, 0);
+  for (const name of COMMANDS) assert.match(top.stdout, new RegExp(`^  ${name} `, "m"));
+  for (const name of COMMANDS) {
+    const result = await raftmr(...name.split(" "), "--help");
+    assert.equal(result.code, 0, `${name} --help: ${result.stderr}`);
+    assert.match(result.stdout, new RegExp(`^Usage: raftmr ${name}`, "m"));
+    assert.match(result.stdout, /--help/);
+  }
+});
+
+Deno.test("cli: --version prints the version from deno.json", async () => {
+  const config = JSON.parse(await Deno.readTextFile(new URL("../../deno.json", import.meta.url)));
+  const result = await raftmr("--version");
+  assert.equal(result.code, 0);
+  assert.equal(result.stdout.trim(), `raftmr ${config.version}`);
+});
+
+Deno.test("cli: bad command lines print one clear line to stderr and exit 2", async () => {
+  const cases: [string[], RegExp][] = [
+    [["frobnicate"], /unknown command "frobnicate"/],
+    [["serve", "--bogus"], /serve: unknown flag --bogus/],
+    [["coordinator", "--reduce"], /flag --reduce needs a value/],
+    [["coordinator", "--reduce", "zero", "a.txt"], /--reduce/],
+    [["worker", "--coordinator", "nohost", "--app", "x.ts"], /expected HOST:PORT/],
+    [
+      ["serve", "--id", "1", "--peers", "1=127.0.0.1:7001", "--data-dir", "d", "--tick", "soon"],
+      /duration/,
+    ],
+    [["kv", "put", "key"], /missing VALUE/],
+    [["kv", "jump", "key"], /expected an operation/],
+  ];
+  for (const [args, message] of cases) {
+    const result = await raftmr(...args);
+    assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
+    const lines = result.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, `${args.join(" ")} printed: ${result.stderr}`);
+    assert.match(lines[0], /^raftmr: /);
+    assert.match(lines[0], message);
+  }
+});
+
+Deno.test("cli: no arguments prints the help and exits 2", async () => {
+  const result = await raftmr();
+  assert.equal(result.code, 2);
+  assert.match(result.stdout, /Usage: raftmr <command>/);
+});
