@@ -290,7 +290,7 @@ export class KvServer implements KvService {
 
   /** Whether a leader is known (GET /healthz). */
   leaderKnown(): boolean {
-    return this.#node.status().leader !== 0;
+    return this.#node.leader !== 0;
   }
 
   // --- internals ------------------------------------------------------------------------------
@@ -313,7 +313,7 @@ export class KvServer implements KvService {
   async #awaitLeader(deadline: number): Promise<number> {
     while (true) {
       if (this.#stopping) throw new UnavailableError("Node is shutting down");
-      const leader = this.#node.status().leader;
+      const leader = this.#node.leader;
       if (leader !== 0) return leader;
       if (Date.now() >= deadline) {
         throw new UnavailableError(
@@ -377,14 +377,14 @@ export class KvServer implements KvService {
   async #serveRpc(raw: unknown): Promise<KvRpcReply> {
     const forwarded = typeof raw === "object" && raw !== null &&
       (raw as { forwarded?: unknown }).forwarded === true;
-    if (forwarded && this.#node.status().role !== "leader") {
+    if (forwarded && this.#node.role !== "leader") {
       // Never forward twice: the original node retries against the new leader.
       throw new Error(`${UNAVAILABLE_PREFIX} node ${this.#config.id} is not the leader`);
     }
     return await handleKvRpc(this, raw, {
       limits: this.#config.limits,
       leaderHint: () => {
-        const leader = this.#node.status().leader;
+        const leader = this.#node.leader;
         const address = this.#config.peers.get(leader);
         return address ? `${address.hostname}:${address.port}` : undefined;
       },
