@@ -239,6 +239,18 @@ export class TestCluster {
     }
   }
 
+  /**
+   * Delays every chunk on both proxies between two nodes by `ms` from now on (0 = none), in
+   * both directions; byte order is preserved.
+   */
+  setLinkDelay(a: number, b: number, ms: number): void {
+    for (const key of [`${a}->${b}`, `${b}->${a}`]) {
+      const proxy = this.#proxies.get(key);
+      if (!proxy) throw new Error("This cluster was started without proxies");
+      proxy.setDelayMs(ms);
+    }
+  }
+
   /** Splits the cluster into groups: links inside a group work, links between them are cut. */
   partition(...groups: number[][]): void {
     this.partitionWith("reset", ...groups);
