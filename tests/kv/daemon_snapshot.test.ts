@@ -13,8 +13,8 @@
  * change that, and compaction never deletes the active segment: with small values the WAL is one
  * growing segment, so for small writes the meaningful checks are that snapshots are taken, the
  * log kept after the snapshot point is bounded, the WAL holds nothing beyond the entries written,
- * and snap/ keeps at most two small files. The large-value test writes more than two segments' worth
- * so that segment deletion is actually exercised.
+ * and snap/ keeps at most two small files. The large-value test writes more than two segments'
+ * worth so that segment deletion is actually exercised.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
