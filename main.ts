@@ -51,9 +51,13 @@ function findCommand(argv: string[]): { command: Command; rest: string[] } | und
 /** Runs the program with the given arguments and returns the exit code. */
 export async function runMain(argv: string[]): Promise<number> {
   const first = argv[0];
-  if (first === undefined || first === "--help" || first === "-h" || first === "help") {
+  if (first === undefined) {
+    console.error("raftmr: missing command (see raftmr --help)");
+    return 2;
+  }
+  if (first === "--help" || first === "-h" || first === "help") {
     console.log(programHelp());
-    return first === undefined ? 2 : 0;
+    return 0;
   }
   if (first === "--version" || first === "-V") {
     console.log(`raftmr ${VERSION}`);
@@ -62,6 +66,16 @@ export async function runMain(argv: string[]): Promise<number> {
   const found = findCommand(argv);
   try {
     if (!found) {
+      // A group word such as "mr": list its commands rather than calling it unknown.
+      const group = COMMANDS.filter((c) => c.name.startsWith(`${first} `));
+      if (group.length > 0 && (argv.length === 1 || argv[1] === "--help")) {
+        const names = group.map((c) => `raftmr ${c.name}`).join(", ");
+        if (argv[1] === "--help") {
+          console.log(group.map((c) => `raftmr ${c.name}: ${c.summary}`).join("\n"));
+          return 0;
+        }
+        throw new UsageError(`"${first}" needs a subcommand: ${names}`);
+      }
       const known = COMMANDS.map((c) => c.name).join(", ");
       throw new UsageError(`unknown command "${first}" (commands: ${known}; see raftmr --help)`);
     }

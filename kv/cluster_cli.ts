@@ -2,7 +2,13 @@
  * `raftmr cluster`: runs a local cluster of `raftmr serve` processes, one per node, prints their
  * endpoints, and stops them all on Ctrl-C or SIGTERM. The quickest way to try raftmr.
  */
-import { type Command, intFlag, type ParsedArgs, requiredFlag } from "../cli/command.ts";
+import {
+  type Command,
+  intFlag,
+  type ParsedArgs,
+  requiredFlag,
+  UsageError,
+} from "../cli/command.ts";
 import { selfCommand } from "../cli/self.ts";
 
 /** The `cluster` command. */
@@ -38,6 +44,9 @@ export const clusterCommand: Command = {
 };
 
 async function runCluster(args: ParsedArgs): Promise<number> {
+  if (args.positionals.length > 0) {
+    throw new UsageError(`cluster: unexpected argument "${args.positionals[0]}"`);
+  }
   const nodes = intFlag(args, "nodes", 1, 9);
   const basePort = intFlag(args, "base-port", 1, 65535 - nodes);
   const httpBasePort = intFlag(args, "http-base-port", 1, 65535 - nodes);

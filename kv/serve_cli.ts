@@ -90,6 +90,9 @@ export const serveCommand: Command = {
 };
 
 async function runServe(args: ParsedArgs): Promise<number> {
+  if (args.positionals.length > 0) {
+    throw new UsageError(`serve: unexpected argument "${args.positionals[0]}"`);
+  }
   const id = intFlag(args, "id", 1, 1_000_000);
   const peers = parsePeers(requiredFlag(args, "peers"));
   if (!peers.has(id)) throw new UsageError(`flag --peers has no entry for --id ${id}`);

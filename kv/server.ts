@@ -153,7 +153,12 @@ export class KvServer implements KvService {
       if (leader === this.#config.id) {
         try {
           const data = encodeCommand({ ...command, time: Date.now() });
-          const { index, result } = await this.#node.propose(data);
+          // A stalled disk or a lost quorum must not hold the client past its deadline.
+          const { index, result } = await withDeadline(
+            this.#node.propose(data),
+            deadline,
+            () => new TimeoutError("Write outcome unknown: not applied within the request timeout"),
+          );
           return { index, result: result as ApplyResult };
         } catch (error) {
           // Leadership moved before the proposal was accepted: nothing was appended, retry.
@@ -163,7 +168,7 @@ export class KvServer implements KvService {
             maybeApplied = true;
             continue;
           }
-          throw this.#ambiguous(error);
+          throw maybeApplied ? this.#unknownOutcome(error) : this.#ambiguous(error);
         }
       }
       let reply;
@@ -191,10 +196,16 @@ export class KvServer implements KvService {
       const leader = await this.#awaitLeader(deadline);
       if (leader === this.#config.id) {
         try {
-          await this.#node.readIndex();
+          await withDeadline(
+            this.#node.readIndex(),
+            deadline,
+            () => new UnavailableError("Read timed out: leadership could not be confirmed"),
+          );
         } catch (error) {
           if (error instanceof NotLeaderError) continue;
-          throw this.#ambiguous(error);
+          if (error instanceof UnavailableError) throw error;
+          // A read has no effect: failing it is always safe to retry.
+          throw new UnavailableError(`Read failed: ${errorMessage(error)}`);
         }
         return { value: this.#machine.get(key), index: this.#machine.appliedIndex };
       }
@@ -337,15 +348,22 @@ export class KvServer implements KvService {
   ): Promise<KvRpcReply | { stale: string } | undefined> {
     const client = this.#transport.client(leader);
     if (!client) throw new UnavailableError(`Leader ${leader} is not in --peers`);
-    const timeoutMs = Math.max(1, deadline - Date.now());
     this.#forwarded++;
     try {
-      await client.connect();
-    } catch {
+      // Deno.connect has no timeout of its own: a peer that drops packets would hold us for
+      // the kernel's SYN retries (minutes).
+      await withDeadline(
+        client.connect(),
+        deadline,
+        () => new UnavailableError(`Leader ${leader} is unreachable`),
+      );
+    } catch (error) {
+      if (error instanceof UnavailableError) throw error;
       await new Promise((resolve) => setTimeout(resolve, LEADER_POLL_MS * 4));
       if (Date.now() >= deadline) throw new UnavailableError(`Leader ${leader} is unreachable`);
       return undefined;
     }
+    const timeoutMs = Math.max(1, deadline - Date.now());
     try {
       return await client.call<KvRpcReply>(KV_RPC_METHOD, { ...params, forwarded: true }, {
         timeoutMs,
@@ -367,7 +385,7 @@ export class KvServer implements KvService {
         throw new InvalidRequestError(message);
       }
       if (params.op === "get") {
-        if (Date.now() >= deadline) throw new TimeoutError(`Read timed out: ${message}`);
+        if (Date.now() >= deadline) throw new UnavailableError(`Read timed out: ${message}`);
         return undefined;
       }
       throw new TimeoutError(`Write outcome unknown: ${message}`);
@@ -410,4 +428,17 @@ function replyToResult(reply: KvRpcReply): ApplyResult {
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** Resolves or rejects like `promise`, or rejects with `onTimeout()` once `deadline` passes. */
+function withDeadline<T>(
+  promise: Promise<T>,
+  deadline: number,
+  onTimeout: () => Error,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), Math.max(0, deadline - Date.now()));
+  });
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
 }

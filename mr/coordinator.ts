@@ -225,9 +225,12 @@ export class Coordinator {
       );
       this.#scheduler.fail({ ...report, error: report.error ?? "Unknown error" }, now);
     }
-    // Counted only once the scheduler took the report: a report it rejects did no known I/O.
-    this.#bytesRead += report.bytesRead;
-    this.#bytesWritten += report.bytesWritten;
+    // Counted only when the scheduler took the completion: a duplicate or late report, or a
+    // failed attempt, produced no output anyone uses.
+    if (accepted) {
+      this.#bytesRead += report.bytesRead;
+      this.#bytesWritten += report.bytesWritten;
+    }
     this.#settleIfOver();
     return { accepted };
   }

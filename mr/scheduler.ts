@@ -91,6 +91,7 @@ export class Scheduler {
   readonly #timeoutMs: number;
   readonly #maxFailures: number;
   readonly #workers = new Map<string, WorkerView>();
+  readonly #failedAttempts = new Set<string>();
   #phase: Phase = "map";
   #error: string | undefined;
   #mapsDone = 0;
@@ -208,6 +209,10 @@ export class Scheduler {
     this.touch(report.workerId, now);
     const task = this.#task(report);
     if (task.state === "done" || this.#phase === "done" || this.#phase === "failed") return;
+    // A worker may resend a report after an RPC timeout: each attempt fails at most once.
+    const attemptKey = `${report.kind}:${report.task}:${report.attempt}`;
+    if (this.#failedAttempts.has(attemptKey)) return;
+    this.#failedAttempts.add(attemptKey);
     task.failures++;
     task.lastError = report.error;
     if (task.failures >= this.#maxFailures) {

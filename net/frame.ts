@@ -63,6 +63,11 @@ export class FrameDecoder {
     return this.#end - this.#start;
   }
 
+  /** Bytes allocated for buffering partial frames (bounded by one frame plus one chunk). */
+  get capacity(): number {
+    return this.#buffer.byteLength;
+  }
+
   /** Feeds received bytes; returns the decoded values of all frames they complete. */
   push(chunk: Uint8Array): unknown[] {
     const values: unknown[] = [];
@@ -112,9 +117,21 @@ export class FrameDecoder {
       // Move to a fresh buffer rather than compacting in place: values decoded earlier may still
       // be views into the old one (msgpack bin fields are returned as subarrays).
       const pending = this.#end - this.#start;
-      // Doubling keeps a large frame arriving in small chunks at amortized linear cost.
+      // Size for the whole frame in progress when its header is here, so a large frame
+      // arriving in small chunks is copied once; never more, or the buffer would keep growing.
+      let frameBytes = 0;
+      if (pending >= FRAME_HEADER_BYTES) {
+        const b = this.#buffer;
+        const p = this.#start;
+        frameBytes = FRAME_HEADER_BYTES +
+          (((b[p] << 24) >>> 0) + (b[p + 1] << 16) + (b[p + 2] << 8) + b[p + 3]);
+      }
       const next = new Uint8Array(
-        Math.max(pending + bytes.byteLength, 64 * 1024, 2 * this.#buffer.byteLength),
+        Math.max(
+          pending + bytes.byteLength,
+          64 * 1024,
+          Math.min(frameBytes, this.#maxFrameBytes + 4),
+        ),
       );
       next.set(this.#buffer.subarray(this.#start, this.#end), 0);
       this.#buffer = next;

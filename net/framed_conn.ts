@@ -17,7 +17,12 @@ export interface FramedConnOptions {
   onFrame: (value: unknown) => void;
   /** Called exactly once when the connection ends for any reason. */
   onClose?: (info: CloseInfo) => void;
+  /** Bound on bytes queued behind a slow reader; past it the connection is closed. */
+  maxQueuedBytes?: number;
 }
+
+/** Default bound on queued output: two maximal frames. */
+export const DEFAULT_MAX_QUEUED_BYTES = 2 * DEFAULT_MAX_FRAME_BYTES;
 
 const READ_BUFFER_BYTES = 256 * 1024;
 
@@ -54,6 +59,13 @@ export class FramedConn {
   send(value: unknown): boolean {
     if (this.#closed) return false;
     const frame = encodeFrame(value);
+    const limit = this.#options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
+    if (this.#queuedBytes + frame.byteLength > limit) {
+      // The peer stopped reading (stalled or partitioned without a reset): queueing more
+      // would only grow memory. Closing makes callers fail fast and redial later.
+      this.close(new Error(`Peer ${this.remote} is not reading: over ${limit} bytes queued`));
+      return false;
+    }
     this.#queue.push(frame);
     this.#queuedBytes += frame.byteLength;
     if (!this.#writing) {

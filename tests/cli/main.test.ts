@@ -52,6 +52,10 @@ Deno.test("cli: bad command lines print one clear line to stderr and exit 2", as
     ],
     [["kv", "put", "key"], /missing VALUE/],
     [["kv", "jump", "key"], /expected an operation/],
+    [[], /missing command/],
+    [["mr"], /"mr" needs a subcommand: raftmr mr run/],
+    [["cluster", "extra"], /cluster: unexpected argument "extra"/],
+    [["serve", "stray", "--id", "1"], /serve: unexpected argument "stray"/],
   ];
   for (const [args, message] of cases) {
     const result = await raftmr(...args);
@@ -63,8 +67,8 @@ Deno.test("cli: bad command lines print one clear line to stderr and exit 2", as
   }
 });
 
-Deno.test("cli: no arguments prints the help and exits 2", async () => {
-  const result = await raftmr();
-  assert.equal(result.code, 2);
-  assert.match(result.stdout, /Usage: raftmr <command>/);
+Deno.test("cli: a command group lists its commands", async () => {
+  const help = await raftmr("mr", "--help");
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /raftmr mr run: /);
 });

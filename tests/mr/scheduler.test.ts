@@ -162,3 +162,13 @@ Deno.test("expire does nothing once the job is over", () => {
   assert.deepEqual(s.expire(1_000_000), []);
   assert.equal(s.done(), true);
 });
+
+Deno.test("a failure report resent for the same attempt counts once", () => {
+  const s = scheduler(2);
+  s.assign("w1", 0);
+  const report = { kind: "map" as const, task: 0, attempt: 1, workerId: "w1", error: "Error: x" };
+  s.fail(report, 1);
+  s.fail(report, 2); // the worker retried after an RPC timeout
+  assert.notEqual(s.phase, "failed");
+  assert.equal(s.tasks().find((t) => t.kind === "map" && t.index === 0)?.failures, 1);
+});

@@ -64,3 +64,22 @@ Deno.test("a body that is not msgpack is a FrameError", () => {
   const decoder = new FrameDecoder();
   assert.throws(() => decoder.push(new Uint8Array([0, 0, 0, 1, 0xc1])), FrameError);
 });
+
+Deno.test("the buffer stays small when every chunk ends inside a frame", () => {
+  const frame = encodeFrame({ data: "z".repeat(290) });
+  const frames = 200_000; // about 60 MB of stream
+  const decoder = new FrameDecoder();
+  const chunkFrames = 50;
+  const chunk = concat(Array.from({ length: chunkFrames }, () => frame));
+  let decoded = 0;
+  let maxCapacity = 0;
+  // Each push carries 50 frames shifted by one byte, so every push ends 1 byte into a frame.
+  decoded += decoder.push(chunk.subarray(0, 1)).length;
+  for (let sent = 0; sent < frames; sent += chunkFrames) {
+    const shifted = concat([chunk.subarray(1), chunk.subarray(0, 1)]);
+    decoded += decoder.push(shifted).length;
+    maxCapacity = Math.max(maxCapacity, decoder.capacity);
+  }
+  assert.equal(decoded, frames);
+  assert.ok(maxCapacity <= 64 * 1024, `buffer grew to ${maxCapacity} bytes`);
+});
