@@ -325,21 +325,23 @@ export class DiskStorage implements DurableStorage {
     }
     this.#ents = this.#ents.slice(index - base);
     this.#snap = snapshot;
-    // The file write does not touch the WAL, so it runs beside WAL writes; only the segment
-    // deletion is queued behind them.
-    const written = this.#snaps.save(snapshot);
-    // Observed by the queued task below; this handler only keeps an early failure from being
-    // reported as unhandled before the task gets to await it.
-    written.catch(() => {});
+    // The file write does not touch the WAL, so it runs beside WAL writes (a large snapshot
+    // must not stall the log); only the segment deletion joins their queue, once it is durable.
     const { promise, done } = deferred();
-    this.#enqueue({
-      kind: "task",
-      done,
-      run: async () => {
-        await written;
-        await this.#wal.deleteCovered(this.#snaps.oldestIndex());
+    this.#snaps.save(snapshot).then(
+      () =>
+        this.#enqueue({
+          kind: "task",
+          done,
+          run: async () => {
+            await this.#wal.deleteCovered(this.#snaps.oldestIndex());
+          },
+        }),
+      (err) => {
+        this.#failed ??= err;
+        done.reject(err);
       },
-    });
+    );
     return promise;
   }
 
@@ -355,8 +357,9 @@ export class DiskStorage implements DurableStorage {
       await promise.catch(() => {});
     }
     this.#closed = true;
-    while (this.#flushing) await this.#flushing;
+    // Snapshot writes first: a finished one queues its segment deletion behind the WAL writes.
     await this.#snaps.idle();
+    while (this.#flushing) await this.#flushing;
     this.#wal.close();
     this.#lockFile.close();
   }

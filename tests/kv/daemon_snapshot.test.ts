@@ -65,18 +65,27 @@ async function dirBytes(dir: string): Promise<number> {
   for await (const entry of Deno.readDir(dir)) {
     const path = join(dir, entry.name);
     if (entry.isDirectory) total += await dirBytes(path);
-    else if (entry.isFile) total += (await Deno.stat(path)).size;
+    else if (entry.isFile) total += (await sizeOf(path)) ?? 0;
   }
   return total;
+}
+
+/** A file's size, or undefined when it vanished since it was listed (compaction deletes). */
+async function sizeOf(path: string): Promise<number | undefined> {
+  try {
+    return (await Deno.stat(path)).size;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
 }
 
 /** Names and sizes of the files directly in `dir`, sorted by name. */
 async function listFiles(dir: string): Promise<{ name: string; size: number }[]> {
   const files: { name: string; size: number }[] = [];
   for await (const entry of Deno.readDir(dir)) {
-    if (entry.isFile) {
-      files.push({ name: entry.name, size: (await Deno.stat(join(dir, entry.name))).size });
-    }
+    const size = entry.isFile ? await sizeOf(join(dir, entry.name)) : undefined;
+    if (size !== undefined) files.push({ name: entry.name, size });
   }
   return files.sort((a, b) => a.name.localeCompare(b.name));
 }
