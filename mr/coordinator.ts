@@ -225,12 +225,10 @@ export class Coordinator {
       );
       this.#scheduler.fail({ ...report, error: report.error ?? "Unknown error" }, now);
     }
-    // Counted only when the scheduler took the completion: a duplicate or late report, or a
-    // failed attempt, produced no output anyone uses.
-    if (accepted) {
-      this.#bytesRead += report.bytesRead;
-      this.#bytesWritten += report.bytesWritten;
-    }
+    // Every valid report counts, duplicates and failures included: the status page shows the
+    // I/O the workers really did, re-executions and all.
+    this.#bytesRead += report.bytesRead;
+    this.#bytesWritten += report.bytesWritten;
     this.#settleIfOver();
     return { accepted };
   }
