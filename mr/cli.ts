@@ -4,6 +4,7 @@
 import {
   type Command,
   durationFlag,
+  type FlagSpec,
   hostPortFlag,
   intFlag,
   type ParsedArgs,
@@ -40,6 +41,17 @@ function startupError(err: unknown): string | undefined {
   return undefined;
 }
 
+/** Flags the coordinator and `mr run` share: the job's shape and its re-issue timeout. */
+const JOB_FLAGS: Record<string, FlagSpec> = {
+  reduce: { type: "string", value: "R", default: "10", description: "Number of reduce tasks" },
+  "task-timeout": {
+    type: "string",
+    value: "DURATION",
+    default: "10s",
+    description: "Hand a task to another worker when not done within this time",
+  },
+};
+
 /** `raftmr coordinator`: runs one job's coordinator until every output file is final. */
 export const coordinatorCommand: Command = {
   name: "coordinator",
@@ -52,13 +64,7 @@ export const coordinatorCommand: Command = {
       default: "127.0.0.1:7100",
       description: "RPC address workers connect to",
     },
-    reduce: { type: "string", value: "N", default: "10", description: "Number of reduce tasks" },
-    "task-timeout": {
-      type: "string",
-      value: "DURATION",
-      default: "10s",
-      description: "Hand a task to another worker when not done within this time",
-    },
+    ...JOB_FLAGS,
     http: {
       type: "string",
       value: "HOST:PORT",
@@ -156,13 +162,7 @@ export const mrRunCommand: Command = {
       default: String(navigator.hardwareConcurrency || 2),
       description: "Worker processes",
     },
-    reduce: { type: "string", value: "R", default: "10", description: "Number of reduce tasks" },
-    "task-timeout": {
-      type: "string",
-      value: "DURATION",
-      default: "10s",
-      description: "Hand a task to another worker when not done within this time",
-    },
+    ...JOB_FLAGS,
     http: {
       type: "string",
       value: "HOST:PORT",

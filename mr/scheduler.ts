@@ -68,18 +68,8 @@ export interface SchedulerOptions {
   maxFailures?: number;
 }
 
-interface Task {
-  kind: TaskKind;
-  index: number;
-  input?: string;
-  state: TaskState;
-  attempts: number;
-  failures: number;
-  worker?: string;
-  startedAt?: number;
-  finishedAt?: number;
-  lastError?: string;
-}
+/** A task's internal record: the same fields as the view handed out (which gets copies). */
+type Task = TaskView;
 
 /** The default number of app failures of one task after which the job fails. */
 export const DEFAULT_MAX_FAILURES = 3;
