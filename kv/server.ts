@@ -55,7 +55,7 @@ export class KvServer implements KvService {
   readonly #rpc: RpcServer;
   readonly #transport: PeerTransport<Message>;
   readonly #node: RaftNode;
-  readonly #fsync = new Histogram(FSYNC_BUCKETS);
+  readonly #fsync: Histogram;
   #http?: Deno.HttpServer;
   #stopping = false;
   #forwarded = 0;
@@ -105,18 +105,32 @@ export class KvServer implements KvService {
       onSync: (ms) => fsync.observe(ms / 1000),
     });
     const server = new KvServer(config, storage, fsync);
-    server.#rpc.listen(self.hostname, self.port);
+    try {
+      server.#rpc.listen(self.hostname, self.port);
+    } catch (err) {
+      await storage.close();
+      throw new Error(
+        `Cannot listen for peers on ${self.hostname}:${self.port}: ${errorMessage(err)}`,
+      );
+    }
     server.#node.start();
     const app = createHttpApp(server, {
       maxKeyBytes: config.limits.maxKeyBytes,
       maxValueBytes: config.limits.maxValueBytes,
       onInternalError: (error) => config.log(`HTTP handler failed: ${errorMessage(error)}`),
     });
-    server.#http = Deno.serve({
-      hostname: config.http.hostname,
-      port: config.http.port,
-      onListen: () => {},
-    }, app.fetch);
+    try {
+      server.#http = Deno.serve({
+        hostname: config.http.hostname,
+        port: config.http.port,
+        onListen: () => {},
+      }, app.fetch);
+    } catch (err) {
+      await server.shutdown();
+      throw new Error(
+        `Cannot serve HTTP on ${config.http.hostname}:${config.http.port}: ${errorMessage(err)}`,
+      );
+    }
     config.log(
       `Node ${config.id} serving peers on ${self.hostname}:${self.port}, ` +
         `HTTP on http://${config.http.hostname}:${config.http.port}, data in ${config.dataDir}`,

@@ -17,8 +17,8 @@ export class WalCorruptionError extends Error {
   readonly file: string;
   /** Byte offset of the first bad record in that file. */
   readonly offset: number;
-  constructor(file: string, offset: number, reason: string) {
-    super(`Cannot open WAL segment ${file}: ${reason} at offset ${offset}`);
+  constructor(file: string, offset: number, reason: string, detail = "") {
+    super(`Cannot open WAL segment ${file}: ${reason} at offset ${offset}${detail}`);
     this.name = "WalCorruptionError";
     this.file = file;
     this.offset = offset;
@@ -285,7 +285,12 @@ export class Wal {
           if (!isLast) throw new WalCorruptionError(name, off, r);
           const next = validRecordAfter(buf, view, off + 1);
           if (next >= 0) {
-            throw new WalCorruptionError(name, off, `${r} followed by a valid record at ${next}`);
+            throw new WalCorruptionError(
+              name,
+              off,
+              r,
+              ` (valid records follow at ${next}: corruption, not a torn write; refusing to start)`,
+            );
           }
           log(
             `WAL ${path}: truncating torn tail at offset ${off} (${buf.length - off} bytes: ${r})`,
