@@ -8,13 +8,15 @@ import {
   hostPortFlag,
   intFlag,
   type ParsedArgs,
+  parseHostPort,
   requiredFlag,
   stringFlag,
   UsageError,
 } from "../cli/command.ts";
 import { AppLoadError, loadApp } from "./app.ts";
 import { Coordinator, InputError, type JobResult } from "./coordinator.ts";
-import { runWorker } from "./worker.ts";
+import { newWorkerStatus, runWorker } from "./worker.ts";
+import { createWorkerHttpApp } from "./worker_http.ts";
 import { outputName } from "./partition.ts";
 import { selfCommand } from "../cli/self.ts";
 
@@ -131,6 +133,11 @@ export const workerCommand: Command = {
       description: "The coordinator's RPC address",
     },
     app: { type: "string", value: "MODULE", description: "App module path (required)" },
+    http: {
+      type: "string",
+      value: "HOST:PORT",
+      description: "Serve /status, /metrics and a progress page here (default: none)",
+    },
   },
   details: [
     "Exits 0 when the job is done or the coordinator has been unreachable for 3 s; 1 when the",
@@ -145,7 +152,20 @@ export const workerCommand: Command = {
     if (args.positionals.length > 0) {
       throw new UsageError(`worker: unexpected argument "${args.positionals[0]}"`);
     }
-    return await runWorker({ coordinator, appPath });
+    const status = newWorkerStatus(`${coordinator.hostname}:${coordinator.port}`, appPath);
+    const httpFlag = stringFlag(args, "http");
+    const http = httpFlag === undefined ? undefined : parseHostPort(httpFlag, "flag --http");
+    const server = http
+      ? Deno.serve(
+        { hostname: http.hostname, port: http.port, onListen: () => {} },
+        createWorkerHttpApp(status).fetch,
+      )
+      : undefined;
+    try {
+      return await runWorker({ coordinator, appPath, status });
+    } finally {
+      await server?.shutdown();
+    }
   },
 };
 

@@ -20,6 +20,38 @@ export interface WorkerOptions {
   pollMs?: number;
   /** Where diagnostics go (default stderr). */
   log?: (line: string) => void;
+  /** Kept up to date as the worker runs, for its optional status endpoint. */
+  status?: WorkerStatus;
+}
+
+/** What a worker is doing, as its /status endpoint reports it. */
+export interface WorkerStatus {
+  id: string;
+  coordinator: string;
+  app: string;
+  startedAt: number;
+  /** "starting", "working", "waiting", or "exited". */
+  state: string;
+  current?: { kind: string; task: number; attempt: number; since: number };
+  tasksDone: number;
+  tasksFailed: number;
+  bytesRead: number;
+  bytesWritten: number;
+}
+
+/** A fresh status record for a worker about to start. */
+export function newWorkerStatus(coordinator: string, app: string): WorkerStatus {
+  return {
+    id: "",
+    coordinator,
+    app,
+    startedAt: Date.now(),
+    state: "starting",
+    tasksDone: 0,
+    tasksFailed: 0,
+    bytesRead: 0,
+    bytesWritten: 0,
+  };
 }
 
 /** Bytes an attempt read and wrote, for the coordinator's status page. */
@@ -204,6 +236,8 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
     throw err;
   }
   const id = workerId();
+  const status = options.status ?? newWorkerStatus("", options.appPath);
+  status.id = id;
   const client = new RpcClient(options.coordinator, { timeoutMs: 5000, maxBackoffMs: 250 });
   const address = `${options.coordinator.hostname}:${options.coordinator.port}`;
 
@@ -238,9 +272,17 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
         return 1;
       }
       if (assignment.type === "wait") {
+        status.state = "waiting";
         await sleep(pollMs);
         continue;
       }
+      status.state = "working";
+      status.current = {
+        kind: assignment.type,
+        task: assignment.task,
+        attempt: assignment.attempt,
+        since: Date.now(),
+      };
       const report: ReportParams = {
         workerId: id,
         kind: assignment.type,
@@ -256,7 +298,11 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
           : await runReduceTask(app, assignment.task, assignment.nMap);
         report.bytesRead = io.bytesRead;
         report.bytesWritten = io.bytesWritten;
+        status.tasksDone++;
+        status.bytesRead += io.bytesRead;
+        status.bytesWritten += io.bytesWritten;
       } catch (err) {
+        status.tasksFailed++;
         report.ok = false;
         report.error = describeError(err);
         log(`worker: ${assignment.type} task ${assignment.task} failed: ${report.error}`);
@@ -269,6 +315,8 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
       }
     }
   } finally {
+    status.state = "exited";
+    status.current = undefined;
     client.close();
   }
 }
