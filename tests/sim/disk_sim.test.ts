@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { DiskStorage } from "../../persist/disk_storage.ts";
 import type { NodeId } from "../../raft/types.ts";
 import { type Cluster, cmd, type SimStorageFactory, withCluster } from "./cluster.ts";
+import { figure8, persist1, persist3 } from "./scenarios.ts";
 
 /** Small segments so that rotation and segment deletion happen within a short scenario. */
 const SEGMENT_BYTES = 4096;
@@ -46,67 +47,15 @@ function diskFactory(): DiskFactory {
 }
 
 Deno.test("Disk Persist1: restarts of all, of the leader and of a follower recover from disk", async () => {
-  await withCluster("DiskPersist1", { n: 3, storage: diskFactory() }, async (c) => {
-    await c.one(cmd(11), 3, true);
-    for (const id of c.ids) await c.restart(id);
-    await c.one(cmd(12), 3, true);
-    const leader1 = await c.checkOneLeader();
-    await c.restart(leader1);
-    await c.one(cmd(13), 3, true);
-    const leader2 = await c.checkOneLeader();
-    c.disconnect(leader2);
-    await c.one(cmd(14), 2, true);
-    await c.restart(leader2);
-    c.connect(leader2);
-    await c.wait(5, 3, -1);
-  });
+  await withCluster("DiskPersist1", { n: 3, storage: diskFactory() }, persist1);
 });
 
 Deno.test("Disk Persist3: the old leader holding the newest entry must lead after crashes", async () => {
-  await withCluster("DiskPersist3", { n: 3, storage: diskFactory() }, async (c) => {
-    await c.one(cmd(101), 3, false);
-    const leader = await c.checkOneLeader();
-    const other = (leader % 3) + 1;
-    const third = (other % 3) + 1;
-    c.disconnect(third);
-    await c.one(cmd(102), 2, false);
-    await c.crash(leader);
-    await c.crash(other);
-    c.connect(third);
-    await c.restart(leader);
-    await c.one(cmd(103), 2, true);
-    await c.restart(other);
-    await c.one(cmd(104), 3, true);
-  });
+  await withCluster("DiskPersist3", { n: 3, storage: diskFactory() }, persist3);
 });
 
 Deno.test("Disk Figure8: leaders crash right after Start, restarting from disk", async () => {
-  await withCluster("DiskFigure8", { n: 5, storage: diskFactory() }, async (c) => {
-    await c.one(cmd(c.rand()), 1, true);
-    let nup = c.n;
-    for (let iters = 0; iters < 300; iters++) {
-      let leader = -1;
-      for (const id of c.ids) {
-        if (!c.isAlive(id)) continue;
-        const r = await c.start1(id, cmd(Math.floor(c.rand() * 1e9)));
-        if (r.isLeader) leader = id;
-      }
-      await c.run(c.rand() < 0.1 ? c.rand() * 500 : c.rand() * 13);
-      if (leader !== -1) {
-        await c.crash(leader);
-        nup--;
-      }
-      if (nup < 3) {
-        const s = c.ids[Math.floor(c.rand() * c.n)];
-        if (!c.isAlive(s)) {
-          await c.restart(s);
-          nup++;
-        }
-      }
-    }
-    for (const id of c.ids) if (!c.isAlive(id)) await c.restart(id);
-    await c.one(cmd(Math.floor(c.rand() * 1e9)), c.n, true);
-  });
+  await withCluster("DiskFigure8", { n: 5, storage: diskFactory() }, (c) => figure8(c, 300, false));
 });
 
 async function checkBounded(c: Cluster, f: DiskFactory, bound: number): Promise<void> {
