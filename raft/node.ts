@@ -127,12 +127,16 @@ export class RaftNode {
   #stopped = false;
   #timer: ReturnType<typeof setInterval> | undefined;
   #idleWaiters: (() => void)[] = [];
+  /** Set while the loop waits on a write, to wake it when the inbox fills. */
+  #wakeLoop?: () => void;
   #proposals = new Map<number, PendingProposal>();
   #reads = new Map<number, PendingRead>();
   /** Confirmed reads waiting for applied >= index, in confirmation order. */
   #confirmedReads: PendingRead[] = [];
   #applied = 0;
   #snapshotIndex = 0;
+  /** The newest snapshot known to be on disk (the one status() reports). */
+  #durableSnapshotIndex = 0;
   #bytesSinceSnapshot = 0;
   #leader: NodeId = 0;
   #term = 0;
@@ -181,6 +185,7 @@ export class RaftNode {
     if (snap.meta.index > 0) stateMachine.restore(snap.data);
     this.#applied = snap.meta.index;
     this.#snapshotIndex = snap.meta.index;
+    this.#durableSnapshotIndex = snap.meta.index;
     this.#raw = new RawNode({
       id: this.id,
       peers: this.#opts.peers,
@@ -288,7 +293,7 @@ export class RaftNode {
       commit: s.commit,
       applied: this.#applied,
       lastIndex: s.lastIndex,
-      snapshotIndex: this.#snapshotIndex,
+      snapshotIndex: this.#durableSnapshotIndex,
     };
     if (s.progress) out.progress = s.progress;
     return out;
@@ -340,7 +345,12 @@ export class RaftNode {
   }
 
   #kick(): void {
-    if (this.#running || this.#stopped || !this.#raw) return;
+    if (this.#running) {
+      // The loop may be waiting on a write: let it step what just arrived.
+      this.#wakeLoop?.();
+      return;
+    }
+    if (this.#stopped || !this.#raw) return;
     this.#running = true;
     queueMicrotask(() => void this.#run());
   }
@@ -349,14 +359,7 @@ export class RaftNode {
     const raw = this.#raw!;
     try {
       while (!this.#stopped) {
-        if (this.#inbox.length > 0) {
-          const items = this.#inbox;
-          this.#inbox = [];
-          for (const item of items) {
-            if (item === TICK) raw.tick();
-            else raw.step(item);
-          }
-        }
+        this.#stepInbox(raw);
         this.#observeRole(raw);
         if (!raw.hasReady()) {
           if (this.#inbox.length === 0) break;
@@ -429,6 +432,43 @@ export class RaftNode {
     }
   }
 
+  #stepInbox(raw: RawNode): void {
+    if (this.#inbox.length === 0) return;
+    const items = this.#inbox;
+    this.#inbox = [];
+    for (const item of items) {
+      if (item === TICK) raw.tick();
+      else raw.step(item);
+    }
+  }
+
+  /**
+   * Waits for a write while still stepping what arrives: acknowledgements, ticks and votes
+   * move the core on (their replies wait for the next Ready, so nothing is promised before it
+   * is durable), and entries that become committed are applied at once instead of one write
+   * later. A leader counts its own entries toward commit only after their write (see
+   * Raft.onPersisted), so a quorum is always one of durable copies.
+   */
+  async #awaitSave(raw: RawNode, saving: Promise<void>): Promise<void> {
+    let settled = false;
+    const done = saving.finally(() => {
+      settled = true;
+    });
+    while (!settled && !this.#stopped) {
+      if (this.#inbox.length === 0) {
+        const woken = new Promise<void>((resolve) => (this.#wakeLoop = resolve));
+        await Promise.race([done.catch(() => {}), woken]);
+        this.#wakeLoop = undefined;
+        if (settled || this.#stopped) break;
+      }
+      this.#stepInbox(raw);
+      this.#observeRole(raw);
+      this.#applyCommitted(raw.takeCommitted(), 0, Infinity);
+      this.#releaseConfirmedReads();
+    }
+    await done;
+  }
+
   async #handleReady(raw: RawNode, rd: Ready): Promise<void> {
     const { storage } = this.#opts;
     if (rd.safeBefore > 0) this.#send(rd.messages.slice(0, rd.safeBefore));
@@ -438,16 +478,14 @@ export class RaftNode {
       t0 = performance.now();
       saving = storage.save(rd.hardState, rd.entries, rd.snapshot);
     }
-    // Committed entries this node persisted in an earlier Ready are applied while the new
-    // write is in flight: the fsync then overlaps the apply instead of delaying every reply
-    // by one more disk round (thesis §10.2.1). Entries in this Ready wait for their own write.
+    // Committed entries are applied while the write is in flight: they are durable on a quorum
+    // already, whether or not this node's copy is (thesis §10.2.1). A snapshot must be
+    // installed first, so then everything waits for the write.
     let next = 0;
-    if (!rd.snapshot) {
-      const durable = rd.entries.length > 0 ? rd.entries[0].index - 1 : Infinity;
-      next = this.#applyCommitted(rd.committedEntries, 0, durable);
-    }
+    if (!rd.snapshot) next = this.#applyCommitted(rd.committedEntries, 0, Infinity);
     if (saving) {
-      await saving;
+      if (rd.snapshot) await saving;
+      else await this.#awaitSave(raw, saving);
       const ms = performance.now() - t0;
       const m = this.#metrics;
       m.saves++;
@@ -468,15 +506,19 @@ export class RaftNode {
       r.index = rs.index;
       this.#confirmedReads.push(r);
     }
-    if (this.#confirmedReads.length > 0) {
-      const still: PendingRead[] = [];
-      for (const r of this.#confirmedReads) {
-        if (r.index <= this.#applied) r.resolve(r.index);
-        else still.push(r);
-      }
-      this.#confirmedReads = still;
-    }
+    this.#releaseConfirmedReads();
     this.#maybeCompact(raw);
+  }
+
+  /** Resolves the confirmed reads whose read index this node has now applied. */
+  #releaseConfirmedReads(): void {
+    if (this.#confirmedReads.length === 0) return;
+    const still: PendingRead[] = [];
+    for (const r of this.#confirmedReads) {
+      if (r.index <= this.#applied) r.resolve(r.index);
+      else still.push(r);
+    }
+    this.#confirmedReads = still;
   }
 
   /**
@@ -527,6 +569,7 @@ export class RaftNode {
     this.#opts.stateMachine.restore(snap.data);
     this.#applied = index;
     this.#snapshotIndex = index;
+    this.#durableSnapshotIndex = index; // installed only after its save resolved
     this.#bytesSinceSnapshot = 0;
     this.#metrics.snapshotsInstalled++;
     this.#log(`Installed a snapshot from the leader at index ${index} (${snap.data.length} bytes)`);
@@ -555,6 +598,9 @@ export class RaftNode {
       }
     }
     const index = this.#applied;
+    // Entries can be applied (committed on a quorum) before this node's own copy is written;
+    // the snapshot waits until storage holds the log it covers.
+    if (index > this.#opts.storage.lastIndex()) return;
     const term = raw.termAt(index);
     if (term === undefined) return;
     const snap: Snapshot = {
@@ -565,9 +611,13 @@ export class RaftNode {
     // deletion run in the background so a large snapshot does not hold up ticks and acks.
     this.#snapshotIndex = index;
     this.#bytesSinceSnapshot = 0;
-    this.#metrics.snapshotsTaken++;
     this.#opts.storage.compact(snap).then(
-      () => this.#log(`Took a snapshot at index ${index} (${snap.data.length} bytes)`),
+      () => {
+        // Counted once durable, so status and metrics never report a snapshot a crash loses.
+        this.#metrics.snapshotsTaken++;
+        this.#durableSnapshotIndex = Math.max(this.#durableSnapshotIndex, index);
+        this.#log(`Took a snapshot at index ${index} (${snap.data.length} bytes)`);
+      },
       (err) => this.#fatal(err instanceof Error ? err : new Error(String(err))),
     );
   }

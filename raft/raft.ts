@@ -348,9 +348,12 @@ export class Raft {
     this.#pendingReads = [];
     this.prs.clear();
     const last = this.log.lastIndex();
+    // Our own match counts only what the driver has persisted: entries still in a write may be
+    // lost in a crash, and a commit must rest on a quorum of durable copies (thesis §10.2.1).
+    const durable = Math.min(last, this.log.unstable.offset - 1);
     for (const p of this.peers) {
       const pr = new Progress(last + 1);
-      if (p === this.id) pr.match = last;
+      if (p === this.id) pr.match = durable;
       this.prs.set(p, pr);
     }
   }
@@ -927,11 +930,20 @@ export class Raft {
   #appendEntry(data: Uint8Array): number {
     const index = this.log.lastIndex() + 1;
     this.log.append([{ index, term: this.term, data }]);
-    const self = this.prs.get(this.id);
-    if (self) self.maybeUpdate(index);
-    if (this.#maybeCommit()) this.#onCommitAdvanced();
+    // The leader's own copy counts toward commit once persisted: see onPersisted().
     this.#needBroadcast = true;
     return index;
+  }
+
+  /**
+   * The driver persisted the log up to (index, term). A leader now counts its own copy of
+   * those entries toward the commit quorum; before, only followers' durable copies counted,
+   * which lets the driver step acknowledgements while its own write is still in flight.
+   */
+  onPersisted(index: number, term: number): void {
+    if (this.role !== "leader" || this.log.term(index) !== term) return;
+    const self = this.prs.get(this.id);
+    if (self && self.maybeUpdate(index) && this.#maybeCommit()) this.#onCommitAdvanced();
   }
 
   /** Appends a command if leader; returns its index, or 0 when not the leader. */

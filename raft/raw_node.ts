@@ -5,7 +5,7 @@
  */
 import { DEFAULT_RAFT_CONFIG, type Progress, Raft, type RaftConfig, type Role } from "./raft.ts";
 import type { Storage } from "./storage.ts";
-import type { HardState, Message, NodeId, Ready } from "./types.ts";
+import type { Entry, HardState, Message, NodeId, Ready } from "./types.ts";
 
 /** Options for a RawNode. */
 export interface RawNodeOptions {
@@ -50,6 +50,8 @@ function sameHardState(a: HardState, b: HardState): boolean {
 export class RawNode {
   readonly #raft: Raft;
   #prevHardState: HardState;
+  /** Index of the last committed entry handed out by ready() or takeCommitted(). */
+  #handedOut = 0;
 
   constructor(opts: RawNodeOptions) {
     const cfg = { ...DEFAULT_RAFT_CONFIG, ...opts.config };
@@ -122,11 +124,31 @@ export class RawNode {
       readStates: r.readStates,
     };
     if (!sameHardState(hs, this.#prevHardState)) rd.hardState = hs;
+    const handed = rd.committedEntries;
+    if (handed.length > 0) this.#handedOut = handed[handed.length - 1].index;
     if (log.unstable.snapshot) rd.snapshot = log.unstable.snapshot;
     r.msgs = [];
     r.msgsEarly = [];
     r.readStates = [];
     return rd;
+  }
+
+  /**
+   * Committed entries not yet handed out, for a driver that applies while a Ready's write is in
+   * flight (every entry of the outstanding Ready must already be applied). They count as applied
+   * from now on, so no later Ready carries them again.
+   */
+  takeCommitted(): Entry[] {
+    const log = this.#raft.log;
+    // The outstanding Ready's committed entries are applied already (the contract above).
+    log.appliedTo(this.#handedOut);
+    if (!log.hasNextCommitted()) return [];
+    const entries = log.nextCommitted(this.#raft.cfg.maxApplyBytes);
+    if (entries.length > 0) {
+      this.#handedOut = entries[entries.length - 1].index;
+      log.appliedTo(this.#handedOut);
+    }
+    return entries;
   }
 
   /** Tells the core that rd was persisted, sent and applied. */
@@ -136,6 +158,7 @@ export class RawNode {
     if (rd.entries.length > 0) {
       const last = rd.entries[rd.entries.length - 1];
       log.unstable.stableTo(last.index, last.term);
+      this.#raft.onPersisted(last.index, last.term);
     }
     if (rd.snapshot) {
       log.unstable.stableSnapTo(rd.snapshot.meta.index);
