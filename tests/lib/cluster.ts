@@ -17,6 +17,9 @@ const PROBE_TIMEOUT_MS = 2_000;
 /** Ports handed out by this process, never reused by it. */
 const handedOut = new Set<number>();
 
+/** Ports the Fetch standard refuses to connect to ("bad ports") that fall in our range. */
+const FETCH_BLOCKED_PORTS = new Set([10080]);
+
 /** The first port of the kernel's ephemeral range (outgoing connections take ports from it). */
 function ephemeralLow(): number {
   try {
@@ -42,7 +45,7 @@ export function freePort(): number {
   const high = ephemeralLow();
   for (let attempt = 0; attempt < 1000; attempt++) {
     const port = low + Math.floor(Math.random() * (high - low));
-    if (handedOut.has(port)) continue;
+    if (handedOut.has(port) || FETCH_BLOCKED_PORTS.has(port)) continue;
     try {
       Deno.listen({ hostname: "127.0.0.1", port }).close();
     } catch {
