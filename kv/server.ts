@@ -365,12 +365,14 @@ export class KvServer implements KvService {
     this.#forwarded++;
     try {
       // Deno.connect has no timeout of its own: a peer that drops packets would hold us for
-      // the kernel's SYN retries (minutes).
-      await withDeadline(
-        client.connect(),
-        deadline,
-        () => new UnavailableError(`Leader ${leader} is unreachable`),
-      );
+      // the kernel's SYN retries (minutes). Only a dial needs the guard (and its timer).
+      if (!client.connected) {
+        await withDeadline(
+          client.connect(),
+          deadline,
+          () => new UnavailableError(`Leader ${leader} is unreachable`),
+        );
+      }
     } catch (error) {
       if (error instanceof UnavailableError) throw error;
       await new Promise((resolve) => setTimeout(resolve, LEADER_POLL_MS * 4));

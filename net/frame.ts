@@ -25,7 +25,8 @@ const decoder = new Decoder();
 
 /** Encodes one value as a complete frame (header + body) in a single fresh buffer. */
 export function encodeFrame(value: unknown): Uint8Array {
-  const body = encoder.encode(value);
+  // A view into the encoder's reusable buffer: copied once, into the frame, right below.
+  const body = encoder.encodeSharedRef(value);
   const frame = new Uint8Array(FRAME_HEADER_BYTES + body.byteLength);
   new DataView(frame.buffer).setUint32(0, body.byteLength);
   frame.set(body, FRAME_HEADER_BYTES);

@@ -18,7 +18,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type NodeStatus, sleep, TestCluster } from "../lib/cluster.ts";
+import { type NodeStatus, sleep, TestCluster, type TestNode } from "../lib/cluster.ts";
 import { checkLinearizability, type KvHistoryOp } from "../lib/linearizability.ts";
 import {
   append,
@@ -88,6 +88,22 @@ async function listFiles(dir: string): Promise<{ name: string; size: number }[]>
     if (size !== undefined) files.push({ name: entry.name, size });
   }
   return files.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/**
+ * The node's finished snapshot files once pruning has left at most two. Snapshots are written
+ * in the background, so in-progress .tmp files are skipped and pruning gets a moment.
+ */
+async function prunedSnapshots(node: TestNode): Promise<{ name: string; size: number }[]> {
+  let snaps: { name: string; size: number }[] = [];
+  await poll(
+    async () => {
+      snaps = (await listFiles(join(node.dataDir, "snap"))).filter((f) => f.name.endsWith(".snap"));
+      return snaps.length <= 2 ? true : undefined;
+    },
+    () => `node ${node.id} snap/ keeps ${JSON.stringify(snaps)}`,
+  );
+  return snaps;
 }
 
 /** Waits until every running node has applied at least the leader's current commit index. */
@@ -214,17 +230,7 @@ Deno.test("daemon: repeated puts of two keys keep snapshots small and snap/ prun
         counters(s).snapshotsTaken >= 2,
         `node ${node.id} took ${counters(s).snapshotsTaken} snapshots`,
       );
-      let snaps: { name: string; size: number }[] = [];
-      // Pruning follows the snapshot write, so give it a moment rather than race it.
-      await poll(
-        async () => {
-          snaps = (await listFiles(join(node.dataDir, "snap"))).filter((f) =>
-            f.name.endsWith(".snap")
-          );
-          return snaps.length <= 2 ? true : undefined;
-        },
-        () => `node ${node.id} snap/ keeps ${JSON.stringify(snaps)}`,
-      );
+      const snaps = await prunedSnapshots(node);
       assert.ok(snaps.length >= 1, `node ${node.id} has no snapshot file`);
       for (const f of snaps) {
         assert.ok(f.size <= SNAPSHOT_FILE_BOUND, `node ${node.id} ${f.name}: ${f.size} bytes`);
@@ -295,18 +301,7 @@ Deno.test("daemon: compaction deletes covered WAL segments under large repeated 
         !wal.some((f) => f.name === "0000000000000000.wal"),
         `node ${node.id} still has the first segment: ${JSON.stringify(wal)}`,
       );
-      // Snapshots are written in the background: count finished files (not .tmp ones), and
-      // give pruning, which follows each write, a moment.
-      let snaps: { name: string; size: number }[] = [];
-      await poll(
-        async () => {
-          snaps = (await listFiles(join(node.dataDir, "snap"))).filter((f) =>
-            f.name.endsWith(".snap")
-          );
-          return snaps.length <= 2 ? true : undefined;
-        },
-        () => `node ${node.id} snap/ keeps ${JSON.stringify(snaps)}`,
-      );
+      await prunedSnapshots(node);
     }
     await waitConverged(cluster, expected);
   } finally {

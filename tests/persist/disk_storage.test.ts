@@ -9,19 +9,7 @@ import {
 } from "../../persist/snapshot.ts";
 import { WalCorruptionError } from "../../persist/wal.ts";
 import { assertLog, ents, snap } from "./storage_conformance.ts";
-
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "raftmr-disk-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-function open(dir: string, lines: string[] = [], segmentBytes = 1 << 20): Promise<DiskStorage> {
-  return DiskStorage.open(dir, { peers: [1, 2, 3], segmentBytes, log: (l) => lines.push(l) });
-}
+import { open, withDir } from "./helpers.ts";
 
 async function dirBytes(dir: string): Promise<{ bytes: number; files: number }> {
   let bytes = 0;

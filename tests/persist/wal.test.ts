@@ -1,23 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { crc32c } from "../../persist/crc32c.ts";
-import { DiskStorage } from "../../persist/disk_storage.ts";
 import { encodeBatch, segmentName, WalCorruptionError } from "../../persist/wal.ts";
 import type { HardState } from "../../raft/types.ts";
 import { assertLog, ents } from "./storage_conformance.ts";
-
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "raftmr-wal-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-function open(dir: string, lines: string[] = [], segmentBytes = 1 << 20): Promise<DiskStorage> {
-  return DiskStorage.open(dir, { peers: [1, 2, 3], segmentBytes, log: (l) => lines.push(l) });
-}
+import { open, withDir } from "./helpers.ts";
 
 const hs = (term: number, commit: number): HardState => ({ term, vote: 1, commit });
 

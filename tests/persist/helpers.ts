@@ -1,0 +1,21 @@
+/** Helpers the storage tests share: a scratch directory, and DiskStorage opened for tests. */
+import { DiskStorage } from "../../persist/disk_storage.ts";
+
+/** Runs `fn` with a fresh temporary directory, removed afterwards whatever happens. */
+export async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "raftmr-persist-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Opens DiskStorage for a 3-node cluster, collecting its log lines into `lines`. */
+export function open(
+  dir: string,
+  lines: string[] = [],
+  segmentBytes = 1 << 20,
+): Promise<DiskStorage> {
+  return DiskStorage.open(dir, { peers: [1, 2, 3], segmentBytes, log: (l) => lines.push(l) });
+}
