@@ -135,8 +135,6 @@ export class RaftNode {
   #confirmedReads: PendingRead[] = [];
   #applied = 0;
   #snapshotIndex = 0;
-  /** The newest snapshot known to be on disk (the one status() reports). */
-  #durableSnapshotIndex = 0;
   #bytesSinceSnapshot = 0;
   #leader: NodeId = 0;
   #term = 0;
@@ -185,7 +183,6 @@ export class RaftNode {
     if (snap.meta.index > 0) stateMachine.restore(snap.data);
     this.#applied = snap.meta.index;
     this.#snapshotIndex = snap.meta.index;
-    this.#durableSnapshotIndex = snap.meta.index;
     this.#raw = new RawNode({
       id: this.id,
       peers: this.#opts.peers,
@@ -293,7 +290,7 @@ export class RaftNode {
       commit: s.commit,
       applied: this.#applied,
       lastIndex: s.lastIndex,
-      snapshotIndex: this.#durableSnapshotIndex,
+      snapshotIndex: this.#snapshotIndex,
     };
     if (s.progress) out.progress = s.progress;
     return out;
@@ -569,7 +566,6 @@ export class RaftNode {
     this.#opts.stateMachine.restore(snap.data);
     this.#applied = index;
     this.#snapshotIndex = index;
-    this.#durableSnapshotIndex = index; // installed only after its save resolved
     this.#bytesSinceSnapshot = 0;
     this.#metrics.snapshotsInstalled++;
     this.#log(`Installed a snapshot from the leader at index ${index} (${snap.data.length} bytes)`);
@@ -613,9 +609,9 @@ export class RaftNode {
     this.#bytesSinceSnapshot = 0;
     this.#opts.storage.compact(snap).then(
       () => {
-        // Counted once durable, so status and metrics never report a snapshot a crash loses.
+        // Counted once durable, so the metric never reports a snapshot a crash loses. (status()
+        // reports where the log is compacted to, which moves at once.)
         this.#metrics.snapshotsTaken++;
-        this.#durableSnapshotIndex = Math.max(this.#durableSnapshotIndex, index);
         this.#log(`Took a snapshot at index ${index} (${snap.data.length} bytes)`);
       },
       (err) => this.#fatal(err instanceof Error ? err : new Error(String(err))),
