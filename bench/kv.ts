@@ -1,5 +1,6 @@
 /**
- * `deno task bench kv [--duration 5s] [--steady 60s] [--failovers 5]`: raftmr against etcd on the
+ * `deno task bench kv [--duration 5s] [--steady 60s] [--failovers 5] [--workloads TEXT]`: raftmr
+ * against etcd on the
  * same machine in the same run. Both get a 3-node cluster on loopback with fsync on, data on the
  * normal disk; wrk drives both over HTTP (raftmr through PUT/GET /v1/kv/{key}, etcd through its
  * v3 JSON gateway) with 100-byte values over 1000 keys, at the leader and at a follower. Runs
@@ -38,8 +39,17 @@ export async function main(args: string[]): Promise<void> {
       steady: { type: "string", default: "60s" },
       failovers: { type: "string", default: "5" },
       only: { type: "string" },
+      // Runs only the workloads whose name contains this text, e.g. "PUT c=64".
+      workloads: { type: "string", default: "" },
     },
   });
+  const workloads = WORKLOADS.filter((w) => w.name.includes(values.workloads!));
+  if (workloads.length === 0) {
+    console.error(
+      `--workloads ${values.workloads} matches none of: ${WORKLOADS.map((w) => w.name).join(", ")}`,
+    );
+    Deno.exit(2);
+  }
   const durationMs = parseDuration(values.duration!, "--duration");
   const steadyMs = parseDuration(values.steady!, "--steady");
   const failovers = Number(values.failovers);
@@ -59,7 +69,7 @@ export async function main(args: string[]): Promise<void> {
   try {
     for (const system of systems) await system.preload(1000);
     const results = new Map<string, WrkResult[]>();
-    for (const workload of WORKLOADS) {
+    for (const workload of workloads) {
       // A B A B: both systems see the same machine conditions.
       for (let round = 0; round < 2; round++) {
         for (const system of systems) {
@@ -87,7 +97,15 @@ export async function main(args: string[]): Promise<void> {
         steady.set(system.name, (await system.leaderChanges()) - before);
       }
     }
-    report(systems.map((s) => s.name), results, failoverFigures, steady, durationMs, steadyMs);
+    report(
+      systems.map((s) => s.name),
+      workloads,
+      results,
+      failoverFigures,
+      steady,
+      durationMs,
+      steadyMs,
+    );
   } finally {
     for (const system of systems) await system.stop();
     await Deno.remove(root, { recursive: true }).catch(() => {});
@@ -96,6 +114,7 @@ export async function main(args: string[]): Promise<void> {
 
 function report(
   names: string[],
+  workloads: Workload[],
   results: Map<string, WrkResult[]>,
   failovers: Map<string, number[]>,
   steady: Map<string, number>,
@@ -115,7 +134,7 @@ function report(
   const header = ["workload", ...names.flatMap((n) => [`${n} req/s`, `${n} p50`, `${n} p99`])];
   if (theirs) header.push("throughput ratio", "p99 ratio");
   const rows: string[][] = [];
-  for (const workload of WORKLOADS) {
+  for (const workload of workloads) {
     const row = [workload.name];
     const merged = names.map((n) => mergeRuns(results.get(`${n}|${workload.name}`) ?? []));
     for (const m of merged) row.push(fmt(m.requestsPerSecond), ms(m.p50Ms), ms(m.p99Ms));
@@ -129,24 +148,27 @@ function report(
   }
   printTable(header, rows);
   for (const name of names) {
-    const errors = WORKLOADS.map((w) => mergeRuns(results.get(`${name}|${w.name}`) ?? []).errors)
+    const errors = workloads.map((w) => mergeRuns(results.get(`${name}|${w.name}`) ?? []).errors)
       .reduce((a, b) => a + b, 0);
     if (errors > 0) console.log(`${name}: ${errors} requests failed (non-2xx or socket errors)`);
   }
-  console.log("");
   const failHeader = ["failover (kill -9 leader → write succeeds)", ...names];
   const stats = names.map((n) => failovers.get(n) ?? []);
-  printTable(failHeader, [
+  const failRows = stats[0].length === 0 ? [] : [
     ["median", ...stats.map((s) => ms(median(s)))],
     ["max", ...stats.map((s) => ms(Math.max(...s)))],
     ["runs", ...stats.map((s) => s.map((v) => Math.round(v)).join(", "))],
-    ...(steadyMs > 0
-      ? [[
-        `leader changes during ${steadyMs / 1000} s of PUT c=64`,
-        ...names.map((n) => String(steady.get(n) ?? "-")),
-      ]]
-      : []),
-  ]);
+  ];
+  if (steadyMs > 0) {
+    failRows.push([
+      `leader changes during ${steadyMs / 1000} s of PUT c=64`,
+      ...names.map((n) => String(steady.get(n) ?? "-")),
+    ]);
+  }
+  if (failRows.length > 0) {
+    console.log("");
+    printTable(failHeader, failRows);
+  }
   if (ours && theirs) console.log(`\nratios are ${ours} / ${theirs}`);
 }
 

@@ -11,6 +11,7 @@ import { NodeStoppedError, NotLeaderError, ProposalDroppedError } from "../raft/
 import { RaftNode, type RaftNodeConfig } from "../raft/node.ts";
 import { type Message, validateMessage } from "../raft/types.ts";
 import { encodeCommand } from "./commands.ts";
+import { Deadlines } from "./deadlines.ts";
 import { createHttpApp } from "./http.ts";
 import { FSYNC_BUCKETS, Histogram, renderScalars } from "./metrics.ts";
 import {
@@ -56,6 +57,7 @@ export class KvServer implements KvService {
   readonly #transport: PeerTransport<Message>;
   readonly #node: RaftNode;
   readonly #fsync: Histogram;
+  readonly #deadlines = new Deadlines();
   #http?: Deno.HttpServer;
   #stopping = false;
   #forwarded = 0;
@@ -147,6 +149,7 @@ export class KvServer implements KvService {
     this.#transport.close();
     await this.#node.stop();
     await this.#storage.close();
+    this.#deadlines.close();
   }
 
   // --- KvService ------------------------------------------------------------------------------
@@ -168,7 +171,7 @@ export class KvServer implements KvService {
         try {
           const data = encodeCommand({ ...command, time: Date.now() });
           // A stalled disk or a lost quorum must not hold the client past its deadline.
-          const { index, result } = await withDeadline(
+          const { index, result } = await this.#deadlines.race(
             this.#node.propose(data),
             deadline,
             () => new TimeoutError("Write outcome unknown: not applied within the request timeout"),
@@ -210,7 +213,7 @@ export class KvServer implements KvService {
       const leader = await this.#awaitLeader(deadline);
       if (leader === this.#config.id) {
         try {
-          await withDeadline(
+          await this.#deadlines.race(
             this.#node.readIndex(),
             deadline,
             () => new UnavailableError("Read timed out: leadership could not be confirmed"),
@@ -367,7 +370,7 @@ export class KvServer implements KvService {
       // Deno.connect has no timeout of its own: a peer that drops packets would hold us for
       // the kernel's SYN retries (minutes). Only a dial needs the guard (and its timer).
       if (!client.connected) {
-        await withDeadline(
+        await this.#deadlines.race(
           client.connect(),
           deadline,
           () => new UnavailableError(`Leader ${leader} is unreachable`),
@@ -444,17 +447,4 @@ function replyToResult(reply: KvRpcReply): ApplyResult {
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-/** Resolves or rejects like `promise`, or rejects with `onTimeout()` once `deadline` passes. */
-function withDeadline<T>(
-  promise: Promise<T>,
-  deadline: number,
-  onTimeout: () => Error,
-): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(onTimeout()), Math.max(0, deadline - Date.now()));
-  });
-  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
 }
