@@ -239,6 +239,7 @@ export class KvServer implements KvService {
     return {
       ...raft,
       walBytes: this.#storage.walBytes(),
+      walAllocatedBytes: this.#storage.walAllocatedBytes(),
       counters: this.#node.metrics,
       keys: this.#machine.size,
       sessions: this.#machine.sessionCount,
@@ -307,8 +308,14 @@ export class KvServer implements KvService {
       {
         name: "raftmr_wal_bytes",
         type: "gauge",
-        help: "Bytes in WAL segments",
+        help: "Bytes of records in the WAL segments",
         value: this.#storage.walBytes(),
+      },
+      {
+        name: "raftmr_wal_allocated_bytes",
+        type: "gauge",
+        help: "Size of the WAL segment files, preallocated zeros included",
+        value: this.#storage.walAllocatedBytes(),
       },
       { name: "raftmr_keys", type: "gauge", help: "Keys in the store", value: this.#machine.size },
     ]);

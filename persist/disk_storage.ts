@@ -15,6 +15,8 @@ export interface DiskStorageOptions {
   peers?: number[];
   /** Target WAL segment size in bytes (default 64 MiB). */
   segmentBytes?: number;
+  /** Zeros the WAL writes ahead of its records at a time (default 4 MiB; 0 = none). */
+  preallocateBytes?: number;
   /** Snapshot files to keep (default 2); the WAL is kept from the oldest of them on. */
   keepSnapshots?: number;
   /** Where recovery notes go (torn tail truncated, corrupt snapshot skipped); default stderr. */
@@ -127,7 +129,12 @@ export class DiskStorage implements DurableStorage {
       const wal = await Wal.open(join(dir, "wal"), (rec) => {
         if (rec.type === REC_HARD_STATE) hardState = rec.hardState;
         return apply(rec);
-      }, { segmentBytes: options.segmentBytes, log, onSync: options.onSync });
+      }, {
+        segmentBytes: options.segmentBytes,
+        preallocateBytes: options.preallocateBytes,
+        log,
+        onSync: options.onSync,
+      });
       // Snapshot content is committed by definition; a hard state written before the snapshot
       // was installed may lag behind it.
       if (hardState.commit < base) hardState = { ...hardState, commit: base };
@@ -195,9 +202,14 @@ export class DiskStorage implements DurableStorage {
     return this.#snap;
   }
 
-  /** Total bytes of the WAL segment files. */
+  /** Bytes of records in the WAL segments (preallocated space not counted). */
   walBytes(): number {
     return this.#wal.bytes();
+  }
+
+  /** Size of the WAL files on disk: the records plus the zeros preallocated after them. */
+  walAllocatedBytes(): number {
+    return this.#wal.allocatedBytes();
   }
 
   /** Number of WAL segment files. */
@@ -360,7 +372,7 @@ export class DiskStorage implements DurableStorage {
     // Snapshot writes first: a finished one queues its segment deletion behind the WAL writes.
     await this.#snaps.idle();
     while (this.#flushing) await this.#flushing;
-    this.#wal.close();
+    await this.#wal.close();
     this.#lockFile.close();
   }
 

@@ -5,6 +5,13 @@
  * conflict truncation is a later entries record that starts at a lower index. This module only
  * frames, writes, syncs, replays and deletes segments; DiskStorage decides what goes in them and
  * serialises the calls.
+ *
+ * Segments are preallocated: zeros are written (and synced) ahead of the records in the
+ * background, so that a record write overwrites allocated blocks and its fdatasync flushes data
+ * only. An append that grows the file also has to commit the new size through the filesystem's
+ * journal, which on ext4 made each sync 25-40% slower (measured: p50 0.75-1.0 ms against
+ * 0.5-0.65 ms with three nodes syncing at once). A zero record header followed only by zeros is
+ * therefore the end of a segment's records, not damage.
  */
 import { join } from "node:path";
 import type { Entry, HardState } from "../raft/types.ts";
@@ -43,6 +50,24 @@ const MAX_RECORD = 0xffff_ff00;
 
 /** Default target size of a segment before the next write starts a new one. */
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+
+/** Default size of each run of zeros written ahead of the records (see the module comment). */
+export const DEFAULT_PREALLOCATE_BYTES = 4 * 1024 * 1024;
+
+const ZERO_CHUNK = new Uint8Array(256 * 1024);
+
+/** Whether every byte of `buf` from `from` on is zero. */
+function isZeroFrom(buf: Uint8Array, from: number): boolean {
+  for (let i = from; i < buf.length; i++) if (buf[i] !== 0) return false;
+  return true;
+}
+
+/** Index just past the last non-zero byte of `buf` (0 when all zero). */
+function endOfNonZero(buf: Uint8Array): number {
+  let end = buf.length;
+  while (end > 0 && buf[end - 1] === 0) end--;
+  return end;
+}
 
 function hasRoom(n: number): void {
   if (n > MAX_RECORD) throw new RangeError(`WAL record too large: ${n} bytes`);
@@ -203,7 +228,10 @@ const SEGMENT_RE = /^([0-9a-f]{16})\.wal$/;
 interface Segment {
   seq: number;
   name: string;
+  /** Bytes of records: the write position. */
   bytes: number;
+  /** Size of the file: records plus the preallocated zeros after them. */
+  allocated: number;
   /** Highest entry (or snapshot) index any record in it mentions: deletable once covered. */
   maxIndex: number;
 }
@@ -211,6 +239,8 @@ interface Segment {
 /** Options for Wal.open. */
 export interface WalOptions {
   segmentBytes?: number;
+  /** Zeros written ahead of the records at a time; 0 turns preallocation off. */
+  preallocateBytes?: number;
   log?: (line: string) => void;
   onSync?: (ms: number) => void;
 }
@@ -224,7 +254,11 @@ export class Wal {
   #segments: Segment[];
   #file: Deno.FsFile;
   #segmentBytes: number;
+  #preallocateBytes: number;
+  /** The run of zeros being written ahead of the records, if any. */
+  #preallocating: Promise<void> | undefined;
   #onSync: (ms: number) => void;
+  #log: (line: string) => void;
   #hardState: HardState;
   #closed = false;
 
@@ -239,8 +273,14 @@ export class Wal {
     this.#segments = segments;
     this.#file = file;
     this.#segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    this.#preallocateBytes = Math.min(
+      opts.preallocateBytes ?? DEFAULT_PREALLOCATE_BYTES,
+      this.#segmentBytes,
+    );
     this.#onSync = opts.onSync ?? (() => {});
+    this.#log = opts.log ?? ((line: string) => console.error(line));
     this.#hardState = hardState;
+    this.#maybePreallocate();
   }
 
   /**
@@ -277,9 +317,14 @@ export class Wal {
       const path = join(dir, name);
       const buf = await Deno.readFile(path);
       const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-      const seg: Segment = { seq, name, bytes: buf.length, maxIndex: 0 };
+      const seg: Segment = { seq, name, bytes: buf.length, allocated: buf.length, maxIndex: 0 };
       let off = 0;
       while (off < buf.length) {
+        if (buf[off] === 0 && isZeroFrom(buf, off)) {
+          // Preallocated space: the records end here.
+          seg.bytes = off;
+          break;
+        }
         const r = decodeRecord(buf, view, off);
         if (typeof r === "string") {
           if (!isLast) throw new WalCorruptionError(name, off, r);
@@ -292,12 +337,16 @@ export class Wal {
               ` (valid records follow at ${next}: corruption, not a torn write; refusing to start)`,
             );
           }
-          log(
-            `WAL ${path}: truncating torn tail at offset ${off} (${buf.length - off} bytes: ${r})`,
-          );
+          const garbage = endOfNonZero(buf) - off;
+          log(`WAL ${path}: truncating torn tail at offset ${off} (${garbage} bytes: ${r})`);
+          // Zeroed rather than cut off, so the file keeps its preallocated space.
           const f = await Deno.open(path, { write: true });
           try {
-            await f.truncate(off);
+            await f.seek(off, Deno.SeekMode.Start);
+            let left = garbage;
+            while (left > 0) {
+              left -= await f.write(ZERO_CHUNK.subarray(0, Math.min(left, ZERO_CHUNK.length)));
+            }
             await f.syncData();
           } finally {
             f.close();
@@ -321,23 +370,28 @@ export class Wal {
     }
     let created = false;
     if (segments.length === 0) {
-      segments.push({ seq: 0, name: segmentName(0), bytes: 0, maxIndex: 0 });
+      segments.push({ seq: 0, name: segmentName(0), bytes: 0, allocated: 0, maxIndex: 0 });
       created = true;
     }
     const active = segments[segments.length - 1];
-    const file = await Deno.open(join(dir, active.name), {
-      write: true,
-      create: true,
-      append: true,
-    });
+    // Not in append mode: records go at the end of the records, before any preallocated zeros.
+    const file = await Deno.open(join(dir, active.name), { write: true, create: true });
+    await file.seek(active.bytes, Deno.SeekMode.Start);
     if (created) await fsyncDir(dir);
     return new Wal(dir, segments, file, opts, hardState);
   }
 
-  /** Total bytes in all segment files. */
+  /** Total bytes of records in all segments. */
   bytes(): number {
     let n = 0;
     for (const s of this.#segments) n += s.bytes;
+    return n;
+  }
+
+  /** Total size of the segment files: records plus preallocated zeros. */
+  allocatedBytes(): number {
+    let n = 0;
+    for (const s of this.#segments) n += Math.max(s.bytes, s.allocated);
     return n;
   }
 
@@ -363,13 +417,10 @@ export class Wal {
         seq: active.seq + 1,
         name: segmentName(active.seq + 1),
         bytes: 0,
+        allocated: 0,
         maxIndex: 0,
       };
-      const file = await Deno.open(join(this.#dir, seg.name), {
-        write: true,
-        create: true,
-        append: true,
-      });
+      const file = await Deno.open(join(this.#dir, seg.name), { write: true, create: true });
       this.#file.close();
       this.#file = file;
       this.#segments.push(seg);
@@ -401,8 +452,48 @@ export class Wal {
     await this.#file.syncData();
     this.#onSync(performance.now() - t0);
     active.bytes += buf.length;
+    if (active.bytes > active.allocated) active.allocated = active.bytes;
     if (maxIndex > active.maxIndex) active.maxIndex = maxIndex;
     this.#hardState = hardState;
+    this.#maybePreallocate();
+  }
+
+  /**
+   * Starts writing the next run of zeros after the active segment's records when less than half
+   * a run is left and the segment has not reached its target size. The zeros go through a
+   * second descriptor in append mode, so they land after whatever the records have reached.
+   */
+  #maybePreallocate(): void {
+    if (this.#preallocating || this.#closed || this.#preallocateBytes <= 0) return;
+    const active = this.#segments[this.#segments.length - 1];
+    if (active.allocated >= this.#segmentBytes) return;
+    if (active.allocated - active.bytes >= this.#preallocateBytes / 2) return;
+    const run = Math.min(this.#preallocateBytes, this.#segmentBytes - active.allocated);
+    const path = join(this.#dir, active.name);
+    this.#preallocating = (async () => {
+      const file = await Deno.open(path, { write: true, append: true });
+      try {
+        let left = run;
+        while (left > 0 && !this.#closed) {
+          left -= await file.write(ZERO_CHUNK.subarray(0, Math.min(left, ZERO_CHUNK.length)));
+        }
+        await file.syncData();
+        active.allocated = Math.max(active.allocated, (await file.stat()).size);
+      } finally {
+        file.close();
+      }
+    })().then(
+      () => {
+        this.#preallocating = undefined;
+        this.#maybePreallocate();
+      },
+      (err) => {
+        // Records still go out, each sync just costs more: say so once and stop trying.
+        this.#preallocating = undefined;
+        this.#preallocateBytes = 0;
+        this.#log(`WAL ${path}: preallocation stopped: ${err?.message ?? err}`);
+      },
+    );
   }
 
   /**
@@ -420,10 +511,11 @@ export class Wal {
     return doomed.length;
   }
 
-  /** Closes the active segment; no call is valid afterwards. */
-  close(): void {
+  /** Closes the active segment once preallocation in progress stops; no call is valid after. */
+  async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#preallocating;
     this.#file.close();
   }
 }

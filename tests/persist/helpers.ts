@@ -11,11 +11,21 @@ export async function withDir(fn: (dir: string) => Promise<void>): Promise<void>
   }
 }
 
-/** Opens DiskStorage for a 3-node cluster, collecting its log lines into `lines`. */
+/**
+ * Opens DiskStorage for a 3-node cluster, collecting its log lines into `lines`. WAL
+ * preallocation is on (its default run, capped at the segment size) unless `preallocateBytes`
+ * says otherwise.
+ */
 export function open(
   dir: string,
   lines: string[] = [],
   segmentBytes = 1 << 20,
+  preallocateBytes?: number,
 ): Promise<DiskStorage> {
-  return DiskStorage.open(dir, { peers: [1, 2, 3], segmentBytes, log: (l) => lines.push(l) });
+  return DiskStorage.open(dir, {
+    peers: [1, 2, 3],
+    segmentBytes,
+    preallocateBytes,
+    log: (l) => lines.push(l),
+  });
 }

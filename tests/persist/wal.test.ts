@@ -57,33 +57,43 @@ Deno.test("WAL cut at every byte offset inside its last batch recovers exactly t
     assert.equal(after - before, encodeBatch(hs(2, 8), lastEntries).length);
     const entriesEnd = before + encodeBatch(undefined, lastEntries).length;
     const path = join(dir, "wal", segmentName(0));
-    const full = await Deno.readFile(path);
-    assert.equal(full.length, after);
-    for (let cut = before; cut < after; cut++) {
-      await Deno.writeFile(path, full.subarray(0, cut));
-      const lines: string[] = [];
-      const r = await open(dir, lines);
-      try {
-        const haveLast = cut >= entriesEnd;
-        assertLog(r, 1, haveLast ? [...ents(1, 8, 1), ...lastEntries] : ents(1, 8, 1));
-        assert.deepEqual(r.initialState().hardState, hs(1, 6));
-        const valid = haveLast ? entriesEnd : before;
-        assert.equal(r.walBytes(), valid);
-        if (cut > valid) {
-          assert.equal(lines.length, 1);
-          assert.match(lines[0], new RegExp(`${segmentName(0)}.*offset ${valid}`));
-        } else {
-          assert.equal(lines.length, 0);
+    const full = (await Deno.readFile(path)).subarray(0, after);
+    // A cut either ends the file (no preallocation) or leaves zeros where the lost bytes were
+    // (a preallocated segment keeps its size).
+    for (const shape of ["ends", "zeroed"]) {
+      for (let cut = before; cut < after; cut++) {
+        const kept = full.subarray(0, cut);
+        const file = shape === "ends" ? kept : new Uint8Array(after + 4096);
+        if (shape === "zeroed") file.set(kept);
+        await Deno.writeFile(path, file);
+        const lines: string[] = [];
+        const r = await open(dir, lines);
+        try {
+          const haveLast = cut >= entriesEnd;
+          assertLog(r, 1, haveLast ? [...ents(1, 8, 1), ...lastEntries] : ents(1, 8, 1));
+          assert.deepEqual(r.initialState().hardState, hs(1, 6));
+          const valid = haveLast ? entriesEnd : before;
+          assert.equal(r.walBytes(), valid);
+          // Zero bytes of a partial record are indistinguishable from preallocated space.
+          const damaged = shape === "ends"
+            ? cut > valid
+            : full.subarray(valid, cut).some((b) => b !== 0);
+          if (damaged) {
+            assert.equal(lines.length, 1, `${shape} ${cut}`);
+            assert.match(lines[0], new RegExp(`${segmentName(0)}.*offset ${valid}`));
+          } else {
+            assert.equal(lines.length, 0, `${shape} ${cut}: ${lines}`);
+          }
+          // The truncated log takes new writes and keeps them.
+          await r.save(hs(3, 8), ents(r.lastIndex() + 1, r.lastIndex() + 1, 3));
+        } finally {
+          await r.close();
         }
-        // The truncated log takes new writes and keeps them.
-        await r.save(hs(3, 8), ents(r.lastIndex() + 1, r.lastIndex() + 1, 3));
-      } finally {
-        await r.close();
+        const again = await open(dir);
+        assert.equal(again.initialState().hardState.term, 3);
+        assert.equal(again.term(again.lastIndex()), 3);
+        await again.close();
       }
-      const again = await open(dir);
-      assert.equal(again.initialState().hardState.term, 3);
-      assert.equal(again.term(again.lastIndex()), 3);
-      await again.close();
     }
   });
 });
@@ -147,30 +157,47 @@ Deno.test("a missing segment in the middle refuses to start", async () => {
   });
 });
 
-Deno.test("a zero-filled tail is truncated and logged", async () => {
+Deno.test("zeros after the records are preallocated space: no damage, new records go there", async () => {
   await withDir(async (dir) => {
-    const s = await open(dir);
+    const preallocate = 64 * 1024;
+    const s = await open(dir, [], 1 << 20, preallocate);
     await s.save(hs(1, 0), ents(1, 3, 1));
     const size = s.walBytes();
     await s.close();
     const path = join(dir, "wal", segmentName(0));
-    const f = await Deno.open(path, { write: true, append: true });
-    await f.write(new Uint8Array(4096));
-    f.close();
+    const allocated = (await Deno.stat(path)).size;
+    assert.ok(allocated >= size + preallocate / 2, `file ${allocated} bytes, records ${size}`);
     const lines: string[] = [];
-    const r = await open(dir, lines);
+    const r = await open(dir, lines, 1 << 20, 0);
     assertLog(r, 1, ents(1, 3, 1));
     assert.equal(r.walBytes(), size);
-    assert.equal((await Deno.stat(path)).size, size);
-    assert.match(lines[0], /truncating torn tail at offset/);
+    assert.deepEqual(lines, []);
+    await r.save(hs(2, 3), ents(4, 5, 2));
     await r.close();
+    // Written in place: the file did not grow, and both batches read back.
+    assert.equal((await Deno.stat(path)).size, allocated);
+    const again = await open(dir, lines, 1 << 20, 0);
+    assertLog(again, 1, [...ents(1, 3, 1), ...ents(4, 5, 2)]);
+    assert.deepEqual(lines, []);
+    await again.close();
+  });
+});
+
+Deno.test("without preallocation the segment holds the records only", async () => {
+  await withDir(async (dir) => {
+    const s = await open(dir, [], 1 << 20, 0);
+    await s.save(hs(1, 0), ents(1, 3, 1));
+    const size = s.walBytes();
+    await s.close();
+    assert.equal((await Deno.stat(join(dir, "wal", segmentName(0)))).size, size);
   });
 });
 
 Deno.test("power loss: every synced batch survives any cut of the unsynced bytes", async () => {
   await withDir(async (dir) => {
     // Record, after each resolved save, the global byte position that was synced.
-    const s = await open(dir, [], 600);
+    // Written without preallocation so that file offsets add up to walBytes().
+    const s = await open(dir, [], 600, 0);
     const synced: number[] = [s.walBytes()];
     const nSaves = 40;
     for (let i = 1; i <= nSaves; i++) {
@@ -208,14 +235,22 @@ Deno.test("power loss: every synced batch survives any cut of the unsynced bytes
     let seed = 12345;
     const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
     const cuts = [...synced, ...Array.from({ length: 40 }, () => Math.floor(rand() * total))];
-    for (const cut of cuts) {
-      // Power loss at `cut`: the segment holding it is cut there, later segments never existed.
+    for (const [cut, shape] of cuts.flatMap((c) => [[c, "ends"], [c, "zeroed"]] as const)) {
+      // Power loss at `cut`: the segment holding it is cut there (its file ends, or keeps its
+      // preallocated size with zeros where the lost bytes were); later segments never existed,
+      // except a preallocated one created right at the cut (a segment is created only once the
+      // one before is synced whole).
       for (let k = 0; k < names.length; k++) {
         const p = join(dir, "wal", names[k]);
-        if (starts[k] >= cut && k > 0) {
+        const kept = originals[k].subarray(0, Math.max(0, cut - starts[k]));
+        if (k > 0 && (starts[k] > cut || (starts[k] === cut && shape === "ends"))) {
           await Deno.remove(p).catch(() => {});
+        } else if (shape === "ends") {
+          await Deno.writeFile(p, kept);
         } else {
-          await Deno.writeFile(p, originals[k].subarray(0, Math.max(0, cut - starts[k])));
+          const file = new Uint8Array(originals[k].length + 512);
+          file.set(kept);
+          await Deno.writeFile(p, file);
         }
       }
       const k = synced.filter((b) => b <= cut).length - 1; // saves fully synced before the cut
