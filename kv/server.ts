@@ -4,6 +4,7 @@
  * a follower forwards it to the leader over the peer connection and relays the answer.
  */
 import type { HostPort } from "../cli/command.ts";
+import { Deadlines } from "../net/deadlines.ts";
 import { PeerTransport } from "../net/transport.ts";
 import { RemoteError, RpcServer } from "../net/rpc.ts";
 import { DiskStorage } from "../persist/disk_storage.ts";
@@ -11,7 +12,6 @@ import { NodeStoppedError, NotLeaderError, ProposalDroppedError } from "../raft/
 import { RaftNode, type RaftNodeConfig } from "../raft/node.ts";
 import { type Message, validateMessage } from "../raft/types.ts";
 import { encodeCommand } from "./commands.ts";
-import { Deadlines } from "./deadlines.ts";
 import { createHttpApp } from "./http.ts";
 import { FSYNC_BUCKETS, Histogram, renderScalars } from "./metrics.ts";
 import {

@@ -7,6 +7,7 @@
  *   [0, id, method, params]  request      [1, id, result]   success reply
  *   [3, method, params]      notification [2, id, message]  error reply
  */
+import { Deadlines } from "./deadlines.ts";
 import { asError, FramedConn } from "./framed_conn.ts";
 import { DEFAULT_MAX_FRAME_BYTES, FrameError } from "./frame.ts";
 
@@ -207,6 +208,8 @@ export class RpcClient {
   readonly #address: { hostname: string; port: number };
   readonly #options: RpcClientOptions;
   readonly #pending = new Map<number, PendingCall>();
+  /** Call timeouts, swept by one timer rather than one timer per call. */
+  readonly #deadlines = new Deadlines();
   #connection?: FramedConn;
   #connecting?: Promise<FramedConn>;
   #nextId = 1;
@@ -245,7 +248,7 @@ export class RpcClient {
       const onAbort = () => finish(asError(options.signal!.reason));
       const finish = (error: Error | undefined, value?: unknown) => {
         if (!this.#pending.delete(id)) return;
-        clearTimeout(timer);
+        this.#deadlines.cancel(deadline);
         options.signal?.removeEventListener("abort", onAbort);
         if (error) reject(error);
         else resolve(value as T);
@@ -254,7 +257,10 @@ export class RpcClient {
         resolve: (value) => finish(undefined, value),
         reject: (error) => finish(error),
       });
-      const timer = setTimeout(() => finish(new RpcTimeoutError(method, timeoutMs)), timeoutMs);
+      const deadline = this.#deadlines.add(
+        Date.now() + timeoutMs,
+        () => finish(new RpcTimeoutError(method, timeoutMs)),
+      );
       if (options.signal) {
         if (options.signal.aborted) return onAbort();
         options.signal.addEventListener("abort", onAbort, { once: true });
@@ -292,6 +298,7 @@ export class RpcClient {
     this.#closed = true;
     this.#connection?.close();
     this.#failPending(new ConnectionLostError(`Client for ${this.address} is closed`));
+    this.#deadlines.close();
   }
 
   #connect(): Promise<FramedConn> {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Deadlines } from "../../kv/deadlines.ts";
+import { Deadlines } from "../../net/deadlines.ts";
 
 const never = () => new Promise<never>(() => {});
 
@@ -44,4 +44,16 @@ Deno.test("Deadlines: close() stops the timer and leaves pending races to their 
   await new Promise((resolve) => setTimeout(resolve, 30));
   settle("done");
   assert.equal(await race, "done");
+});
+
+Deno.test("Deadlines: add() fires once its time has passed, cancel() keeps it from firing", async () => {
+  const deadlines = new Deadlines(5);
+  const fired: string[] = [];
+  deadlines.add(Date.now() + 10, () => fired.push("due"));
+  const cancelled = deadlines.add(Date.now() + 10, () => fired.push("cancelled"));
+  deadlines.cancel(cancelled);
+  assert.equal(deadlines.pending, 1);
+  await new Promise((resolve) => setTimeout(resolve, 40));
+  assert.deepEqual(fired, ["due"]);
+  assert.equal(deadlines.pending, 0);
 });
