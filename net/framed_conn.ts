@@ -36,6 +36,8 @@ export class FramedConn {
   #queue: Uint8Array[] = [];
   #queuedBytes = 0;
   #writing = false;
+  /** How a write loop start is already scheduled, if it is. */
+  #scheduled: "microtask" | "immediate" | undefined;
   #closed = false;
   /** Bytes written and read, for metrics and tests. */
   bytesOut = 0;
@@ -56,8 +58,13 @@ export class FramedConn {
     return this.#closed;
   }
 
-  /** Queues one value as a frame; returns false when the connection is already closed. */
-  send(value: unknown): boolean {
+  /**
+   * Queues one value as a frame; returns false when the connection is already closed. Frames
+   * go out after the event loop's current pass, together with everything else queued in it;
+   * an `urgent` frame goes out at the end of the current task instead (for a message that is
+   * already one batch and on someone's critical path, such as a Raft append or its ack).
+   */
+  send(value: unknown, urgent = false): boolean {
     if (this.#closed) return false;
     const frame = encodeFrame(value);
     const limit = this.#options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
@@ -69,12 +76,18 @@ export class FramedConn {
     }
     this.#queue.push(frame);
     this.#queuedBytes += frame.byteLength;
-    if (!this.#writing) {
-      this.#writing = true;
+    if (this.#writing) return true;
+    if (urgent) {
+      if (this.#scheduled !== "microtask") {
+        this.#scheduled = "microtask";
+        queueMicrotask(() => this.#writeLoop());
+      }
+    } else if (this.#scheduled === undefined) {
       // Start writing once the event loop has handled everything that is ready now (all the
       // requests that arrived together, all the replies one apply released): they share one
       // write. A microtask would run after the first of them, and each write to a loopback
       // socket costs the sender ~10 us of kernel time.
+      this.#scheduled = "immediate";
       setImmediate(() => this.#writeLoop());
     }
     return true;
@@ -95,6 +108,10 @@ export class FramedConn {
   }
 
   async #writeLoop(): Promise<void> {
+    // Both an immediate and a microtask may have been scheduled: the first to run writes.
+    if (this.#writing) return;
+    this.#scheduled = undefined;
+    this.#writing = true;
     try {
       while (this.#queue.length > 0 && !this.#closed) {
         const batch = this.#takeQueue();

@@ -280,10 +280,16 @@ export class RpcClient {
     });
   }
 
-  /** Sends a one-way message; it is dropped (returns false) if no connection can be used now. */
-  notify(method: string, params?: unknown): boolean {
+  /**
+   * Sends a one-way message; it is dropped (returns false) if no connection can be used now.
+   * `urgent` sends it at the end of the current task rather than after the event loop's pass
+   * (see FramedConn.send).
+   */
+  notify(method: string, params?: unknown, urgent = false): boolean {
     const connection = this.#connection;
-    if (connection && !connection.closed) return connection.send([NOTIFY, method, params ?? null]);
+    if (connection && !connection.closed) {
+      return connection.send([NOTIFY, method, params ?? null], urgent);
+    }
     this.#connect().catch(() => {});
     return false;
   }

@@ -93,7 +93,9 @@ export class PeerTransport<M extends Addressed> {
 
   #sendBatch(to: number, batch: M[]): void {
     const client = this.#clients.get(to);
-    if (!client || !client.notify(RAFT_METHOD, batch)) this.#options.onUnreachable?.(to);
+    // A batch is one Ready's messages to that peer: nothing else would join it, and an append
+    // or an ack is on the commit path, so it goes out without waiting for the loop's pass.
+    if (!client || !client.notify(RAFT_METHOD, batch, true)) this.#options.onUnreachable?.(to);
   }
 
   #setReachable(id: number, reachable: boolean, reason?: string): void {
