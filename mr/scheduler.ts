@@ -148,12 +148,24 @@ export class Scheduler {
     if (this.#phase === "done") return { type: "done" };
     if (this.#phase === "failed") return { type: "failed", error: this.#error ?? "Job failed" };
     const tasks = this.#phase === "map" ? this.#maps : this.#reduces;
+    // A worker runs one task at a time: asking while it holds one means our reply never
+    // reached it (a dropped connection, a timed-out call). It gets the same attempt again
+    // rather than stranding that task until its timeout.
+    const held = tasks.find((t) => t.state === "running" && t.worker === workerId);
+    if (held) {
+      held.startedAt = now;
+      return this.#assignment(held);
+    }
     const task = tasks.find((t) => t.state === "idle");
     if (!task) return { type: "wait" };
     task.state = "running";
     task.attempts++;
     task.worker = workerId;
     task.startedAt = now;
+    return this.#assignment(task);
+  }
+
+  #assignment(task: Task): Assignment {
     if (task.kind === "map") {
       return {
         type: "map",

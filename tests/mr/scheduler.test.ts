@@ -23,35 +23,55 @@ Deno.test("scheduler hands out each map once, then waits, then reduces after all
     file: "b.txt",
     nReduce: 2,
   });
-  assert.deepEqual(s.assign("w1", 1), {
+  assert.deepEqual(s.assign("w3", 1), {
     type: "map",
     task: 2,
     attempt: 1,
     file: "c.txt",
     nReduce: 2,
   });
-  assert.deepEqual(s.assign("w3", 2), { type: "wait" });
+  assert.deepEqual(s.assign("w4", 2), { type: "wait" });
   assert.equal(s.complete({ kind: "map", task: 0, attempt: 1, workerId: "w1" }, 3), true);
   assert.equal(s.complete({ kind: "map", task: 1, attempt: 1, workerId: "w2" }, 3), true);
   // One map still running: no reduce may start.
   assert.equal(s.phase, "map");
   assert.deepEqual(s.assign("w2", 4), { type: "wait" });
-  assert.equal(s.complete({ kind: "map", task: 2, attempt: 1, workerId: "w1" }, 5), true);
+  assert.equal(s.complete({ kind: "map", task: 2, attempt: 1, workerId: "w3" }, 5), true);
   assert.equal(s.phase, "reduce");
   assert.deepEqual(s.assign("w2", 6), { type: "reduce", task: 0, attempt: 1, nMap: 3 });
   assert.deepEqual(s.assign("w1", 6), { type: "reduce", task: 1, attempt: 1, nMap: 3 });
-  assert.deepEqual(s.assign("w3", 6), { type: "wait" });
+  assert.deepEqual(s.assign("w4", 6), { type: "wait" });
   assert.equal(s.complete({ kind: "reduce", task: 1, attempt: 1, workerId: "w1" }, 7), true);
   assert.equal(s.done(), false);
   assert.equal(s.complete({ kind: "reduce", task: 0, attempt: 1, workerId: "w2" }, 8), true);
   assert.equal(s.done(), true);
   assert.equal(s.phase, "done");
-  assert.deepEqual(s.assign("w4", 9), { type: "done" });
+  assert.deepEqual(s.assign("w5", 9), { type: "done" });
   assert.deepEqual(s.tasks().map((t) => t.attempts), [1, 1, 1, 1, 1]);
   assert.deepEqual(
     s.workers().map((w) => [w.id, w.tasksDone, w.lastContact]),
-    [["w1", 3, 7], ["w2", 2, 8], ["w3", 0, 6], ["w4", 0, 9]],
+    [["w1", 2, 7], ["w2", 2, 8], ["w3", 1, 5], ["w4", 0, 6], ["w5", 0, 9]],
   );
+});
+
+Deno.test("a worker that asks again while holding a task gets the same task back", () => {
+  // A worker runs one task at a time, so a second ask means the first reply never reached it
+  // (a dropped connection, a timed-out call): handing out another task would strand the first
+  // until its timeout.
+  const s = scheduler();
+  const first = s.assign("w1", 1000);
+  assert.deepEqual(s.assign("w1", 2000), first);
+  assert.deepEqual(s.assign("w2", 2000), {
+    type: "map",
+    task: 1,
+    attempt: 1,
+    file: "b.txt",
+    nReduce: 2,
+  });
+  // The timeout counts from the repeated hand-out, when the worker can start.
+  assert.deepEqual(s.expire(11_999), []);
+  assert.deepEqual(s.expire(12_000).map((t) => [t.index, t.worker]), [[0, "w1"], [1, "w2"]]);
+  assert.equal(s.tasks()[0].attempts, 1);
 });
 
 Deno.test("scheduler re-issues a task exactly when taskTimeout has passed", () => {
