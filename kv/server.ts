@@ -47,6 +47,8 @@ export interface ServerConfig {
 }
 
 const LEADER_POLL_MS = 5;
+/** How long a forwarded request waits for a dial to the leader before checking who leads. */
+const DIAL_WAIT_MS = 50;
 
 /** A running peer; start() brings it up, shutdown() takes it down cleanly. */
 export class KvServer implements KvService {
@@ -373,21 +375,23 @@ export class KvServer implements KvService {
     const client = this.#transport.client(leader);
     if (!client) throw new UnavailableError(`Leader ${leader} is not in --peers`);
     this.#forwarded++;
-    try {
-      // Deno.connect has no timeout of its own: a peer that drops packets would hold us for
-      // the kernel's SYN retries (minutes). Only a dial needs the guard (and its timer).
-      if (!client.connected) {
+    if (!client.connected) {
+      // A dial may sit out a redial backoff (up to a second) or the kernel's SYN retries on a
+      // leader that is gone; meanwhile a new leader may be elected. So wait for it only
+      // briefly, then let the caller look at who leads now (the dial goes on regardless).
+      try {
         await this.#deadlines.race(
           client.connect(),
-          deadline,
+          Math.min(deadline, Date.now() + DIAL_WAIT_MS),
           () => new UnavailableError(`Leader ${leader} is unreachable`),
         );
+      } catch (error) {
+        if (!(error instanceof UnavailableError)) {
+          await new Promise((resolve) => setTimeout(resolve, LEADER_POLL_MS * 4));
+        }
+        if (Date.now() >= deadline) throw new UnavailableError(`Leader ${leader} is unreachable`);
+        return undefined;
       }
-    } catch (error) {
-      if (error instanceof UnavailableError) throw error;
-      await new Promise((resolve) => setTimeout(resolve, LEADER_POLL_MS * 4));
-      if (Date.now() >= deadline) throw new UnavailableError(`Leader ${leader} is unreachable`);
-      return undefined;
     }
     const timeoutMs = Math.max(1, deadline - Date.now());
     try {

@@ -232,6 +232,11 @@ export class RpcClient {
     return this.#connection !== undefined && !this.#connection.closed;
   }
 
+  /** True while a dial is under way (including a pause before redialing). */
+  get dialing(): boolean {
+    return this.#connecting !== undefined;
+  }
+
   /** Calls a remote method; rejects with RpcTimeoutError, ConnectionLostError or RemoteError. */
   call<T = unknown>(
     method: string,

@@ -1,9 +1,14 @@
 /**
  * Peer-to-peer transport for Raft messages. Each node dials every other peer at its address
- * from --peers and sends batches of messages as one-way RPC notifications; incoming batches
- * arrive on the node's own RpcServer. Peers are identified by the `from` id inside every
- * message, never by source address, so proxies and NAT may sit in between.
- * A send that cannot go out now is dropped and reported: Raft retries on its own.
+ * from --peers (at start, and again whenever a send finds no connection) and sends batches of
+ * messages as one-way RPC notifications; incoming batches arrive on the node's own RpcServer.
+ * Peers are identified by the `from` id inside every message, never by source address, so
+ * proxies and NAT may sit in between.
+ *
+ * A batch sent while a dial is under way waits for it (a few, newest kept): dropping it would
+ * cost a vote request a whole election timeout, because followers never talk to each other
+ * until an election and so meet a cold connection exactly then. A batch for a peer that cannot
+ * be reached is dropped and reported: Raft retries on its own.
  */
 import type { HostPort } from "../cli/command.ts";
 import { RpcClient, type RpcServer } from "./rpc.ts";
@@ -33,11 +38,16 @@ export interface PeerTransportOptions {
   callTimeoutMs?: number;
 }
 
+/** Batches kept per peer while its connection is being dialed; older ones are dropped. */
+const MAX_WAITING_BATCHES = 16;
+
 /** Sends Raft messages to peers and hands received ones to the node. */
 export class PeerTransport<M extends Addressed> {
   readonly #options: PeerTransportOptions;
   readonly #clients = new Map<number, RpcClient>();
   readonly #reachable = new Map<number, boolean>();
+  /** Batches waiting for a dial in progress, by peer. */
+  readonly #waiting = new Map<number, M[][]>();
 
   constructor(options: PeerTransportOptions) {
     this.#options = options;
@@ -53,11 +63,19 @@ export class PeerTransport<M extends Addressed> {
           maxFrameBytes: options.maxFrameBytes,
           timeoutMs: options.callTimeoutMs,
           maxBackoffMs: 1000,
-          onConnect: () => this.#setReachable(id, true),
-          onDisconnect: (error) => this.#setReachable(id, false, error?.message),
+          onConnect: () => {
+            this.#setReachable(id, true);
+            this.#flushWaiting(id);
+          },
+          onDisconnect: (error) => {
+            this.#setReachable(id, false, error?.message);
+            this.#dropWaiting(id);
+          },
         }),
       );
     }
+    // Connections are ready before the first election needs them.
+    for (const client of this.#clients.values()) client.connect().catch(() => {});
   }
 
   /** Sends messages, one notification per destination; unsendable ones are reported. */
@@ -88,14 +106,42 @@ export class PeerTransport<M extends Addressed> {
 
   /** Closes every outgoing connection. */
   close(): void {
+    this.#waiting.clear();
     for (const client of this.#clients.values()) client.close();
   }
 
   #sendBatch(to: number, batch: M[]): void {
     const client = this.#clients.get(to);
+    if (!client) {
+      this.#options.onUnreachable?.(to);
+      return;
+    }
+    const waiting = this.#waiting.get(to);
+    if (waiting) {
+      // Keep order behind what already waits, and make sure a dial is under way to end the
+      // wait (one that just failed has reported, but may not have been cleared yet).
+      waiting.push(batch);
+      if (waiting.length > MAX_WAITING_BATCHES) waiting.shift();
+      client.connect().catch(() => {});
+      return;
+    }
     // A batch is one Ready's messages to that peer: nothing else would join it, and an append
     // or an ack is on the commit path, so it goes out without waiting for the loop's pass.
-    if (!client || !client.notify(RAFT_METHOD, batch, true)) this.#options.onUnreachable?.(to);
+    if (client.notify(RAFT_METHOD, batch, true)) return;
+    if (client.dialing) this.#waiting.set(to, [batch]);
+    else this.#options.onUnreachable?.(to);
+  }
+
+  #flushWaiting(id: number): void {
+    const waiting = this.#waiting.get(id);
+    if (!waiting) return;
+    this.#waiting.delete(id);
+    for (const batch of waiting) this.#sendBatch(id, batch);
+  }
+
+  #dropWaiting(id: number): void {
+    if (!this.#waiting.delete(id)) return;
+    this.#options.onUnreachable?.(id);
   }
 
   #setReachable(id: number, reachable: boolean, reason?: string): void {
