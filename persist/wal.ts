@@ -9,9 +9,10 @@
  * Segments are preallocated: zeros are written (and synced) ahead of the records in the
  * background, so that a record write overwrites allocated blocks and its fdatasync flushes data
  * only. An append that grows the file also has to commit the new size through the filesystem's
- * journal, which on ext4 made each sync 25-40% slower (measured: p50 0.75-1.0 ms against
- * 0.5-0.65 ms with three nodes syncing at once). A zero record header followed only by zeros is
- * therefore the end of a segment's records, not damage.
+ * journal, which on ext4 made each sync 10-40% slower (three processes syncing at once, p50:
+ * 0.75-1.0 ms against 0.5-0.65 ms in one hour, 0.42-0.49 against 0.34-0.44 ms in another).
+ * A zero record header followed only by zeros is therefore the end of a segment's records, not
+ * damage.
  */
 import { join } from "node:path";
 import type { Entry, HardState } from "../raft/types.ts";
