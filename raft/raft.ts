@@ -274,6 +274,8 @@ export class Raft {
   #incoming: IncomingSnapshot | undefined;
   #readSeq = 0;
   #pendingReads: PendingRead[] = [];
+  /** A ReadIndex round was asked for this turn: one heartbeat confirms every read so far. */
+  #readHeartbeatDue = false;
   /** Counters for metrics; read by the driver. */
   readonly counters = { electionsStarted: 0, snapshotsSent: 0, snapshotsReceived: 0 };
 
@@ -346,6 +348,7 @@ export class Raft {
     this.#votes.clear();
     this.#needBroadcast = false;
     this.#pendingReads = [];
+    this.#readHeartbeatDue = false;
     this.prs.clear();
     const last = this.log.lastIndex();
     // Our own match counts only what the driver has persisted: entries still in a write may be
@@ -952,8 +955,16 @@ export class Raft {
     return this.#appendEntry(data);
   }
 
-  /** Sends appends for proposals made this turn: one message per follower for the whole batch. */
+  /**
+   * Sends what this turn's proposals and reads need: one append per follower for the whole
+   * batch of entries, and one heartbeat round for all the ReadIndex requests.
+   */
   flushBroadcast(): void {
+    if (this.#readHeartbeatDue) {
+      this.#readHeartbeatDue = false;
+      // Its context is the newest read's, so the acks confirm every read registered before.
+      if (this.role === "leader") this.#bcastHeartbeat();
+    }
     if (!this.#needBroadcast) return;
     this.#needBroadcast = false;
     if (this.role !== "leader") return;
@@ -975,7 +986,7 @@ export class Raft {
     const committedInTerm = this.log.term(this.log.committed) === this.term;
     this.#pendingReads.push({ ctx, index: committedInTerm ? this.log.committed : -1 });
     if (this.quorum === 1) this.#releaseReads();
-    else this.#bcastHeartbeat();
+    else this.#readHeartbeatDue = true;
     return ctx;
   }
 

@@ -173,8 +173,10 @@ Deno.test("RaftNode: stop() rejects pending proposals", async () => {
     const leader = await until("a leader", () => c.leader());
     for (const id of c.ids) if (id !== leader.id) c.isolated.add(id);
     const pending = leader.propose(enc.encode("never"));
+    // Watch it before stopping: stop() rejects it, then waits for the loop to wind down.
+    const rejected = assert.rejects(pending, ProposalDroppedError);
     await leader.stop();
-    await assert.rejects(pending, ProposalDroppedError);
+    await rejected;
   } finally {
     await c.stop();
   }
