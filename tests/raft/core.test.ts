@@ -245,6 +245,20 @@ Deno.test("ReadIndex: confirmed by a heartbeat quorum, only after a commit in th
   assert.equal(net.get(2).raw.readIndex(), 0, "a follower cannot serve ReadIndex");
 });
 
+Deno.test("ReadIndex: reads registered in one turn share one heartbeat round", () => {
+  const net = new Net([1, 2, 3]);
+  const leader = net.get(1).raw;
+  leader.campaign();
+  net.settle();
+  assert.equal(leader.commit, 1, "the no-op of the term is committed");
+  net.sent = [];
+  const ctxs = [leader.readIndex(), leader.readIndex(), leader.readIndex()];
+  net.settle();
+  const heartbeats = net.sent.filter((m) => m.type === "heartbeat");
+  assert.deepEqual(heartbeats.map((m) => m.to).sort(), [2, 3], "one heartbeat per follower");
+  assert.deepEqual(net.get(1).readCtxs, ctxs, "every read released by that one round");
+});
+
 Deno.test("InstallSnapshot: chunked, verified, and a corrupted transfer is never installed", () => {
   const ids = [1, 2, 3];
   const net = new Net(ids, { snapshotChunkBytes: 100 });
