@@ -53,14 +53,24 @@ export async function main(args: string[]): Promise<void> {
   const durationMs = parseDuration(values.duration!, "--duration");
   const steadyMs = parseDuration(values.steady!, "--steady");
   const failovers = Number(values.failovers);
+  if (!Number.isSafeInteger(failovers) || failovers < 0) {
+    console.error(`--failovers must be a whole number ≥ 0, got ${values.failovers}`);
+    Deno.exit(2);
+  }
+  if (values.only !== undefined && values.only !== "raftmr") {
+    console.error(`--only accepts raftmr (to skip etcd), got ${values.only}`);
+    Deno.exit(2);
+  }
   if (!(await commandExists("wrk"))) {
     console.error("wrk is not installed: apt-get update && apt-get install -y wrk");
     Deno.exit(1);
   }
-  const withEtcd = await commandExists("etcd") && values.only !== "raftmr";
-  if (!withEtcd) {
+  const etcdInstalled = await commandExists("etcd");
+  const withEtcd = etcdInstalled && values.only !== "raftmr";
+  if (!etcdInstalled) {
     console.error(
-      "etcd is not installed (apt-get install -y etcd-server): measuring raftmr alone",
+      "etcd is not installed (apt-get update && apt-get install -y etcd-server): " +
+        "measuring raftmr alone",
     );
   }
   const root = await Deno.makeTempDir({ dir: Deno.cwd(), prefix: ".bench-kv-" });

@@ -2,6 +2,8 @@
  * Benchmark runner: `deno task bench <name> [args]` runs bench/<name>.ts, whose exported main()
  * prints its figures as a table. Benchmarks report numbers; they never pass or fail on timing.
  */
+import { UsageError } from "../cli/command.ts";
+
 const BENCHMARKS = ["rpc", "wal", "mr", "kv", "raft"];
 
 if (import.meta.main) {
@@ -11,5 +13,14 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   const module = await import(`./${name}.ts`) as { main(args: string[]): Promise<void> };
-  await module.main(rest);
+  try {
+    await module.main(rest);
+  } catch (err) {
+    // Bad flags (parseArgs throws TypeError with an ERR_PARSE_ARGS_* code) get one line and
+    // exit 2, like the raftmr CLI; anything else is a failed run.
+    const usage = err instanceof UsageError ||
+      String((err as { code?: unknown })?.code ?? "").startsWith("ERR_PARSE_ARGS");
+    console.error(`bench ${name}: ${err instanceof Error ? err.message : String(err)}`);
+    Deno.exit(usage ? 2 : 1);
+  }
 }
