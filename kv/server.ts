@@ -112,6 +112,7 @@ export class KvServer implements KvService {
     try {
       server.#rpc.listen(self.hostname, self.port);
     } catch (err) {
+      server.#transport.close();
       await storage.close();
       throw new Error(
         `Cannot listen for peers on ${self.hostname}:${self.port}: ${errorMessage(err)}`,
@@ -158,7 +159,7 @@ export class KvServer implements KvService {
 
   /** Replicates a write through the leader; resolves once applied. */
   async write(command: KvWrite): Promise<{ index: number; result: ApplyResult }> {
-    const deadline = Date.now() + this.#config.requestTimeoutMs;
+    const deadline = performance.now() + this.#config.requestTimeoutMs;
     // Set once a proposal may have been appended somewhere: from then on, running out of time
     // means "outcome unknown" (504), never "nothing happened" (503).
     let maybeApplied = false;
@@ -210,7 +211,7 @@ export class KvServer implements KvService {
     if (options.stale) {
       return { value: this.#machine.get(key), index: this.#machine.appliedIndex };
     }
-    const deadline = Date.now() + this.#config.requestTimeoutMs;
+    const deadline = performance.now() + this.#config.requestTimeoutMs;
     while (true) {
       const leader = await this.#awaitLeader(deadline);
       if (leader === this.#config.id) {
@@ -352,7 +353,7 @@ export class KvServer implements KvService {
       if (this.#stopping) throw new UnavailableError("Node is shutting down");
       const leader = this.#node.leader;
       if (leader !== 0) return leader;
-      if (Date.now() >= deadline) {
+      if (performance.now() >= deadline) {
         throw new UnavailableError(
           "No leader is known: an election is in progress or this node is cut off",
         );
@@ -382,18 +383,20 @@ export class KvServer implements KvService {
       try {
         await this.#deadlines.race(
           client.connect(),
-          Math.min(deadline, Date.now() + DIAL_WAIT_MS),
+          Math.min(deadline, performance.now() + DIAL_WAIT_MS),
           () => new UnavailableError(`Leader ${leader} is unreachable`),
         );
       } catch (error) {
         if (!(error instanceof UnavailableError)) {
           await new Promise((resolve) => setTimeout(resolve, LEADER_POLL_MS * 4));
         }
-        if (Date.now() >= deadline) throw new UnavailableError(`Leader ${leader} is unreachable`);
+        if (performance.now() >= deadline) {
+          throw new UnavailableError(`Leader ${leader} is unreachable`);
+        }
         return undefined;
       }
     }
-    const timeoutMs = Math.max(1, deadline - Date.now());
+    const timeoutMs = Math.max(1, deadline - performance.now());
     try {
       return await client.call<KvRpcReply>(KV_RPC_METHOD, { ...params, forwarded: true }, {
         timeoutMs,
@@ -403,7 +406,7 @@ export class KvServer implements KvService {
       if (message.startsWith(UNAVAILABLE_PREFIX)) {
         // The leader stepped down before handling it: nothing happened there, try again.
         await new Promise((resolve) => setTimeout(resolve, LEADER_POLL_MS * 4));
-        if (Date.now() >= deadline) throw new UnavailableError(message);
+        if (performance.now() >= deadline) throw new UnavailableError(message);
         return undefined;
       }
       // The leader answered with a definitive refusal: nothing was applied, and retrying (or
@@ -415,7 +418,7 @@ export class KvServer implements KvService {
         throw new InvalidRequestError(message);
       }
       if (params.op === "get") {
-        if (Date.now() >= deadline) throw new UnavailableError(`Read timed out: ${message}`);
+        if (performance.now() >= deadline) throw new UnavailableError(`Read timed out: ${message}`);
         return undefined;
       }
       throw new TimeoutError(`Write outcome unknown: ${message}`);

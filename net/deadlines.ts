@@ -15,7 +15,10 @@ export interface Deadline {
 /** Default time between sweeps (ms). */
 export const DEFAULT_SWEEP_MS = 20;
 
-/** Wall-clock deadlines (Date.now() values), all on one shared timer. */
+/**
+ * Deadlines on the monotonic clock (performance.now() values), all on one shared timer: a
+ * wall-clock step (NTP, an operator) must not fire them early or hold them for an hour.
+ */
 export class Deadlines {
   readonly #pending = new Set<Deadline>();
   readonly #sweepMs: number;
@@ -43,7 +46,7 @@ export class Deadlines {
     this.#pending.delete(deadline);
   }
 
-  /** Settles like `promise`, or rejects with `onTimeout()` once `at` has passed. */
+  /** Settles like `promise`, or rejects with `onTimeout()` once `at` (monotonic) has passed. */
   race<T>(promise: Promise<T>, at: number, onTimeout: () => Error): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const deadline = this.add(at, () => reject(onTimeout()));
@@ -67,7 +70,7 @@ export class Deadlines {
   }
 
   #sweep(): void {
-    const now = Date.now();
+    const now = performance.now();
     for (const deadline of this.#pending) {
       if (deadline.at > now) continue;
       this.#pending.delete(deadline);

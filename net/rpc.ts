@@ -263,7 +263,7 @@ export class RpcClient {
         reject: (error) => finish(error),
       });
       const deadline = this.#deadlines.add(
-        Date.now() + timeoutMs,
+        performance.now() + timeoutMs,
         () => finish(new RpcTimeoutError(method, timeoutMs)),
       );
       if (options.signal) {
@@ -322,7 +322,7 @@ export class RpcClient {
   }
 
   async #dial(): Promise<FramedConn> {
-    const wait = this.#nextDialAt - Date.now();
+    const wait = this.#nextDialAt - performance.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     let conn: Deno.TcpConn;
     try {
@@ -333,7 +333,7 @@ export class RpcClient {
         INITIAL_BACKOFF_MS * 2 ** Math.min(this.#failures - 1, 16),
         this.#options.maxBackoffMs ?? 2000,
       );
-      this.#nextDialAt = Date.now() + backoff;
+      this.#nextDialAt = performance.now() + backoff;
       const error = new ConnectionLostError(
         `Cannot connect to ${this.address}: ${asError(err).message}`,
       );
@@ -352,7 +352,7 @@ export class RpcClient {
       onClose: ({ error }) => {
         if (this.#connection === connection) this.#connection = undefined;
         // A drop right after connecting counts as a failure so redials back off.
-        this.#nextDialAt = Date.now() + INITIAL_BACKOFF_MS;
+        this.#nextDialAt = performance.now() + INITIAL_BACKOFF_MS;
         const reason = error ? `: ${error.message}` : "";
         const lost = new ConnectionLostError(`Connection to ${this.address} lost${reason}`);
         this.#failPending(lost);

@@ -63,14 +63,8 @@ export class PeerTransport<M extends Addressed> {
           maxFrameBytes: options.maxFrameBytes,
           timeoutMs: options.callTimeoutMs,
           maxBackoffMs: 1000,
-          onConnect: () => {
-            this.#setReachable(id, true);
-            this.#flushWaiting(id);
-          },
-          onDisconnect: (error) => {
-            this.#setReachable(id, false, error?.message);
-            this.#dropWaiting(id);
-          },
+          onConnect: () => this.#setReachable(id, true),
+          onDisconnect: (error) => this.#setReachable(id, false, error?.message),
         }),
       );
     }
@@ -118,18 +112,22 @@ export class PeerTransport<M extends Addressed> {
     }
     const waiting = this.#waiting.get(to);
     if (waiting) {
-      // Keep order behind what already waits, and make sure a dial is under way to end the
-      // wait (one that just failed has reported, but may not have been cleared yet).
+      // Behind what already waits: the dial it waits for settles them all, in order.
       waiting.push(batch);
       if (waiting.length > MAX_WAITING_BATCHES) waiting.shift();
-      client.connect().catch(() => {});
       return;
     }
     // A batch is one Ready's messages to that peer: nothing else would join it, and an append
     // or an ack is on the commit path, so it goes out without waiting for the loop's pass.
     if (client.notify(RAFT_METHOD, batch, true)) return;
-    if (client.dialing) this.#waiting.set(to, [batch]);
-    else this.#options.onUnreachable?.(to);
+    if (!client.dialing) {
+      this.#options.onUnreachable?.(to);
+      return;
+    }
+    this.#waiting.set(to, [batch]);
+    // Settled by the dial itself (not by the connect/disconnect callbacks, which may run
+    // before the client has forgotten a failed dial): the wait always ends one way or another.
+    client.connect().then(() => this.#flushWaiting(to), () => this.#dropWaiting(to));
   }
 
   #flushWaiting(id: number): void {

@@ -63,32 +63,6 @@ function isZeroFrom(buf: Uint8Array, from: number): boolean {
   return true;
 }
 
-const SECTOR_BYTES = 512;
-
-/**
- * Offset of the first 512-byte-aligned sector in [from, to) whose bytes are all zero, or -1.
- * In a preallocated segment such a sector inside damaged bytes was never written: the write
- * that should have filled it did not finish (a disk may persist a write's later pages before
- * its earlier ones), so it was never synced and nothing after it was either.
- */
-function zeroSectorIn(buf: Uint8Array, from: number, to: number): number {
-  for (
-    let s = Math.ceil(from / SECTOR_BYTES) * SECTOR_BYTES;
-    s + SECTOR_BYTES <= to;
-    s += SECTOR_BYTES
-  ) {
-    let zero = true;
-    for (let i = s; i < s + SECTOR_BYTES; i++) {
-      if (buf[i] !== 0) {
-        zero = false;
-        break;
-      }
-    }
-    if (zero) return s;
-  }
-  return -1;
-}
-
 /** Index just past the last non-zero byte of `buf` (0 when all zero). */
 function endOfNonZero(buf: Uint8Array): number {
   let end = buf.length;
@@ -355,11 +329,12 @@ export class Wal {
         const r = decodeRecord(buf, view, off);
         if (typeof r === "string") {
           if (!isLast) throw new WalCorruptionError(name, off, r);
+          // Valid records after the damage mean it is not a torn tail. It may still be a last
+          // write whose later pages reached the disk before its earlier ones in a power cut,
+          // but it may as well be synced records hit by corruption: guessing "torn" would drop
+          // acknowledged entries or a vote without a word, so the node refuses to start.
           const next = validRecordAfter(buf, view, off + 1);
-          // Valid records after damage mean corruption, unless a never-written sector lies in
-          // between: then they belong to the same unfinished write (etcd's torn-write rule).
-          const hole = next >= 0 ? zeroSectorIn(buf, off, next) : -1;
-          if (next >= 0 && hole < 0) {
+          if (next >= 0) {
             throw new WalCorruptionError(
               name,
               off,
@@ -368,8 +343,7 @@ export class Wal {
             );
           }
           const garbage = endOfNonZero(buf) - off;
-          const why = hole >= 0 ? `; the sector at ${hole} was never written` : "";
-          log(`WAL ${path}: truncating torn tail at offset ${off} (${garbage} bytes: ${r}${why})`);
+          log(`WAL ${path}: truncating torn tail at offset ${off} (${garbage} bytes: ${r})`);
           // Zeroed rather than cut off, so the file keeps its preallocated space.
           const f = await Deno.open(path, { write: true });
           try {

@@ -87,3 +87,35 @@ Deno.test("PeerTransport: a batch for a peer nobody answers for is dropped and r
     await a.stop();
   }
 });
+
+Deno.test("PeerTransport: a batch sent from the unreachable report of a failed dial is settled too", async () => {
+  const server = new RpcServer();
+  const unreachable: number[] = [];
+  let resent = false;
+  const transport: PeerTransport<Note> = new PeerTransport<Note>({
+    selfId: 1,
+    peers: new Map([
+      [1, server.listen("127.0.0.1", 0)],
+      [3, { hostname: "127.0.0.1", port: closedPort() }],
+    ]),
+    server,
+    onMessages: () => {},
+    onUnreachable: (id) => {
+      unreachable.push(id);
+      // Raft reacts to the report at once (the driver steps and may send again), while the
+      // client may not have forgotten the failed dial yet.
+      if (!resent) {
+        resent = true;
+        transport.send([{ to: 3, n: 2 }]);
+      }
+    },
+  });
+  try {
+    transport.send([{ to: 3, n: 1 }]);
+    await until(() => unreachable.length >= 2, "both batches reported unreachable");
+    assert.deepEqual(unreachable.slice(0, 2), [3, 3]);
+  } finally {
+    transport.close();
+    await server.close();
+  }
+});
