@@ -358,7 +358,7 @@ export class KvServer implements KvService {
           "No leader is known: an election is in progress or this node is cut off",
         );
       }
-      await new Promise((resolve) => setTimeout(resolve, LEADER_POLL_MS));
+      await sleep(LEADER_POLL_MS);
     }
   }
 
@@ -388,7 +388,7 @@ export class KvServer implements KvService {
         );
       } catch (error) {
         if (!(error instanceof UnavailableError)) {
-          await new Promise((resolve) => setTimeout(resolve, LEADER_POLL_MS * 4));
+          await sleep(LEADER_POLL_MS * 4);
         }
         if (performance.now() >= deadline) {
           throw new UnavailableError(`Leader ${leader} is unreachable`);
@@ -405,7 +405,7 @@ export class KvServer implements KvService {
       const message = errorMessage(error);
       if (message.startsWith(UNAVAILABLE_PREFIX)) {
         // The leader stepped down before handling it: nothing happened there, try again.
-        await new Promise((resolve) => setTimeout(resolve, LEADER_POLL_MS * 4));
+        await sleep(LEADER_POLL_MS * 4);
         if (performance.now() >= deadline) throw new UnavailableError(message);
         return undefined;
       }
@@ -461,4 +461,8 @@ function replyToResult(reply: KvRpcReply): ApplyResult {
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -57,6 +57,18 @@ export const DEFAULT_PREALLOCATE_BYTES = 4 * 1024 * 1024;
 
 const ZERO_CHUNK = new Uint8Array(256 * 1024);
 
+/**
+ * Writes `n` zeros at `file`'s position (its end, in append mode), stopping early once `stop()`
+ * says so, then fdatasyncs it.
+ */
+async function writeZeros(file: Deno.FsFile, n: number, stop = () => false): Promise<void> {
+  let left = n;
+  while (left > 0 && !stop()) {
+    left -= await file.write(ZERO_CHUNK.subarray(0, Math.min(left, ZERO_CHUNK.length)));
+  }
+  await file.syncData();
+}
+
 /** Whether every byte of `buf` from `from` on is zero. */
 function isZeroFrom(buf: Uint8Array, from: number): boolean {
   for (let i = from; i < buf.length; i++) if (buf[i] !== 0) return false;
@@ -348,11 +360,7 @@ export class Wal {
           const f = await Deno.open(path, { write: true });
           try {
             await f.seek(off, Deno.SeekMode.Start);
-            let left = garbage;
-            while (left > 0) {
-              left -= await f.write(ZERO_CHUNK.subarray(0, Math.min(left, ZERO_CHUNK.length)));
-            }
-            await f.syncData();
+            await writeZeros(f, garbage);
           } finally {
             f.close();
           }
@@ -478,11 +486,7 @@ export class Wal {
     this.#preallocating = (async () => {
       const file = await Deno.open(path, { write: true, append: true });
       try {
-        let left = run;
-        while (left > 0 && !this.#closed) {
-          left -= await file.write(ZERO_CHUNK.subarray(0, Math.min(left, ZERO_CHUNK.length)));
-        }
-        await file.syncData();
+        await writeZeros(file, run, () => this.#closed);
         active.allocated = Math.max(active.allocated, (await file.stat()).size);
       } finally {
         file.close();
