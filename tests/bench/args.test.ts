@@ -3,18 +3,11 @@
  * before anything is started (no wrk or etcd needed).
  */
 import assert from "node:assert/strict";
+import { runScript } from "../lib/run.ts";
 
 const BENCH = new URL("../../bench/main.ts", import.meta.url).pathname;
 
-async function bench(...args: string[]): Promise<{ code: number; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", BENCH, ...args],
-    stdout: "null",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  return { code: output.code, stderr: new TextDecoder().decode(output.stderr) };
-}
+const bench = (...args: string[]) => runScript(BENCH, args);
 
 Deno.test("bench: bad names and flags are refused with one line and exit 2", async () => {
   const cases: [string[], RegExp][] = [

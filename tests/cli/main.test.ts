@@ -1,24 +1,10 @@
 import assert from "node:assert/strict";
+import { runScript } from "../lib/run.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const COMMANDS = ["serve", "cluster", "kv", "coordinator", "worker", "mr run"];
 
-async function raftmr(
-  ...args: string[]
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
+const raftmr = (...args: string[]) => runScript(MAIN, args);
 
 Deno.test("cli: --help lists every command, and every command has its own --help", async () => {
   const top = await raftmr("--help");

@@ -6,22 +6,13 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { TestCluster } from "../lib/cluster.ts";
+import { runScript, withTempDir } from "../lib/run.ts";
 import { get, SERVE_ARGS } from "./daemon_helpers.ts";
 
 const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
-const CONFIG = fileURLToPath(new URL("../../deno.json", import.meta.url));
 
 /** Runs `raftmr ARGS...` to completion. */
-async function raftmr(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--config", CONFIG, MAIN, ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
-}
+const raftmr = (args: string[]) => runScript(MAIN, args);
 
 Deno.test("cli: raftmr kv commands against a running cluster", async () => {
   const cluster = await TestCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
@@ -71,8 +62,7 @@ Deno.test("cli: raftmr kv commands against a running cluster", async () => {
 });
 
 Deno.test("cli: raftmr serve with a bad --peers value exits 2 with one clear line", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "raftmr-cli-" });
-  try {
+  await withTempDir("raftmr-cli-", async (dir) => {
     const bad = [
       "1=127.0.0.1:7001,2",
       "1=127.0.0.1:notaport",
@@ -99,7 +89,5 @@ Deno.test("cli: raftmr serve with a bad --peers value exits 2 with one clear lin
     ]);
     assert.equal(noSelf.code, 2, noSelf.stderr);
     assert.equal(noSelf.stderr.trim().split("\n").length, 1, noSelf.stderr);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

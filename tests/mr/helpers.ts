@@ -5,6 +5,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadApp } from "../../mr/app.ts";
+import { withTempDir as withScratchDir } from "../lib/run.ts";
 
 /** Absolute path of the repository's main.ts. */
 export const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
@@ -226,11 +227,6 @@ export async function listDir(dir: string, pattern: RegExp): Promise<string[]> {
 }
 
 /** Makes a temp dir, runs `fn` in it, and removes it. */
-export async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "raftmr-mr-test-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+export function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  return withScratchDir("raftmr-mr-test-", fn);
 }

@@ -1,14 +1,10 @@
 /** Helpers the storage tests share: a scratch directory, and DiskStorage opened for tests. */
 import { DiskStorage } from "../../persist/disk_storage.ts";
+import { withTempDir } from "../lib/run.ts";
 
 /** Runs `fn` with a fresh temporary directory, removed afterwards whatever happens. */
-export async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "raftmr-persist-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+export function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  return withTempDir("raftmr-persist-", fn);
 }
 
 /**
