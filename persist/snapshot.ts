@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import type { Snapshot } from "../raft/types.ts";
 import { fsyncDir, writeFileAtomic } from "./atomic_file.ts";
-import { crc32c } from "./crc32c.ts";
+import { crc32c } from "../util/crc32c.ts";
 
 /** Thrown by decodeSnapshot when bytes are not a whole, valid snapshot file. */
 export class SnapshotCorruptionError extends Error {

@@ -17,7 +17,7 @@
 import { join } from "node:path";
 import type { Entry, HardState } from "../raft/types.ts";
 import { fsyncDir } from "./atomic_file.ts";
-import { crc32c } from "./crc32c.ts";
+import { crc32c } from "../util/crc32c.ts";
 
 /** Thrown when the WAL cannot be trusted: a bad record that is not a torn tail, or a gap. */
 export class WalCorruptionError extends Error {

@@ -477,7 +477,7 @@ export class RaftNode {
 
   async #handleReady(raw: RawNode, rd: Ready): Promise<void> {
     const { storage } = this.#opts;
-    if (rd.safeBefore > 0) this.#send(rd.messages.slice(0, rd.safeBefore));
+    this.#send(rd.messages);
     let saving: Promise<void> | undefined;
     let t0 = 0;
     if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
@@ -501,7 +501,7 @@ export class RaftNode {
       this.#opts.onSave?.(ms, rd.entries.length);
       if (this.#stopped) return;
     }
-    this.#send(rd.safeBefore > 0 ? rd.messages.slice(rd.safeBefore) : rd.messages);
+    this.#send(rd.messagesAfterSave);
     if (rd.snapshot) this.#installSnapshot(rd.snapshot);
     this.#applyCommitted(rd.committedEntries, next, Infinity);
     raw.advance(rd);

@@ -4,6 +4,9 @@
  * through RawNode's Ready. Deterministic: no clock, no I/O, randomness only through `rand`.
  */
 import { RaftLog } from "./log.ts";
+import { Progress } from "./progress.ts";
+import { ReadOnly } from "./read_only.ts";
+import { nextChunk, SnapshotAssembler, startTransfer } from "./snapshot_chunks.ts";
 import { CompactedError, type Storage } from "./storage.ts";
 import {
   type AppendMessage,
@@ -59,184 +62,6 @@ export const DEFAULT_RAFT_CONFIG: RaftConfig = {
 /** The role a node plays in its current term. */
 export type Role = "follower" | "preCandidate" | "candidate" | "leader";
 
-/** How the leader is currently feeding one follower. */
-export type ProgressState = "probe" | "replicate" | "snapshot";
-
-/** A FIFO of in-flight appends (last index and bytes of each) bounding pipelining. */
-class Inflights {
-  #idx: number[] = [];
-  #size: number[] = [];
-  #head = 0;
-  bytes = 0;
-
-  get count(): number {
-    return this.#idx.length - this.#head;
-  }
-
-  add(last: number, bytes: number): void {
-    this.#idx.push(last);
-    this.#size.push(bytes);
-    this.bytes += bytes;
-  }
-
-  /** Frees every append whose last index is <= index (acknowledged). */
-  freeLE(index: number): void {
-    while (this.#head < this.#idx.length && this.#idx[this.#head] <= index) {
-      this.bytes -= this.#size[this.#head];
-      this.#head++;
-    }
-    if (this.#head > 64 && this.#head * 2 > this.#idx.length) {
-      this.#idx = this.#idx.slice(this.#head);
-      this.#size = this.#size.slice(this.#head);
-      this.#head = 0;
-    }
-  }
-
-  /** Forgets the oldest in-flight append (used to unblock a stalled pipeline). */
-  freeFirst(): void {
-    if (this.count === 0) return;
-    this.freeLE(this.#idx[this.#head]);
-  }
-
-  reset(): void {
-    this.#idx = [];
-    this.#size = [];
-    this.#head = 0;
-    this.bytes = 0;
-  }
-}
-
-/** An InstallSnapshot transfer the leader is running for one follower. */
-interface SnapshotTransfer {
-  snapshot: Snapshot;
-  crc: number;
-  /** Next byte to send. */
-  offset: number;
-  /** Bytes the follower confirmed. */
-  acked: number;
-  /** Heartbeat rounds without progress; the chunk is resent after a few. */
-  stall: number;
-}
-
-/** The leader's view of one peer (Raft Figure 2 nextIndex/matchIndex plus flow control). */
-export class Progress {
-  match = 0;
-  next = 1;
-  state: ProgressState = "probe";
-  /** In probe state: one append is out, wait for its answer or a heartbeat reply. */
-  probeSent = false;
-  /** Heard from since the last CheckQuorum round. */
-  recentActive = false;
-  /** Snapshot index being installed while in snapshot state. */
-  pendingSnapshot = 0;
-  /** Highest ReadIndex context this peer acknowledged in the current term. */
-  ackCtx = 0;
-  transfer: SnapshotTransfer | undefined;
-  readonly inflights = new Inflights();
-
-  constructor(next: number) {
-    this.next = next;
-  }
-
-  becomeProbe(): void {
-    if (this.state === "snapshot") {
-      this.next = Math.max(this.match + 1, this.pendingSnapshot + 1);
-    } else {
-      this.next = this.match + 1;
-    }
-    this.state = "probe";
-    this.probeSent = false;
-    this.pendingSnapshot = 0;
-    this.transfer = undefined;
-    this.inflights.reset();
-  }
-
-  becomeReplicate(): void {
-    this.state = "replicate";
-    this.next = this.match + 1;
-    this.probeSent = false;
-    this.pendingSnapshot = 0;
-    this.transfer = undefined;
-    this.inflights.reset();
-  }
-
-  becomeSnapshot(index: number): void {
-    this.state = "snapshot";
-    this.pendingSnapshot = index;
-    this.probeSent = false;
-    this.inflights.reset();
-  }
-
-  /** Records that the peer holds our log up to n; returns whether match advanced. */
-  maybeUpdate(n: number): boolean {
-    let updated = false;
-    if (this.match < n) {
-      this.match = n;
-      updated = true;
-      this.probeSent = false;
-    }
-    this.next = Math.max(this.next, n + 1);
-    return updated;
-  }
-
-  isPaused(maxMsgs: number, maxBytes: number): boolean {
-    switch (this.state) {
-      case "probe":
-        return this.probeSent;
-      case "replicate":
-        return this.inflights.count >= maxMsgs || this.inflights.bytes >= maxBytes;
-      case "snapshot":
-        return true;
-    }
-  }
-}
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-/** CRC-32 (IEEE) of data; used to verify a reassembled snapshot before installing it. */
-export function crc32(data: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-const crcCache = new WeakMap<Uint8Array, number>();
-
-function cachedCrc(data: Uint8Array): number {
-  let c = crcCache.get(data);
-  if (c === undefined) {
-    c = crc32(data);
-    crcCache.set(data, c);
-  }
-  return c;
-}
-
-/** A snapshot being reassembled from chunks on a follower. */
-interface IncomingSnapshot {
-  index: number;
-  term: number;
-  peers: NodeId[];
-  total: number;
-  crc: number;
-  chunks: Uint8Array[];
-  received: number;
-}
-
-/** A ReadIndex request waiting for a quorum of heartbeat acknowledgements. */
-interface PendingRead {
-  ctx: number;
-  /** Commit index at request time; -1 until the leader has committed an entry of its term. */
-  index: number;
-}
-
 /** Options for constructing the core. */
 export interface RaftOptions extends RaftConfig {
   id: NodeId;
@@ -261,9 +86,9 @@ export class Raft {
   lead: NodeId = NONE;
   role: Role = "follower";
   /** Messages that do not depend on the pending write (a leader's appends and heartbeats). */
-  msgsEarly: Message[] = [];
-  /** Messages that must wait until the pending write is durable. */
   msgs: Message[] = [];
+  /** Messages that must wait until the pending write is durable (etcd: msgsAfterAppend). */
+  msgsAfterSave: Message[] = [];
   readStates: ReadState[] = [];
   #votes = new Map<NodeId, boolean>();
   #electionElapsed = 0;
@@ -271,11 +96,8 @@ export class Raft {
   #randomizedElectionTimeout = 0;
   #rand: () => number;
   #needBroadcast = false;
-  #incoming: IncomingSnapshot | undefined;
-  #readSeq = 0;
-  #pendingReads: PendingRead[] = [];
-  /** A ReadIndex round was asked for this turn: one heartbeat confirms every read so far. */
-  #readHeartbeatDue = false;
+  readonly #incoming = new SnapshotAssembler();
+  readonly #reads = new ReadOnly();
   /** Counters for metrics; read by the driver. */
   readonly counters = { electionsStarted: 0, snapshotsSent: 0, snapshotsReceived: 0 };
 
@@ -327,8 +149,8 @@ export class Raft {
   }
 
   #send(m: Message): void {
-    if (m.type === "app" || m.type === "heartbeat" || m.type === "snap") this.msgsEarly.push(m);
-    else this.msgs.push(m);
+    if (m.type === "app" || m.type === "heartbeat" || m.type === "snap") this.msgs.push(m);
+    else this.msgsAfterSave.push(m);
   }
 
   #resetRandomizedElectionTimeout(): void {
@@ -347,8 +169,7 @@ export class Raft {
     this.#resetRandomizedElectionTimeout();
     this.#votes.clear();
     this.#needBroadcast = false;
-    this.#pendingReads = [];
-    this.#readHeartbeatDue = false;
+    this.#reads.reset();
     this.prs.clear();
     const last = this.log.lastIndex();
     // Our own match counts only what the driver has persisted: entries still in a write may be
@@ -658,51 +479,14 @@ export class Raft {
 
   #handleSnapshot(m: SnapshotMessage): void {
     if (m.index <= this.log.committed) {
-      this.#incoming = undefined;
+      this.#incoming.reset();
       this.#send(this.#appResp(m.from, this.log.committed, false));
       return;
     }
-    let inc = this.#incoming;
-    const same = inc !== undefined && inc.index === m.index && inc.term === m.logTerm &&
-      inc.crc === m.crc && inc.total === m.total;
-    if (m.offset === 0) {
-      inc = this.#incoming = {
-        index: m.index,
-        term: m.logTerm,
-        peers: m.peers.slice(),
-        total: m.total,
-        crc: m.crc,
-        chunks: [],
-        received: 0,
-      };
-    } else if (!same || inc === undefined || inc.received !== m.offset) {
-      // Out of order, duplicate, or from a transfer we lost (restart): say where we are.
-      this.#send(this.#snapResp(m.from, m.index, same && inc ? inc.received : 0, true));
-      return;
-    }
-    inc.chunks.push(m.data);
-    inc.received += m.data.length;
-    if (!m.done) {
-      this.#send(this.#snapResp(m.from, m.index, inc.received, false));
-      return;
-    }
-    this.#incoming = undefined;
-    const data = new Uint8Array(inc.received);
-    let off = 0;
-    for (const c of inc.chunks) {
-      data.set(c, off);
-      off += c.length;
-    }
-    if (inc.received !== inc.total || crc32(data) !== inc.crc) {
-      // Never install a damaged snapshot: make the leader start over.
-      this.#send(this.#snapResp(m.from, m.index, 0, true));
-      return;
-    }
-    const snap: Snapshot = {
-      meta: { index: inc.index, term: inc.term, conf: { peers: inc.peers } },
-      data,
-    };
-    if (this.restore(snap)) {
+    const got = this.#incoming.accept(m);
+    if (got.kind !== "complete") {
+      this.#send(this.#snapResp(m.from, m.index, got.offset, got.kind === "reject"));
+    } else if (this.restore(got.snapshot)) {
       this.counters.snapshotsReceived++;
       this.#send(this.#appResp(m.from, this.log.lastIndex(), false));
     } else {
@@ -868,7 +652,7 @@ export class Raft {
     const snap = this.log.snapshot();
     if (snap.meta.index === 0) return false;
     pr.becomeSnapshot(snap.meta.index);
-    pr.transfer = { snapshot: snap, crc: cachedCrc(snap.data), offset: 0, acked: 0, stall: 0 };
+    pr.transfer = startTransfer(snap);
     this.counters.snapshotsSent++;
     this.#sendSnapshotChunk(to, pr);
     return true;
@@ -877,23 +661,13 @@ export class Raft {
   #sendSnapshotChunk(to: NodeId, pr: Progress): void {
     const t = pr.transfer;
     if (!t) return;
-    const data = t.snapshot.data;
-    const end = Math.min(data.length, t.offset + this.cfg.snapshotChunkBytes);
     this.#send({
       type: "snap",
       from: this.id,
       to,
       term: this.term,
-      index: t.snapshot.meta.index,
-      logTerm: t.snapshot.meta.term,
-      peers: t.snapshot.meta.conf.peers.slice(),
-      offset: t.offset,
-      total: data.length,
-      crc: t.crc,
-      data: data.subarray(t.offset, end),
-      done: end === data.length,
+      ...nextChunk(t, this.cfg.snapshotChunkBytes),
     });
-    t.offset = end;
   }
 
   #bcastHeartbeat(): void {
@@ -905,7 +679,7 @@ export class Raft {
         to: id,
         term: this.term,
         commit: Math.min(pr.match, this.log.committed),
-        ctx: this.#readSeq,
+        ctx: this.#reads.lastCtx,
       });
     }
   }
@@ -920,14 +694,7 @@ export class Raft {
 
   #onCommitAdvanced(): void {
     // Thesis §6.4: reads can be served only once an entry of this term is committed.
-    let any = false;
-    for (const r of this.#pendingReads) {
-      if (r.index < 0) {
-        r.index = this.log.committed;
-        any = true;
-      }
-    }
-    if (any) this.#releaseReads();
+    if (this.#reads.committedInTerm(this.log.committed)) this.#releaseReads();
   }
 
   #appendEntry(data: Uint8Array): number {
@@ -956,12 +723,19 @@ export class Raft {
   }
 
   /**
+   * Whether flushBroadcast() would send anything: entries appended or reads registered this
+   * turn, on a leader. A query: it changes nothing.
+   */
+  hasPendingBroadcast(): boolean {
+    return this.role === "leader" && (this.#needBroadcast || this.#reads.heartbeatDue);
+  }
+
+  /**
    * Sends what this turn's proposals and reads need: one append per follower for the whole
    * batch of entries, and one heartbeat round for all the ReadIndex requests.
    */
   flushBroadcast(): void {
-    if (this.#readHeartbeatDue) {
-      this.#readHeartbeatDue = false;
+    if (this.#reads.takeHeartbeatDue()) {
       // Its context is the newest read's, so the acks confirm every read registered before.
       if (this.role === "leader") this.#bcastHeartbeat();
     }
@@ -982,24 +756,18 @@ export class Raft {
    */
   readIndex(): number {
     if (this.role !== "leader") return 0;
-    const ctx = ++this.#readSeq;
     const committedInTerm = this.log.term(this.log.committed) === this.term;
-    this.#pendingReads.push({ ctx, index: committedInTerm ? this.log.committed : -1 });
+    const ctx = this.#reads.add(committedInTerm ? this.log.committed : -1, this.quorum > 1);
     if (this.quorum === 1) this.#releaseReads();
-    else this.#readHeartbeatDue = true;
     return ctx;
   }
 
   #releaseReads(): void {
-    while (this.#pendingReads.length > 0) {
-      const r = this.#pendingReads[0];
-      if (r.index < 0) return;
+    this.#reads.release((ctx) => {
       let acks = 0;
-      for (const [id, pr] of this.prs) if (id === this.id || pr.ackCtx >= r.ctx) acks++;
-      if (acks < this.quorum) return;
-      this.#pendingReads.shift();
-      this.readStates.push({ ctx: r.ctx, index: r.index });
-    }
+      for (const [id, pr] of this.prs) if (id === this.id || pr.ackCtx >= ctx) acks++;
+      return acks >= this.quorum;
+    }, this.readStates);
   }
 
   /** The transport could not reach `id`: stop pipelining to it until it answers again. */

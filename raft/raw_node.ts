@@ -3,7 +3,8 @@
  * proposals into it, then takes a Ready, persists and sends what it says, and calls advance().
  * Pure and synchronous; the async driver around it is node.ts.
  */
-import { DEFAULT_RAFT_CONFIG, type Progress, Raft, type RaftConfig, type Role } from "./raft.ts";
+import type { ProgressState } from "./progress.ts";
+import { DEFAULT_RAFT_CONFIG, Raft, type RaftConfig, type Role } from "./raft.ts";
 import type { Storage } from "./storage.ts";
 import type { Entry, HardState, Message, NodeId, Ready } from "./types.ts";
 
@@ -24,7 +25,7 @@ export interface RawNodeOptions {
 export interface ProgressStatus {
   match: number;
   next: number;
-  state: Progress["state"];
+  state: ProgressState;
   recentActive: boolean;
 }
 
@@ -99,13 +100,13 @@ export class RawNode {
     this.#raft.reportUnreachable(id);
   }
 
-  /** Whether ready() would return anything to do. */
+  /** Whether ready() would return anything to do. A query: it changes nothing. */
   hasReady(): boolean {
     const r = this.#raft;
-    r.flushBroadcast();
     const log = r.log;
-    return r.msgs.length > 0 || r.msgsEarly.length > 0 || log.unstable.entries.length > 0 ||
-      log.unstable.snapshot !== undefined || log.hasNextCommitted() || r.readStates.length > 0 ||
+    return r.msgs.length > 0 || r.msgsAfterSave.length > 0 || r.hasPendingBroadcast() ||
+      log.unstable.entries.length > 0 || log.unstable.snapshot !== undefined ||
+      log.hasNextCommitted() || r.readStates.length > 0 ||
       !sameHardState(r.hardState(), this.#prevHardState);
   }
 
@@ -115,11 +116,10 @@ export class RawNode {
     r.flushBroadcast();
     const log = r.log;
     const hs = r.hardState();
-    const messages = r.msgsEarly.length === 0 ? r.msgs : r.msgsEarly.concat(r.msgs);
     const rd: Ready = {
       entries: log.unstable.entries.slice(),
-      messages,
-      safeBefore: r.msgsEarly.length,
+      messages: r.msgs,
+      messagesAfterSave: r.msgsAfterSave,
       committedEntries: log.nextCommitted(r.cfg.maxApplyBytes),
       readStates: r.readStates,
     };
@@ -128,7 +128,7 @@ export class RawNode {
     if (handed.length > 0) this.#handedOut = handed[handed.length - 1].index;
     if (log.unstable.snapshot) rd.snapshot = log.unstable.snapshot;
     r.msgs = [];
-    r.msgsEarly = [];
+    r.msgsAfterSave = [];
     r.readStates = [];
     return rd;
   }

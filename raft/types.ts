@@ -176,18 +176,20 @@ export interface ReadState {
 }
 
 /**
- * What the core hands its driver each turn. The driver persists `snapshot`, `entries` and
- * `hardState` (one sync) before sending `messages` (except those in `messages` with
- * index < `safeBefore`, which a leader may send while its own write is in flight), then installs
- * the snapshot, applies `committedEntries` in order, and calls advance().
+ * What the core hands its driver each turn. The driver may send `messages` at once (a leader's
+ * appends and heartbeats: they promise nothing about this node's own write), persists
+ * `snapshot`, `entries` and `hardState` (one sync), then sends `messagesAfterSave` (votes and
+ * acknowledgements, which promise what the write makes durable), installs the snapshot, applies
+ * `committedEntries` in order, and calls advance(). etcd names the second list msgsAfterAppend.
  */
 export interface Ready {
   hardState?: HardState;
   entries: Entry[];
   snapshot?: Snapshot;
+  /** Messages that do not depend on this Ready's write: they may go out before it. */
   messages: Message[];
-  /** messages[0, safeBefore) do not depend on this Ready's write and may be sent before it. */
-  safeBefore: number;
+  /** Messages that must wait until this Ready's write is durable. */
+  messagesAfterSave: Message[];
   committedEntries: Entry[];
   readStates: ReadState[];
 }

@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { RawNode } from "../../raft/raw_node.ts";
 import { MemoryStorage } from "../../raft/storage.ts";
 import type { Entry, Message, NodeId, Ready } from "../../raft/types.ts";
-import { crc32, type RaftConfig } from "../../raft/raft.ts";
+import type { RaftConfig } from "../../raft/raft.ts";
+import { crc32c } from "../../util/crc32c.ts";
 
 const enc = new TextEncoder();
 
@@ -76,7 +77,7 @@ class Net {
 
   #handle(p: Peer, rd: Ready): void {
     void p.storage.save(rd.hardState, rd.entries, rd.snapshot);
-    for (const m of rd.messages) {
+    for (const m of [...rd.messages, ...rd.messagesAfterSave]) {
       this.sent.push(m);
       this.queue.push(m);
     }
@@ -115,7 +116,7 @@ Deno.test("Group commit: proposals before one ready() share one append per follo
   assert.equal(rd.entries.length, 20);
   const apps = rd.messages.filter((m) => m.type === "app");
   assert.equal(apps.length, 2, "one append per follower");
-  assert.equal(rd.safeBefore, 2, "the leader's appends may go out before its own write");
+  assert.equal(rd.messages.length, 2, "the leader's appends may go out before its own write");
   for (const m of apps) assert.equal(m.type === "app" && m.entries.length, 20);
 });
 
@@ -298,11 +299,11 @@ Deno.test("InstallSnapshot: chunked, verified, and a corrupted transfer is never
         if (rd.snapshot) {
           installs.push(id);
           assert.deepEqual(rd.snapshot.data, data, "installed snapshot differs");
-          assert.equal(crc32(rd.snapshot.data), crc32(data));
+          assert.equal(crc32c(rd.snapshot.data), crc32c(data));
         }
         for (const m of rd.messages) if (m.type === "snap") chunks.push(m.data.length);
         void p.storage.save(rd.hardState, rd.entries, rd.snapshot);
-        net.queue.push(...rd.messages);
+        net.queue.push(...rd.messages, ...rd.messagesAfterSave);
         p.raw.advance(rd);
       }
     }

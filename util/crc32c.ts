@@ -1,5 +1,9 @@
 /**
- * CRC-32C (Castagnoli), the checksum of our WAL records and snapshot files. Castagnoli rather
+ * CRC-32C (Castagnoli), the one checksum of the program: WAL records and snapshot files
+ * (persist/) and InstallSnapshot transfers (raft/). It lives in util/, a folder of leaf modules
+ * that import nothing, because raft/ must stay free of the I/O layers (it may not import
+ * persist/) while persist/ should not reach into the consensus core for a checksum; a leaf both
+ * may import keeps one implementation without either dependency. Castagnoli rather
  * than the zlib polynomial because it detects more error patterns in the record sizes we write
  * (and it is what etcd, RocksDB and iSCSI use). Slicing-by-16: sixteen 256-entry tables let the
  * inner loop consume sixteen bytes per iteration (read as four little-endian words), about four
