@@ -1,6 +1,9 @@
 /**
  * The MapReduce application contract and its loader. An app is a module a worker imports in its
- * own process; it exports `map` and `reduce`, and optionally `combine`.
+ * own process; it exports `map` and `reduce`, and optionally `combine`. `map` comes in two forms:
+ * classic, `map(filename, contents)` returning an array of pairs, and streaming,
+ * `map(filename, contents, emit)` calling `emit(key, value)` per pair and returning nothing. The
+ * loader offers every app in both forms, so callers pick the one that suits them.
  */
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -11,11 +14,70 @@ export interface KeyValue {
   value: string;
 }
 
-/** What an app module exports: `map` and `reduce`, optionally `combine` for the map side. */
+/** Hands one intermediate pair from a streaming map to the engine. */
+export type Emit = (key: string, value: string) => void;
+
+/** A loaded app: its map in both forms, reduce, and optionally combine for the map side. */
 export interface MapReduceApp {
+  /** The classic form: all the pairs of one input (a streaming map's pairs are collected). */
   map(filename: string, contents: string): KeyValue[] | Promise<KeyValue[]>;
+  /** The streaming form: every pair goes to `emit` (a classic map's array is fed to it). */
+  mapEmit(filename: string, contents: string, emit: Emit): void | Promise<void>;
   reduce(key: string, values: string[]): string | Promise<string>;
   combine?(key: string, values: string[]): string;
+}
+
+type ModuleMap = (filename: string, contents: string, emit: Emit) => unknown;
+
+function checkPair(pair: unknown, index: number): asserts pair is KeyValue {
+  const p = pair as { key?: unknown; value?: unknown } | null;
+  if (typeof p?.key !== "string" || typeof p.value !== "string") {
+    throw new TypeError(
+      `map returned an invalid pair at index ${index}: expected { key: string, value: string }`,
+    );
+  }
+}
+
+/** Checks what a module's map returned: an array of pairs (classic) or nothing (streaming). */
+function mapResult(result: unknown): KeyValue[] | undefined {
+  if (result === undefined) return undefined;
+  if (!Array.isArray(result)) {
+    throw new TypeError(
+      `map returned ${typeof result}, expected an array of { key, value } or nothing ` +
+        "(a streaming map calls emit)",
+    );
+  }
+  return result;
+}
+
+/** The module's map as the streaming form. */
+function streamingMap(map: ModuleMap): MapReduceApp["mapEmit"] {
+  const feed = (result: unknown, emit: Emit) => {
+    const pairs = mapResult(result);
+    if (pairs === undefined) return;
+    for (let i = 0; i < pairs.length; i++) {
+      const pair: unknown = pairs[i];
+      checkPair(pair, i);
+      emit(pair.key, pair.value);
+    }
+  };
+  return (filename, contents, emit) => {
+    const result = map(filename, contents, emit);
+    if (result instanceof Promise) return result.then((value) => feed(value, emit));
+    return feed(result, emit);
+  };
+}
+
+/** The module's map as the classic form. */
+function classicMap(map: ModuleMap): MapReduceApp["map"] {
+  return async (filename, contents) => {
+    const emitted: KeyValue[] = [];
+    const emit: Emit = (key, value) => void emitted.push({ key, value });
+    const returned = mapResult(await map(filename, contents, emit));
+    if (returned === undefined) return emitted;
+    returned.forEach(checkPair);
+    return emitted.length === 0 ? returned : [...emitted, ...returned];
+  };
 }
 
 /** The app module could not be imported or does not satisfy the contract. */
@@ -51,8 +113,10 @@ export async function loadApp(path: string): Promise<MapReduceApp> {
   if (module.combine !== undefined && typeof module.combine !== "function") {
     throw new AppLoadError(`App module ${path} exports combine, but it is not a function`);
   }
+  const map = module.map as ModuleMap;
   return {
-    map: module.map as MapReduceApp["map"],
+    map: classicMap(map),
+    mapEmit: streamingMap(map),
     reduce: module.reduce as MapReduceApp["reduce"],
     combine: module.combine as MapReduceApp["combine"],
   };

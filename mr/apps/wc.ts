@@ -1,16 +1,14 @@
 /**
  * Word count: a word is a maximal run of Unicode letters; the output is each word's count.
+ * Streaming form: map emits each word as it finds it, and the engine's map-side combiner keeps
+ * one partial sum per distinct word.
  */
-import type { KeyValue } from "../app.ts";
-
-const WORD = /\p{L}+/gu;
+import type { Emit } from "../app.ts";
+import { forEachWord } from "./_words.ts";
 
 /** Emits (word, "1") for every word of the file. */
-export function map(_filename: string, contents: string): KeyValue[] {
-  const words = contents.match(WORD) ?? [];
-  const pairs = new Array<KeyValue>(words.length);
-  for (let i = 0; i < words.length; i++) pairs[i] = { key: words[i], value: "1" };
-  return pairs;
+export function map(_filename: string, contents: string, emit: Emit): void {
+  forEachWord(contents, (word) => emit(word, "1"));
 }
 
 /** Sums the counts of one word (values are "1" from map, or partial sums from combine). */
@@ -18,7 +16,7 @@ export function reduce(_key: string, values: string[]): string {
   return String(sum(values));
 }
 
-/** Pre-sums one map task's counts of a word, so intermediate data has one line per word. */
+/** Pre-sums one map task's counts of a word, so intermediate data has one record per word. */
 export function combine(_key: string, values: string[]): string {
   return String(sum(values));
 }

@@ -1,0 +1,79 @@
+/**
+ * The two task bodies a worker runs, on local files: a map task turns one input into nReduce
+ * sorted partition runs; a reduce task merges the runs of one partition into its output file.
+ * Where the input comes from and where the runs and the output go is the worker's business.
+ */
+import type { MapReduceApp } from "./app.ts";
+import { MapOutput, type MapOutputStats } from "./map_output.ts";
+import { reduceRuns, type ReduceStats } from "./merge.ts";
+import { fileSink, RecordReader } from "./record_format.ts";
+
+/** Where a map task's partitions go. */
+export interface MapTaskOptions {
+  nReduce: number;
+  /** Final path of partition r's run (written under a temporary name, then renamed). */
+  partitionPath: (r: number) => string;
+  /** Directory for spill files; the same file system as the partitions. */
+  spillDir: string;
+  /** Spill bound in estimated bytes (default: MapOutput's, from the heap limit). */
+  memoryLimit?: number;
+}
+
+/**
+ * Runs the app's map (either form) on one input and writes every partition's sorted run; emitted
+ * pairs are combined as they come when the app has a combiner. On failure no partition is left
+ * in place (spills and temporaries are removed).
+ */
+export async function runMap(
+  app: MapReduceApp,
+  filename: string,
+  contents: string,
+  options: MapTaskOptions,
+): Promise<MapOutputStats> {
+  const output = new MapOutput({
+    nReduce: options.nReduce,
+    combine: app.combine,
+    partitionPath: options.partitionPath,
+    spillDir: options.spillDir,
+    memoryLimit: options.memoryLimit,
+  });
+  try {
+    const result = app.mapEmit(filename, contents, output.emit);
+    if (result instanceof Promise) await result;
+  } catch (err) {
+    await output.discard();
+    throw err;
+  }
+  return await output.finish();
+}
+
+/**
+ * Merges the sorted runs at `inputs` (one partition of every map task) and writes the reduce
+ * output to `outputPath`, one `<key> <value>` line per key in byte order of keys. The caller
+ * renames the output into place: this writes it whole or throws.
+ */
+export async function runReduce(
+  app: MapReduceApp,
+  inputs: string[],
+  outputPath: string,
+): Promise<ReduceStats & { bytesRead: number }> {
+  const files: Deno.FsFile[] = [];
+  try {
+    let bytesRead = 0;
+    for (const path of inputs) {
+      const file = await Deno.open(path);
+      files.push(file);
+      bytesRead += (await file.stat()).size;
+    }
+    const readers = files.map((file, i) => new RecordReader(file, inputs[i]));
+    const out = await Deno.open(outputPath, { write: true, create: true, truncate: true });
+    try {
+      const stats = await reduceRuns(readers, app.reduce, fileSink(out));
+      return { ...stats, bytesRead };
+    } finally {
+      out.close();
+    }
+  } finally {
+    for (const file of files) file.close();
+  }
+}

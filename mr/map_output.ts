@@ -1,0 +1,232 @@
+/**
+ * The map side of the engine: pairs emitted one at a time go into a hash table (combined there
+ * when the app has a combiner), the table is written out as sorted runs whenever it outgrows a
+ * memory bound (a spill), and finish() leaves one sorted run per partition, merging the spills.
+ */
+import { join } from "node:path";
+import { getHeapStatistics } from "node:v8";
+import { partition } from "./partition.ts";
+import { RecordReader, RecordWriter, sortUtf8, syncFileSink } from "./record_format.ts";
+import { mergeGroups } from "./merge.ts";
+
+/** Combines some values of one key into one; may run any number of times (paper §4.3). */
+export type Combiner = (key: string, values: string[]) => string;
+
+/** How a map task's output is shaped and where it goes. */
+export interface MapOutputOptions {
+  nReduce: number;
+  combine?: Combiner;
+  /** Final path of partition r's run. */
+  partitionPath: (r: number) => string;
+  /** Directory for spill files (removed again by finish()); default: the partition's directory. */
+  spillDir: string;
+  /** Estimated bytes of table the map may hold before it spills (default: defaultMemoryLimit()). */
+  memoryLimit?: number;
+}
+
+/** What finish() wrote. */
+export interface MapOutputStats {
+  /** Bytes of the final partition runs. */
+  bytesWritten: number;
+  /** Records in the final partition runs. */
+  records: number;
+  /** Times the table was written out before finish(). */
+  spills: number;
+}
+
+/**
+ * The spill bound when none is given: an eighth of the V8 heap limit, at most 64 MiB, so a worker
+ * started with a small heap (`--v8-flags=--max-old-space-size=...`) spills early instead of dying.
+ */
+export function defaultMemoryLimit(): number {
+  let heap = 1 << 30;
+  try {
+    heap = getHeapStatistics().heap_size_limit;
+  } catch {
+    // Not available: assume a gigabyte.
+  }
+  return Math.max(1 << 20, Math.min(64 << 20, Math.floor(heap / 8)));
+}
+
+/** Values of one key the table collects before combining them into one. */
+const COMBINE_BATCH = 32;
+/** Estimated heap bytes of a table entry (Map slot, array, key string header). */
+const ENTRY_COST = 96;
+/** Estimated heap bytes of one pending value besides its characters. */
+const VALUE_COST = 24;
+
+let spillCounter = 0;
+
+/**
+ * Collects one map task's output. Pass `emit` to the app; call finish() once the app returned.
+ * Memory holds at most about `memoryLimit` bytes of pairs whatever the input size.
+ */
+export class MapOutput {
+  readonly #options: MapOutputOptions;
+  readonly #limit: number;
+  #table = new Map<string, string[]>();
+  #bytes = 0;
+  #spills: string[][] = [];
+  #finished = false;
+
+  /** Starts an empty output for one map task. */
+  constructor(options: MapOutputOptions) {
+    if (!Number.isInteger(options.nReduce) || options.nReduce < 1) {
+      throw new RangeError(`nReduce must be a positive integer: got ${options.nReduce}`);
+    }
+    this.#options = options;
+    this.#limit = options.memoryLimit ?? defaultMemoryLimit();
+  }
+
+  /** Emits one pair; throws TypeError on a non-string key or value. Bound: pass it around freely. */
+  readonly emit = (key: string, value: string): void => {
+    if (typeof key !== "string" || typeof value !== "string") {
+      throw new TypeError(
+        `emit takes (key: string, value: string): got (${typeof key}, ${typeof value})`,
+      );
+    }
+    if (this.#finished) throw new Error("emit called after the map task finished");
+    const values = this.#table.get(key);
+    if (values === undefined) {
+      this.#table.set(key, [value]);
+      this.#bytes += ENTRY_COST + 2 * key.length + VALUE_COST + 2 * value.length;
+      if (this.#bytes > this.#limit) this.#spill();
+      return;
+    }
+    values.push(value);
+    this.#bytes += VALUE_COST + 2 * value.length;
+    const combine = this.#options.combine;
+    if (combine !== undefined && values.length >= COMBINE_BATCH) {
+      // Combining every COMBINE_BATCH values keeps each key's array short: memory is bounded by
+      // the distinct keys, and the combiner runs on a few dozen values at a time.
+      let freed = 0;
+      for (let i = 0; i < values.length; i++) freed += VALUE_COST + 2 * values[i].length;
+      const one = combined(combine, key, values);
+      values.length = 1;
+      values[0] = one;
+      this.#bytes += VALUE_COST + 2 * one.length - freed;
+    }
+    if (this.#bytes > this.#limit) this.#spill();
+  };
+
+  /** Writes the table as one run per partition: a spill (blocking: emit is synchronous). */
+  #spill(): void {
+    const n = ++spillCounter;
+    const paths = Array.from(
+      { length: this.#options.nReduce },
+      (_, r) => join(this.#options.spillDir, `.spill-${Deno.pid}-${n}-${r}`),
+    );
+    this.#spills.push(paths);
+    this.#writeTable(paths);
+  }
+
+  /**
+   * Writes the table's keys of each partition, sorted by UTF-8 bytes, to `paths[r]`; a key's
+   * values go out combined into one when there is a combiner, else one record per value.
+   */
+  #writeTable(paths: string[]): { bytes: number; records: number } {
+    const nReduce = this.#options.nReduce;
+    const combine = this.#options.combine;
+    const buckets: string[][] = Array.from({ length: nReduce }, () => []);
+    // The partition is hashed once per distinct key here, never per emitted pair.
+    for (const key of this.#table.keys()) buckets[partition(key, nReduce)].push(key);
+    let bytes = 0;
+    let records = 0;
+    for (let r = 0; r < nReduce; r++) {
+      const keys = sortUtf8(buckets[r]);
+      const file = Deno.openSync(paths[r], { write: true, create: true, truncate: true });
+      try {
+        const writer = new RecordWriter(syncFileSink(file));
+        for (const key of keys) {
+          const values = this.#table.get(key)!;
+          if (combine !== undefined && values.length > 1) {
+            writer.add(key, combined(combine, key, values));
+          } else {
+            for (let i = 0; i < values.length; i++) writer.add(key, values[i]);
+          }
+        }
+        writer.close();
+        bytes += writer.bytes;
+        records += writer.records;
+      } finally {
+        file.close();
+      }
+    }
+    this.#table = new Map();
+    this.#bytes = 0;
+    return { bytes, records };
+  }
+
+  /** Drops the output of a failed map: the table and every spill file. */
+  async discard(): Promise<void> {
+    this.#finished = true;
+    this.#table = new Map();
+    const spills = this.#spills.flat();
+    this.#spills = [];
+    await Promise.all(spills.map((path) => Deno.remove(path).catch(() => {})));
+  }
+
+  /**
+   * Writes every partition's final run (each one, even empty, so a reducer can tell a missing
+   * output from an empty one) and removes the spills. Written under temporary names and renamed
+   * into place, so a partition path holds a whole run or nothing.
+   */
+  async finish(): Promise<MapOutputStats> {
+    if (this.#finished) throw new Error("finish called twice");
+    this.#finished = true;
+    const nReduce = this.#options.nReduce;
+    const finals = Array.from({ length: nReduce }, (_, r) => this.#options.partitionPath(r));
+    const temps = finals.map((path) => `${path}.${Deno.pid}.${++spillCounter}.tmp`);
+    try {
+      if (this.#spills.length === 0) {
+        const { bytes, records } = this.#writeTable(temps);
+        for (let r = 0; r < nReduce; r++) await Deno.rename(temps[r], finals[r]);
+        return { bytesWritten: bytes, records, spills: 0 };
+      }
+      if (this.#table.size > 0) this.#spill();
+      let bytes = 0;
+      let records = 0;
+      for (let r = 0; r < nReduce; r++) {
+        const written = await this.#mergeSpills(r, temps[r]);
+        bytes += written.bytes;
+        records += written.records;
+        await Deno.rename(temps[r], finals[r]);
+      }
+      return { bytesWritten: bytes, records, spills: this.#spills.length };
+    } finally {
+      const leftovers = [...temps, ...this.#spills.flat()];
+      await Promise.all(leftovers.map((path) => Deno.remove(path).catch(() => {})));
+    }
+  }
+
+  /** Merges partition r of every spill into `out`, combining a key's values across spills. */
+  async #mergeSpills(r: number, out: string): Promise<{ bytes: number; records: number }> {
+    const combine = this.#options.combine;
+    const inputs = await Promise.all(this.#spills.map((paths) => Deno.open(paths[r])));
+    const file = await Deno.open(out, { write: true, create: true, truncate: true });
+    try {
+      const readers = inputs.map((input, i) => new RecordReader(input, this.#spills[i][r]));
+      const writer = new RecordWriter(syncFileSink(file));
+      await mergeGroups(readers, (key, values) => {
+        if (combine !== undefined && values.length > 1) {
+          writer.add(key, combined(combine, key, values));
+        } else {
+          for (let i = 0; i < values.length; i++) writer.add(key, values[i]);
+        }
+      });
+      writer.close();
+      return { bytes: writer.bytes, records: writer.records };
+    } finally {
+      file.close();
+      for (const input of inputs) input.close();
+    }
+  }
+}
+
+function combined(combine: Combiner, key: string, values: string[]): string {
+  const value: unknown = combine(key, values);
+  if (typeof value !== "string") {
+    throw new TypeError(`combine returned ${typeof value} for key ${key}, expected a string`);
+  }
+  return value;
+}

@@ -1,0 +1,148 @@
+/**
+ * The reduce side of the engine: a k-way merge of sorted runs that hands each distinct key with
+ * all its values to a callback, one key at a time, and the reduce loop built on it. Memory holds
+ * one block per run and one key's values, never a whole partition.
+ */
+import { compareBytes, decodeUtf8, type RecordReader, TextWriter } from "./record_format.ts";
+import type { BlockSink } from "./record_format.ts";
+
+/** Called once per distinct key, in UTF-8 byte order of keys; may return a promise. */
+export type GroupHandler = (key: string, values: string[]) => void | Promise<void>;
+
+/** A run's order is broken: a key came after a greater one. */
+export class UnsortedRunError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UnsortedRunError";
+  }
+}
+
+/** Advances `reader`, reading more of its source when its block ran out. */
+async function advanceSlow(reader: RecordReader): Promise<boolean> {
+  for (;;) {
+    await reader.fill();
+    const more = reader.advance();
+    if (more !== undefined) return more;
+  }
+}
+
+/** Heap order: smaller key first; on equal keys the earlier run, so values come run by run. */
+function less(readers: RecordReader[], i: number, j: number): boolean {
+  const a = readers[i];
+  const b = readers[j];
+  const c = compareBytes(a.buffer, a.keyStart, a.keyEnd, b.buffer, b.keyStart, b.keyEnd);
+  return c < 0 || (c === 0 && i < j);
+}
+
+/** Restores the min-heap property below position p (a binary heap of run indices). */
+function siftDown(readers: RecordReader[], heap: number[], p: number): void {
+  const n = heap.length;
+  const item = heap[p];
+  for (;;) {
+    let child = 2 * p + 1;
+    if (child >= n) break;
+    if (child + 1 < n && less(readers, heap[child + 1], heap[child])) child++;
+    if (!less(readers, heap[child], item)) break;
+    heap[p] = heap[child];
+    p = child;
+  }
+  heap[p] = item;
+}
+
+/**
+ * Merges runs, each sorted by key bytes, calling `onGroup(key, values)` once per distinct key in
+ * ascending byte order; a key's values come run by run, in each run's order. Throws
+ * UnsortedRunError when a run is out of order (the output would repeat a key) and
+ * RecordFormatError when a run is damaged.
+ */
+export async function mergeGroups(readers: RecordReader[], onGroup: GroupHandler): Promise<void> {
+  const heap: number[] = [];
+  for (let i = 0; i < readers.length; i++) {
+    let more = readers[i].advance();
+    if (more === undefined) more = await advanceSlow(readers[i]);
+    if (more) heap.push(i);
+  }
+  for (let p = (heap.length >> 1) - 1; p >= 0; p--) siftDown(readers, heap, p);
+  let previous: Uint8Array | undefined;
+  while (heap.length > 0) {
+    const top = readers[heap[0]];
+    // The key's bytes are copied: the top reader's block moves when it refills.
+    const key = top.buffer.slice(top.keyStart, top.keyEnd);
+    if (
+      previous !== undefined &&
+      compareBytes(key, 0, key.length, previous, 0, previous.length) <= 0
+    ) {
+      throw new UnsortedRunError(
+        `Runs are not sorted: key ${JSON.stringify(decodeUtf8(key, 0, key.length))} came after ` +
+          JSON.stringify(decodeUtf8(previous, 0, previous.length)),
+      );
+    }
+    previous = key;
+    const values: string[] = [];
+    while (heap.length > 0) {
+      const reader = readers[heap[0]];
+      if (
+        compareBytes(reader.buffer, reader.keyStart, reader.keyEnd, key, 0, key.length) !== 0
+      ) break;
+      values.push(decodeUtf8(reader.buffer, reader.valueStart, reader.valueEnd));
+      let more = reader.advance();
+      if (more === undefined) more = await advanceSlow(reader);
+      if (!more) {
+        const last = heap.pop()!;
+        if (heap.length === 0) break;
+        heap[0] = last;
+      }
+      siftDown(readers, heap, 0);
+    }
+    const result = onGroup(decodeUtf8(key, 0, key.length), values);
+    if (result !== undefined) await result;
+  }
+}
+
+/** Reduces one key's values to one output value. */
+export type Reducer = (key: string, values: string[]) => string | Promise<string>;
+
+/** What reduceRuns() read and wrote. */
+export interface ReduceStats {
+  /** Distinct keys, i.e. output lines. */
+  keys: number;
+  /** Records read from all runs. */
+  records: number;
+  /** Bytes of output. */
+  bytesWritten: number;
+}
+
+/**
+ * Merges the runs of one partition and writes `<key> <reduce(key, values)>\n` per key, sorted by
+ * key bytes, to `sink` (the paper's §4.2 ordering guarantee). Throws TypeError when reduce
+ * returns something other than a string.
+ */
+export async function reduceRuns(
+  readers: RecordReader[],
+  reduce: Reducer,
+  sink: BlockSink,
+): Promise<ReduceStats> {
+  const out = new TextWriter(sink);
+  let keys = 0;
+  await mergeGroups(readers, (key, values) => {
+    const result: unknown = reduce(key, values);
+    if (result instanceof Promise) {
+      // Await only real promises: an await per key would cost a microtask turn for sync apps.
+      return result.then((value) => emitLine(key, value));
+    }
+    return emitLine(key, result);
+  });
+  const closed = out.close();
+  if (closed !== undefined) await closed;
+  let records = 0;
+  for (const reader of readers) records += reader.records;
+  return { keys, records, bytesWritten: out.bytes };
+
+  function emitLine(key: string, value: unknown): void | Promise<void> {
+    if (typeof value !== "string") {
+      throw new TypeError(`reduce returned ${typeof value} for key ${key}, expected a string`);
+    }
+    keys++;
+    return out.add(`${key} ${value}\n`);
+  }
+}

@@ -1,0 +1,439 @@
+/**
+ * The intermediate record format of MapReduce runs, and block-buffered writers and readers for it.
+ *
+ * A run is `MAGIC`, then records `[varint keyLength + 1][varint valueLength][key][value]` (UTF-8,
+ * lengths in bytes, unsigned LEB128), then an end marker: one 0 byte and the record count as a
+ * u32 (big-endian). Length prefixes instead of escaped lines: a key or value may hold any
+ * character (tabs, newlines, backslashes) without escaping, a reader finds the next record without
+ * scanning for separators, keys compare as raw bytes (the merge never decodes a key it does not
+ * hand to reduce), and the end marker tells a truncated file from a complete one. Everything moves
+ * in blocks of about a megabyte, so the cost per record is a few typed-array stores, not a system
+ * call or a promise.
+ */
+
+/** The first four bytes of every run: "MRR1". */
+export const MAGIC = new Uint8Array([0x4d, 0x52, 0x52, 0x31]);
+
+/** Default size of the blocks writers fill and readers read. */
+export const BLOCK_SIZE = 1 << 20;
+
+/** Where a writer's full blocks go; a returned promise must settle before the next write. */
+export type BlockSink = (bytes: Uint8Array) => void | Promise<void>;
+
+/** Where a reader's bytes come from: `Deno.FsFile` and `Deno.Conn` satisfy it. */
+export interface ByteSource {
+  read(buffer: Uint8Array): Promise<number | null>;
+}
+
+/** A run is not in the record format: damaged, truncated, or not a run at all. */
+export class RecordFormatError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "RecordFormatError";
+  }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: false });
+
+/** Number of bytes `text` takes in UTF-8 (a lone surrogate counts as U+FFFD, as TextEncoder writes it). */
+export function utf8Length(text: string): number {
+  const length = text.length;
+  let bytes = length;
+  for (let i = 0; i < length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) continue;
+    if (code < 0x800) {
+      bytes += 1;
+    } else if (code >= 0xd800 && code <= 0xdbff && i + 1 < length) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        bytes += 2; // Two UTF-16 units, four bytes.
+        i++;
+      } else {
+        bytes += 2;
+      }
+    } else {
+      bytes += 2;
+    }
+  }
+  return bytes;
+}
+
+/** Writes `text` (whose UTF-8 length is `bytes`) into `block` at `pos`; returns the new position. */
+function putString(block: Uint8Array, pos: number, text: string, bytes: number): number {
+  if (bytes === text.length) {
+    // ASCII: a store per character beats encodeInto's call overhead on short keys.
+    for (let i = 0; i < bytes; i++) block[pos + i] = text.charCodeAt(i);
+  } else {
+    encoder.encodeInto(text, block.subarray(pos, pos + bytes));
+  }
+  return pos + bytes;
+}
+
+function putVarint(block: Uint8Array, pos: number, value: number): number {
+  while (value >= 0x80) {
+    block[pos++] = (value & 0x7f) | 0x80;
+    value = Math.floor(value / 128);
+  }
+  block[pos++] = value;
+  return pos;
+}
+
+/** Single-byte strings, so decoding a "1" value costs an array lookup. */
+const ONE_BYTE = Array.from({ length: 128 }, (_, i) => String.fromCharCode(i));
+
+/** Decodes `buffer[start, end)` as UTF-8. */
+export function decodeUtf8(buffer: Uint8Array, start: number, end: number): string {
+  const length = end - start;
+  if (length === 0) return "";
+  if (length === 1 && buffer[start] < 0x80) return ONE_BYTE[buffer[start]];
+  if (length <= 16) {
+    // Short ASCII strings: building them by hand beats TextDecoder's call overhead.
+    let text = "";
+    for (let i = start; i < end; i++) {
+      const byte = buffer[i];
+      if (byte >= 0x80) return decoder.decode(buffer.subarray(start, end));
+      text += ONE_BYTE[byte];
+    }
+    return text;
+  }
+  return decoder.decode(buffer.subarray(start, end));
+}
+
+/** Compares `a[aStart, aEnd)` with `b[bStart, bEnd)` as unsigned bytes: negative, 0 or positive. */
+export function compareBytes(
+  a: Uint8Array,
+  aStart: number,
+  aEnd: number,
+  b: Uint8Array,
+  bStart: number,
+  bEnd: number,
+): number {
+  const aLength = aEnd - aStart;
+  const bLength = bEnd - bStart;
+  const n = aLength < bLength ? aLength : bLength;
+  for (let i = 0; i < n; i++) {
+    const d = a[aStart + i] - b[bStart + i];
+    if (d !== 0) return d;
+  }
+  return aLength - bLength;
+}
+
+/**
+ * Compares two strings in the order of their UTF-8 bytes (code point order), which differs from
+ * JavaScript's UTF-16 order only where a surrogate pair meets a character in U+E000..U+FFFF.
+ */
+export function compareUtf8(a: string, b: string): number {
+  const n = a.length < b.length ? a.length : b.length;
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) {
+      // Surrogates (astral code points) sort after the rest of the BMP in UTF-8.
+      x = x < 0xe000 ? x + 0x2000 : x - 0x800;
+      y = y < 0xe000 ? y + 0x2000 : y - 0x800;
+    }
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+const HAS_SURROGATE = /[\ud800-\udfff]/;
+
+/**
+ * Sorts strings in place in UTF-8 byte order: the engine's native sort when no string holds a
+ * surrogate (then UTF-16 order is byte order), compareUtf8 otherwise.
+ */
+export function sortUtf8(keys: string[]): string[] {
+  for (let i = 0; i < keys.length; i++) {
+    if (HAS_SURROGATE.test(keys[i])) return keys.sort(compareUtf8);
+  }
+  return keys.sort();
+}
+
+/** A sink that writes each block to `file` with blocking writes (map tasks: the app is sync). */
+export function syncFileSink(file: Deno.FsFile): BlockSink {
+  return (bytes) => {
+    let done = 0;
+    while (done < bytes.length) done += file.writeSync(bytes.subarray(done));
+  };
+}
+
+/** A sink that writes each block to `file` (or any writer) asynchronously. */
+export function fileSink(file: { write(p: Uint8Array): Promise<number> }): BlockSink {
+  return async (bytes) => {
+    let done = 0;
+    while (done < bytes.length) done += await file.write(bytes.subarray(done));
+  };
+}
+
+/**
+ * Fills blocks with bytes and hands each full one to a sink. Methods return a promise only when
+ * the sink did (await it before the next call); with a synchronous sink they never do.
+ */
+class BlockWriter {
+  readonly #sink: BlockSink;
+  readonly #blockSize: number;
+  protected block: Uint8Array;
+  protected pos = 0;
+  #written = 0;
+
+  constructor(sink: BlockSink, blockSize: number) {
+    this.#sink = sink;
+    this.#blockSize = blockSize;
+    this.block = new Uint8Array(blockSize);
+  }
+
+  /** Bytes handed to the sink so far plus those buffered. */
+  get bytes(): number {
+    return this.#written + this.pos;
+  }
+
+  /** Makes room for `need` more bytes, handing the filled part of the block to the sink. */
+  protected room(need: number): void | Promise<void> {
+    if (this.pos + need <= this.block.length) return;
+    const full = this.block.subarray(0, this.pos);
+    this.#written += this.pos;
+    const result = this.#sink(full);
+    // A sink still holding the block (a pending write) gets to keep it: start a new one.
+    if (result !== undefined || need > this.block.length) {
+      this.block = new Uint8Array(Math.max(this.#blockSize, need));
+    }
+    this.pos = 0;
+    return result;
+  }
+
+  /** Hands what is buffered to the sink. */
+  protected drain(): void | Promise<void> {
+    if (this.pos === 0) return;
+    const full = this.block.subarray(0, this.pos);
+    this.#written += this.pos;
+    this.pos = 0;
+    const result = this.#sink(full);
+    if (result !== undefined) this.block = new Uint8Array(this.#blockSize);
+    return result;
+  }
+}
+
+/** Writes one run: the magic, records in the caller's order, and the end marker on close(). */
+export class RecordWriter extends BlockWriter {
+  #records = 0;
+
+  /** Starts a run whose blocks go to `sink`. */
+  constructor(sink: BlockSink, blockSize = BLOCK_SIZE) {
+    super(sink, blockSize);
+    this.block.set(MAGIC);
+    this.pos = MAGIC.length;
+  }
+
+  /** Records added so far. */
+  get records(): number {
+    return this.#records;
+  }
+
+  /** Appends one record; returns a promise (await it) only when a full block went to an async sink. */
+  add(key: string, value: string): void | Promise<void> {
+    const keyBytes = utf8Length(key);
+    const valueBytes = utf8Length(value);
+    const result = this.room(10 + keyBytes + valueBytes);
+    let pos = putVarint(this.block, this.pos, keyBytes + 1);
+    pos = putVarint(this.block, pos, valueBytes);
+    pos = putString(this.block, pos, key, keyBytes);
+    this.pos = putString(this.block, pos, value, valueBytes);
+    this.#records++;
+    return result;
+  }
+
+  /** Writes the end marker and hands the last block to the sink; the sink stays open. */
+  close(): void | Promise<void> {
+    const result = this.room(5);
+    const block = this.block;
+    const pos = this.pos;
+    block[pos] = 0;
+    const count = this.#records >>> 0;
+    block[pos + 1] = count >>> 24;
+    block[pos + 2] = (count >>> 16) & 0xff;
+    block[pos + 3] = (count >>> 8) & 0xff;
+    block[pos + 4] = count & 0xff;
+    this.pos = pos + 5;
+    if (result !== undefined) return result.then(() => this.drain());
+    return this.drain();
+  }
+}
+
+/** Writes text (reduce output lines) in UTF-8 through blocks. */
+export class TextWriter extends BlockWriter {
+  /** Starts writing to `sink`. */
+  constructor(sink: BlockSink, blockSize = BLOCK_SIZE) {
+    super(sink, blockSize);
+  }
+
+  /** Appends `text`; returns a promise (await it) only when a full block went to an async sink. */
+  add(text: string): void | Promise<void> {
+    const bytes = utf8Length(text);
+    const result = this.room(bytes);
+    this.pos = putString(this.block, this.pos, text, bytes);
+    return result;
+  }
+
+  /** Hands the last block to the sink; the sink stays open. */
+  close(): void | Promise<void> {
+    return this.drain();
+  }
+}
+
+/**
+ * Reads the records of one run from a byte source in blocks. After `advance()` returns true the
+ * current record's key is `buffer[keyStart, keyEnd)` and its value `buffer[valueStart, valueEnd)`,
+ * valid until the next `advance()` or `fill()`.
+ */
+export class RecordReader {
+  /** The block holding the current record. */
+  buffer: Uint8Array;
+  keyStart = 0;
+  keyEnd = 0;
+  valueStart = 0;
+  valueEnd = 0;
+  readonly #source: ByteSource;
+  readonly #name: string;
+  #pos = 0;
+  #end = 0;
+  #eof = false;
+  #started = false;
+  #finished = false;
+  #records = 0;
+  #consumed = 0;
+
+  /** Reads from `source`; `name` (a file name) appears in error messages. */
+  constructor(source: ByteSource, name: string, blockSize = BLOCK_SIZE) {
+    this.#source = source;
+    this.#name = name;
+    this.buffer = new Uint8Array(blockSize);
+  }
+
+  /** Records read so far. */
+  get records(): number {
+    return this.#records;
+  }
+
+  /**
+   * Moves to the next record: true when there is one, false after the last, undefined when the
+   * block ran out (await fill(), then call advance() again). Throws RecordFormatError on damage.
+   */
+  advance(): boolean | undefined {
+    if (this.#finished) return false;
+    const buffer = this.buffer;
+    const end = this.#end;
+    let pos = this.#pos;
+    if (!this.#started) {
+      if (end - pos < MAGIC.length) return this.#short();
+      for (let i = 0; i < MAGIC.length; i++) {
+        if (buffer[pos + i] !== MAGIC[i]) throw this.#error("not a record run (bad magic)");
+      }
+      pos += MAGIC.length;
+      this.#pos = pos;
+      this.#started = true;
+    }
+    // First length: keyLength + 1, or 0 for the end marker.
+    let keyLength = 0;
+    let shift = 1;
+    for (;;) {
+      if (pos >= end) return this.#short();
+      const byte = buffer[pos++];
+      keyLength += (byte & 0x7f) * shift;
+      if (byte < 0x80) break;
+      shift *= 128;
+      if (shift > 2 ** 35) throw this.#error("record length too long");
+    }
+    if (keyLength === 0) return this.#endMarker(pos);
+    keyLength -= 1;
+    let valueLength = 0;
+    shift = 1;
+    for (;;) {
+      if (pos >= end) return this.#short();
+      const byte = buffer[pos++];
+      valueLength += (byte & 0x7f) * shift;
+      if (byte < 0x80) break;
+      shift *= 128;
+      if (shift > 2 ** 35) throw this.#error("record length too long");
+    }
+    if (pos + keyLength + valueLength > end) return this.#short(keyLength + valueLength + 20);
+    this.keyStart = pos;
+    this.keyEnd = pos + keyLength;
+    this.valueStart = this.keyEnd;
+    this.valueEnd = this.keyEnd + valueLength;
+    this.#pos = this.valueEnd;
+    this.#records++;
+    return true;
+  }
+
+  /** Reads more bytes, keeping the unread tail; call after advance() returned undefined. */
+  async fill(): Promise<void> {
+    if (this.#eof) throw this.#error("truncated (no end marker)");
+    const tail = this.#end - this.#pos;
+    if (this.#pos > 0) {
+      this.#consumed += this.#pos;
+      this.buffer.copyWithin(0, this.#pos, this.#end);
+      this.#pos = 0;
+      this.#end = tail;
+    }
+    const wanted = this.#wanted;
+    if (wanted > this.buffer.length) {
+      const bigger = new Uint8Array(Math.max(wanted, this.buffer.length * 2));
+      bigger.set(this.buffer.subarray(0, this.#end));
+      this.buffer = bigger;
+    }
+    const n = await this.#source.read(this.buffer.subarray(this.#end));
+    if (n === null) this.#eof = true;
+    else this.#end += n;
+  }
+
+  /** Reads the next record, filling as needed: the convenient, slower form of advance(). */
+  async next(): Promise<boolean> {
+    for (;;) {
+      const more = this.advance();
+      if (more !== undefined) return more;
+      await this.fill();
+    }
+  }
+
+  /** The current record's key as a string. */
+  key(): string {
+    return decodeUtf8(this.buffer, this.keyStart, this.keyEnd);
+  }
+
+  /** The current record's value as a string. */
+  value(): string {
+    return decodeUtf8(this.buffer, this.valueStart, this.valueEnd);
+  }
+
+  #wanted = 0;
+
+  #short(need = 0): undefined {
+    if (this.#eof) throw this.#error("truncated (no end marker)");
+    // The block must hold at least one whole record: grow it on the next fill if it cannot.
+    this.#wanted = need;
+    return undefined;
+  }
+
+  #endMarker(pos: number): boolean | undefined {
+    if (this.#end - pos < 4) return this.#short();
+    const b = this.buffer;
+    const count = ((b[pos] << 24) | (b[pos + 1] << 16) | (b[pos + 2] << 8) | b[pos + 3]) >>> 0;
+    if (count !== this.#records >>> 0) {
+      throw this.#error(`end marker counts ${count} records, read ${this.#records}`);
+    }
+    if (pos + 4 !== this.#end) throw this.#error("bytes after the end marker");
+    this.#pos = pos + 4;
+    this.#finished = true;
+    return false;
+  }
+
+  #error(what: string): RecordFormatError {
+    return new RecordFormatError(
+      `Cannot read run ${this.#name}: ${what} at byte ${this.#consumed + this.#pos}`,
+    );
+  }
+}

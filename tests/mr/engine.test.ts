@@ -1,0 +1,143 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { loadApp } from "../../mr/app.ts";
+import { runMap, runReduce } from "../../mr/engine.ts";
+import { app, reference, seeded, withTempDir, writeInputs } from "./helpers.ts";
+
+const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}.ts`, import.meta.url));
+
+/**
+ * Runs a whole job in this process through the engine (map tasks, then reduce tasks over their
+ * partition runs) and returns each output file's text, in partition order.
+ */
+async function engineJob(
+  appPath: string,
+  dir: string,
+  files: string[],
+  nReduce: number,
+  memoryLimit?: number,
+): Promise<string[]> {
+  const mr = await loadApp(appPath);
+  const work = await Deno.makeTempDir({ dir, prefix: "work-" });
+  for (let m = 0; m < files.length; m++) {
+    const contents = await Deno.readTextFile(join(dir, files[m]));
+    await runMap(mr, files[m], contents, {
+      nReduce,
+      partitionPath: (r) => join(work, `mr-${m}-${r}`),
+      spillDir: work,
+      memoryLimit,
+    });
+  }
+  const outputs: string[] = [];
+  for (let r = 0; r < nReduce; r++) {
+    const inputs = files.map((_, m) => join(work, `mr-${m}-${r}`));
+    await runReduce(mr, inputs, join(work, `out-${r}`));
+    outputs.push(await Deno.readTextFile(join(work, `out-${r}`)));
+  }
+  await Deno.remove(work, { recursive: true });
+  return outputs;
+}
+
+/** Every output file's lines are sorted by the UTF-8 bytes of their keys. */
+function assertSortedByKey(outputs: string[], keyOf: (line: string) => string): void {
+  const encoder = new TextEncoder();
+  for (const text of outputs) {
+    const keys = text.split("\n").filter((l) => l !== "").map(keyOf);
+    for (let i = 1; i < keys.length; i++) {
+      const a = encoder.encode(keys[i - 1]);
+      const b = encoder.encode(keys[i]);
+      let c = 0;
+      for (let j = 0; j < Math.min(a.length, b.length) && c === 0; j++) c = a[j] - b[j];
+      if (c === 0) c = a.length - b.length;
+      assert.ok(c < 0, `${JSON.stringify(keys[i - 1])} before ${JSON.stringify(keys[i])}`);
+    }
+  }
+}
+
+const lastSpace = (line: string) => line.slice(0, line.lastIndexOf(" "));
+
+for (
+  const [name, stream, classic] of [
+    ["wc", app("wc"), fixture("wc_classic")],
+    ["indexer", app("indexer"), fixture("indexer_classic")],
+  ]
+) {
+  Deno.test(`${name}: streaming and classic forms give identical, sorted output`, async () => {
+    await withTempDir(async (dir) => {
+      const files = await writeInputs(dir, 6, 3000);
+      const a = await engineJob(stream, dir, files, 4);
+      const b = await engineJob(classic, dir, files, 4);
+      // Spilling after every few kilobytes changes nothing either.
+      const c = await engineJob(stream, dir, files, 4, 8192);
+      assert.deepEqual(a, b);
+      assert.deepEqual(c, a);
+      const lines = a.join("").split("\n").filter((l) => l !== "").sort();
+      assert.deepEqual(lines, (await reference(name, dir, files)).sort());
+      const keyOf = name === "wc" ? lastSpace : (l: string) => l.slice(0, l.indexOf(" "));
+      assertSortedByKey(a, keyOf);
+    });
+  });
+}
+
+Deno.test("a sort job with distinct keys: streaming and classic agree, every key once", async () => {
+  await withTempDir(async (dir) => {
+    const rand = seeded(5);
+    const pieces = ["a", "B", " ", "\t", "é", "東", "😀", "z", "0", "\u00a0"];
+    const keys = new Set<string>();
+    while (keys.size < 5000) {
+      let key = "";
+      const n = 1 + Math.floor(rand() * 12);
+      for (let i = 0; i < n; i++) key += pieces[Math.floor(rand() * pieces.length)];
+      keys.add(key);
+    }
+    const all = [...keys];
+    const files = ["s0.txt", "s1.txt", "s2.txt"];
+    for (let f = 0; f < files.length; f++) {
+      const mine = all.filter((_, i) => i % files.length === f);
+      await Deno.writeTextFile(join(dir, files[f]), mine.join("\n") + "\n");
+    }
+    const a = await engineJob(fixture("sort_stream"), dir, files, 3);
+    const b = await engineJob(fixture("sort_classic"), dir, files, 3);
+    const c = await engineJob(fixture("sort_stream"), dir, files, 3, 4096);
+    assert.deepEqual(a, b);
+    assert.deepEqual(c, a);
+    const lines = a.join("").split("\n").filter((l) => l !== "");
+    assert.deepEqual(lines.map(lastSpace).sort(), all.sort());
+    assert.ok(lines.every((l) => l.endsWith(" 1")));
+    assertSortedByKey(a, lastSpace);
+  });
+});
+
+Deno.test("empty inputs give empty partitions and empty, existing outputs", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(join(dir, "empty.txt"), "");
+    await Deno.writeTextFile(join(dir, "digits.txt"), "123 456\n");
+    const outputs = await engineJob(app("wc"), dir, ["empty.txt", "digits.txt"], 3);
+    assert.deepEqual(outputs, ["", "", ""]);
+  });
+});
+
+Deno.test("a failing map leaves no partition and no spill behind", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "bad_app.ts");
+    await Deno.writeTextFile(
+      path,
+      `export function map(_f, c, emit) { for (let i = 0; i < 5000; i++) emit("k" + i, c); ` +
+        `throw new Error("boom"); }\nexport function reduce() { return ""; }\n`,
+    );
+    const mr = await loadApp(path);
+    const work = join(dir, "work");
+    await Deno.mkdir(work);
+    await assert.rejects(
+      runMap(mr, "in", "x", {
+        nReduce: 2,
+        partitionPath: (r) => join(work, `p${r}`),
+        spillDir: work,
+        memoryLimit: 4096,
+      }),
+      /boom/,
+    );
+    assert.deepEqual([...Deno.readDirSync(work)], []);
+  });
+});

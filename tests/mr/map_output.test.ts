@@ -1,0 +1,107 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { MapOutput } from "../../mr/map_output.ts";
+import { partition } from "../../mr/partition.ts";
+import { RecordReader, sortUtf8 } from "../../mr/record_format.ts";
+import { withTempDir } from "../lib/run.ts";
+import { seeded } from "./helpers.ts";
+
+async function readRun(path: string): Promise<[string, string][]> {
+  const file = await Deno.open(path);
+  try {
+    const reader = new RecordReader(file, path);
+    const pairs: [string, string][] = [];
+    while (await reader.next()) pairs.push([reader.key(), reader.value()]);
+    return pairs;
+  } finally {
+    file.close();
+  }
+}
+
+const sum = (_key: string, values: string[]) => String(values.reduce((n, v) => n + Number(v), 0));
+
+/** Emits `count` random words with value "1"; returns the expected count per word. */
+function emitWords(emit: (k: string, v: string) => void, count: number, seed: number) {
+  const rand = seeded(seed);
+  const words = Array.from({ length: 3000 }, (_, i) => `w${i}${i % 7 === 0 ? " é\t" : ""}`);
+  const expected = new Map<string, number>();
+  for (let i = 0; i < count; i++) {
+    const word = words[Math.floor(words.length * rand() ** 2)];
+    emit(word, "1");
+    expected.set(word, (expected.get(word) ?? 0) + 1);
+  }
+  return expected;
+}
+
+for (const memoryLimit of [undefined, 64 * 1024]) {
+  const label = memoryLimit ? "spilling past a small bound" : "in memory";
+  Deno.test(`map output with a combiner, ${label}: sorted partitions, one record per key`, async () => {
+    await withTempDir("mr-mapout-", async (dir) => {
+      const nReduce = 5;
+      const output = new MapOutput({
+        nReduce,
+        combine: sum,
+        partitionPath: (r) => join(dir, `part-${r}`),
+        spillDir: dir,
+        memoryLimit,
+      });
+      const expected = emitWords(output.emit, 100_000, 11);
+      const stats = await output.finish();
+      if (memoryLimit) assert.ok(stats.spills > 1, `expected spills, got ${stats.spills}`);
+      else assert.equal(stats.spills, 0);
+      const got = new Map<string, number>();
+      for (let r = 0; r < nReduce; r++) {
+        const pairs = await readRun(join(dir, `part-${r}`));
+        const keys = pairs.map(([k]) => k);
+        assert.deepEqual(keys, sortUtf8([...new Set(keys)]), "sorted, one record per key");
+        for (const [key, value] of pairs) {
+          assert.equal(partition(key, nReduce), r);
+          got.set(key, Number(value));
+        }
+      }
+      assert.deepEqual(got, expected);
+      assert.equal(stats.records, expected.size);
+      // Only the partitions are left: spills and temporaries are gone.
+      const names = [];
+      for await (const entry of Deno.readDir(dir)) names.push(entry.name);
+      assert.deepEqual(names.sort(), Array.from({ length: nReduce }, (_, r) => `part-${r}`));
+    });
+  });
+}
+
+Deno.test("map output without a combiner keeps every value; empty partitions are written", async () => {
+  await withTempDir("mr-mapout-", async (dir) => {
+    const nReduce = 50;
+    const output = new MapOutput({
+      nReduce,
+      partitionPath: (r) => join(dir, `part-${r}`),
+      spillDir: dir,
+      memoryLimit: 4096,
+    });
+    const emitted: [string, string][] = [];
+    for (let i = 0; i < 300; i++) {
+      const pair: [string, string] = [i % 3 === 0 ? "same key" : `k${i % 10}`, i % 4 ? `${i}` : ""];
+      output.emit(...pair);
+      emitted.push(pair);
+    }
+    const stats = await output.finish();
+    assert.ok(stats.spills > 1);
+    const all: [string, string][] = [];
+    let empty = 0;
+    for (let r = 0; r < nReduce; r++) {
+      const pairs = await readRun(join(dir, `part-${r}`));
+      if (pairs.length === 0) empty++;
+      all.push(...pairs);
+    }
+    assert.ok(empty > 0, "with 11 keys and 50 partitions some partitions are empty");
+    const key = ([k, v]: [string, string]) => `${k}\u0001${v}`;
+    assert.deepEqual(all.map(key).sort(), emitted.map(key).sort());
+    assert.throws(() => output.emit("late", "1"), /after the map task finished/);
+  });
+});
+
+Deno.test("emit refuses keys and values that are not strings", () => {
+  const output = new MapOutput({ nReduce: 1, partitionPath: () => "unused", spillDir: "." });
+  assert.throws(() => output.emit(1 as unknown as string, "v"), TypeError);
+  assert.throws(() => output.emit("k", undefined as unknown as string), TypeError);
+});

@@ -1,0 +1,107 @@
+import assert from "node:assert/strict";
+import { mergeGroups, reduceRuns, UnsortedRunError } from "../../mr/merge.ts";
+import { RecordReader, RecordWriter, sortUtf8 } from "../../mr/record_format.ts";
+import { seeded } from "./helpers.ts";
+
+/** Encodes pairs as one run and returns a reader over it that reads `chunk` bytes at a time. */
+function run(pairs: [string, string][], chunk = 1 << 20, blockSize = 1 << 20): RecordReader {
+  const parts: Uint8Array[] = [];
+  const writer = new RecordWriter((b) => void parts.push(b.slice()), 256);
+  for (const [key, value] of pairs) writer.add(key, value);
+  writer.close();
+  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let pos = 0;
+  for (const p of parts) {
+    bytes.set(p, pos);
+    pos += p.length;
+  }
+  let at = 0;
+  const source = {
+    read(buffer: Uint8Array): Promise<number | null> {
+      if (at >= bytes.length) return Promise.resolve(null);
+      const n = Math.min(chunk, buffer.length, bytes.length - at);
+      buffer.set(bytes.subarray(at, at + n));
+      at += n;
+      return Promise.resolve(n);
+    },
+  };
+  return new RecordReader(source, "test", blockSize);
+}
+
+function sortedPairs(pairs: [string, string][]): [string, string][] {
+  const byKey = new Map<string, string[]>();
+  for (const [k, v] of pairs) byKey.set(k, [...(byKey.get(k) ?? []), v]);
+  return sortUtf8([...byKey.keys()]).flatMap((k) =>
+    byKey.get(k)!.map((v): [string, string] => [k, v])
+  );
+}
+
+Deno.test("mergeGroups yields each key once, in byte order, with all its values", async () => {
+  const rand = seeded(3);
+  const words = ["a", "b", "tab\tkey", "space key", "東京", "😀", "\uffff", "", "zz", "é"];
+  const runs: [string, string][][] = [];
+  const expected = new Map<string, string[]>();
+  for (let r = 0; r < 7; r++) {
+    const pairs: [string, string][] = [];
+    for (let i = 0; i < 200; i++) {
+      pairs.push([words[Math.floor(rand() * words.length)], `${r}:${i}`]);
+    }
+    const sorted = sortedPairs(pairs);
+    runs.push(sorted);
+    for (const [k, v] of sorted) expected.set(k, [...(expected.get(k) ?? []), v]);
+  }
+  runs.push([]); // An empty run merges as nothing.
+  const seen: [string, string[]][] = [];
+  await mergeGroups(
+    runs.map((p) => run(p, 13, 64)),
+    (key, values) => void seen.push([key, values]),
+  );
+  assert.deepEqual(seen.map(([k]) => k), sortUtf8([...expected.keys()]));
+  // Values come run by run, and within a run in its order.
+  for (const [key, values] of seen) assert.deepEqual(values, expected.get(key), key);
+});
+
+Deno.test("mergeGroups refuses runs out of order instead of repeating a key", async () => {
+  await assert.rejects(
+    mergeGroups([run([["b", "1"], ["a", "2"]])], () => {}),
+    UnsortedRunError,
+  );
+});
+
+Deno.test("reduceRuns writes one sorted line per key, awaiting async reducers", async () => {
+  const runs = [
+    run([["apple", "1"], ["pear", "2"]]),
+    run([["apple", "3"], ["fig", ""], ["pear", "4"]]),
+  ];
+  const chunks: Uint8Array[] = [];
+  const stats = await reduceRuns(
+    runs,
+    (key, values) => Promise.resolve(`${key.length}:${values.join("+")}`),
+    (b) => void chunks.push(b.slice()),
+  );
+  const text = chunks.map((c) => new TextDecoder().decode(c)).join("");
+  assert.equal(text, "apple 5:1+3\nfig 3:\npear 4:2+4\n");
+  assert.deepEqual(stats, {
+    keys: 3,
+    records: 5,
+    bytesWritten: new TextEncoder().encode(text).length,
+  });
+  await assert.rejects(
+    reduceRuns([run([["k", "v"]])], () => 7 as unknown as string, () => {}),
+    /reduce returned number for key k/,
+  );
+});
+
+Deno.test("one key with a million values reaches reduce as one group", async () => {
+  const pairs: [string, string][] = [];
+  for (let i = 0; i < 500_000; i++) pairs.push(["only", i % 2 === 0 ? "1" : ""]);
+  let calls = 0;
+  let total = 0;
+  await mergeGroups([run(pairs), run(pairs)], (key, values) => {
+    calls++;
+    assert.equal(key, "only");
+    total = values.length;
+  });
+  assert.equal(calls, 1);
+  assert.equal(total, 1_000_000);
+});

@@ -1,0 +1,147 @@
+import assert from "node:assert/strict";
+import {
+  compareUtf8,
+  decodeUtf8,
+  RecordFormatError,
+  RecordReader,
+  RecordWriter,
+  sortUtf8,
+  TextWriter,
+  utf8Length,
+} from "../../mr/record_format.ts";
+import { seeded } from "./helpers.ts";
+
+/** Collects a writer's blocks; `async` makes the sink return promises. */
+function collector(async = false) {
+  const parts: Uint8Array[] = [];
+  const sink = (bytes: Uint8Array) => {
+    parts.push(bytes.slice());
+    return async ? Promise.resolve() : undefined;
+  };
+  const bytes = () => {
+    const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let pos = 0;
+    for (const p of parts) {
+      all.set(p, pos);
+      pos += p.length;
+    }
+    return all;
+  };
+  return { sink, bytes, parts };
+}
+
+/** A byte source that hands out at most `chunk` bytes per read, like a slow socket. */
+function source(bytes: Uint8Array, chunk: number) {
+  let pos = 0;
+  return {
+    read(buffer: Uint8Array): Promise<number | null> {
+      if (pos >= bytes.length) return Promise.resolve(null);
+      const n = Math.min(chunk, buffer.length, bytes.length - pos);
+      buffer.set(bytes.subarray(pos, pos + n));
+      pos += n;
+      return Promise.resolve(n);
+    },
+  };
+}
+
+async function readAll(bytes: Uint8Array, chunk: number, blockSize?: number) {
+  const reader = new RecordReader(source(bytes, chunk), "test-run", blockSize);
+  const pairs: [string, string][] = [];
+  while (await reader.next()) pairs.push([reader.key(), reader.value()]);
+  return pairs;
+}
+
+const AWKWARD = [
+  "",
+  "plain",
+  "with space",
+  "tab\there",
+  "new\nline",
+  "back\\slash",
+  "café",
+  "東京",
+  "😀 emoji",
+  "x".repeat(5000),
+  "\u0000nul",
+];
+
+Deno.test("records round-trip any key and value, across every read size and block size", async () => {
+  const pairs: [string, string][] = [];
+  for (const key of AWKWARD) for (const value of AWKWARD) pairs.push([key, value]);
+  for (const async of [false, true]) {
+    const out = collector(async);
+    const writer = new RecordWriter(out.sink, 64);
+    for (const [key, value] of pairs) {
+      const pending = writer.add(key, value);
+      if (pending) await pending;
+    }
+    await writer.close();
+    assert.equal(writer.records, pairs.length);
+    assert.ok(out.parts.length > 10, "small blocks should produce many sink calls");
+    const bytes = out.bytes();
+    assert.equal(writer.bytes, bytes.length);
+    for (const chunk of [1, 7, 4096, 1 << 20]) {
+      assert.deepEqual(await readAll(bytes, chunk, 32), pairs, `chunk ${chunk}`);
+    }
+  }
+});
+
+Deno.test("an empty run is valid and has no records", async () => {
+  const out = collector();
+  const writer = new RecordWriter(out.sink);
+  writer.close();
+  assert.deepEqual(await readAll(out.bytes(), 3), []);
+});
+
+Deno.test("a truncated, foreign or padded run is refused, never read short", async () => {
+  const out = collector();
+  const writer = new RecordWriter(out.sink);
+  for (let i = 0; i < 100; i++) writer.add(`key${i}`, `value${i}`);
+  writer.close();
+  const bytes = out.bytes();
+  for (const cut of [0, 3, 10, bytes.length - 5, bytes.length - 1]) {
+    await assert.rejects(readAll(bytes.subarray(0, cut), 4096), RecordFormatError, `cut ${cut}`);
+  }
+  const foreign = new TextEncoder().encode("hello\tworld\n");
+  await assert.rejects(readAll(foreign, 4096), /bad magic/);
+  const padded = new Uint8Array(bytes.length + 1);
+  padded.set(bytes);
+  await assert.rejects(readAll(padded, 1 << 20), /after the end marker/);
+});
+
+Deno.test("utf8Length and decodeUtf8 agree with TextEncoder and TextDecoder", () => {
+  const rand = seeded(7);
+  const alphabet = ["a", "Z", " ", "\t", "é", "ß", "東", "😀", "\ud800", "\udfff", "1", "~"];
+  for (let i = 0; i < 2000; i++) {
+    let s = "";
+    const n = Math.floor(rand() * 30);
+    for (let j = 0; j < n; j++) s += alphabet[Math.floor(rand() * alphabet.length)];
+    const bytes = new TextEncoder().encode(s);
+    assert.equal(utf8Length(s), bytes.length, JSON.stringify(s));
+    assert.equal(decodeUtf8(bytes, 0, bytes.length), new TextDecoder().decode(bytes));
+  }
+});
+
+Deno.test("sortUtf8 and compareUtf8 order strings by their UTF-8 bytes", () => {
+  const keys = ["b", "a", "\uffff", "😀", "\ue000", "é", "", "ab", "a\u0000", "𝒜", "東"];
+  const byBytes = [...keys].sort((x, y) => {
+    const a = new TextEncoder().encode(x);
+    const b = new TextEncoder().encode(y);
+    for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i] - b[i];
+    return a.length - b.length;
+  });
+  assert.deepEqual(sortUtf8([...keys]), byBytes);
+  assert.deepEqual([...keys].sort(compareUtf8), byBytes);
+  // Without astral characters the native sort path is used: same order.
+  const bmp = keys.filter((k) => !/[\ud800-\udfff]/.test(k));
+  assert.deepEqual(sortUtf8([...bmp]), byBytes.filter((k) => bmp.includes(k)));
+});
+
+Deno.test("TextWriter writes UTF-8 text through blocks", () => {
+  const out = collector();
+  const writer = new TextWriter(out.sink, 8);
+  const lines = ["héllo 1\n", "東京 2\n", "x".repeat(100) + "\n"];
+  for (const line of lines) writer.add(line);
+  writer.close();
+  assert.equal(new TextDecoder().decode(out.bytes()), lines.join(""));
+});
