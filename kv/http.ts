@@ -6,6 +6,9 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
+import { httpMetrics } from "../status/http_metrics.ts";
+import { metricsResponse, Registry } from "../status/metrics.ts";
+import { nodePage } from "./dashboard.ts";
 import type { ApplyResult } from "./state_machine.ts";
 import {
   DEFAULT_KV_LIMITS,
@@ -34,7 +37,6 @@ export interface HttpAppOptions {
 const KV_PREFIX = "/v1/kv/";
 const APPEND_SUFFIX = "/append";
 const JSON_TYPE = "application/json";
-const METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder();
 
@@ -162,52 +164,6 @@ function writeResponse(key: string, index: number, result: ApplyResult): Respons
   }
 }
 
-const DASHBOARD_HTML = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>raftmr node</title>
-<style>
-body{font:14px system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 10px;text-align:left}
-th{background:#f3f3f3}.leader{color:#070;font-weight:bold}#err{color:#b00}
-</style></head><body>
-<h1>raftmr node <span id="id"></span></h1><p id="err"></p>
-<h2>State</h2><table id="state"></table>
-<h2>Peers</h2><table id="peers"></table>
-<script>
-// Polls /status and renders scalars as one table and per-peer progress as another.
-function cell(tag, text){const e=document.createElement(tag);e.textContent=String(text);return e;}
-function render(s){
-  document.getElementById("id").textContent = s.id !== undefined ? "#" + s.id : "";
-  const state = document.getElementById("state"); state.replaceChildren();
-  const nested = [];
-  for (const [k, v] of Object.entries(s)) {
-    if (v !== null && typeof v === "object") { nested.push([k, v]); continue; }
-    const tr = document.createElement("tr"); tr.append(cell("th", k), cell("td", v));
-    if (k === "role" && v === "leader") tr.className = "leader";
-    state.append(tr);
-  }
-  const peers = document.getElementById("peers"); peers.replaceChildren();
-  for (const [name, group] of nested) {
-    const rows = Object.entries(group);
-    if (rows.length === 0) continue;
-    const cols = [...new Set(rows.flatMap(([, r]) => r && typeof r === "object" ? Object.keys(r) : ["value"]))];
-    const head = document.createElement("tr"); head.append(cell("th", name), ...cols.map((c) => cell("th", c)));
-    peers.append(head);
-    for (const [peer, r] of rows) {
-      const tr = document.createElement("tr"); tr.append(cell("td", peer));
-      for (const c of cols) tr.append(cell("td", r && typeof r === "object" ? (r[c] ?? "") : r));
-      peers.append(tr);
-    }
-  }
-}
-async function poll(){
-  try { const r = await fetch("/status"); render(await r.json()); document.getElementById("err").textContent = ""; }
-  catch (e) { document.getElementById("err").textContent = "Cannot reach node: " + e; }
-  setTimeout(poll, 1000);
-}
-poll();
-</script></body></html>
-`;
-
 /**
  * Builds the Hono app serving the KV API, /status, /metrics, /healthz and the / dashboard on top
  * of `service`. The server mounts it with Deno.serve({ ... }, app.fetch).
@@ -217,8 +173,8 @@ export function createHttpApp(service: KvService, options: HttpAppOptions = {}):
     maxKeyBytes: options.maxKeyBytes ?? DEFAULT_KV_LIMITS.maxKeyBytes,
     maxValueBytes: options.maxValueBytes ?? DEFAULT_KV_LIMITS.maxValueBytes,
   };
-  // Request counters by method and status, appended to the service's metrics.
-  const counts = new Map<string, number>();
+  // HTTP request metrics, rendered after the service's own.
+  const registry = new Registry();
   const app = new Hono();
 
   app.onError((error) => {
@@ -235,11 +191,7 @@ export function createHttpApp(service: KvService, options: HttpAppOptions = {}):
   });
   app.notFound((c) => errorResponse(404, `Not found: ${c.req.method} ${c.req.path}`));
 
-  app.use(async (c, next) => {
-    await next();
-    const label = `method="${c.req.method}",code="${c.res.status}"`;
-    counts.set(label, (counts.get(label) ?? 0) + 1);
-  });
+  app.use(httpMetrics(registry));
 
   const kvRoute = async (c: Context): Promise<Response> => {
     const request = c.req.raw;
@@ -312,19 +264,12 @@ export function createHttpApp(service: KvService, options: HttpAppOptions = {}):
   app.get("/metrics", () => {
     let text = service.metricsText();
     if (text.length > 0 && !text.endsWith("\n")) text += "\n";
-    text += "# HELP raftmr_http_requests_total HTTP requests served, by method and status.\n" +
-      "# TYPE raftmr_http_requests_total counter\n";
-    for (const [label, n] of counts) text += `raftmr_http_requests_total{${label}} ${n}\n`;
-    return new Response(text, { status: 200, headers: { "content-type": METRICS_TYPE } });
+    return metricsResponse(text + registry.render());
   });
   app.get("/healthz", () => {
     if (service.leaderKnown()) return json(200, { ok: true });
     return errorResponse(503, "No leader is known", { "retry-after": "1" });
   });
-  app.get("/", () =>
-    new Response(DASHBOARD_HTML, {
-      status: 200,
-      headers: { "content-type": "text/html; charset=utf-8" },
-    }));
+  app.get("/", (c) => c.html(nodePage(service.status())));
   return app;
 }

@@ -13,7 +13,8 @@ import { RaftNode, type RaftNodeConfig } from "../raft/node.ts";
 import { type Message, validateMessage } from "../raft/types.ts";
 import { encodeCommand } from "./commands.ts";
 import { createHttpApp } from "./http.ts";
-import { FSYNC_BUCKETS, Histogram, renderScalars } from "./metrics.ts";
+import { NodeMetrics } from "./node_metrics.ts";
+import type { NodeReport } from "./node_status.ts";
 import {
   handleKvRpc,
   InvalidRequestError,
@@ -58,16 +59,16 @@ export class KvServer implements KvService {
   readonly #rpc: RpcServer;
   readonly #transport: PeerTransport<Message>;
   readonly #node: RaftNode;
-  readonly #fsync: Histogram;
+  readonly #metrics: NodeMetrics;
   readonly #deadlines = new Deadlines();
   #http?: Deno.HttpServer;
   #stopping = false;
   #forwarded = 0;
 
-  private constructor(config: ServerConfig, storage: DiskStorage, fsync: Histogram) {
+  private constructor(config: ServerConfig, storage: DiskStorage, metrics: NodeMetrics) {
     this.#config = config;
     this.#storage = storage;
-    this.#fsync = fsync;
+    this.#metrics = metrics;
     this.#machine = new KvStateMachine();
     this.#rpc = new RpcServer({ maxFrameBytes: config.maxFrameBytes, log: config.log });
     this.#transport = new PeerTransport<Message>({
@@ -96,19 +97,26 @@ export class KvServer implements KvService {
         ),
     });
     this.#rpc.handle(KV_RPC_METHOD, (params) => this.#serveRpc(params));
+    metrics.attach({
+      node: this.#node,
+      walBytes: () => storage.walBytes(),
+      walAllocatedBytes: () => storage.walAllocatedBytes(),
+      keys: () => this.#machine.size,
+      forwardedRequests: () => this.#forwarded,
+    });
   }
 
   /** Opens storage, starts Raft, and listens on the peer and HTTP addresses. */
   static async start(config: ServerConfig): Promise<KvServer> {
     const self = config.peers.get(config.id);
     if (!self) throw new RangeError(`--peers has no entry for --id ${config.id}`);
-    const fsync = new Histogram(FSYNC_BUCKETS);
+    const metrics = new NodeMetrics();
     const storage = await DiskStorage.open(config.dataDir, {
       peers: [...config.peers.keys()],
       log: config.log,
-      onSync: (ms) => fsync.observe(ms / 1000),
+      onSync: (ms) => metrics.fsync.observe(ms / 1000),
     });
-    const server = new KvServer(config, storage, fsync);
+    const server = new KvServer(config, storage, metrics);
     try {
       server.#rpc.listen(self.hostname, self.port);
     } catch (err) {
@@ -237,7 +245,7 @@ export class KvServer implements KvService {
   }
 
   /** JSON for /status. */
-  status(): Record<string, unknown> {
+  status(): NodeReport {
     const raft = this.#node.status();
     return {
       ...raft,
@@ -253,77 +261,9 @@ export class KvServer implements KvService {
     };
   }
 
-  /** Prometheus text for /metrics. */
+  /** Prometheus text for /metrics (kv/node_metrics.ts declares what it holds). */
   metricsText(): string {
-    const status = this.#node.status();
-    const m = this.#node.metrics;
-    const lines = renderScalars([
-      {
-        name: "raftmr_proposals_total",
-        type: "counter",
-        help: "Proposals made on this node",
-        value: m.proposals,
-      },
-      {
-        name: "raftmr_commits_total",
-        type: "counter",
-        help: "Entries committed",
-        value: status.commit,
-      },
-      { name: "raftmr_applies_total", type: "counter", help: "Entries applied", value: m.applied },
-      {
-        name: "raftmr_elections_total",
-        type: "counter",
-        help: "Elections this node started",
-        value: m.electionsStarted,
-      },
-      {
-        name: "raftmr_leader_changes_total",
-        type: "counter",
-        help: "Leader changes seen",
-        value: m.leaderChanges,
-      },
-      {
-        name: "raftmr_snapshots_total",
-        type: "counter",
-        help: "Snapshots taken or installed",
-        value: m.snapshotsTaken + m.snapshotsInstalled,
-      },
-      {
-        name: "raftmr_forwarded_requests_total",
-        type: "counter",
-        help: "Requests forwarded to the leader",
-        value: this.#forwarded,
-      },
-      { name: "raftmr_term", type: "gauge", help: "Current term", value: status.term },
-      {
-        name: "raftmr_is_leader",
-        type: "gauge",
-        help: "1 when this node leads",
-        value: status.role === "leader" ? 1 : 0,
-      },
-      {
-        name: "raftmr_applied_index",
-        type: "gauge",
-        help: "Last applied index",
-        value: status.applied,
-      },
-      {
-        name: "raftmr_wal_bytes",
-        type: "gauge",
-        help: "Bytes of records in the WAL segments",
-        value: this.#storage.walBytes(),
-      },
-      {
-        name: "raftmr_wal_allocated_bytes",
-        type: "gauge",
-        help: "Size of the WAL segment files, preallocated zeros included",
-        value: this.#storage.walAllocatedBytes(),
-      },
-      { name: "raftmr_keys", type: "gauge", help: "Keys in the store", value: this.#machine.size },
-    ]);
-    lines.push(...this.#fsync.render("raftmr_fsync_seconds", "WAL fdatasync latency"));
-    return lines.join("\n") + "\n";
+    return this.#metrics.registry.render();
   }
 
   /** Whether a leader is known (GET /healthz). */

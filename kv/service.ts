@@ -4,6 +4,7 @@
  * request limits, and the native protocol's param/reply types with their validation.
  */
 import type { KvCommand } from "./commands.ts";
+import type { NodeReport } from "./node_status.ts";
 import type { ApplyResult } from "./state_machine.ts";
 
 /** A client write as the front ends hand it over; the server stamps `time` when proposing. */
@@ -19,7 +20,7 @@ export interface KvService {
     options: { stale: boolean },
   ): Promise<{ value: Uint8Array | null; index: number }>;
   /** JSON for GET /status. */
-  status(): Record<string, unknown>;
+  status(): NodeReport;
   /** Prometheus text exposition for GET /metrics. */
   metricsText(): string;
   /** Whether this node currently knows a leader (GET /healthz). */

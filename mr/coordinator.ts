@@ -5,6 +5,10 @@
  */
 import { Hono } from "hono";
 import { RpcServer } from "../net/rpc.ts";
+import { httpMetrics } from "../status/http_metrics.ts";
+import { metricsResponse, Registry } from "../status/metrics.ts";
+import { registerCoordinatorMetrics } from "./coordinator_metrics.ts";
+import { coordinatorPage } from "./coordinator_page.ts";
 import { describeTask, Scheduler, type TaskView } from "./scheduler.ts";
 import { intermediateName } from "./partition.ts";
 import { type Assignment } from "./scheduler.ts";
@@ -121,6 +125,7 @@ export class Coordinator {
   #resolveFinished!: (result: JobResult) => void;
   #settled = false;
   #closed = false;
+  readonly #metrics = new Registry();
 
   /** Settles once every output file is final ({ ok: true }) or the job has failed. */
   readonly finished: Promise<JobResult>;
@@ -137,6 +142,7 @@ export class Coordinator {
     });
     this.finished = new Promise((resolve) => (this.#resolveFinished = resolve));
     this.#rpc = new RpcServer({ log: (line) => this.#log(`coordinator: ${line}`) });
+    registerCoordinatorMetrics(this.#metrics, () => this.status());
   }
 
   /** Checks the inputs (InputError), then starts the RPC and HTTP servers. */
@@ -280,66 +286,15 @@ export class Coordinator {
 
   /** The job's metrics in the Prometheus text exposition format, for GET /metrics. */
   metrics(): string {
-    const s = this.status();
-    const lines: string[] = [];
-    const metric = (name: string, type: string, help: string, samples: [string, number][]) => {
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-      for (const [labels, value] of samples) lines.push(`${name}${labels} ${value}`);
-    };
-    const states = ["idle", "running", "done"] as const;
-    metric(
-      "raftmr_mr_tasks",
-      "gauge",
-      "Tasks by kind and state.",
-      (["map", "reduce"] as const).flatMap((kind) =>
-        states.map((state) =>
-          [`{kind="${kind}",state="${state}"}`, s.counts[kind][state]] as [string, number]
-        )
-      ),
-    );
-    const all = [...s.tasks.idle, ...s.tasks.running, ...s.tasks.done];
-    const sum = (kind: string, f: (t: TaskStatus) => number) =>
-      all.filter((t) => t.kind === kind).reduce((acc, t) => acc + f(t), 0);
-    metric("raftmr_mr_task_attempts_total", "counter", "Task hand-outs, re-issues included.", [
-      ['{kind="map"}', sum("map", (t) => t.attempts)],
-      ['{kind="reduce"}', sum("reduce", (t) => t.attempts)],
-    ]);
-    metric("raftmr_mr_task_failures_total", "counter", "Attempts that reported an app failure.", [
-      ['{kind="map"}', sum("map", (t) => t.failures)],
-      ['{kind="reduce"}', sum("reduce", (t) => t.failures)],
-    ]);
-    metric("raftmr_mr_task_reissues_total", "counter", "Tasks handed out again after a timeout.", [
-      ["", s.reissues],
-    ]);
-    metric("raftmr_mr_phase", "gauge", "1 for the job's current phase.", [
-      ...["map", "reduce", "done", "failed"].map((p) =>
-        [`{phase="${p}"}`, s.phase === p ? 1 : 0] as [string, number]
-      ),
-    ]);
-    metric("raftmr_mr_workers_seen", "gauge", "Workers that have contacted the coordinator.", [
-      ["", s.workers.length],
-    ]);
-    metric("raftmr_mr_bytes_read_total", "counter", "Bytes workers reported reading.", [
-      ["", s.bytesRead],
-    ]);
-    metric("raftmr_mr_bytes_written_total", "counter", "Bytes workers reported writing.", [
-      ["", s.bytesWritten],
-    ]);
-    metric("raftmr_mr_elapsed_seconds", "gauge", "Seconds since the coordinator started.", [
-      ["", s.elapsedMs / 1000],
-    ]);
-    return lines.join("\n") + "\n";
+    return this.#metrics.render();
   }
 
   #routes(): Hono {
     const app = new Hono();
+    app.use(httpMetrics(this.#metrics));
     app.get("/status", (c) => c.json(this.status()));
-    app.get(
-      "/metrics",
-      (c) =>
-        c.text(this.metrics(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }),
-    );
-    app.get("/", (c) => c.html(progressPage(this.status())));
+    app.get("/metrics", () => metricsResponse(this.metrics()));
+    app.get("/", (c) => c.html(coordinatorPage(this.status())));
     return app;
   }
 
@@ -376,52 +331,4 @@ function taskStatus(task: TaskView, now: number): TaskStatus {
     runningForMs: task.state === "running" ? now - task.startedAt! : undefined,
     lastError: task.lastError,
   };
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
-}
-
-function bar(done: number, total: number): string {
-  const percent = total === 0 ? 100 : Math.round((100 * done) / total);
-  return `<div class="bar"><div style="width:${percent}%"></div></div> ${done}/${total}`;
-}
-
-function progressPage(s: JobStatus): string {
-  const mapsDone = s.counts.map.done;
-  const reducesDone = s.counts.reduce.done;
-  const workers = s.workers
-    .map((w) =>
-      `<tr><td>${escapeHtml(w.id)}</td><td>${w.tasksDone}</td><td>${
-        (w.lastContactAgoMs / 1000).toFixed(1)
-      } s ago</td></tr>`
-    )
-    .join("");
-  const running = s.tasks.running
-    .map((t) =>
-      `<li>${t.kind} ${t.index}${t.input ? ` (${escapeHtml(t.input)})` : ""} on ${
-        escapeHtml(t.worker ?? "?")
-      }, attempt ${t.attempts}, ${((t.runningForMs ?? 0) / 1000).toFixed(1)} s</li>`
-    )
-    .join("");
-  // Refresh until the job is over; a finished page stays put.
-  const refresh = s.phase === "map" || s.phase === "reduce"
-    ? '<meta http-equiv="refresh" content="1">'
-    : "";
-  return `<!doctype html>
-<html><head><meta charset="utf-8">${refresh}<title>raftmr: ${s.phase}</title>
-<style>body{font-family:sans-serif;margin:2em}.bar{display:inline-block;width:20em;height:1em;
-border:1px solid #888;vertical-align:middle}.bar div{height:100%;background:#4a8}
-td,th{padding:0 1em 0 0;text-align:left}</style></head><body>
-<h1>MapReduce job: ${escapeHtml(s.phase)}</h1>
-${s.error ? `<p><strong>Error:</strong> ${escapeHtml(s.error)}</p>` : ""}
-<p>Map ${bar(mapsDone, s.nMap)}</p>
-<p>Reduce ${bar(reducesDone, s.nReduce)}</p>
-<p>Elapsed ${
-    (s.elapsedMs / 1000).toFixed(1)
-  } s; read ${s.bytesRead} bytes, wrote ${s.bytesWritten} bytes;
-${s.reissues} re-issued tasks.</p>
-<h2>Running</h2><ul>${running || "<li>none</li>"}</ul>
-<h2>Workers</h2><table><tr><th>worker</th><th>tasks done</th><th>last contact</th></tr>${workers}</table>
-</body></html>`;
 }

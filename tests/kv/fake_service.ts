@@ -1,6 +1,7 @@
 /** Test helper: an in-memory KvService over a real KvStateMachine. */
 import { encodeCommand } from "../../kv/commands.ts";
 import { type KvService, type KvWrite, TimeoutError } from "../../kv/service.ts";
+import type { NodeReport } from "../../kv/node_status.ts";
 import { KvStateMachine } from "../../kv/state_machine.ts";
 
 /** An in-memory KvService over a real state machine, recording what it was asked. */
@@ -31,8 +32,40 @@ export class FakeService implements KvService {
     this.reads.push({ key, stale: options.stale });
     return Promise.resolve({ value: this.sm.get(key), index: this.index });
   }
-  status() {
-    return { id: 1, role: "leader", term: 3, progress: { 2: { match: 4, next: 5 } } };
+  status(): NodeReport {
+    return {
+      id: 1,
+      role: "leader",
+      term: 3,
+      leader: 1,
+      commit: 5,
+      applied: 5,
+      lastIndex: 5,
+      snapshotIndex: 0,
+      progress: { 2: { match: 4, next: 5, state: "replicate", recentActive: true } },
+      walBytes: 2048,
+      walAllocatedBytes: 4 << 20,
+      counters: {
+        proposals: 7,
+        proposalsDropped: 0,
+        applied: 5,
+        readIndexes: 0,
+        electionsStarted: 1,
+        leaderChanges: 1,
+        snapshotsTaken: 0,
+        snapshotsInstalled: 0,
+        snapshotsSent: 0,
+        saves: 3,
+        savedEntries: 5,
+        saveMsTotal: 28.579314000001773,
+        saveMsMax: 12.5,
+        messagesSent: 9,
+      },
+      keys: this.sm.size,
+      sessions: 0,
+      peers: { 1: "127.0.0.1:7001", 2: "127.0.0.1:7002" },
+      http: "127.0.0.1:8001",
+    };
   }
   metricsText() {
     return "# TYPE raftmr_proposals_total counter\nraftmr_proposals_total 7\n";

@@ -1,0 +1,67 @@
+/**
+ * HTTP metrics for any role's Hono app: requests by method and status code, and their duration
+ * by route and code. The route label is the pattern that matched (`/v1/kv/*`), never the raw
+ * path: a label per key would grow without bound and sink Prometheus (its naming guide: label
+ * values must have low cardinality).
+ */
+import type { MiddlewareHandler } from "hono";
+import { matchedRoutes } from "hono/route";
+import type { Registry } from "./metrics.ts";
+
+/** Request duration buckets: 100 us to 10 s (a forwarded write may wait out an election). */
+export const HTTP_DURATION_BUCKETS = [
+  0.0001,
+  0.00025,
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+];
+
+/** The route label of a request that matched no route. */
+export const UNMATCHED_ROUTE = "unmatched";
+
+/**
+ * Registers `raftmr_http_requests_total{method,code}` and
+ * `raftmr_http_request_duration_seconds{route,code}` on `registry` and returns the middleware
+ * that feeds them; mount it first (`app.use(httpMetrics(registry))`).
+ */
+export function httpMetrics(registry: Registry): MiddlewareHandler {
+  const requests = registry.counter({
+    name: "raftmr_http_requests_total",
+    help: "HTTP requests served, by method and status",
+    labels: ["method", "code"],
+  });
+  const duration = registry.histogram({
+    name: "raftmr_http_request_duration_seconds",
+    help: "Time to answer an HTTP request, by route pattern and status",
+    labels: ["route", "code"],
+    buckets: HTTP_DURATION_BUCKETS,
+  });
+  return async function recordHttpMetrics(c, next) {
+    const start = performance.now();
+    await next();
+    const code = String(c.res.status);
+    requests.inc({ method: c.req.method, code });
+    duration.observe((performance.now() - start) / 1000, { route: routeOf(c), code });
+  };
+}
+
+/** The pattern of the handler that answered: the last matched route that is not middleware. */
+function routeOf(c: Parameters<MiddlewareHandler>[0]): string {
+  const routes = matchedRoutes(c);
+  const last = routes.at(-1);
+  // Only this middleware matched (it is mounted on every path): no route did.
+  if (last === undefined || routes.length === 1) return UNMATCHED_ROUTE;
+  return last.path;
+}
