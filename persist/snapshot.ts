@@ -3,6 +3,11 @@
  * index, term, membership, data length, data CRC) followed by the state-machine bytes. Written to
  * a temporary file, fsynced, renamed into place and the directory fsynced, so a crash leaves
  * either the whole new snapshot or none of it; the newest few are kept for fallback.
+ *
+ * This file is only the format and the files. When a snapshot is taken is decided by
+ * `shouldSnapshot` in raft/snapshot_policy.ts (thresholds `snapshotEntries`/`snapshotBytes`,
+ * flag `--snapshot-entries`); how many files are kept is SnapshotStore's `keep`, set through
+ * DiskStorage's `keepSnapshots` (default 2; the WAL is kept from the oldest kept snapshot on).
  */
 import { join } from "node:path";
 import type { Snapshot } from "../raft/types.ts";

@@ -9,17 +9,19 @@ import { setImmediate } from "node:timers";
 import { NodeStoppedError, NotLeaderError, ProposalDroppedError } from "./errors.ts";
 import { DEFAULT_RAFT_CONFIG, type RaftConfig, type Role } from "./raft.ts";
 import { type ProgressStatus, RawNode } from "./raw_node.ts";
+import {
+  DEFAULT_SNAPSHOT_CONFIG,
+  shouldSnapshot,
+  type SnapshotConfig,
+  type SnapshotStatus,
+} from "./snapshot_policy.ts";
 import type { DurableStorage } from "./storage.ts";
 import type { Entry, Message, NodeId, Ready, Snapshot, StateMachine } from "./types.ts";
 
 /** Driver tunables on top of the core's: tick length and snapshot thresholds. */
-export interface RaftNodeConfig extends RaftConfig {
+export interface RaftNodeConfig extends RaftConfig, SnapshotConfig {
   /** Length of one tick in milliseconds. */
   tickMs: number;
-  /** Snapshot once this many entries were applied since the last snapshot. */
-  snapshotEntries: number;
-  /** Snapshot once this many bytes of entry data were applied since the last snapshot. */
-  snapshotBytes: number;
   /** When true no timer runs and the owner calls tick() (simulators, tests). */
   manualTicks: boolean;
 }
@@ -27,8 +29,7 @@ export interface RaftNodeConfig extends RaftConfig {
 /** Defaults suited to a LAN: 10 ms ticks, 50 ms heartbeats, 300-600 ms election timeouts. */
 export const DEFAULT_NODE_CONFIG: Omit<RaftNodeConfig, keyof RaftConfig> = {
   tickMs: 10,
-  snapshotEntries: 10_000,
-  snapshotBytes: 64 << 20,
+  ...DEFAULT_SNAPSHOT_CONFIG,
   manualTicks: false,
 };
 
@@ -587,21 +588,20 @@ export class RaftNode {
     }
   }
 
+  /** Takes a snapshot when the policy (snapshot_policy.ts) says so; this is the mechanism. */
   #maybeCompact(raw: RawNode): void {
-    const cfg = this.#cfg;
-    const entries = this.#applied - this.#snapshotIndex;
-    const bytes = this.#bytesSinceSnapshot;
-    if (entries <= 0 || (entries < cfg.snapshotEntries && bytes < cfg.snapshotBytes)) return;
-    if (
-      raw.role === "leader" && entries < 2 * cfg.snapshotEntries && bytes < 2 * cfg.snapshotBytes
-    ) {
-      // The snapshot can only be taken at the applied index, so a follower just behind would
-      // need the whole snapshot instead of a few entries: give active laggards a chance first.
-      const progress = raw.status().progress ?? {};
-      for (const pr of Object.values(progress)) {
-        if (pr.recentActive && pr.match < this.#applied) return;
-      }
-    }
+    const status: SnapshotStatus = {
+      role: raw.role,
+      applied: this.#applied,
+      snapshotIndex: this.#snapshotIndex,
+      bytesSinceSnapshot: this.#bytesSinceSnapshot,
+      // A getter: the policy reads followers' progress only in the rare case it matters, and
+      // this runs after every Ready.
+      get progress() {
+        return raw.status().progress;
+      },
+    };
+    if (!shouldSnapshot(status, this.#cfg)) return;
     const index = this.#applied;
     // Entries can be applied (committed on a quorum) before this node's own copy is written;
     // the snapshot waits until storage holds the log it covers.

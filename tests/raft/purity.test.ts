@@ -67,6 +67,7 @@ Deno.test("Purity: raft/ except node.ts does no I/O, no clock, no randomness, no
       "raw_node.ts",
       "read_only.ts",
       "snapshot_chunks.ts",
+      "snapshot_policy.ts",
       "storage.ts",
       "types.ts",
     ]
