@@ -8,6 +8,7 @@ import { clusterCommand } from "./kv/cluster_cli.ts";
 import { kvCommand } from "./kv/kv_cli.ts";
 import { serveCommand } from "./kv/serve_cli.ts";
 import { coordinatorCommand, mrRunCommand, workerCommand } from "./mr/cli.ts";
+import { errorMessage } from "./util/errors.ts";
 
 /** Every working subcommand, in the order --help lists them. */
 const COMMANDS: Command[] = [
@@ -98,7 +99,7 @@ if (import.meta.main) {
   try {
     Deno.exit(await runMain(Deno.args));
   } catch (err) {
-    console.error(`raftmr: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(`raftmr: ${errorMessage(err)}`);
     Deno.exit(1);
   }
 }

@@ -3,6 +3,7 @@
  * `serve` processes and a 3-member etcd cluster, both on loopback with their data on disk.
  */
 import { writeWrkScript } from "./wrk.ts";
+import { sleep } from "../util/sleep.ts";
 
 /** A running 3-node cluster the benchmark can load, inspect and break. */
 export interface Cluster {
@@ -45,10 +46,6 @@ function spawn(program: string, args: string[], logPath: string): Deno.ChildProc
   };
   Promise.all([pump(child.stdout), pump(child.stderr)]).finally(() => log.close()).catch(() => {});
   return child;
-}
-
-async function sleep(ms: number): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 async function fetchWithTimeout(url: string, init: RequestInit, ms: number): Promise<Response> {

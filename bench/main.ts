@@ -3,6 +3,7 @@
  * prints its figures as a table. Benchmarks report numbers; they never pass or fail on timing.
  */
 import { UsageError } from "../cli/command.ts";
+import { errorMessage } from "../util/errors.ts";
 
 const BENCHMARKS = ["rpc", "wal", "mr", "kv", "raft"];
 
@@ -20,7 +21,7 @@ if (import.meta.main) {
     // exit 2, like the raftmr CLI; anything else is a failed run.
     const usage = err instanceof UsageError ||
       String((err as { code?: unknown })?.code ?? "").startsWith("ERR_PARSE_ARGS");
-    console.error(`bench ${name}: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(`bench ${name}: ${errorMessage(err)}`);
     Deno.exit(usage ? 2 : 1);
   }
 }

@@ -4,6 +4,8 @@
  * line before exiting 2.
  */
 import { parseArgs } from "node:util";
+import { type HostPort, parseHostPort } from "../net/host_port.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** A bad command line: printed as one line to stderr, exit status 2. */
 export class UsageError extends Error {
@@ -66,7 +68,7 @@ export function parseCommandArgs(command: Command, argv: string[]): ParsedArgs {
 }
 
 function describeParseError(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorMessage(err);
   // node:util messages are long and end with advice; keep the first sentence.
   const unknown = /Unknown option '([^']+)'/.exec(message);
   if (unknown) return `unknown flag ${unknown[1]}`;
@@ -139,23 +141,16 @@ export function durationFlag(args: ParsedArgs, name: string): number {
   return parseDuration(requiredFlag(args, name), `flag --${name}`);
 }
 
-/** A parsed `host:port` address. */
-export interface HostPort {
-  hostname: string;
-  port: number;
-}
-
-/** Parses "host:port" (port 0 allowed: pick a free one), throwing UsageError on bad input. */
-export function parseHostPort(raw: string, what: string): HostPort {
-  const match = /^(.*):(\d{1,5})$/.exec(raw.trim());
-  const port = match ? Number(match[2]) : NaN;
-  if (!match || match[1] === "" || port > 65535) {
-    throw new UsageError(`${what}: expected HOST:PORT, got "${raw}"`);
+/** Parses the "host:port" value of `what` (e.g. "flag --http"), throwing UsageError on bad input. */
+export function hostPortValue(raw: string, what: string): HostPort {
+  try {
+    return parseHostPort(raw);
+  } catch (err) {
+    throw new UsageError(`${what}: ${errorMessage(err)}`);
   }
-  return { hostname: match[1].replace(/^\[(.*)\]$/, "$1"), port };
 }
 
 /** Reads a host:port flag. */
 export function hostPortFlag(args: ParsedArgs, name: string): HostPort {
-  return parseHostPort(requiredFlag(args, name), `flag --${name}`);
+  return hostPortValue(requiredFlag(args, name), `flag --${name}`);
 }

@@ -1,5 +1,6 @@
 /**
- * The KV HTTP API as a Hono app (routes and status codes are specified in issue 6). It only
+ * The KV HTTP API as a Hono app (its routes and status codes are the README's "HTTP API of a
+ * peer" table, which tests/kv/http.test.ts checks). It only
  * translates HTTP to KvService calls and back; replication, forwarding and waiting for a leader
  * are the service's job. The key routes parse the raw URL themselves: keys may contain '/', and
  * on the hot path (benchmarked against etcd) one indexOf beats a router parameter plus decoding.
@@ -23,6 +24,7 @@ import {
   validateSession,
   validateValue,
 } from "./service.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** Options of createHttpApp. */
 export interface HttpAppOptions {
@@ -83,7 +85,7 @@ async function readBody(request: Request, max: number): Promise<Uint8Array> {
   } catch (error) {
     if (error instanceof TooLargeError) throw error;
     throw new InvalidRequestError(
-      `Invalid request body: ${error instanceof Error ? error.message : String(error)}`,
+      `Invalid request body: ${errorMessage(error)}`,
     );
   }
 }

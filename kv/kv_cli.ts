@@ -11,6 +11,7 @@ import {
   UsageError,
 } from "../cli/command.ts";
 import { KvClient, parseEndpoint } from "./client.ts";
+import { errorMessage } from "../util/errors.ts";
 
 const OPS = ["get", "put", "append", "del", "cas"];
 
@@ -66,7 +67,7 @@ async function runKv(args: ParsedArgs): Promise<number> {
     try {
       parseEndpoint(endpoint);
     } catch (err) {
-      throw new UsageError(`flag --endpoints: ${err instanceof Error ? err.message : err}`);
+      throw new UsageError(`flag --endpoints: ${errorMessage(err)}`);
     }
   }
   const client = new KvClient(endpoints, { timeoutMs: durationFlag(args, "timeout") });
@@ -108,7 +109,7 @@ async function runKv(args: ParsedArgs): Promise<number> {
       }
     }
   } catch (err) {
-    console.error(`raftmr kv ${op}: ${err instanceof Error ? err.message : err}`);
+    console.error(`raftmr kv ${op}: ${errorMessage(err)}`);
     return 1;
   } finally {
     client.close();

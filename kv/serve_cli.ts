@@ -5,14 +5,14 @@
 import {
   type Command,
   durationFlag,
-  type HostPort,
   hostPortFlag,
+  hostPortValue,
   intFlag,
   type ParsedArgs,
-  parseHostPort,
   requiredFlag,
   UsageError,
 } from "../cli/command.ts";
+import type { HostPort } from "../net/host_port.ts";
 import { KvServer } from "./server.ts";
 
 /** Parses `1=host:port,2=host:port,...` into a map; throws UsageError on bad input. */
@@ -26,7 +26,7 @@ export function parsePeers(raw: string): Map<number, HostPort> {
       throw new UsageError(`flag --peers: node ids must be from 1 to 1000000, got ${id}`);
     }
     if (peers.has(id)) throw new UsageError(`flag --peers: node id ${id} is listed twice`);
-    peers.set(id, parseHostPort(match[2], `flag --peers (node ${id})`));
+    peers.set(id, hostPortValue(match[2], `flag --peers (node ${id})`));
   }
   return peers;
 }

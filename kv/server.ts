@@ -3,7 +3,7 @@
  * and the native "kv" RPC on the peer port, and the Hono HTTP API. Any node accepts any request:
  * a follower forwards it to the leader over the peer connection and relays the answer.
  */
-import type { HostPort } from "../cli/command.ts";
+import type { HostPort } from "../net/host_port.ts";
 import { Deadlines } from "../net/deadlines.ts";
 import { PeerTransport } from "../net/transport.ts";
 import { RemoteError, RpcServer } from "../net/rpc.ts";
@@ -32,6 +32,8 @@ import {
 } from "./service.ts";
 import type { ApplyResult } from "./state_machine.ts";
 import { KvStateMachine } from "./state_machine.ts";
+import { errorMessage } from "../util/errors.ts";
+import { sleep } from "../util/sleep.ts";
 
 /** Everything `raftmr serve` configures. */
 export interface ServerConfig {
@@ -397,12 +399,4 @@ export class KvServer implements KvService {
 function replyToResult(reply: KvRpcReply): ApplyResult {
   if (!reply.ok) return { status: "mismatch", current: reply.current ?? null };
   return reply.existed === undefined ? { status: "ok" } : { status: "ok", existed: reply.existed };
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -7,6 +7,7 @@
  */
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { errorMessage } from "../util/errors.ts";
 
 /** One intermediate pair emitted by `map`. */
 export interface KeyValue {
@@ -100,7 +101,7 @@ export async function loadApp(path: string): Promise<MapReduceApp> {
   try {
     module = await import(appUrl(path));
   } catch (err) {
-    const reason = err instanceof Error ? err.message.split("\n")[0] : String(err);
+    const reason = errorMessage(err).split("\n")[0];
     throw new AppLoadError(`Cannot import app module ${path}: ${reason}`);
   }
   const missing = ["map", "reduce"].filter((name) => typeof module[name] !== "function");

@@ -6,9 +6,9 @@ import {
   durationFlag,
   type FlagSpec,
   hostPortFlag,
+  hostPortValue,
   intFlag,
   type ParsedArgs,
-  parseHostPort,
   requiredFlag,
   stringFlag,
   UsageError,
@@ -19,11 +19,10 @@ import { newWorkerStatus, runWorker } from "./worker.ts";
 import { createWorkerHttpApp } from "./worker_http.ts";
 import { outputName } from "./partition.ts";
 import { selfCommand } from "../cli/self.ts";
+import { sleep } from "../util/sleep.ts";
 
 /** How long a finished coordinator keeps answering "job done" so workers exit cleanly. */
 const LINGER_MS = 1000;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function inputFiles(args: ParsedArgs): string[] {
   if (args.positionals.length === 0) throw new UsageError("no input files: give at least one FILE");
@@ -154,7 +153,7 @@ export const workerCommand: Command = {
     }
     const status = newWorkerStatus(`${coordinator.hostname}:${coordinator.port}`, appPath);
     const httpFlag = stringFlag(args, "http");
-    const http = httpFlag === undefined ? undefined : parseHostPort(httpFlag, "flag --http");
+    const http = httpFlag === undefined ? undefined : hostPortValue(httpFlag, "flag --http");
     const server = http
       ? Deno.serve(
         { hostname: http.hostname, port: http.port, onListen: () => {} },

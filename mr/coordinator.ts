@@ -19,6 +19,7 @@ import {
   RPC_ASK,
   RPC_REPORT,
 } from "./protocol.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** A missing or unreadable input file: the coordinator refuses to start. */
 export class InputError extends Error {
@@ -95,9 +96,7 @@ export async function checkInputs(files: string[]): Promise<void> {
         ? "no such file"
         : err instanceof Deno.errors.PermissionDenied
         ? "permission denied"
-        : err instanceof Error
-        ? err.message
-        : String(err);
+        : errorMessage(err);
       problems.push(`${file}: ${reason}`);
     }
   }

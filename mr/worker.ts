@@ -8,6 +8,7 @@ import { decodePairs, encodePair, intermediateName, outputName, partition } from
 import { ConnectionLostError, RpcClient, RpcTimeoutError } from "../net/rpc.ts";
 import { parseAssignment, type ReportParams, RPC_ASK, RPC_REPORT } from "./protocol.ts";
 import { writeFileAtomic } from "../persist/atomic_file.ts";
+import { sleep } from "../util/sleep.ts";
 
 /** How a worker finds its coordinator and app. */
 export interface WorkerOptions {
@@ -213,8 +214,6 @@ function workerId(): string {
   }
   return `${host}:${Deno.pid}`;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Runs a worker until the job is over; returns the process exit code: 0 when the job is done or

@@ -4,6 +4,7 @@
  * limit is rejected before any body byte is buffered).
  */
 import { Decoder, Encoder } from "@msgpack/msgpack";
+import { errorMessage } from "../util/errors.ts";
 
 /** Default bound on one frame's body: large enough for a 1 MiB snapshot chunk plus headroom. */
 export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
@@ -38,7 +39,7 @@ export function decodeBody(body: Uint8Array): unknown {
   try {
     return decoder.decode(body);
   } catch (err) {
-    throw new FrameError(`Invalid msgpack body: ${err instanceof Error ? err.message : err}`);
+    throw new FrameError(`Invalid msgpack body: ${errorMessage(err)}`);
   }
 }
 

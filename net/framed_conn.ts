@@ -5,6 +5,7 @@
  */
 import { setImmediate } from "node:timers";
 import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, FrameDecoder } from "./frame.ts";
+import { asError } from "../util/errors.ts";
 
 /** Why a framed connection ended; `error` is set when it was not a clean close. */
 export interface CloseInfo {
@@ -169,9 +170,4 @@ export class FramedConn {
       this.close(this.#closed ? undefined : asError(err));
     }
   }
-}
-
-/** Normalises anything thrown into an Error. */
-export function asError(err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err));
 }

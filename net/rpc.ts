@@ -8,8 +8,9 @@
  *   [3, method, params]      notification [2, id, message]  error reply
  */
 import { Deadlines } from "./deadlines.ts";
-import { asError, FramedConn } from "./framed_conn.ts";
+import { FramedConn } from "./framed_conn.ts";
 import { DEFAULT_MAX_FRAME_BYTES, FrameError } from "./frame.ts";
+import { asError, errorMessage } from "../util/errors.ts";
 
 const REQUEST = 0;
 const REPLY_OK = 1;
@@ -106,7 +107,7 @@ export class RpcServer {
     } catch (err) {
       // The listener was closed: the normal way out.
       if (!(err instanceof Deno.errors.BadResource)) {
-        this.#options.log?.(`RPC listener stopped: ${asError(err).message}`);
+        this.#options.log?.(`RPC listener stopped: ${errorMessage(err)}`);
       }
     }
   }
@@ -163,13 +164,13 @@ export class RpcServer {
     try {
       result = handler(params, { remote: connection.remote, connection });
     } catch (err) {
-      connection.send([REPLY_ERROR, id, asError(err).message]);
+      connection.send([REPLY_ERROR, id, errorMessage(err)]);
       return;
     }
     if (result instanceof Promise) {
       result.then(
         (value) => connection.send([REPLY_OK, id, value ?? null]),
-        (err) => connection.send([REPLY_ERROR, id, asError(err).message]),
+        (err) => connection.send([REPLY_ERROR, id, errorMessage(err)]),
       );
     } else {
       connection.send([REPLY_OK, id, result ?? null]);
@@ -177,7 +178,7 @@ export class RpcServer {
   }
 
   #logHandlerError(method: string, err: unknown): void {
-    this.#options.log?.(`Notification handler ${method} failed: ${asError(err).message}`);
+    this.#options.log?.(`Notification handler ${method} failed: ${errorMessage(err)}`);
   }
 }
 
@@ -335,7 +336,7 @@ export class RpcClient {
       );
       this.#nextDialAt = performance.now() + backoff;
       const error = new ConnectionLostError(
-        `Cannot connect to ${this.address}: ${asError(err).message}`,
+        `Cannot connect to ${this.address}: ${errorMessage(err)}`,
       );
       this.#options.onDisconnect?.(error);
       throw error;

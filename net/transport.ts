@@ -10,7 +10,7 @@
  * until an election and so meet a cold connection exactly then. A batch for a peer that cannot
  * be reached is dropped and reported: Raft retries on its own.
  */
-import type { HostPort } from "../cli/command.ts";
+import type { HostPort } from "./host_port.ts";
 import { RpcClient, type RpcServer } from "./rpc.ts";
 
 /** The RPC method that carries a batch of Raft messages. */

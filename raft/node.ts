@@ -17,6 +17,7 @@ import {
 } from "./snapshot_policy.ts";
 import type { DurableStorage } from "./storage.ts";
 import type { Entry, Message, NodeId, Ready, Snapshot, StateMachine } from "./types.ts";
+import { asError, errorMessage } from "../util/errors.ts";
 
 /** Driver tunables on top of the core's: tick length and snapshot thresholds. */
 export interface RaftNodeConfig extends RaftConfig, SnapshotConfig {
@@ -97,7 +98,9 @@ export interface RaftNodeOptions {
   onSave?: (ms: number, entries: number) => void;
   /**
    * A save, compact or invariant failed: the node has stopped. Default: log and exit the
-   * process (DESIGN: a failed fsync ends the process).
+   * process. A failed fsync is never retried: the kernel may already have dropped the dirty
+   * pages, so a retry that succeeds could call durable a write that is lost; a restart
+   * recovers from what is really on disk.
    */
   onFatal?: (err: Error) => void;
 }
@@ -375,7 +378,7 @@ export class RaftNode {
         await this.#handleReady(raw, raw.ready());
       }
     } catch (err) {
-      this.#fatal(err instanceof Error ? err : new Error(String(err)));
+      this.#fatal(asError(err));
     } finally {
       this.#running = false;
       if (!this.#stopped && this.#inbox.length > 0) {
@@ -404,7 +407,7 @@ export class RaftNode {
         this.#opts.onLeaderChange?.(leader, term);
       } catch (err) {
         this.#log(
-          `onLeaderChange threw: ${err instanceof Error ? err.message : err}`,
+          `onLeaderChange threw: ${errorMessage(err)}`,
         );
       }
     }
@@ -435,7 +438,7 @@ export class RaftNode {
       this.#opts.send(messages);
     } catch (err) {
       // Raft retries on its own; a failing transport must not stop the loop.
-      this.#log(`Send failed: ${err instanceof Error ? err.message : err}`);
+      this.#log(`Send failed: ${errorMessage(err)}`);
     }
   }
 
@@ -470,7 +473,7 @@ export class RaftNode {
       }
       this.#stepInbox(raw);
       this.#observeRole(raw);
-      this.#applyCommitted(raw.takeCommitted(), 0, Infinity);
+      this.#applyCommitted(raw.takeCommitted(), 0);
       this.#releaseConfirmedReads();
     }
     await done;
@@ -489,7 +492,7 @@ export class RaftNode {
     // already, whether or not this node's copy is (thesis §10.2.1). A snapshot must be
     // installed first, so then everything waits for the write.
     let next = 0;
-    if (!rd.snapshot) next = this.#applyCommitted(rd.committedEntries, 0, Infinity);
+    if (!rd.snapshot) next = this.#applyCommitted(rd.committedEntries, 0);
     if (saving) {
       if (rd.snapshot) await saving;
       else await this.#awaitSave(raw, saving);
@@ -504,7 +507,7 @@ export class RaftNode {
     }
     this.#send(rd.messagesAfterSave);
     if (rd.snapshot) this.#installSnapshot(rd.snapshot);
-    this.#applyCommitted(rd.committedEntries, next, Infinity);
+    this.#applyCommitted(rd.committedEntries, next);
     raw.advance(rd);
     for (const rs of rd.readStates) {
       const r = this.#reads.get(rs.ctx);
@@ -529,15 +532,14 @@ export class RaftNode {
   }
 
   /**
-   * Applies committed entries from position `from` while their index is at most `upTo`, in
-   * order and without gaps, settling the matching proposals. Returns the next position.
+   * Applies committed entries from position `from` on, in order and without gaps, settling the
+   * matching proposals. Returns the next position (entries.length).
    */
-  #applyCommitted(entries: Entry[], from: number, upTo: number): number {
+  #applyCommitted(entries: Entry[], from: number): number {
     const { stateMachine } = this.#opts;
     let i = from;
     for (; i < entries.length; i++) {
       const e = entries[i];
-      if (e.index > upTo) break;
       if (e.index <= this.#applied) continue;
       if (e.index !== this.#applied + 1) {
         throw new Error(
@@ -549,7 +551,7 @@ export class RaftNode {
       try {
         result = stateMachine.apply(e);
       } catch (err) {
-        failure = err instanceof Error ? err : new Error(String(err));
+        failure = asError(err);
         this.#log(`Apply of entry ${e.index} threw: ${failure.message}`);
       }
       this.#applied = e.index;
@@ -623,7 +625,7 @@ export class RaftNode {
         this.#metrics.snapshotsTaken++;
         this.#log(`Took a snapshot at index ${index} (${snap.data.length} bytes)`);
       },
-      (err) => this.#fatal(err instanceof Error ? err : new Error(String(err))),
+      (err) => this.#fatal(asError(err)),
     );
   }
 

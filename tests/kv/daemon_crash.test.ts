@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { KvClient } from "../../kv/client.ts";
-import { sleep, TestCluster } from "../lib/cluster.ts";
+import { TestCluster } from "../lib/cluster.ts";
+import { sleep } from "../../util/sleep.ts";
 import { Clerk, poll, put, read, SERVE_ARGS, waitConverged } from "./daemon_helpers.ts";
 
 /** Reads every key linearizably through every running node and compares with `expected`. */

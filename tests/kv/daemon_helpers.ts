@@ -4,6 +4,7 @@
  * Every helper consumes the response body, so no test leaks a fetch resource.
  */
 import { type TestCluster } from "../lib/cluster.ts";
+import { errorMessage } from "../../util/errors.ts";
 
 /** What one HTTP call returned; status 0 means no answer (connection refused, reset, timeout). */
 export interface HttpResult {
@@ -36,7 +37,7 @@ export async function call(
       status: 0,
       body: "",
       headers: new Headers(),
-      error: error instanceof Error ? error.message : String(error),
+      error: errorMessage(error),
     };
   } finally {
     clearTimeout(timer);

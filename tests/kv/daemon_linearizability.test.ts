@@ -15,7 +15,8 @@
  * is exactly what "unknown" allows).
  */
 import assert from "node:assert/strict";
-import { sleep, TestCluster } from "../lib/cluster.ts";
+import { TestCluster } from "../lib/cluster.ts";
+import { sleep } from "../../util/sleep.ts";
 import {
   checkLinearizability,
   type KvHistoryOp,

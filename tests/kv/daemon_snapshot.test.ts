@@ -19,7 +19,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DEFAULT_PREALLOCATE_BYTES } from "../../persist/wal.ts";
-import { type NodeStatus, sleep, TestCluster, type TestNode } from "../lib/cluster.ts";
+import { type NodeStatus, TestCluster, type TestNode } from "../lib/cluster.ts";
+import { sleep } from "../../util/sleep.ts";
 import { checkLinearizability, type KvHistoryOp } from "../lib/linearizability.ts";
 import {
   append,

@@ -7,6 +7,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { type BlockMode, TcpProxy } from "./tcp_proxy.ts";
+import { sleep } from "../../util/sleep.ts";
 
 const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
 // Passed explicitly so the children resolve imports the same way whatever the test's cwd is.
@@ -379,9 +380,4 @@ export async function fetchWithTimeout(
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** Resolves after `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

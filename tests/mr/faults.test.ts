@@ -11,12 +11,12 @@ import {
   type Proc,
   raftmr,
   reference,
-  sleep,
   startCoordinator,
   startWorker,
   withTempDir,
   writeInputs,
 } from "./helpers.ts";
+import { sleep } from "../../util/sleep.ts";
 
 Deno.test("crash: workers that exit or stall at random still produce the reference output", async () => {
   await withTempDir(async (dir) => {

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadApp } from "../../mr/app.ts";
 import { withTempDir as withScratchDir } from "../lib/run.ts";
+import { sleep } from "../../util/sleep.ts";
 
 /** Absolute path of the repository's main.ts. */
 export const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
@@ -88,11 +89,6 @@ export async function startCoordinator(
 /** Starts a worker for `appName` against the coordinator at `rpc`. */
 export function startWorker(cwd: string, rpc: string, appName: string): Proc {
   return raftmr(["worker", "--coordinator", rpc, "--app", app(appName)], cwd);
-}
-
-/** Resolves after `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** A seeded pseudo-random generator (tests must be reproducible). */

@@ -7,12 +7,12 @@ import {
   listDir,
   mergedOutput,
   reference,
-  sleep,
   startCoordinator,
   startWorker,
   withTempDir,
   writeInputs,
 } from "./helpers.ts";
+import { sleep } from "../../util/sleep.ts";
 
 Deno.test("wc with 3 workers equals the sequential reference; HTTP status works", async () => {
   await withTempDir(async (dir) => {

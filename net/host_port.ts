@@ -1,0 +1,24 @@
+/**
+ * Network addresses as the program passes them around: a host name (or IP literal, without
+ * brackets) and a TCP port. Here in net/ because the transport and the RPC layer use them; the
+ * command line (cli/) only turns a bad one into a usage error.
+ */
+
+/** A parsed `host:port` address. */
+export interface HostPort {
+  hostname: string;
+  port: number;
+}
+
+/**
+ * Parses "host:port" or "[v6]:port" (port 0 allowed: pick a free one); throws RangeError naming
+ * what was expected when `raw` is not one.
+ */
+export function parseHostPort(raw: string): HostPort {
+  const match = /^(.*):(\d{1,5})$/.exec(raw.trim());
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || match[1] === "" || port > 65535) {
+    throw new RangeError(`expected HOST:PORT, got "${raw}"`);
+  }
+  return { hostname: match[1].replace(/^\[(.*)\]$/, "$1"), port };
+}
