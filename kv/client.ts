@@ -1,5 +1,5 @@
 /**
- * Native KV client over the peers' RPC port (method "kv", see kv/service.ts). Any node accepts any
+ * Native KV client over the peers' RPC port (method "kv", see kv/protocol.ts). Any node accepts any
  * request (followers forward to the leader), so the client only needs to find a live node: it
  * rotates through the endpoints on connection errors, timeouts and "unavailable" answers, and
  * goes straight to the leader when a reply names it.
@@ -13,11 +13,27 @@
 import { ConnectionLostError, RemoteError, RpcClient, RpcTimeoutError } from "../net/rpc.ts";
 import {
   KV_RPC_METHOD,
+  type KvReadReply,
   type KvRpcParams,
   type KvRpcReply,
-  TIMEOUT_PREFIX,
-  UNAVAILABLE_PREFIX,
-} from "./service.ts";
+  type KvWriteParams,
+  type KvWriteReply,
+  parseKvRpcReply,
+} from "./protocol.ts";
+import type { KvErrorCode } from "./service.ts";
+
+/**
+ * Whether a request that failed for this reason is retried (on the next node, after a pause):
+ * the one place the client decides. `unavailable` did nothing and `timeout` is safe to retry
+ * because a write reuses its (client id, seq); the others would fail the same way again.
+ */
+const RETRY: Readonly<Record<KvErrorCode, boolean>> = Object.freeze({
+  unavailable: true,
+  timeout: true,
+  invalid: false,
+  too_large: false,
+  stale: false,
+});
 
 /** One connection to one endpoint, as the client uses it (RpcClient fits; tests inject fakes). */
 export interface KvConnection {
@@ -54,9 +70,12 @@ export class DeadlineExceededError extends Error {
 
 /** The cluster refused the request for good (bad key, too large, ...): retrying cannot help. */
 export class KvRequestError extends Error {
-  constructor(message: string) {
+  /** The reason the cluster gave; undefined when its handler failed without saying why. */
+  readonly code: KvErrorCode | undefined;
+  constructor(code: KvErrorCode | undefined, message: string) {
     super(message);
     this.name = "KvRequestError";
+    this.code = code;
   }
 }
 
@@ -85,30 +104,6 @@ const textEncoder = new TextEncoder();
 
 function toBytes(value: Uint8Array | string): Uint8Array {
   return typeof value === "string" ? textEncoder.encode(value) : value;
-}
-
-function optionalBytes(value: unknown, field: string): Uint8Array | null | undefined {
-  if (value === undefined || value === null || value instanceof Uint8Array) return value;
-  throw new TypeError(`Invalid KV reply: ${field} must be bytes or null`);
-}
-
-/** Validates a reply from the network. */
-function parseReply(raw: unknown): KvRpcReply {
-  if (typeof raw !== "object" || raw === null) {
-    throw new TypeError("Invalid KV reply: not an object");
-  }
-  const r = raw as Record<string, unknown>;
-  if (typeof r.ok !== "boolean" || typeof r.index !== "number") {
-    throw new TypeError("Invalid KV reply: missing ok or index");
-  }
-  const reply: KvRpcReply = { ok: r.ok, index: r.index };
-  const value = optionalBytes(r.value, "value");
-  if (value !== undefined) reply.value = value;
-  const current = optionalBytes(r.current, "current");
-  if (current !== undefined) reply.current = current;
-  if (typeof r.existed === "boolean") reply.existed = r.existed;
-  if (typeof r.leader === "string") reply.leader = r.leader;
-  return reply;
 }
 
 /** A KV client over the native protocol with leader discovery and exactly-once retries. */
@@ -157,8 +152,8 @@ export class KvClient {
     key: string,
     options: { stale?: boolean } = {},
   ): Promise<{ value: Uint8Array | null; index: number }> {
-    const reply = await this.#run({ op: "get", key, stale: options.stale === true });
-    return { value: reply.value ?? null, index: reply.index };
+    const reply = await this.#run({ op: "get", key, stale: options.stale === true }, "read");
+    return { value: reply.value, index: reply.index };
   }
 
   /** Sets a key. */
@@ -176,7 +171,10 @@ export class KvClient {
   /** Deletes a key; `existed` says whether it was there. */
   async del(key: string): Promise<{ index: number; existed: boolean }> {
     const reply = await this.#write({ op: "del", key });
-    return { index: reply.index, existed: reply.existed === true };
+    return {
+      index: reply.index,
+      existed: reply.result.status === "ok" && reply.result.existed === true,
+    };
   }
 
   /**
@@ -195,7 +193,11 @@ export class KvClient {
       value: bytes,
       expect: expect === null ? null : toBytes(expect),
     });
-    return { ok: reply.ok, index: reply.index, current: reply.ok ? bytes : reply.current ?? null };
+    const { result } = reply;
+    if (result.status === "mismatch") {
+      return { ok: false, index: reply.index, current: result.current };
+    }
+    return { ok: true, index: reply.index, current: bytes };
   }
 
   /** Closes every connection; pending and later operations fail. */
@@ -206,22 +208,34 @@ export class KvClient {
     this.#connections.clear();
   }
 
-  #write(params: KvRpcParams): Promise<KvRpcReply> {
+  /** Runs a write in call order; the reply's result is "ok" or "mismatch" (others throw). */
+  #write(params: KvWriteParams): Promise<KvWriteReply> {
     params.clientId = this.#clientId;
     params.seq = ++this.#seq;
-    const run = this.#writes.then(() => this.#run(params));
+    const run = this.#writes.then(async () => {
+      const reply = await this.#run(params, "write");
+      const { result } = reply;
+      // Applied as a no-op: the cluster refused it for good.
+      if (result.status === "stale" || result.status === "invalid") {
+        throw new KvRequestError(result.status, result.error);
+      }
+      return reply;
+    });
     this.#writes = run.catch(() => {});
     return run;
   }
 
-  async #run(params: KvRpcParams): Promise<KvRpcReply> {
-    const deadline = Date.now() + this.#timeoutMs;
+  #run(params: KvRpcParams, kind: "read"): Promise<KvReadReply>;
+  #run(params: KvRpcParams, kind: "write"): Promise<KvWriteReply>;
+  async #run(params: KvRpcParams, kind: "read" | "write"): Promise<KvReadReply | KvWriteReply> {
+    // The monotonic clock: a wall-clock step must not stretch or cut the deadline.
+    const deadline = performance.now() + this.#timeoutMs;
     let pause = this.#retryPauseMs;
     let failuresThisRound = 0;
     let lastError: Error | undefined;
     while (true) {
       if (this.#closed) throw new ConnectionLostError("KvClient is closed");
-      const remaining = deadline - Date.now();
+      const remaining = deadline - performance.now();
       if (remaining <= 0) {
         throw new DeadlineExceededError(
           `KV ${params.op} ${params.key} did not complete within ${this.#timeoutMs} ms`,
@@ -229,38 +243,39 @@ export class KvClient {
         );
       }
       const endpoint = this.#endpoints[this.#current];
+      let reply: KvRpcReply;
       try {
         const raw = await this.#connection(endpoint).call(KV_RPC_METHOD, params, {
           timeoutMs: Math.min(this.#callTimeoutMs, remaining),
         });
-        const reply = parseReply(raw);
-        if (reply.leader !== undefined) this.#prefer(reply.leader);
-        return reply;
+        reply = parseKvRpcReply(raw, kind);
       } catch (error) {
-        if (error instanceof RemoteError) {
-          const unavailable = error.message.startsWith(UNAVAILABLE_PREFIX);
-          if (!unavailable && !error.message.startsWith(TIMEOUT_PREFIX)) {
-            throw new KvRequestError(error.message);
-          }
-          // The node answered but has no leader (or lost its write): another node may do better,
-          // and an election takes a moment, so pause before every retry.
-          lastError = error;
-          this.#rotate();
-          await this.#sleep(Math.min(pause, deadline - Date.now()));
-          pause = Math.min(pause * 2, this.#maxRetryPauseMs);
-        } else if (error instanceof RpcTimeoutError || error instanceof ConnectionLostError) {
-          lastError = error;
-          this.#rotate();
-          // Dead nodes fail fast: try every endpoint once before pausing.
-          if (++failuresThisRound >= this.#endpoints.length) {
-            failuresThisRound = 0;
-            await this.#sleep(Math.min(pause, deadline - Date.now()));
-            pause = Math.min(pause * 2, this.#maxRetryPauseMs);
-          }
-        } else {
+        // The handler failed in a way it did not plan for: retrying cannot be trusted to help.
+        if (error instanceof RemoteError) throw new KvRequestError(undefined, error.message);
+        if (!(error instanceof RpcTimeoutError || error instanceof ConnectionLostError)) {
           throw error;
         }
+        lastError = error;
+        this.#rotate();
+        // Dead nodes fail fast: try every endpoint once before pausing.
+        if (++failuresThisRound >= this.#endpoints.length) {
+          failuresThisRound = 0;
+          await this.#sleep(Math.min(pause, deadline - performance.now()));
+          pause = Math.min(pause * 2, this.#maxRetryPauseMs);
+        }
+        continue;
       }
+      if (reply.kind !== "error") {
+        if (reply.leader !== undefined) this.#prefer(reply.leader);
+        return reply;
+      }
+      if (!RETRY[reply.code]) throw new KvRequestError(reply.code, reply.message);
+      // The node answered but has no leader (or lost its write): another node may do better,
+      // and an election takes a moment, so pause before every retry.
+      lastError = new KvRequestError(reply.code, reply.message);
+      this.#rotate();
+      await this.#sleep(Math.min(pause, deadline - performance.now()));
+      pause = Math.min(pause * 2, this.#maxRetryPauseMs);
     }
   }
 

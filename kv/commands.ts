@@ -33,6 +33,18 @@ export class CommandError extends Error {
   }
 }
 
+/**
+ * The fields each write op carries besides its key: the one table that the log encoding here and
+ * the native protocol's validation (kv/protocol.ts) read, so a new op is declared once.
+ */
+export const WRITE_OP_FIELDS: Readonly<Record<KvWriteOp, { value: boolean; expect: boolean }>> =
+  Object.freeze({
+    put: { value: true, expect: false },
+    append: { value: true, expect: false },
+    del: { value: false, expect: false },
+    cas: { value: true, expect: true },
+  });
+
 const FORMAT_VERSION = 1;
 const OP_CODES: Record<KvWriteOp, number> = { put: 1, append: 2, del: 3, cas: 4 };
 const OPS_BY_CODE: (KvWriteOp | undefined)[] = [undefined, "put", "append", "del", "cas"];
@@ -43,7 +55,7 @@ const decoder = new Decoder();
 
 /** Encodes a command for Raft's propose(); the caller has already validated sizes. */
 export function encodeCommand(command: KvCommand): Uint8Array {
-  const isCas = command.op === "cas";
+  const carriesExpect = WRITE_OP_FIELDS[command.op].expect;
   // encode() copies out of the encoder's reusable buffer, so the result is ours to keep.
   return encoder.encode([
     FORMAT_VERSION,
@@ -51,7 +63,7 @@ export function encodeCommand(command: KvCommand): Uint8Array {
     command.key,
     command.time,
     command.value ?? null,
-    isCas ? command.expect ?? null : null,
+    carriesExpect ? command.expect ?? null : null,
     command.clientId ?? null,
     command.seq ?? null,
   ]);
@@ -81,17 +93,18 @@ export function decodeCommand(data: Uint8Array): KvCommand {
     throw new CommandError("Invalid KV command: time must be a finite number");
   }
   const command: KvCommand = { op, key, time };
-  if (op === "del") {
-    if (value !== null) throw new CommandError("Invalid KV command: del carries no value");
+  const fields = WRITE_OP_FIELDS[op];
+  if (!fields.value) {
+    if (value !== null) throw new CommandError(`Invalid KV command: ${op} carries no value`);
   } else {
     if (!(value instanceof Uint8Array)) {
       throw new CommandError(`Invalid KV command: ${op} needs a byte value`);
     }
     command.value = value;
   }
-  if (op === "cas") {
+  if (fields.expect) {
     if (expect !== null && !(expect instanceof Uint8Array)) {
-      throw new CommandError("Invalid KV command: cas expect must be bytes or nil");
+      throw new CommandError(`Invalid KV command: ${op} expect must be bytes or nil`);
     }
     command.expect = expect;
   } else if (expect !== null) {

@@ -14,10 +14,11 @@ import type { ApplyResult } from "./state_machine.ts";
 import {
   DEFAULT_KV_LIMITS,
   InvalidRequestError,
+  KvError,
+  type KvErrorCode,
   type KvLimits,
   type KvService,
   type KvWrite,
-  TimeoutError,
   TooLargeError,
   UnavailableError,
   validateKey,
@@ -35,6 +36,19 @@ export interface HttpAppOptions {
   /** Called with unexpected errors (answered 500), e.g. to log them. */
   onInternalError?: (error: unknown) => void;
 }
+
+/**
+ * The HTTP status of each failure reason, the one place it is decided (Hono's HTTPException rule:
+ * the error names its reason, the boundary maps it). 503 = nothing happened, retry after the
+ * Retry-After pause; 504 = accepted, outcome unknown.
+ */
+const HTTP_STATUS: Readonly<Record<KvErrorCode, number>> = Object.freeze({
+  invalid: 400,
+  stale: 409,
+  too_large: 413,
+  unavailable: 503,
+  timeout: 504,
+});
 
 const KV_PREFIX = "/v1/kv/";
 const APPEND_SUFFIX = "/append";
@@ -160,9 +174,8 @@ function writeResponse(key: string, index: number, result: ApplyResult): Respons
         index,
       });
     case "stale":
-      return errorResponse(409, result.error);
     case "invalid":
-      return errorResponse(400, result.error);
+      return errorResponse(HTTP_STATUS[result.status], result.error);
   }
 }
 
@@ -180,14 +193,12 @@ export function createHttpApp(service: KvService, options: HttpAppOptions = {}):
   const app = new Hono();
 
   app.onError((error) => {
-    if (error instanceof UnavailableError) {
-      return errorResponse(503, error.message, {
-        "retry-after": String(Math.max(1, Math.ceil(error.retryAfterSeconds))),
-      });
+    if (error instanceof KvError) {
+      const retryAfter = error instanceof UnavailableError
+        ? { "retry-after": String(Math.max(1, Math.ceil(error.retryAfterSeconds))) }
+        : undefined;
+      return errorResponse(HTTP_STATUS[error.code], error.message, retryAfter);
     }
-    if (error instanceof TimeoutError) return errorResponse(504, error.message);
-    if (error instanceof InvalidRequestError) return errorResponse(400, error.message);
-    if (error instanceof TooLargeError) return errorResponse(413, error.message);
     options.onInternalError?.(error);
     return errorResponse(500, `Internal error: ${(error as Error)?.message ?? String(error)}`);
   });

@@ -10,10 +10,29 @@ import {
   requiredFlag,
   UsageError,
 } from "../cli/command.ts";
-import { KvClient, parseEndpoint } from "./client.ts";
+import { DeadlineExceededError, KvClient, KvRequestError, parseEndpoint } from "./client.ts";
+import type { KvErrorCode } from "./service.ts";
 import { errorMessage } from "../util/errors.ts";
 
 const OPS = ["get", "put", "append", "del", "cas"];
+
+/**
+ * The exit status of each failure reason, decided here once: 1 when the cluster said no, 3 when
+ * it gave no answer in time (nothing happened, or a write's outcome is unknown: retry it).
+ */
+const EXIT_STATUS: Readonly<Record<KvErrorCode, number>> = Object.freeze({
+  invalid: 1,
+  too_large: 1,
+  stale: 1,
+  unavailable: 3,
+  timeout: 3,
+});
+
+function exitStatus(error: unknown): number {
+  if (error instanceof DeadlineExceededError) return EXIT_STATUS.timeout;
+  if (error instanceof KvRequestError && error.code !== undefined) return EXIT_STATUS[error.code];
+  return 1;
+}
 
 /** The `kv` command. */
 export const kvCommand: Command = {
@@ -44,7 +63,8 @@ export const kvCommand: Command = {
     "  raftmr kv cas greeting 'hi' --expect 'hello, world'\n" +
     "  raftmr kv cas lock me --absent\n" +
     "  raftmr kv del greeting\n" +
-    "get prints the value and exits 1 when the key is absent; a failed cas exits 1.",
+    "get prints the value and exits 1 when the key is absent; a failed cas exits 1, a refused\n" +
+    "request too; no answer within --timeout exits 3 (a write's outcome is then unknown).",
   run: runKv,
 };
 
@@ -110,7 +130,7 @@ async function runKv(args: ParsedArgs): Promise<number> {
     }
   } catch (err) {
     console.error(`raftmr kv ${op}: ${errorMessage(err)}`);
-    return 1;
+    return exitStatus(err);
   } finally {
     client.close();
   }

@@ -6,7 +6,7 @@
 import type { HostPort } from "../net/host_port.ts";
 import { Deadlines } from "../net/deadlines.ts";
 import { PeerTransport } from "../net/transport.ts";
-import { RemoteError, RpcServer } from "../net/rpc.ts";
+import { RpcServer } from "../net/rpc.ts";
 import { DiskStorage } from "../persist/disk_storage.ts";
 import { NodeStoppedError, NotLeaderError, ProposalDroppedError } from "../raft/errors.ts";
 import { RaftNode, type RaftNodeConfig } from "../raft/node.ts";
@@ -17,17 +17,18 @@ import { NodeMetrics } from "./node_metrics.ts";
 import type { NodeReport } from "./node_status.ts";
 import {
   handleKvRpc,
-  InvalidRequestError,
   KV_RPC_METHOD,
-  type KvLimits,
+  type KvOps,
   type KvRpcParams,
   type KvRpcReply,
+  parseKvRpcReply,
+} from "./protocol.ts";
+import {
+  kvErrorFromCode,
+  type KvLimits,
   type KvService,
   type KvWrite,
-  STALE_PREFIX,
-  TIMEOUT_PREFIX,
   TimeoutError,
-  UNAVAILABLE_PREFIX,
   UnavailableError,
 } from "./service.ts";
 import type { ApplyResult } from "./state_machine.ts";
@@ -66,6 +67,11 @@ export class KvServer implements KvService {
   #http?: Deno.HttpServer;
   #stopping = false;
   #forwarded = 0;
+  /** What a forwarded request runs on: this node as leader, never forwarding again. */
+  readonly #leaderSide: KvOps = {
+    write: (command) => this.#write(command, false),
+    read: (key, options) => this.#read(key, options, false),
+  };
 
   private constructor(config: ServerConfig, storage: DiskStorage, metrics: NodeMetrics) {
     this.#config = config;
@@ -168,7 +174,19 @@ export class KvServer implements KvService {
   // --- KvService ------------------------------------------------------------------------------
 
   /** Replicates a write through the leader; resolves once applied. */
-  async write(command: KvWrite): Promise<{ index: number; result: ApplyResult }> {
+  write(command: KvWrite): Promise<{ index: number; result: ApplyResult }> {
+    return this.#write(command, true);
+  }
+
+  /**
+   * Proposes a write here when this node leads, or (when `forward`) sends it to the leader.
+   * Without `forward` (a request a follower forwarded) it never leaves this node: the follower
+   * retries against whoever leads next.
+   */
+  async #write(
+    command: KvWrite,
+    forward: boolean,
+  ): Promise<{ index: number; result: ApplyResult }> {
     const deadline = performance.now() + this.#config.requestTimeoutMs;
     // Set once a proposal may have been appended somewhere: from then on, running out of time
     // means "outcome unknown" (504), never "nothing happened" (503).
@@ -176,7 +194,7 @@ export class KvServer implements KvService {
     while (true) {
       let leader: number;
       try {
-        leader = await this.#awaitLeader(deadline);
+        leader = await this.#route(deadline, forward);
       } catch (error) {
         throw maybeApplied ? this.#unknownOutcome(error) : error;
       }
@@ -203,27 +221,35 @@ export class KvServer implements KvService {
       }
       let reply;
       try {
-        reply = await this.#forward(leader, { ...command, op: command.op }, deadline);
+        reply = await this.#forward(leader, { ...command, forwarded: true }, "write", deadline);
       } catch (error) {
         throw maybeApplied ? this.#unknownOutcome(error) : error;
       }
       if (reply === undefined) continue;
-      if ("stale" in reply) return { index: 0, result: { status: "stale", error: reply.stale } };
-      return { index: reply.index, result: replyToResult(reply) };
+      return { index: reply.index, result: reply.result };
     }
   }
 
   /** Linearizable read (ReadIndex on the leader) or the local state when stale. */
-  async read(
+  read(
     key: string,
     options: { stale: boolean },
+  ): Promise<{ value: Uint8Array | null; index: number }> {
+    return this.#read(key, options, true);
+  }
+
+  /** Reads here when this node leads or `stale` is set, else (when `forward`) at the leader. */
+  async #read(
+    key: string,
+    options: { stale: boolean },
+    forward: boolean,
   ): Promise<{ value: Uint8Array | null; index: number }> {
     if (options.stale) {
       return { value: this.#machine.get(key), index: this.#machine.appliedIndex };
     }
     const deadline = performance.now() + this.#config.requestTimeoutMs;
     while (true) {
-      const leader = await this.#awaitLeader(deadline);
+      const leader = await this.#route(deadline, forward);
       if (leader === this.#config.id) {
         try {
           await this.#deadlines.race(
@@ -239,10 +265,9 @@ export class KvServer implements KvService {
         }
         return { value: this.#machine.get(key), index: this.#machine.appliedIndex };
       }
-      const reply = await this.#forward(leader, { op: "get", key }, deadline);
+      const reply = await this.#forward(leader, { op: "get", key }, "read", deadline);
       if (reply === undefined) continue;
-      if ("stale" in reply) throw new InvalidRequestError(reply.stale);
-      return { value: reply.value ?? null, index: reply.index };
+      return { value: reply.value, index: reply.index };
     }
   }
 
@@ -275,6 +300,19 @@ export class KvServer implements KvService {
 
   // --- internals ------------------------------------------------------------------------------
 
+  /**
+   * The node a request goes to now. When it may be forwarded, waits (bounded) until a leader is
+   * known; otherwise this node must lead, and UnavailableError says at once that it does not.
+   */
+  #route(deadline: number, forward: boolean): Promise<number> {
+    if (forward) return this.#awaitLeader(deadline);
+    if (this.#stopping) return Promise.reject(new UnavailableError("Node is shutting down"));
+    if (this.#node.role !== "leader") {
+      return Promise.reject(new UnavailableError(`Node ${this.#config.id} is not the leader`));
+    }
+    return Promise.resolve(this.#config.id);
+  }
+
   #receive(batch: unknown[]): void {
     for (const raw of batch) {
       let message: Message;
@@ -305,16 +343,17 @@ export class KvServer implements KvService {
   }
 
   /**
-   * Sends a request to the leader. Returns undefined when it should be retried (the leader
-   * could not be reached before sending, or is no longer leader), `{ stale }` when the leader
-   * refused an outdated (client id, seq); throws InvalidRequestError when the leader refused the
-   * request for good and TimeoutError when the outcome is unknown.
+   * Sends a request to the leader and returns its reply of kind `kind`. Returns undefined when it
+   * should be retried (the leader could not be reached before sending, or is no longer leader);
+   * throws the leader's refusal as its KvError, and TimeoutError when a write's outcome is
+   * unknown.
    */
-  async #forward(
+  async #forward<K extends "read" | "write">(
     leader: number,
     params: KvRpcParams,
+    kind: K,
     deadline: number,
-  ): Promise<KvRpcReply | { stale: string } | undefined> {
+  ): Promise<Extract<KvRpcReply, { kind: K }> | undefined> {
     const client = this.#transport.client(leader);
     if (!client) throw new UnavailableError(`Leader ${leader} is not in --peers`);
     this.#forwarded++;
@@ -339,43 +378,44 @@ export class KvServer implements KvService {
       }
     }
     const timeoutMs = Math.max(1, deadline - performance.now());
+    let reply: KvRpcReply;
     try {
-      return await client.call<KvRpcReply>(KV_RPC_METHOD, { ...params, forwarded: true }, {
-        timeoutMs,
-      });
+      reply = parseKvRpcReply(
+        await client.call(KV_RPC_METHOD, params, { timeoutMs }),
+        kind,
+      );
     } catch (error) {
-      const message = errorMessage(error);
-      if (message.startsWith(UNAVAILABLE_PREFIX)) {
+      // No typed answer (a timeout, a lost connection, a failure the leader did not plan for):
+      // the leader may have acted on a write.
+      return this.#unanswered(kind, errorMessage(error), deadline);
+    }
+    if (reply.kind !== "error") return reply as Extract<KvRpcReply, { kind: K }>;
+    switch (reply.code) {
+      case "unavailable":
         // The leader stepped down before handling it: nothing happened there, try again.
         await sleep(LEADER_POLL_MS * 4);
-        if (performance.now() >= deadline) throw new UnavailableError(message);
+        if (performance.now() >= deadline) throw new UnavailableError(reply.message);
         return undefined;
-      }
-      // The leader answered with a definitive refusal: nothing was applied, and retrying (or
-      // reporting "outcome unknown") would be wrong.
-      if (error instanceof RemoteError && message.startsWith(STALE_PREFIX)) {
-        return { stale: message.slice(STALE_PREFIX.length).trimStart() };
-      }
-      if (error instanceof RemoteError && !message.startsWith(TIMEOUT_PREFIX)) {
-        throw new InvalidRequestError(message);
-      }
-      if (params.op === "get") {
-        if (performance.now() >= deadline) throw new UnavailableError(`Read timed out: ${message}`);
-        return undefined;
-      }
-      throw new TimeoutError(`Write outcome unknown: ${message}`);
+      case "timeout":
+        return this.#unanswered(kind, reply.message, deadline);
+      default:
+        // A definitive refusal: nothing was applied, and retrying (or reporting "outcome
+        // unknown") would be wrong.
+        throw kvErrorFromCode(reply.code, reply.message);
     }
   }
 
-  async #serveRpc(raw: unknown): Promise<KvRpcReply> {
-    const forwarded = typeof raw === "object" && raw !== null &&
-      (raw as { forwarded?: unknown }).forwarded === true;
-    if (forwarded && this.#node.role !== "leader") {
-      // Never forward twice: the original node retries against the new leader.
-      throw new Error(`${UNAVAILABLE_PREFIX} node ${this.#config.id} is not the leader`);
-    }
-    return await handleKvRpc(this, raw, {
+  /** A forwarded read is retried until the deadline; a forwarded write's outcome is unknown. */
+  #unanswered(kind: "read" | "write", message: string, deadline: number): undefined {
+    if (kind === "write") throw new TimeoutError(`Write outcome unknown: ${message}`);
+    if (performance.now() >= deadline) throw new UnavailableError(`Read timed out: ${message}`);
+    return undefined;
+  }
+
+  #serveRpc(raw: unknown): Promise<KvRpcReply> {
+    return handleKvRpc(this, raw, {
       limits: this.#config.limits,
+      forwarded: this.#leaderSide,
       leaderHint: () => {
         const leader = this.#node.leader;
         const address = this.#config.peers.get(leader);
@@ -394,9 +434,4 @@ export class KvServer implements KvService {
     if (error instanceof TimeoutError) return error;
     return new TimeoutError(`Outcome unknown: ${errorMessage(error)}`);
   }
-}
-
-function replyToResult(reply: KvRpcReply): ApplyResult {
-  if (!reply.ok) return { status: "mismatch", current: reply.current ?? null };
-  return reply.existed === undefined ? { status: "ok" } : { status: "ok", existed: reply.existed };
 }

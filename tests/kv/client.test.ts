@@ -7,7 +7,7 @@ import {
   KvRequestError,
   parseEndpoint,
 } from "../../kv/client.ts";
-import { handleKvRpc, KV_RPC_METHOD, type KvRpcParams } from "../../kv/service.ts";
+import { handleKvRpc, KV_RPC_METHOD, type KvRpcParams } from "../../kv/protocol.ts";
 import { FakeService } from "./fake_service.ts";
 
 const text = (v: Uint8Array | null) => (v === null ? null : new TextDecoder().decode(v));
@@ -64,17 +64,19 @@ Deno.test("client: all operations over a real RPC server", async () => {
   }
 });
 
-type Behaviour = (params: KvRpcParams) => unknown;
+/** What a fake endpoint sees: any params, with the session fields a write carries. */
+type Recorded = KvRpcParams & { clientId?: string; seq?: number };
+type Behaviour = (params: Recorded) => unknown;
 
 /** Fake endpoints: each answers by its behaviour; every call is recorded. */
 function fakeCluster(behaviours: Record<string, Behaviour>) {
-  const calls: { endpoint: string; params: KvRpcParams }[] = [];
+  const calls: { endpoint: string; params: Recorded }[] = [];
   let closed = 0;
   const connect = (endpoint: string): KvConnection => ({
     call(_method, params) {
-      calls.push({ endpoint, params: { ...(params as KvRpcParams) } });
+      calls.push({ endpoint, params: { ...(params as Recorded) } });
       try {
-        return Promise.resolve(behaviours[endpoint](params as KvRpcParams));
+        return Promise.resolve(behaviours[endpoint](params as Recorded));
       } catch (error) {
         return Promise.reject(error);
       }
@@ -89,20 +91,24 @@ function fakeCluster(behaviours: Record<string, Behaviour>) {
 const lost: Behaviour = () => {
   throw new ConnectionLostError("Connection refused");
 };
-const unavailable: Behaviour = () => {
-  throw new RemoteError("unavailable: No leader is known");
-};
+const unavailable: Behaviour = () => ({
+  kind: "error",
+  code: "unavailable",
+  message: "No leader is known",
+});
 
 Deno.test("client: rotates past dead and leaderless nodes, reusing the same (id, seq)", async () => {
   let bTries = 0;
   const cluster = fakeCluster({
     "a:1": lost,
     "b:1": () => {
-      if (++bTries === 1) throw new RemoteError("unavailable: Election in progress");
+      if (++bTries === 1) {
+        return { kind: "error", code: "unavailable", message: "Election in progress" };
+      }
       if (bTries === 2) throw new RpcTimeoutError("kv", 10);
-      return { ok: true, index: 9, leader: "c:1" };
+      return { kind: "write", index: 9, result: { status: "ok" }, leader: "c:1" };
     },
-    "c:1": () => ({ ok: true, index: 10, value: null }),
+    "c:1": () => ({ kind: "read", index: 10, value: null }),
   });
   const client = new KvClient(["a:1", "b:1"], { connect: cluster.connect, retryPauseMs: 1 });
   try {
@@ -159,6 +165,32 @@ Deno.test("client: a refused request is not retried", async () => {
   }
 });
 
+Deno.test("client: a refusal keeps its code and is not retried", async () => {
+  const cluster = fakeCluster({
+    "a:1": (params) =>
+      params.op === "put"
+        ? { kind: "error", code: "too_large", message: "Value too large: 9 bytes, limit 8" }
+        : { kind: "write", index: 3, result: { status: "stale", error: "Seq 1 is old" } },
+  });
+  const client = new KvClient(["a:1"], { connect: cluster.connect });
+  try {
+    await assert.rejects(client.put("k", "v"), (e: Error) => {
+      assert.ok(e instanceof KvRequestError);
+      assert.equal(e.code, "too_large");
+      return true;
+    });
+    await assert.rejects(client.append("k", "v"), (e: Error) => {
+      assert.ok(e instanceof KvRequestError);
+      assert.equal(e.code, "stale");
+      assert.equal(e.message, "Seq 1 is old");
+      return true;
+    });
+    assert.equal(cluster.calls.length, 2);
+  } finally {
+    client.close();
+  }
+});
+
 Deno.test("client: concurrent writes are issued one at a time in call order", async () => {
   let inFlight = 0;
   let maxInFlight = 0;
@@ -169,9 +201,9 @@ Deno.test("client: concurrent writes are issued one at a time in call order", as
       maxInFlight = Math.max(maxInFlight, inFlight);
       await Promise.resolve();
       await Promise.resolve();
-      seqs.push((params as KvRpcParams).seq!);
+      seqs.push((params as Recorded).seq!);
       inFlight--;
-      return { ok: true, index: seqs.length };
+      return { kind: "write", index: seqs.length, result: { status: "ok" } };
     },
     close() {},
   });

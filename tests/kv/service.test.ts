@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import {
-  handleKvRpc,
   InvalidRequestError,
   TimeoutError,
   TooLargeError,
@@ -8,9 +7,9 @@ import {
   utf8,
   utf8Length,
   validateKey,
-  validateKvRpcParams,
   validateValue,
 } from "../../kv/service.ts";
+import { handleKvRpc, type KvRpcReply, validateKvRpcParams } from "../../kv/protocol.ts";
 import { FakeService } from "./fake_service.ts";
 
 Deno.test("service: utf8Length agrees with TextEncoder", () => {
@@ -87,49 +86,83 @@ Deno.test("service: validateKvRpcParams rejects bad params", () => {
 Deno.test("service: handleKvRpc runs requests and shapes replies", async () => {
   const service = new FakeService();
   const call = (p: unknown) => handleKvRpc(service, p, { leaderHint: () => "127.0.0.1:7001" });
+  const write = async (p: unknown) => {
+    const reply = await call(p);
+    assert.equal(reply.kind, "write", JSON.stringify(reply));
+    return reply as Extract<KvRpcReply, { kind: "write" }>;
+  };
   assert.deepEqual(await call({ op: "put", key: "k", value: utf8("a") }), {
-    ok: true,
+    kind: "write",
     index: 1,
+    result: { status: "ok" },
     leader: "127.0.0.1:7001",
   });
   assert.deepEqual(await call({ op: "append", key: "k", value: utf8("b") }), {
-    ok: true,
+    kind: "write",
     index: 2,
+    result: { status: "ok" },
     leader: "127.0.0.1:7001",
   });
   assert.deepEqual(await call({ op: "get", key: "k" }), {
-    ok: true,
+    kind: "read",
     index: 2,
     value: utf8("ab"),
     leader: "127.0.0.1:7001",
   });
-  assert.deepEqual((await call({ op: "get", key: "x", stale: true })).value, null);
+  assert.deepEqual(
+    (await call({ op: "get", key: "x", stale: true }) as { value: unknown }).value,
+    null,
+  );
   assert.deepEqual(service.reads.map((r) => r.stale), [false, true]);
-  const cas = await call({ op: "cas", key: "k", value: utf8("c"), expect: null });
-  assert.equal(cas.ok, false);
-  assert.deepEqual(cas.current, utf8("ab"));
+  const cas = await write({ op: "cas", key: "k", value: utf8("c"), expect: null });
+  assert.equal(cas.result.status, "mismatch");
+  assert.deepEqual(cas.result, { status: "mismatch", current: utf8("ab") });
   assert.equal(
-    (await call({ op: "cas", key: "k", value: utf8("c"), expect: utf8("ab") })).ok,
-    true,
+    (await write({ op: "cas", key: "k", value: utf8("c"), expect: utf8("ab") })).result.status,
+    "ok",
   );
-  assert.equal((await call({ op: "del", key: "k" })).existed, true);
-  assert.equal((await call({ op: "del", key: "k" })).existed, false);
+  assert.deepEqual((await write({ op: "del", key: "k" })).result, { status: "ok", existed: true });
+  assert.deepEqual((await write({ op: "del", key: "k" })).result, { status: "ok", existed: false });
   await call({ op: "put", key: "s", value: utf8("1"), clientId: "c", seq: 5 });
-  await assert.rejects(
-    call({ op: "put", key: "s", value: utf8("1"), clientId: "c", seq: 4 }),
-    /older than the last applied/,
-  );
+  const stale = (await write({ op: "put", key: "s", value: utf8("1"), clientId: "c", seq: 4 }))
+    .result;
+  assert.equal(stale.status, "stale");
+  assert.match((stale as { error: string }).error, /older than the last applied/);
 });
 
-Deno.test("service: handleKvRpc turns retryable errors into prefixed messages", async () => {
+Deno.test("service: handleKvRpc answers failures with their code, not a message prefix", async () => {
   const service = new FakeService();
   service.failWith = new UnavailableError("Election in progress");
-  await assert.rejects(handleKvRpc(service, { op: "get", key: "k" }), (e: Error) => {
-    assert.equal(e.message, "unavailable: Election in progress");
-    return true;
+  assert.deepEqual(await handleKvRpc(service, { op: "get", key: "k" }), {
+    kind: "error",
+    code: "unavailable",
+    message: "Election in progress",
   });
   service.failWith = new TimeoutError("Not committed");
-  await assert.rejects(handleKvRpc(service, { op: "del", key: "k" }), /^Error: timeout: /);
+  const timeout = await handleKvRpc(service, { op: "del", key: "k" });
+  assert.equal(timeout.kind === "error" && timeout.code, "timeout");
   service.failWith = undefined;
-  await assert.rejects(handleKvRpc(service, { op: "del", key: "" }), InvalidRequestError);
+  const invalid = await handleKvRpc(service, { op: "del", key: "" });
+  assert.equal(invalid.kind === "error" && invalid.code, "invalid");
+  const tooLarge = await handleKvRpc(service, { op: "del", key: "k".repeat(2000) });
+  assert.equal(tooLarge.kind === "error" && tooLarge.code, "too_large");
+  // A forwarded request runs only on the leader side; without one it is refused as unavailable.
+  const forwarded = await handleKvRpc(service, { op: "del", key: "k", forwarded: true });
+  assert.equal(forwarded.kind === "error" && forwarded.code, "unavailable");
+  assert.equal(service.writes.length, 0);
+  const leaderSide = new FakeService();
+  const viaLeader = await handleKvRpc(service, {
+    op: "put",
+    key: "k",
+    value: utf8("v"),
+    forwarded: true,
+  }, {
+    forwarded: leaderSide,
+  });
+  assert.equal(viaLeader.kind, "write");
+  assert.deepEqual(leaderSide.writes, [{ op: "put", key: "k", value: utf8("v") }]);
+  assert.equal(service.writes.length, 0);
+  // Anything that is not a KvError is not the protocol's to shape.
+  service.failWith = new Error("bug");
+  await assert.rejects(handleKvRpc(service, { op: "get", key: "k" }), /bug/);
 });
