@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { parseDuration } from "../cli/command.ts";
 import { printTable } from "./table.ts";
-import { type Cluster, EtcdCluster, RaftmrCluster } from "./kv_clusters.ts";
+import { type BenchCluster, EtcdCluster, RaftmrCluster } from "./kv_clusters.ts";
 import { runWrk, type WrkResult } from "./wrk.ts";
 
 interface Workload {
@@ -74,7 +74,7 @@ export async function main(args: string[]): Promise<void> {
     );
   }
   const root = await Deno.makeTempDir({ dir: Deno.cwd(), prefix: ".bench-kv-" });
-  const systems: Cluster[] = [await RaftmrCluster.start(`${root}/raftmr`)];
+  const systems: BenchCluster[] = [await RaftmrCluster.start(`${root}/raftmr`)];
   if (withEtcd) systems.push(await EtcdCluster.start(`${root}/etcd`));
   try {
     for (const system of systems) await system.preload(1000);

@@ -6,7 +6,7 @@ import { writeWrkScript } from "./wrk.ts";
 import { sleep } from "../util/sleep.ts";
 
 /** A running 3-node cluster the benchmark can load, inspect and break. */
-export interface Cluster {
+export interface BenchCluster {
   readonly name: string;
   /** Base URL of the current leader's or a follower's HTTP endpoint. */
   url(target: "leader" | "follower"): Promise<string>;
@@ -52,7 +52,7 @@ async function fetchWithTimeout(url: string, init: RequestInit, ms: number): Pro
   return await fetch(url, { ...init, signal: AbortSignal.timeout(ms) });
 }
 
-abstract class ProcessCluster implements Cluster {
+abstract class ProcessBenchCluster implements BenchCluster {
   abstract readonly name: string;
   protected members: Member[] = [];
   protected dir = "";
@@ -136,7 +136,7 @@ abstract class ProcessCluster implements Cluster {
 }
 
 /** A 3-node raftmr cluster of `serve` processes. */
-export class RaftmrCluster extends ProcessCluster {
+export class RaftmrCluster extends ProcessBenchCluster {
   readonly name = "raftmr";
 
   static async start(dir: string): Promise<RaftmrCluster> {
@@ -208,7 +208,7 @@ export class RaftmrCluster extends ProcessCluster {
 const b64 = (s: string) => btoa(s);
 
 /** A 3-member etcd cluster with its default settings. */
-export class EtcdCluster extends ProcessCluster {
+export class EtcdCluster extends ProcessBenchCluster {
   readonly name = "etcd";
 
   static async start(dir: string): Promise<EtcdCluster> {

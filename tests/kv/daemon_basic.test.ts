@@ -4,7 +4,7 @@
  * SIGTERM is a clean stop that keeps the data.
  */
 import assert from "node:assert/strict";
-import { TestCluster } from "../lib/cluster.ts";
+import { ProcessCluster } from "../lib/cluster.ts";
 import {
   append,
   Clerk,
@@ -17,7 +17,7 @@ import {
 } from "./daemon_helpers.ts";
 
 Deno.test("daemon: writes through any node are readable through every node", async () => {
-  const cluster = await TestCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
+  const cluster = await ProcessCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
   try {
     // Writes carry a session and are retried until definitive: a spurious election on a loaded
     // machine must not fail the test, and must not apply a write twice either.
@@ -97,7 +97,7 @@ Deno.test("daemon: writes through any node are readable through every node", asy
 });
 
 Deno.test("daemon: a retried append with the same client id and seq applies once", async () => {
-  const cluster = await TestCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
+  const cluster = await ProcessCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
   try {
     // Each request is itself retried until definitive (same session, so that is safe too).
     const send = (id: number, r: () => Promise<HttpResult>) =>
@@ -128,7 +128,7 @@ Deno.test("daemon: a retried append with the same client id and seq applies once
 });
 
 Deno.test("daemon: SIGTERM stops a node with exit code 0 and it restarts with its data", async () => {
-  const cluster = await TestCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
+  const cluster = await ProcessCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
   try {
     const clerk = new Clerk(cluster);
     for (let i = 0; i < 5; i++) {

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { TestCluster } from "../lib/cluster.ts";
+import { ProcessCluster } from "../lib/cluster.ts";
 import { runScript, withTempDir } from "../lib/run.ts";
 import { get, SERVE_ARGS } from "./daemon_helpers.ts";
 
@@ -15,7 +15,7 @@ const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
 const raftmr = (args: string[]) => runScript(MAIN, args);
 
 Deno.test("cli: raftmr kv commands against a running cluster", async () => {
-  const cluster = await TestCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
+  const cluster = await ProcessCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
   try {
     const endpoints = ["--endpoints", cluster.ids.map((id) => cluster.peerAddress(id)).join(",")];
     const kv = (...args: string[]) => raftmr(["kv", ...args, ...endpoints]);

@@ -5,12 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { KvClient } from "../../kv/client.ts";
-import { TestCluster } from "../lib/cluster.ts";
+import { ProcessCluster } from "../lib/cluster.ts";
 import { sleep } from "../../util/sleep.ts";
 import { Clerk, poll, put, read, SERVE_ARGS, waitConverged } from "./daemon_helpers.ts";
 
 /** Reads every key linearizably through every running node and compares with `expected`. */
-async function assertEverywhere(cluster: TestCluster, expected: Map<string, string>) {
+async function assertEverywhere(cluster: ProcessCluster, expected: Map<string, string>) {
   for (const id of cluster.running) {
     for (const [key, value] of expected) {
       const r = await read(cluster, id, key);
@@ -25,7 +25,7 @@ async function assertEverywhere(cluster: TestCluster, expected: Map<string, stri
  * with an append to its own log key. Returns what was acknowledged.
  */
 async function writeConcurrently(
-  cluster: TestCluster,
+  cluster: ProcessCluster,
   clients: number,
   stop: Promise<void>,
 ): Promise<Map<string, string>> {
@@ -50,7 +50,7 @@ async function writeConcurrently(
 }
 
 Deno.test("daemon: kill -9 of the leader during concurrent writes loses no acknowledged write", async () => {
-  const cluster = await TestCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
+  const cluster = await ProcessCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
   try {
     const leader = await cluster.waitForLeader();
     let ackedBefore = 0;
@@ -82,7 +82,7 @@ Deno.test("daemon: kill -9 of the leader during concurrent writes loses no ackno
 });
 
 Deno.test("daemon: kill -9 of every node, then restart: all acknowledged data is back", async () => {
-  const cluster = await TestCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
+  const cluster = await ProcessCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
   try {
     // Writes in flight while every process dies at once: the acknowledged ones must survive.
     const crash = (async () => {
@@ -120,7 +120,7 @@ Deno.test("daemon: kill -9 of every node, then restart: all acknowledged data is
 });
 
 Deno.test("daemon: the native client's retries across a leader crash apply each write once", async () => {
-  const cluster = await TestCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
+  const cluster = await ProcessCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
   const client = new KvClient(cluster.ids.map((id) => cluster.peerAddress(id)), {
     timeoutMs: 60_000, // Generous: a failover on a loaded machine must not turn into "unknown".
   });

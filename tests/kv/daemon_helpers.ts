@@ -3,7 +3,7 @@
  * node that never throw on network trouble (status 0 instead), and polling for convergence.
  * Every helper consumes the response body, so no test leaks a fetch resource.
  */
-import { type TestCluster } from "../lib/cluster.ts";
+import { type ProcessCluster } from "../lib/cluster.ts";
 import { errorMessage } from "../../util/errors.ts";
 
 /** What one HTTP call returned; status 0 means no answer (connection refused, reset, timeout). */
@@ -128,7 +128,7 @@ export async function poll<T>(
  */
 export async function untilDefinitive(
   attempt: () => Promise<HttpResult>,
-  cluster: TestCluster,
+  cluster: ProcessCluster,
   what: string,
   attempts = 60,
 ): Promise<HttpResult> {
@@ -149,7 +149,7 @@ export async function untilDefinitive(
  * absent): all replicas applied the same data.
  */
 export async function waitConverged(
-  cluster: TestCluster,
+  cluster: ProcessCluster,
   expected: Map<string, string | null>,
   attempts = 300,
 ): Promise<void> {
@@ -181,7 +181,7 @@ export async function waitConverged(
 }
 
 /** Picks a random running node's base URL. */
-export function randomNode(cluster: TestCluster): string {
+export function randomNode(cluster: ProcessCluster): string {
   const running = cluster.running;
   if (running.length === 0) throw new Error("No node is running");
   return cluster.url(running[Math.floor(Math.random() * running.length)]);
@@ -195,10 +195,10 @@ export function randomNode(cluster: TestCluster): string {
  */
 export class Clerk {
   readonly clientId: string;
-  readonly #cluster: TestCluster;
+  readonly #cluster: ProcessCluster;
   #seq = 0;
 
-  constructor(cluster: TestCluster, clientId = `clerk-${crypto.randomUUID()}`) {
+  constructor(cluster: ProcessCluster, clientId = `clerk-${crypto.randomUUID()}`) {
     this.#cluster = cluster;
     this.clientId = clientId;
   }
@@ -234,6 +234,6 @@ export class Clerk {
 }
 
 /** A linearizable GET retried until definitive (200 or 404). */
-export function read(cluster: TestCluster, id: number, key: string): Promise<HttpResult> {
+export function read(cluster: ProcessCluster, id: number, key: string): Promise<HttpResult> {
   return untilDefinitive(() => get(cluster.url(id), key), cluster, `get ${key} on node ${id}`);
 }

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { encodeFrame } from "../../net/frame.ts";
-import { TestCluster } from "../lib/cluster.ts";
+import { ProcessCluster } from "../lib/cluster.ts";
 import { call, Clerk, poll, read, SERVE_ARGS } from "./daemon_helpers.ts";
 
 /** Liveness guard for raw socket reads (not a timing assertion: it only stops a hang). */
@@ -79,7 +79,7 @@ function concat(...parts: Uint8Array[]): Uint8Array {
 }
 
 /** The cluster still works: a write and a linearizable read through every node, /healthz 200. */
-async function assertHealthy(cluster: TestCluster, key: string): Promise<void> {
+async function assertHealthy(cluster: ProcessCluster, key: string): Promise<void> {
   assert.deepEqual(cluster.running, cluster.ids, `a node died\n${cluster.dump()}`);
   for (const id of cluster.ids) {
     const w = await new Clerk(cluster).put(id, `${key}-${id}`, "still-ok");
@@ -95,7 +95,7 @@ async function assertHealthy(cluster: TestCluster, key: string): Promise<void> {
 }
 
 Deno.test("daemon: garbage and oversized frames on the peer port close that connection only", async () => {
-  const cluster = await TestCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
+  const cluster = await ProcessCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
   try {
     const leader = await cluster.waitForLeader();
     const follower = cluster.ids.find((id) => id !== leader)!;
@@ -139,7 +139,7 @@ Deno.test("daemon: garbage and oversized frames on the peer port close that conn
 });
 
 Deno.test("daemon: malformed HTTP requests get 4xx and the node stays healthy", async () => {
-  const cluster = await TestCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
+  const cluster = await ProcessCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
   try {
     const base = cluster.url(2);
     const expect4xx = async (

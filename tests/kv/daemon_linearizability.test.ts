@@ -15,7 +15,7 @@
  * is exactly what "unknown" allows).
  */
 import assert from "node:assert/strict";
-import { TestCluster } from "../lib/cluster.ts";
+import { ProcessCluster } from "../lib/cluster.ts";
 import { sleep } from "../../util/sleep.ts";
 import {
   checkLinearizability,
@@ -101,7 +101,7 @@ function settle(op: KvHistoryOp, r: HttpResult): boolean {
 }
 
 /** One client: a loop of random operations, each retried until definitive or the run ends. */
-async function runClient(cluster: TestCluster, c: number, work: Workload): Promise<void> {
+async function runClient(cluster: ProcessCluster, c: number, work: Workload): Promise<void> {
   const clientId = `lin-${c}-${crypto.randomUUID()}`;
   let seq = 0;
   const seen = new Map<string, string | null>();
@@ -158,7 +158,7 @@ async function runClient(cluster: TestCluster, c: number, work: Workload): Promi
 
 /** Runs the workload while `faults` runs; returns the history once both are done. */
 async function record(
-  cluster: TestCluster,
+  cluster: ProcessCluster,
   faults: (stopped: () => boolean) => Promise<void>,
 ): Promise<KvHistoryOp[]> {
   const started = performance.now();
@@ -170,7 +170,7 @@ async function record(
   return work.history;
 }
 
-function checkHistory(cluster: TestCluster, history: KvHistoryOp[]): void {
+function checkHistory(cluster: ProcessCluster, history: KvHistoryOp[]): void {
   const completed = history.filter((o) => o.return !== undefined).length;
   // Enough completed operations that the check means something (not a timing bound).
   assert.ok(completed > 30, `only ${completed} operations completed\n${cluster.dump()}`);
@@ -187,7 +187,7 @@ function checkHistory(cluster: TestCluster, history: KvHistoryOp[]): void {
 }
 
 /** Every node ends with the same value for every key (after healing and restarts). */
-async function checkConverged(cluster: TestCluster): Promise<void> {
+async function checkConverged(cluster: ProcessCluster): Promise<void> {
   const expected = new Map<string, string | null>();
   for (const key of KEYS) {
     const r = await untilDefinitive(() => call(`${cluster.url(1)}/v1/kv/${key}`), cluster, key);
@@ -197,7 +197,7 @@ async function checkConverged(cluster: TestCluster): Promise<void> {
 }
 
 Deno.test("daemon: concurrent clients without faults see a linearizable history", async () => {
-  const cluster = await TestCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
+  const cluster = await ProcessCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
   try {
     const history = await record(cluster, async () => {});
     checkHistory(cluster, history);
@@ -208,7 +208,7 @@ Deno.test("daemon: concurrent clients without faults see a linearizable history"
 });
 
 Deno.test("daemon: the history stays linearizable under kill -9, restarts and partitions", async () => {
-  const cluster = await TestCluster.start({ nodes: 3, proxies: true, extraArgs: SERVE_ARGS });
+  const cluster = await ProcessCluster.start({ nodes: 3, proxies: true, extraArgs: SERVE_ARGS });
   try {
     const history = await record(cluster, async (stopped) => {
       const faults = [

@@ -5,7 +5,7 @@
  * classic lab's OnePartition scenario (spec/classic-lab-scenarios.md §3.4).
  */
 import assert from "node:assert/strict";
-import { TestCluster } from "../lib/cluster.ts";
+import { ProcessCluster } from "../lib/cluster.ts";
 import {
   call,
   Clerk,
@@ -20,7 +20,7 @@ import {
 } from "./daemon_helpers.ts";
 
 Deno.test("daemon: a minority partition can neither commit nor read; healing converges", async () => {
-  const cluster = await TestCluster.start({ nodes: 3, proxies: true, extraArgs: SERVE_ARGS });
+  const cluster = await ProcessCluster.start({ nodes: 3, proxies: true, extraArgs: SERVE_ARGS });
   try {
     const old = await cluster.waitForLeader();
     assert.equal((await new Clerk(cluster).put(old, "a", "1")).status, 200);
@@ -78,7 +78,7 @@ Deno.test("daemon: a minority partition can neither commit nor read; healing con
 });
 
 Deno.test("daemon: OnePartition: minority writes complete only after healing", async () => {
-  const cluster = await TestCluster.start({ nodes: 5, proxies: true, extraArgs: SERVE_ARGS });
+  const cluster = await ProcessCluster.start({ nodes: 5, proxies: true, extraArgs: SERVE_ARGS });
   let finished = false; // Ends the background clerk if an assertion fails first.
   try {
     assert.equal((await new Clerk(cluster).put(1, "1", "13")).status, 200);

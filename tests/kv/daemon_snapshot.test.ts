@@ -19,7 +19,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DEFAULT_PREALLOCATE_BYTES } from "../../persist/wal.ts";
-import { type NodeStatus, TestCluster, type TestNode } from "../lib/cluster.ts";
+import { type NodeStatus, ProcessCluster, type TestNode } from "../lib/cluster.ts";
 import { sleep } from "../../util/sleep.ts";
 import { checkLinearizability, type KvHistoryOp } from "../lib/linearizability.ts";
 import {
@@ -109,7 +109,7 @@ async function prunedSnapshots(node: TestNode): Promise<{ name: string; size: nu
 }
 
 /** Waits until every running node has applied at least the leader's current commit index. */
-async function waitCaughtUp(cluster: TestCluster, leader: number): Promise<void> {
+async function waitCaughtUp(cluster: ProcessCluster, leader: number): Promise<void> {
   const target = (await cluster.status(leader)).commit;
   let last = "";
   await poll(
@@ -127,7 +127,7 @@ async function waitCaughtUp(cluster: TestCluster, leader: number): Promise<void>
 Deno.test("daemon: a follower cut off while the leader compacts catches up through InstallSnapshot", async () => {
   const N = 50;
   const KEYS = 300;
-  const cluster = await TestCluster.start({
+  const cluster = await ProcessCluster.start({
     nodes: 3,
     proxies: true,
     extraArgs: [...SERVE_ARGS, "--snapshot-entries", String(N)],
@@ -207,7 +207,7 @@ Deno.test("daemon: a follower cut off while the leader compacts catches up throu
 Deno.test("daemon: repeated puts of two keys keep snapshots small and snap/ pruned", async () => {
   const N = 20;
   const ROUNDS = 200;
-  const cluster = await TestCluster.start({
+  const cluster = await ProcessCluster.start({
     nodes: 3,
     extraArgs: [...SERVE_ARGS, "--snapshot-entries", String(N)],
   });
@@ -265,7 +265,7 @@ Deno.test("daemon: compaction deletes covered WAL segments under large repeated 
   const N = 5;
   const VALUE_BYTES = 1_000_000;
   const ROUNDS = 75;
-  const cluster = await TestCluster.start({
+  const cluster = await ProcessCluster.start({
     nodes: 3,
     extraArgs: [...SERVE_ARGS, "--snapshot-entries", String(N)],
   });
@@ -321,7 +321,7 @@ Deno.test("daemon: compaction deletes covered WAL segments under large repeated 
 
 Deno.test("daemon: kill -9 of every node after several snapshots, then restart: all data is back", async () => {
   const N = 20;
-  const cluster = await TestCluster.start({
+  const cluster = await ProcessCluster.start({
     nodes: 3,
     extraArgs: [...SERVE_ARGS, "--snapshot-entries", String(N)],
   });
@@ -382,7 +382,7 @@ function pick<T>(items: readonly T[]): T {
  * run; one still unanswered then stays in the history with an unknown outcome.
  */
 async function unreliableClient(
-  cluster: TestCluster,
+  cluster: ProcessCluster,
   c: number,
   keys: string[],
   history: KvHistoryOp[],
@@ -429,7 +429,7 @@ async function unreliableClient(
 Deno.test("daemon: snapshots under a slow, flaky network keep the history linearizable", async () => {
   const RUN_MS = 6_000;
   const KEYS = ["a", "b", "c"];
-  const cluster = await TestCluster.start({
+  const cluster = await ProcessCluster.start({
     nodes: 3,
     proxies: true,
     extraArgs: [...SERVE_ARGS, "--snapshot-entries", "30"],

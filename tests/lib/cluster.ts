@@ -58,8 +58,8 @@ export function freePort(): number {
   throw new Error("No free port found below the ephemeral range");
 }
 
-/** Options for TestCluster.start. */
-export interface ClusterOptions {
+/** Options for ProcessCluster.start. */
+export interface ProcessClusterOptions {
   nodes?: number;
   /** Route peer links through TcpProxy instances (for partitions). */
   proxies?: boolean;
@@ -91,7 +91,7 @@ export interface NodeStatus {
 }
 
 /** A running cluster of serve processes. */
-export class TestCluster {
+export class ProcessCluster {
   readonly nodes: TestNode[];
   readonly root: string;
   readonly #proxies = new Map<string, TcpProxy>();
@@ -105,7 +105,7 @@ export class TestCluster {
   }
 
   /** Starts every node and waits until a leader is known; on failure stops what it started. */
-  static async start(options: ClusterOptions = {}): Promise<TestCluster> {
+  static async start(options: ProcessClusterOptions = {}): Promise<ProcessCluster> {
     const count = options.nodes ?? 3;
     const root = await Deno.makeTempDir({ prefix: "raftmr-cluster-" });
     const nodes: TestNode[] = Array.from({ length: count }, (_, i) => ({
@@ -115,7 +115,7 @@ export class TestCluster {
       dataDir: `${root}/node-${i + 1}`,
       output: [],
     }));
-    const cluster = new TestCluster(root, nodes, options.extraArgs ?? []);
+    const cluster = new ProcessCluster(root, nodes, options.extraArgs ?? []);
     try {
       for (const node of nodes) {
         const entries: string[] = [];

@@ -31,7 +31,8 @@ class ListMachine implements StateMachine {
 
 const FAST = { tickMs: 2, electionTicks: 10, heartbeatTicks: 2 };
 
-class TestCluster {
+/** RaftNodes in this process over an in-memory network (the simulator's cheaper cousin). */
+class NodeCluster {
   nodes = new Map<NodeId, RaftNode>();
   machines = new Map<NodeId, ListMachine>();
   storages = new Map<NodeId, MemoryStorage>();
@@ -91,7 +92,7 @@ async function until<T>(what: string, f: () => T | undefined | false): Promise<T
 }
 
 Deno.test("RaftNode: propose resolves with apply()'s result once applied", async () => {
-  const c = new TestCluster([1, 2, 3]);
+  const c = new NodeCluster([1, 2, 3]);
   try {
     const leader = await until("a leader", () => c.leader());
     const r = await leader.propose(enc.encode("hello"));
@@ -115,7 +116,7 @@ Deno.test("RaftNode: propose resolves with apply()'s result once applied", async
 });
 
 Deno.test("RaftNode: a follower rejects proposals and reads with NotLeaderError(leader)", async () => {
-  const c = new TestCluster([1, 2, 3]);
+  const c = new NodeCluster([1, 2, 3]);
   try {
     const leader = await until("a leader", () => c.leader());
     await leader.propose(enc.encode("x"));
@@ -133,7 +134,7 @@ Deno.test("RaftNode: a follower rejects proposals and reads with NotLeaderError(
 });
 
 Deno.test("RaftNode: readIndex resolves at or after every acknowledged write", async () => {
-  const c = new TestCluster([1, 2, 3]);
+  const c = new NodeCluster([1, 2, 3]);
   try {
     const leader = await until("a leader", () => c.leader());
     const w = await leader.propose(enc.encode("w1"));
@@ -149,7 +150,7 @@ Deno.test("RaftNode: readIndex resolves at or after every acknowledged write", a
 });
 
 Deno.test("RaftNode: an isolated leader steps down and drops its pending proposal", async () => {
-  const c = new TestCluster([1, 2, 3]);
+  const c = new NodeCluster([1, 2, 3]);
   try {
     const leader = await until("a leader", () => c.leader());
     await leader.propose(enc.encode("a"));
@@ -168,7 +169,7 @@ Deno.test("RaftNode: an isolated leader steps down and drops its pending proposa
 });
 
 Deno.test("RaftNode: stop() rejects pending proposals", async () => {
-  const c = new TestCluster([1, 2, 3]);
+  const c = new NodeCluster([1, 2, 3]);
   try {
     const leader = await until("a leader", () => c.leader());
     for (const id of c.ids) if (id !== leader.id) c.isolated.add(id);
@@ -183,7 +184,7 @@ Deno.test("RaftNode: stop() rejects pending proposals", async () => {
 });
 
 Deno.test("RaftNode: single node snapshots, compacts, and restarts from snapshot + log", async () => {
-  const c = new TestCluster([7], { snapshotEntries: 5 });
+  const c = new NodeCluster([7], { snapshotEntries: 5 });
   try {
     const node = await until("leadership", () => c.leader());
     for (let i = 0; i < 23; i++) await node.propose(enc.encode(`k${i}`));

@@ -3,9 +3,11 @@
  * virtual time, driven by a seeded PRNG. Links are per direction and can be cut; messages can be
  * dropped, delayed, duplicated and held back for long reordering; nodes crash (volatile state
  * lost, storage kept) and restart. Every event is processed to quiescence before the next, so a
- * run is a pure function of its seed, and invariants are checked after every step.
+ * run is a pure function of its seed, and invariants are checked after every step. The last few
+ * hundred events are kept (events.ts) and printed with the seed when a run fails.
  */
 import { RaftNode, type RaftNodeConfig } from "../../raft/node.ts";
+import { EventRing } from "./events.ts";
 import { MemoryStorage } from "../../raft/storage.ts";
 import type { DurableStorage } from "../../raft/storage.ts";
 import type {
@@ -308,6 +310,9 @@ interface SimNodeState {
   incarnation: number;
   /** Applied index of the last incarnation, remembered across crashes for nCommitted. */
   applied: number;
+  /** Role, term and commit last seen, to record their changes. */
+  seen: string;
+  seenCommit: number;
 }
 
 interface Delivery {
@@ -340,6 +345,8 @@ export interface ClusterOptions {
    * With false, messages from before a crash may still arrive: a harsher network.
    */
   dropStale?: boolean;
+  /** How many recent events to keep for a failure report (default 300). */
+  traceEvents?: number;
 }
 
 /** A simulated cluster with the test helpers of the classic lab harness, on virtual time. */
@@ -360,6 +367,8 @@ export class Cluster {
   bytes = 0;
   /** Deliveries per message type. */
   readonly byType = new Map<string, number>();
+  /** The last events of the run (sends, drops, crashes, links, roles, commits). */
+  readonly events: EventRing;
   readonly #nodes = new Map<NodeId, SimNodeState>();
   readonly #connected = new Map<NodeId, boolean>();
   readonly #cut = new Set<string>();
@@ -383,6 +392,7 @@ export class Cluster {
     this.tickMs = this.#config.tickMs ?? 10;
     this.#padding = opts.snapshotPadding ?? 0;
     this.#dropStale = opts.dropStale ?? true;
+    this.events = new EventRing(opts.traceEvents ?? 300);
     for (const id of this.ids) {
       this.#nodes.set(id, {
         id,
@@ -391,6 +401,8 @@ export class Cluster {
         sm: undefined,
         incarnation: 0,
         applied: 0,
+        seen: "down",
+        seenCommit: 0,
       });
       this.#connected.set(id, true);
     }
@@ -445,6 +457,8 @@ export class Cluster {
   async crash(id: NodeId): Promise<void> {
     const s = this.#state(id);
     if (!s.node) return;
+    this.events.note(this.now, "crash", id);
+    s.seen = "down";
     this.#addMetrics(this.#dead, s.node);
     await s.node.stop();
     s.applied = s.sm!.lastApplied;
@@ -460,6 +474,7 @@ export class Cluster {
   async restart(id: NodeId): Promise<void> {
     const s = this.#state(id);
     if (s.node) await this.crash(id);
+    this.events.note(this.now, "restart", id);
     const inner = await this.#factory.open(id, this.ids);
     s.storage = new CheckedStorage(id, inner, this.oracle);
     s.sm = new SimStateMachine(id, this.oracle, this.#padding);
@@ -504,22 +519,26 @@ export class Cluster {
 
   /** Cuts every link to and from node `id`. */
   disconnect(id: NodeId): void {
+    this.events.note(this.now, "disconnect", id);
     this.#connected.set(id, false);
   }
 
   /** Restores node `id`'s links to every other connected node. */
   connect(id: NodeId): void {
+    this.events.note(this.now, "connect", id);
     this.#connected.set(id, true);
   }
 
   /** Cuts (or restores) the one-way link from `from` to `to`. */
   setLink(from: NodeId, to: NodeId, up: boolean): void {
+    this.events.note(this.now, `link ${from}>${to} ${up ? "up" : "cut"}`);
     if (up) this.#cut.delete(`${from}>${to}`);
     else this.#cut.add(`${from}>${to}`);
   }
 
   /** Full connectivity inside each group, none between groups. */
   partition(...groups: NodeId[][]): void {
+    this.events.note(this.now, `partition ${groups.map((g) => g.join(",")).join(" | ")}`);
     this.#cut.clear();
     const groupOf = new Map<NodeId, number>();
     groups.forEach((g, i) => g.forEach((id) => groupOf.set(id, i)));
@@ -532,6 +551,7 @@ export class Cluster {
 
   /** Removes all one-way cuts (disconnect() flags stay). */
   heal(): void {
+    this.events.note(this.now, "heal");
     this.#cut.clear();
   }
 
@@ -540,19 +560,28 @@ export class Cluster {
   }
 
   #send(fromInc: number, msgs: Message[]): void {
+    const ev = this.events;
     for (const m of msgs) {
-      if (!this.#linkUp(m.from, m.to)) continue;
+      if (!this.#linkUp(m.from, m.to)) {
+        ev.add({ at: this.now, kind: "drop", msg: m, why: "link down" });
+        continue;
+      }
       const toInc = this.#state(m.to).incarnation;
       let delay = 0.1 + this.rand() * 0.9;
       if (!this.reliable) {
-        if (this.rand() < 0.1) continue;
+        if (this.rand() < 0.1) {
+          ev.add({ at: this.now, kind: "drop", msg: m, why: "lost" });
+          continue;
+        }
         delay = this.rand() * 27;
       }
+      ev.add({ at: this.now, kind: "send", msg: m });
       if (this.longReordering && this.rand() < 2 / 3) {
         delay += 200 + this.rand() * (this.rand() * 2000);
       }
       this.#push({ at: this.now + delay, seq: this.#seq++, msg: m, fromInc, toInc });
       if (!this.reliable && this.rand() < this.dupRate) {
+        ev.add({ at: this.now, kind: "dup", msg: m });
         this.#push({
           at: this.now + this.rand() * 27,
           seq: this.#seq++,
@@ -609,6 +638,15 @@ export class Cluster {
     for (const s of this.#nodes.values()) {
       if (!s.node) continue;
       const st = s.node.status();
+      const seen = `${st.role} t${st.term}`;
+      if (seen !== s.seen) {
+        this.events.note(this.now, `${seen}${st.leader ? ` lead=${st.leader}` : ""}`, s.id);
+        s.seen = seen;
+      }
+      if (st.commit !== s.seenCommit) {
+        this.events.note(this.now, `commit ${st.commit}`, s.id);
+        s.seenCommit = st.commit;
+      }
       if (st.role !== "leader") continue;
       if (this.oracle.leader(s.id, st.term)) this.#checkCompleteness(s, st.snapshotIndex);
     }
@@ -651,8 +689,13 @@ export class Cluster {
         this.now = d.at;
         const to = this.#state(d.msg.to);
         const from = this.#state(d.msg.from);
-        if (!to.node || !this.#linkUp(d.msg.from, d.msg.to)) continue;
+        if (!to.node || !this.#linkUp(d.msg.from, d.msg.to)) {
+          const why = to.node ? "link down on arrival" : "receiver down";
+          this.events.add({ at: this.now, kind: "drop", msg: d.msg, why });
+          continue;
+        }
         if (this.#dropStale && (to.incarnation !== d.toInc || from.incarnation !== d.fromInc)) {
+          this.events.add({ at: this.now, kind: "drop", msg: d.msg, why: "stale incarnation" });
           continue;
         }
         this.delivered++;
@@ -688,6 +731,15 @@ export class Cluster {
     } catch {
       return { index: -1, term: s.node.status().term, isLeader: false };
     }
+  }
+
+  /** The seed, the recent events and the nodes' state: what a failure report prints. */
+  report(): string {
+    const lines = this.events.lines();
+    const skipped = this.events.total - lines.length;
+    return `SEED=${this.seed}, virtual t=${Math.round(this.now)} ms; last ${lines.length} events` +
+      `${skipped > 0 ? ` (${skipped} earlier ones not kept)` : ""}:\n${lines.join("\n")}` +
+      `\nnodes:${this.describe()}`;
   }
 
   /** One line per node: role, term, indexes, connectivity; for failure messages. */
@@ -869,7 +921,7 @@ export function approxBytes(m: Message): number {
 
 /**
  * Runs a simulated scenario with a seed (SEED env overrides), cleaning up, and prints the seed
- * on failure so `SEED=n deno test ...` replays it.
+ * and the last events on failure so `SEED=n deno test ...` replays it.
  */
 export async function withCluster(
   name: string,
@@ -884,6 +936,7 @@ export async function withCluster(
     await body(c);
   } catch (err) {
     console.error(`${name} failed with SEED=${seed} at virtual t=${Math.round(c.now)} ms`);
+    console.error(c.report());
     throw err;
   } finally {
     await c.shutdown();
