@@ -5,44 +5,13 @@
  * formatted only when printed: a passing run pays one small object per event.
  */
 import type { Message, NodeId } from "../../raft/types.ts";
+import { describeMessage } from "../lib/raft_text.ts";
 
 /** One recorded event: a message sent or dropped, or a line of text about a node or the net. */
 export type SimEvent =
   | { at: number; kind: "send" | "dup"; msg: Message }
   | { at: number; kind: "drop"; msg: Message; why: string }
   | { at: number; kind: "note"; text: string };
-
-/** A one-line rendering of a message: type, sender>receiver, term and the fields that matter. */
-export function describeMessage(m: Message): string {
-  const head = `${m.type} ${m.from}>${m.to} t${m.term}`;
-  switch (m.type) {
-    case "app": {
-      const n = m.entries.length;
-      const ents = n === 0 ? "" : ` ents=${m.entries[0].index}..${m.entries[n - 1].index}`;
-      return `${head} prev=${m.index}/${m.logTerm}${ents} commit=${m.commit}`;
-    }
-    case "appResp":
-      return m.reject
-        ? `${head} reject index=${m.index} hint=${m.hintIndex}/${m.hintTerm}`
-        : `${head} index=${m.index}`;
-    case "vote":
-    case "preVote":
-      return `${head} last=${m.index}/${m.logTerm}`;
-    case "voteResp":
-    case "preVoteResp":
-      return `${head} ${m.reject ? "reject" : "grant"}`;
-    case "heartbeat":
-      return `${head} commit=${m.commit} ctx=${m.ctx}`;
-    case "heartbeatResp":
-      return `${head} ctx=${m.ctx}`;
-    case "snap":
-      return `${head} snap=${m.index}/${m.logTerm} bytes=${m.offset}+${m.data.length}/${m.total}${
-        m.done ? " done" : ""
-      }`;
-    case "snapResp":
-      return `${head} snap=${m.index} offset=${m.offset}${m.reject ? " reject" : ""}`;
-  }
-}
 
 /** A fixed-size ring of the most recent events. */
 export class EventRing {
