@@ -5,6 +5,7 @@
  */
 import type { HostPort } from "../net/host_port.ts";
 import { Deadlines } from "../net/deadlines.ts";
+import { routeByPathOnly } from "../net/http_host.ts";
 import { PeerTransport } from "../net/transport.ts";
 import { RpcServer } from "../net/rpc.ts";
 import { DiskStorage } from "../persist/disk_storage.ts";
@@ -145,7 +146,7 @@ export class KvServer implements KvService {
         hostname: config.http.hostname,
         port: config.http.port,
         onListen: () => {},
-      }, app.fetch);
+      }, routeByPathOnly(app.fetch));
     } catch (err) {
       await server.shutdown();
       throw new Error(

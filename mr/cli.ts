@@ -17,6 +17,7 @@ import { AppLoadError, loadApp } from "./app.ts";
 import { Coordinator, InputError, type JobResult } from "./coordinator.ts";
 import { newWorkerStatus, runWorker } from "./worker.ts";
 import { createWorkerHttpApp } from "./worker_http.ts";
+import { routeByPathOnly } from "../net/http_host.ts";
 import { outputName } from "./partition.ts";
 import { selfCommand } from "../cli/self.ts";
 import { sleep } from "../util/sleep.ts";
@@ -157,7 +158,7 @@ export const workerCommand: Command = {
     const server = http
       ? Deno.serve(
         { hostname: http.hostname, port: http.port, onListen: () => {} },
-        createWorkerHttpApp(status).fetch,
+        routeByPathOnly(createWorkerHttpApp(status).fetch),
       )
       : undefined;
     try {

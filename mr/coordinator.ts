@@ -4,6 +4,7 @@
  * the only mr/ file that reads the clock.
  */
 import { Hono } from "hono";
+import { routeByPathOnly } from "../net/http_host.ts";
 import { RpcServer } from "../net/rpc.ts";
 import { httpMetrics } from "../status/http_metrics.ts";
 import { metricsResponse, Registry } from "../status/metrics.ts";
@@ -186,7 +187,7 @@ export class Coordinator {
       const app = this.#routes();
       this.#http = Deno.serve(
         { hostname: this.#options.http.hostname, port: this.#options.http.port, onListen() {} },
-        app.fetch,
+        routeByPathOnly(app.fetch),
       );
       this.#httpAddress = { hostname: this.#http.addr.hostname, port: this.#http.addr.port };
     }
