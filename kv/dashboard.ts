@@ -164,7 +164,11 @@ function activityStats(r: NodeReport): Stat[] {
   const meanSave = c.saves > 0 ? c.saveMsTotal / c.saves : 0;
   return [
     { label: "Proposals", value: formatCount(c.proposals) },
-    { label: "Proposals dropped", value: formatCount(c.proposalsDropped), note: "outcome unknown" },
+    {
+      label: "Proposals failed",
+      value: formatCount(c.proposalsDropped),
+      note: "accepted, then lost to a leader change",
+    },
     { label: "Entries applied", value: formatCount(c.applied) },
     { label: "Linearizable reads", value: formatCount(c.readIndexes) },
     { label: "Elections started", value: formatCount(c.electionsStarted) },

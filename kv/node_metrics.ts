@@ -5,6 +5,7 @@
  */
 import type { RaftNode } from "../raft/node.ts";
 import { type Histogram, Registry } from "../status/metrics.ts";
+import { registerProcessMetrics } from "../status/process_metrics.ts";
 
 /** Where the pulled metrics come from; the daemon hands these over once they exist. */
 export interface NodeMetricSources {
@@ -13,9 +14,14 @@ export interface NodeMetricSources {
   walAllocatedBytes: () => number;
   keys: () => number;
   forwardedRequests: () => number;
+  /** Whether each other member answered its last probe (undefined: not probed yet). */
+  peerReachable: () => Iterable<[number, boolean | undefined]>;
 }
 
-/** Fsync latency buckets, 50 us to 1 s. */
+/**
+ * Fsync latency buckets, 50 us to 8 s: ours take well under 1 ms on a good disk, and etcd starts
+ * warning at 1 s, so the range covers both a healthy and a dying disk.
+ */
 export const FSYNC_BUCKETS = [
   0.00005,
   0.0001,
@@ -29,7 +35,48 @@ export const FSYNC_BUCKETS = [
   0.05,
   0.1,
   0.25,
+  0.5,
   1,
+  2,
+  4,
+  8,
+];
+
+/** Peer round-trip buckets, 100 us to 1.6 s (etcd's prober uses the same range). */
+export const RTT_BUCKETS = [
+  0.0001,
+  0.0002,
+  0.0004,
+  0.0008,
+  0.0016,
+  0.0032,
+  0.0064,
+  0.0128,
+  0.0256,
+  0.0512,
+  0.1024,
+  0.2048,
+  0.4096,
+  0.8192,
+  1.6384,
+];
+
+/** Snapshot file write buckets, 1 ms to 30 s (a snapshot is the whole state machine). */
+export const SNAPSHOT_BUCKETS = [
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+  30,
 ];
 
 /** A peer's registry: create it before storage opens (fsync is observed from the start). */
@@ -38,13 +85,30 @@ export class NodeMetrics {
   readonly registry: Registry = new Registry();
   /** WAL fdatasync latency in seconds, fed by the storage's onSync callback. */
   readonly fsync: Histogram;
+  /** Snapshot file writes in seconds, fed by the storage's onSnapshotSave callback. */
+  readonly snapshotSave: Histogram;
+  /** Round trips of the status probe to each peer, in seconds, by `to` (the peer's id). */
+  readonly peerRtt: Histogram;
 
   constructor() {
-    this.fsync = this.registry.histogram({
-      name: "raftmr_fsync_seconds",
-      help: "WAL fdatasync latency",
+    const r = this.registry;
+    this.fsync = r.histogram({
+      name: "raftmr_wal_fsync_duration_seconds",
+      help: "Latency of WAL fdatasync calls",
       buckets: FSYNC_BUCKETS,
     });
+    this.snapshotSave = r.histogram({
+      name: "raftmr_snapshot_save_duration_seconds",
+      help: "Time to write and sync one snapshot file",
+      buckets: SNAPSHOT_BUCKETS,
+    });
+    this.peerRtt = r.histogram({
+      name: "raftmr_peer_round_trip_time_seconds",
+      help: "Round trip of a status probe to a peer over the peer connection",
+      labels: ["to"],
+      buckets: RTT_BUCKETS,
+    });
+    registerProcessMetrics(r);
   }
 
   /** Registers the pulled metrics; call once, when the node and its storage exist. */
@@ -52,9 +116,24 @@ export class NodeMetrics {
     const r = this.registry;
     const m = () => s.node.metrics;
     const st = () => s.node.status();
+    r.gaugeFunc(
+      { name: "raftmr_server_has_leader", help: "1 when this node knows a leader, else 0" },
+      () => (s.node.leader === 0 ? 0 : 1),
+    );
     r.counterFunc(
       { name: "raftmr_proposals_total", help: "Proposals made on this node" },
       () => m().proposals,
+    );
+    r.gaugeFunc(
+      { name: "raftmr_proposals_pending", help: "Proposals accepted and not yet applied" },
+      () => s.node.pendingProposals,
+    );
+    r.counterFunc(
+      {
+        name: "raftmr_proposals_failed_total",
+        help: "Proposals that failed after being accepted (overwritten, leader lost, stopped)",
+      },
+      () => m().proposalsDropped,
     );
     r.counterFunc({ name: "raftmr_commits_total", help: "Entries committed" }, () => st().commit);
     r.counterFunc({ name: "raftmr_applies_total", help: "Entries applied" }, () => m().applied);
@@ -80,6 +159,7 @@ export class NodeMetrics {
       () => (s.node.role === "leader" ? 1 : 0),
     );
     r.gaugeFunc({ name: "raftmr_applied_index", help: "Last applied index" }, () => st().applied);
+    r.gaugeFunc({ name: "raftmr_commit_index", help: "Last committed index" }, () => st().commit);
     r.gaugeFunc(
       { name: "raftmr_wal_bytes", help: "Bytes of records in the WAL segments" },
       s.walBytes,
@@ -92,5 +172,17 @@ export class NodeMetrics {
       s.walAllocatedBytes,
     );
     r.gaugeFunc({ name: "raftmr_keys", help: "Keys in the store" }, s.keys);
+    r.gaugeFunc(
+      {
+        name: "raftmr_peer_reachable",
+        help: "1 when the peer answered its last status probe, else 0",
+        labels: ["to"],
+      },
+      () =>
+        [...s.peerReachable()].filter(([, up]) => up !== undefined).map(([id, up]) => ({
+          labels: { to: String(id) },
+          value: up ? 1 : 0,
+        })),
+    );
   }
 }

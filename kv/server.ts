@@ -17,6 +17,13 @@ import { createHttpApp } from "./http.ts";
 import { NodeMetrics } from "./node_metrics.ts";
 import type { NodeReport } from "./node_status.ts";
 import {
+  advertisedHttp,
+  PeerProber,
+  type PeerStatusReply,
+  STATUS_RPC_METHOD,
+} from "./peer_prober.ts";
+import { BUILD_VERSION } from "../status/process_metrics.ts";
+import {
   handleKvRpc,
   KV_RPC_METHOD,
   type KvOps,
@@ -64,6 +71,8 @@ export class KvServer implements KvService {
   readonly #transport: PeerTransport<Message>;
   readonly #node: RaftNode;
   readonly #metrics: NodeMetrics;
+  readonly #prober: PeerProber;
+  readonly #startedAt = performance.now();
   readonly #deadlines = new Deadlines();
   #http?: Deno.HttpServer;
   #stopping = false;
@@ -106,12 +115,23 @@ export class KvServer implements KvService {
         ),
     });
     this.#rpc.handle(KV_RPC_METHOD, (params) => this.#serveRpc(params));
+    this.#rpc.handle(STATUS_RPC_METHOD, () => this.#peerStatus());
+    this.#prober = new PeerProber({
+      selfId: config.id,
+      peers: () => config.peers,
+      client: (id) => this.#transport.client(id),
+      onRoundTrip: (peer, seconds) => metrics.peerRtt.observe(seconds, { to: String(peer) }),
+    });
     metrics.attach({
       node: this.#node,
       walBytes: () => storage.walBytes(),
       walAllocatedBytes: () => storage.walAllocatedBytes(),
       keys: () => this.#machine.size,
       forwardedRequests: () => this.#forwarded,
+      peerReachable: () =>
+        [...config.peers.keys()].filter((id) => id !== config.id).map((
+          id,
+        ) => [id, this.#prober.reachable(id)]),
     });
   }
 
@@ -124,6 +144,7 @@ export class KvServer implements KvService {
       peers: [...config.peers.keys()],
       log: config.log,
       onSync: (ms) => metrics.fsync.observe(ms / 1000),
+      onSnapshotSave: (ms) => metrics.snapshotSave.observe(ms / 1000),
     });
     const server = new KvServer(config, storage, metrics);
     try {
@@ -153,6 +174,7 @@ export class KvServer implements KvService {
         `Cannot serve HTTP on ${config.http.hostname}:${config.http.port}: ${errorMessage(err)}`,
       );
     }
+    server.#prober.start();
     config.log(
       `Node ${config.id} serving peers on ${self.hostname}:${self.port}, ` +
         `HTTP on http://${config.http.hostname}:${config.http.port}, data in ${config.dataDir}`,
@@ -164,6 +186,7 @@ export class KvServer implements KvService {
   async shutdown(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
+    this.#prober.stop();
     await this.#http?.shutdown();
     await this.#rpc.close();
     this.#transport.close();
@@ -275,6 +298,7 @@ export class KvServer implements KvService {
   /** JSON for /status. */
   status(): NodeReport {
     const raft = this.#node.status();
+    const self = this.#config.peers.get(this.#config.id)!;
     return {
       ...raft,
       walBytes: this.#storage.walBytes(),
@@ -286,7 +310,37 @@ export class KvServer implements KvService {
         [...this.#config.peers].map(([id, a]) => [id, `${a.hostname}:${a.port}`]),
       ),
       http: `${this.#config.http.hostname}:${this.#config.http.port}`,
+      members: this.#prober.members({
+        id: raft.id,
+        peer: `${self.hostname}:${self.port}`,
+        http: this.#advertisedHttp(),
+        state: "self",
+        role: raft.role,
+        term: raft.term,
+        commit: raft.commit,
+        applied: raft.applied,
+      }),
+      version: BUILD_VERSION,
+      uptimeMs: Math.round(performance.now() - this.#startedAt),
     };
+  }
+
+  /** What this node answers to a peer's status probe (kv/peer_prober.ts). */
+  #peerStatus(): PeerStatusReply {
+    const s = this.#node.status();
+    return {
+      id: s.id,
+      http: this.#advertisedHttp(),
+      role: s.role,
+      term: s.term,
+      leader: s.leader,
+      commit: s.commit,
+      applied: s.applied,
+    };
+  }
+
+  #advertisedHttp(): string {
+    return advertisedHttp(this.#config.http, this.#config.peers.get(this.#config.id)!);
   }
 
   /** Prometheus text for /metrics (kv/node_metrics.ts declares what it holds). */

@@ -8,6 +8,7 @@ import { routeByPathOnly } from "../net/http_host.ts";
 import { RpcServer } from "../net/rpc.ts";
 import { httpMetrics } from "../status/http_metrics.ts";
 import { metricsResponse, Registry } from "../status/metrics.ts";
+import { registerProcessMetrics } from "../status/process_metrics.ts";
 import { registerCoordinatorMetrics } from "./coordinator_metrics.ts";
 import { coordinatorPage } from "./coordinator_page.ts";
 import { describeTask, Scheduler, type TaskView } from "./scheduler.ts";
@@ -143,6 +144,7 @@ export class Coordinator {
     this.finished = new Promise((resolve) => (this.#resolveFinished = resolve));
     this.#rpc = new RpcServer({ log: (line) => this.#log(`coordinator: ${line}`) });
     registerCoordinatorMetrics(this.#metrics, () => this.status());
+    registerProcessMetrics(this.#metrics);
   }
 
   /** Checks the inputs (InputError), then starts the RPC and HTTP servers. */

@@ -15,8 +15,12 @@ import {
 } from "../status/layout.ts";
 import type { JobStatus, TaskStatus } from "./coordinator.ts";
 
-/** Seconds between live updates while the job runs. */
-export const COORDINATOR_PAGE_REFRESH_SECONDS = 1;
+/**
+ * Seconds between live updates while the job runs: shorter than the second the coordinator keeps
+ * answering after the job ends (mr/cli.ts), so an open page fetches the final state before the
+ * process exits, and then keeps it on screen.
+ */
+export const COORDINATOR_PAGE_REFRESH_SECONDS = 0.5;
 
 /** The whole coordinator page for one /status report. */
 export function coordinatorPage(s: JobStatus): Html {

@@ -5,6 +5,7 @@
 import { Hono } from "hono";
 import { httpMetrics } from "../status/http_metrics.ts";
 import { metricsResponse, Registry } from "../status/metrics.ts";
+import { registerProcessMetrics } from "../status/process_metrics.ts";
 import type { WorkerStatus } from "./worker.ts";
 import { workerPage } from "./worker_page.ts";
 
@@ -39,6 +40,7 @@ export function createWorkerHttpApp(status: WorkerStatus): Hono {
   const app = new Hono();
   app.use(httpMetrics(registry));
   registerWorkerMetrics(registry, status);
+  registerProcessMetrics(registry);
   app.get("/status", (c) => c.json({ ...status, uptimeMs: Date.now() - status.startedAt }));
   app.get("/metrics", () => metricsResponse(registry.render()));
   app.get("/", (c) => c.html(workerPage(status, Date.now())));

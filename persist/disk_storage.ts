@@ -23,6 +23,8 @@ export interface DiskStorageOptions {
   log?: (line: string) => void;
   /** Called with the duration of every WAL fdatasync, for a latency histogram. */
   onSync?: (ms: number) => void;
+  /** Called after each snapshot file is written and synced, with the write's duration in ms. */
+  onSnapshotSave?: (ms: number) => void;
 }
 
 type Job =
@@ -92,6 +94,7 @@ export class DiskStorage implements DurableStorage {
       const snaps = await SnapshotStore.open(join(dir, "snap"), {
         keep: options.keepSnapshots,
         log,
+        onSave: options.onSnapshotSave,
       });
       const snap: Snapshot = snaps.newest() ??
         {

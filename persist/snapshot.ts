@@ -107,6 +107,8 @@ export interface SnapshotStoreOptions {
   /** How many snapshot files to keep (at least 1; default 2). */
   keep?: number;
   log?: (line: string) => void;
+  /** Called after each snapshot file is durable, with the write's duration in ms. */
+  onSave?: (ms: number) => void;
 }
 
 interface SnapFile {
@@ -125,6 +127,7 @@ export class SnapshotStore {
   #files: SnapFile[]; // valid files, newest first
   #newest: Snapshot | undefined;
   #chain: Promise<void> = Promise.resolve();
+  #onSave?: (ms: number) => void;
 
   private constructor(dir: string, keep: number, files: SnapFile[], newest?: Snapshot) {
     this.#dir = dir;
@@ -182,7 +185,9 @@ export class SnapshotStore {
       }
     }
     if (changed) await fsyncDir(dir);
-    return new SnapshotStore(dir, keep, files, newest);
+    const store = new SnapshotStore(dir, keep, files, newest);
+    store.#onSave = opts.onSave;
+    return store;
   }
 
   /** The newest valid snapshot found by open() (undefined if none); not updated by save(). */
@@ -219,7 +224,9 @@ export class SnapshotStore {
     const { index, term } = snap.meta;
     const name = snapshotFileName(index, term);
     const path = join(this.#dir, name);
+    const start = performance.now();
     await writeFileAtomic(path, [encodeSnapshotHeader(snap), snap.data]);
+    this.#onSave?.(performance.now() - start);
     this.#files = this.#files.filter((f) => f.name !== name);
     this.#files.push({ index, term, name });
     this.#files.sort((a, b) => b.index - a.index || b.term - a.term);

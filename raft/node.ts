@@ -306,6 +306,11 @@ export class RaftNode {
     return this.#raw?.leader ?? 0;
   }
 
+  /** Proposals accepted by this leader and not yet applied or failed (a gauge for operators). */
+  get pendingProposals(): number {
+    return this.#proposals.size;
+  }
+
   /** This node's current role; cheaper than status(). */
   get role(): Role {
     return this.#raw?.role ?? "follower";

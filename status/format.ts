@@ -33,7 +33,8 @@ export function formatDuration(ms: number): string {
   const h = Math.floor(total / 3600);
   const m = Math.floor((total % 3600) / 60);
   const rest = total % 60;
-  return h > 0 ? `${h} h ${m} min` : `${m} min ${rest} s`;
+  if (h > 0) return m === 0 ? `${h} h` : `${h} h ${m} min`;
+  return rest === 0 ? `${m} min` : `${m} min ${rest} s`;
 }
 
 /** `1234567` -> `"1,234,567"`; a fraction keeps at most two decimals. */

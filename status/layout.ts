@@ -85,7 +85,7 @@ vertical-align:middle;background:#fff;overflow:hidden}
 footer{color:var(--muted);padding:1em 1.5em;font-size:12px}
 `;
 
-// Replaces <main> with a fresh server rendering of the same URL every `data-refresh` seconds.
+// Replaces <header> and <main> with a fresh server rendering of the same URL every `data-refresh` seconds.
 // A process that stops answering (a killed node, a coordinator whose job ended) leaves its last
 // state on screen under a banner, instead of a browser error page; a page rendered without
 // data-refresh (a final state) stops polling.
@@ -101,7 +101,9 @@ const LIVE_SCRIPT = `
       if (!response.ok) throw new Error("HTTP " + response.status);
       const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
       document.title = fresh.title;
-      document.querySelector("main").replaceWith(fresh.querySelector("main"));
+      for (const part of ["header", "main"]) {
+        document.querySelector(part).replaceWith(fresh.querySelector(part));
+      }
       since = null;
       banner.hidden = true;
       if (!fresh.body.dataset.refresh) return;
@@ -149,7 +151,7 @@ export function healthLine(items: HealthItem[]): Html {
     items.map((item) =>
       html`<li class="${
         item.tone ?? ""
-      }"><span>${item.label}</span><b class="state">${item.value}</b></li>`
+      }"><span>${item.label}</span> <b class="state">${item.value}</b></li>`
     )
   }</ul>`;
 }

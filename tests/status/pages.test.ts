@@ -85,7 +85,7 @@ Deno.test("pages: the running job escapes names, shows units and refreshes itsel
   assert.match(html, /3\.00 MiB/);
   assert.match(html, /1\.50 KiB/);
   assert.match(html, /Map <div class="bar"><div style="width:50%">/);
-  assert.match(html, /<body data-refresh="1">/);
+  assert.match(html, /<body data-refresh="0.5">/);
   assertNoBlockInParagraph(html);
 });
 
