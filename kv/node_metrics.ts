@@ -4,7 +4,7 @@
  * into histograms as they are measured. Adding a metric is one registration below.
  */
 import type { RaftNode } from "../raft/node.ts";
-import { type Histogram, Registry } from "../status/metrics.ts";
+import { decadeBuckets, exponentialBuckets, type Histogram, Registry } from "../status/metrics.ts";
 import { registerProcessMetrics } from "../status/process_metrics.ts";
 
 /** Where the pulled metrics come from; the daemon hands these over once they exist. */
@@ -19,65 +19,16 @@ export interface NodeMetricSources {
 }
 
 /**
- * Fsync latency buckets, 50 us to 8 s: ours take well under 1 ms on a good disk, and etcd starts
+ * Fsync latency buckets, 50 us to 10 s: ours take well under 1 ms on a good disk, and etcd starts
  * warning at 1 s, so the range covers both a healthy and a dying disk.
  */
-export const FSYNC_BUCKETS = [
-  0.00005,
-  0.0001,
-  0.00025,
-  0.0005,
-  0.001,
-  0.0025,
-  0.005,
-  0.01,
-  0.025,
-  0.05,
-  0.1,
-  0.25,
-  0.5,
-  1,
-  2,
-  4,
-  8,
-];
+export const FSYNC_BUCKETS: number[] = decadeBuckets(0.00005, 10);
 
-/** Peer round-trip buckets, 100 us to 1.6 s (etcd's prober uses the same range). */
-export const RTT_BUCKETS = [
-  0.0001,
-  0.0002,
-  0.0004,
-  0.0008,
-  0.0016,
-  0.0032,
-  0.0064,
-  0.0128,
-  0.0256,
-  0.0512,
-  0.1024,
-  0.2048,
-  0.4096,
-  0.8192,
-  1.6384,
-];
+/** Peer round-trip buckets, 100 us to 1.6 s (doubling, the range etcd's prober uses). */
+export const RTT_BUCKETS: number[] = exponentialBuckets(0.0001, 2, 15);
 
-/** Snapshot file write buckets, 1 ms to 30 s (a snapshot is the whole state machine). */
-export const SNAPSHOT_BUCKETS = [
-  0.001,
-  0.0025,
-  0.005,
-  0.01,
-  0.025,
-  0.05,
-  0.1,
-  0.25,
-  0.5,
-  1,
-  2.5,
-  5,
-  10,
-  30,
-];
+/** Snapshot file write buckets, 1 ms to 25 s (a snapshot is the whole state machine). */
+export const SNAPSHOT_BUCKETS: number[] = decadeBuckets(0.001, 25);
 
 /** A peer's registry: create it before storage opens (fsync is observed from the start). */
 export class NodeMetrics {

@@ -6,27 +6,10 @@
  */
 import type { MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
-import type { Registry } from "./metrics.ts";
+import { decadeBuckets, type Registry } from "./metrics.ts";
 
 /** Request duration buckets: 100 us to 10 s (a forwarded write may wait out an election). */
-export const HTTP_DURATION_BUCKETS = [
-  0.0001,
-  0.00025,
-  0.0005,
-  0.001,
-  0.0025,
-  0.005,
-  0.01,
-  0.025,
-  0.05,
-  0.1,
-  0.25,
-  0.5,
-  1,
-  2.5,
-  5,
-  10,
-];
+export const HTTP_DURATION_BUCKETS: number[] = decadeBuckets(0.0001, 10);
 
 /** The route label of a request that matched no route. */
 export const UNMATCHED_ROUTE = "unmatched";

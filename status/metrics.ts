@@ -315,6 +315,31 @@ function formatValue(value: number): string {
   return Number.isNaN(value) ? "NaN" : String(value);
 }
 
+/**
+ * Bucket bounds 1, 2.5 and 5 times each power of ten from `min` to `max` inclusive (the
+ * spacing Prometheus' default buckets use): even resolution on a log scale, readable bounds.
+ */
+export function decadeBuckets(min: number, max: number): number[] {
+  if (!(min > 0 && max >= min)) throw new RangeError(`Invalid bucket range: ${min} to ${max}`);
+  const out: number[] = [];
+  for (let e = Math.floor(Math.log10(min)); e <= Math.ceil(Math.log10(max)); e++) {
+    for (const m of [1, 2.5, 5]) {
+      // toPrecision drops the float noise of m * 10^e (2.5e-4 must render as 0.00025).
+      const bound = Number((m * 10 ** e).toPrecision(2));
+      if (bound >= min && bound <= max) out.push(bound);
+    }
+  }
+  return out;
+}
+
+/** `count` bucket bounds starting at `start`, each `factor` times the previous one. */
+export function exponentialBuckets(start: number, factor: number, count: number): number[] {
+  if (!(start > 0 && factor > 1 && count >= 1)) {
+    throw new RangeError(`Invalid exponential buckets: ${start}, ${factor}, ${count}`);
+  }
+  return Array.from({ length: count }, (_, i) => Number((start * factor ** i).toPrecision(6)));
+}
+
 /** A 200 response carrying rendered metrics (`text`) with the exposition format's content type. */
 export function metricsResponse(text: string): Response {
   return new Response(text, { status: 200, headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });

@@ -1,6 +1,11 @@
 /** The shared metrics registry: exposition format, escaping, histograms, pulled metrics. */
 import assert from "node:assert/strict";
-import { escapeLabelValue, Registry } from "../../status/metrics.ts";
+import {
+  decadeBuckets,
+  escapeLabelValue,
+  exponentialBuckets,
+  Registry,
+} from "../../status/metrics.ts";
 
 Deno.test("metrics: counters and gauges render HELP, TYPE and one line per series", () => {
   const r = new Registry();
@@ -107,4 +112,21 @@ Deno.test("metrics: special values are spelled +Inf, -Inf and NaN", () => {
   assert.match(text, /^x\{v="a"\} \+Inf$/m);
   assert.match(text, /^x\{v="b"\} -Inf$/m);
   assert.match(text, /^x\{v="c"\} NaN$/m);
+});
+
+Deno.test("metrics: bucket helpers give readable bounds without float noise", () => {
+  assert.deepEqual(decadeBuckets(0.00005, 0.01), [
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+  ]);
+  assert.deepEqual(decadeBuckets(1, 10), [1, 2.5, 5, 10]);
+  assert.deepEqual(exponentialBuckets(0.0001, 2, 4), [0.0001, 0.0002, 0.0004, 0.0008]);
+  assert.throws(() => decadeBuckets(0, 1), RangeError);
+  assert.throws(() => exponentialBuckets(1, 1, 3), RangeError);
 });
