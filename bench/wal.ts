@@ -8,7 +8,7 @@
  */
 import { parseArgs } from "node:util";
 import { DiskStorage } from "../persist/disk_storage.ts";
-import { encodeBatch } from "../persist/wal.ts";
+import { encodeBatch } from "../persist/wal_record.ts";
 import type { Entry } from "../raft/types.ts";
 import { printTable } from "./table.ts";
 

@@ -6,8 +6,11 @@
 import { join } from "node:path";
 import { CompactedError, type DurableStorage, UnavailableError } from "../raft/storage.ts";
 import { type ConfState, type Entry, type HardState, type Snapshot } from "../raft/types.ts";
+import { planSave, type SavePlan } from "./save_plan.ts";
 import { SnapshotStore } from "./snapshot.ts";
-import { encodeBatch, REC_ENTRIES, REC_HARD_STATE, Wal, type WalRecord } from "./wal.ts";
+import { Wal } from "./wal.ts";
+import { encodeBatch } from "./wal_record.ts";
+import { emptyReplayedLog, replayRecord } from "./log_replay.ts";
 
 /** Options for DiskStorage.open. */
 export interface DiskStorageOptions {
@@ -101,43 +104,15 @@ export class DiskStorage implements DurableStorage {
           meta: { index: 0, term: 0, conf: { peers: [...(options.peers ?? [])] } },
           data: new Uint8Array(0),
         };
-      const base = snap.meta.index;
-      let ents: Entry[] = [];
-      const apply = (rec: WalRecord): string | undefined => {
-        if (rec.type === REC_ENTRIES) {
-          const last = rec.first + rec.entries.length - 1;
-          if (last <= base) return undefined;
-          const start = Math.max(rec.first, base + 1);
-          if (start > base + ents.length + 1) {
-            return `entries start at ${start} but the log ends at ${
-              base + ents.length
-            } (is a snapshot missing or corrupt?)`;
-          }
-          // A record starting at i replaces everything from i on (a conflict truncation).
-          ents.length = start - base - 1;
-          for (let k = start - rec.first; k < rec.entries.length; k++) ents.push(rec.entries[k]);
-        } else if (rec.type === REC_HARD_STATE) {
-          // Tracked by the WAL itself.
-        } else {
-          if (rec.index > base) {
-            return `WAL installs snapshot ${rec.index} but the newest valid snapshot file is ${base}`;
-          }
-          // An installed snapshot kept only the agreeing entries up to rec.kept (Raft §7).
-          if (rec.kept <= base) ents = [];
-          else if (ents.length > rec.kept - base) ents.length = rec.kept - base;
-        }
-        return undefined;
-      };
-      let hardState: HardState = { term: 0, vote: 0, commit: 0 };
-      const wal = await Wal.open(join(dir, "wal"), (rec) => {
-        if (rec.type === REC_HARD_STATE) hardState = rec.hardState;
-        return apply(rec);
-      }, {
+      const replayed = emptyReplayedLog(snap.meta.index);
+      const wal = await Wal.open(join(dir, "wal"), (rec) => replayRecord(replayed, rec), {
         segmentBytes: options.segmentBytes,
         preallocateBytes: options.preallocateBytes,
         log,
         onSync: options.onSync,
       });
+      const { base, ents } = replayed;
+      let { hardState } = replayed;
       // Snapshot content is committed by definition; a hard state written before the snapshot
       // was installed may lag behind it.
       if (hardState.commit < base) hardState = { ...hardState, commit: base };
@@ -235,67 +210,46 @@ export class DiskStorage implements DurableStorage {
   save(hardState: HardState | undefined, entries: Entry[], snapshot?: Snapshot): Promise<void> {
     const bad = this.#check();
     if (bad) return Promise.reject(bad);
-    for (let i = 1; i < entries.length; i++) {
-      if (entries[i].index !== entries[0].index + i) {
-        return Promise.reject(
-          new RangeError(
-            `Entries to save are not consecutive: ${entries[i].index} after ${
-              entries[i - 1].index
-            }`,
-          ),
-        );
-      }
-    }
-    let install: Snapshot | undefined;
-    if (snapshot && snapshot.meta.index > this.#snap.meta.index) install = snapshot;
-    const base = install ? install.meta.index : this.#snap.meta.index;
-    // Raft §7: entries past an installed snapshot stay if the log has its last entry with the
-    // same term; otherwise the whole log goes. `kept` is the last index left after the install.
-    let kept = this.lastIndex();
-    if (install) {
-      const { index, term } = install.meta;
-      kept = index <= kept && this.term(index) === term ? kept : index;
-    }
-    if (entries.length > 0 && entries[0].index > kept + 1) {
-      return Promise.reject(
-        new RangeError(`Entries to save start at ${entries[0].index} but the log ends at ${kept}`),
+    let plan: SavePlan;
+    try {
+      plan = planSave(
+        {
+          snapIndex: this.#snap.meta.index,
+          lastIndex: this.lastIndex(),
+          term: (index) => this.term(index),
+          hardState: this.#hardState,
+          hardStateUnwritten: this.#hardStateUnwritten,
+        },
+        hardState,
+        entries,
+        snapshot,
       );
+    } catch (err) {
+      return Promise.reject(err);
     }
-    // Entries the snapshot already covers are dropped, as etcd's MemoryStorage.Append does.
-    let toWrite = entries;
-    if (entries.length > 0 && entries[0].index <= base) {
-      toWrite = entries.slice(base + 1 - entries[0].index);
-    }
-    // Memory first, synchronously, so reads reflect the save immediately.
+    return this.#apply(plan);
+  }
+
+  /** Applies a save plan: memory first, synchronously, then the WAL record when one is due. */
+  #apply(plan: SavePlan): Promise<void> {
+    const { install, base, kept, append } = plan;
     if (install) {
       this.#ents = this.#ents.slice(base - this.#snap.meta.index, kept - this.#snap.meta.index);
       this.#snap = install;
     }
-    if (toWrite.length > 0) {
-      this.#ents.length = toWrite[0].index - base - 1;
-      for (let i = 0; i < toWrite.length; i++) this.#ents.push(toWrite[i]);
+    if (append.length > 0) {
+      this.#ents.length = append[0].index - base - 1;
+      for (let i = 0; i < append.length; i++) this.#ents.push(append[i]);
     }
-    // Only new entries, a new term or a new vote must reach the disk before anyone hears of
-    // them (etcd's MustSync rule). A commit index that moved is recoverable from the cluster,
-    // so it is not written on its own: even an unsynced write costs about a millisecond here
-    // when other fsyncs are in flight. It rides along with the next record, or close().
-    const mustWrite = install !== undefined || toWrite.length > 0 ||
-      (hardState !== undefined &&
-        (hardState.term !== this.#hardState.term || hardState.vote !== this.#hardState.vote));
-    if (hardState) this.#hardState = { ...hardState };
-    if (!mustWrite) {
-      if (hardState) this.#hardStateUnwritten = true;
-      return Promise.resolve();
-    }
-    const recordHardState = hardState ?? (this.#hardStateUnwritten ? this.#hardState : undefined);
-    this.#hardStateUnwritten = false;
+    this.#hardState = plan.hardState;
+    this.#hardStateUnwritten = plan.hardStateUnwritten;
+    if (!plan.sync) return Promise.resolve();
     const buf = encodeBatch(
-      recordHardState,
-      toWrite,
+      plan.recordHardState,
+      append,
       install ? { index: install.meta.index, term: install.meta.term, kept } : undefined,
     );
     const hs = this.#hardState;
-    const maxIndex = toWrite.length > 0 ? toWrite[toWrite.length - 1].index : base;
     const { promise, done } = deferred();
     if (install) {
       const snap = install;
@@ -305,12 +259,12 @@ export class DiskStorage implements DurableStorage {
         done,
         run: async () => {
           await this.#snaps.save(snap);
-          await this.#wal.write([buf], hs, maxIndex);
+          await this.#wal.write([buf], hs, plan.maxIndex);
           await this.#wal.deleteCovered(this.#snaps.oldestIndex());
         },
       });
     } else {
-      this.#enqueue({ kind: "wal", buf, hardState: hs, maxIndex, done });
+      this.#enqueue({ kind: "wal", buf, hardState: hs, maxIndex: plan.maxIndex, done });
     }
     return promise;
   }

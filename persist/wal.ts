@@ -3,8 +3,8 @@
  * records `[u32 length][u32 crc32c][u8 type][payload]` (little-endian; `length` counts the type
  * byte and the payload, the CRC covers the same bytes). Records are appended, never rewritten; a
  * conflict truncation is a later entries record that starts at a lower index. This module only
- * frames, writes, syncs, replays and deletes segments; DiskStorage decides what goes in them and
- * serialises the calls.
+ * writes, syncs, replays and deletes segments (the record format is persist/wal_record.ts, reading
+ * a segment persist/wal_scan.ts); DiskStorage decides what goes in them and serialises the calls.
  *
  * Segments are preallocated: zeros are written (and synced) ahead of the records in the
  * background, so that a record write overwrites allocated blocks and its fdatasync flushes data
@@ -15,9 +15,10 @@
  * damage.
  */
 import { join } from "node:path";
-import type { Entry, HardState } from "../raft/types.ts";
+import type { HardState } from "../raft/types.ts";
 import { fsyncDir } from "./atomic_file.ts";
-import { crc32c } from "../util/crc32c.ts";
+import { encodeBatch, REC_ENTRIES, REC_SNAPSHOT, type WalRecord } from "./wal_record.ts";
+import { scanSegment, type SegmentDamage } from "./wal_scan.ts";
 
 /** Thrown when the WAL cannot be trusted: a bad record that is not a torn tail, or a gap. */
 export class WalCorruptionError extends Error {
@@ -32,22 +33,6 @@ export class WalCorruptionError extends Error {
     this.offset = offset;
   }
 }
-
-/** Record type: a batch of consecutive entries; `[f64 first index][u32 count]{[f64 term][u32 len][data]}`. */
-export const REC_ENTRIES = 1;
-/** Record type: the hard state; `[f64 term][f64 vote][f64 commit]`. */
-export const REC_HARD_STATE = 2;
-/**
- * Record type: an installed snapshot; `[f64 index][f64 term][f64 kept]`. The log after it holds
- * only the entries in (index, kept] that were already there (kept = index when none agreed).
- */
-export const REC_SNAPSHOT = 3;
-
-/** Bytes before a record's type byte: u32 length + u32 crc. */
-export const RECORD_HEADER_BYTES = 8;
-
-const ENTRY_OVERHEAD = 12; // f64 term + u32 data length
-const MAX_RECORD = 0xffff_ff00;
 
 /** Default target size of a segment before the next write starts a new one. */
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
@@ -69,174 +54,81 @@ async function writeZeros(file: Deno.FsFile, n: number, stop = () => false): Pro
   await file.syncData();
 }
 
-/** Whether every byte of `buf` from `from` on is zero. */
-function isZeroFrom(buf: Uint8Array, from: number): boolean {
-  for (let i = from; i < buf.length; i++) if (buf[i] !== 0) return false;
-  return true;
-}
-
-/** Index just past the last non-zero byte of `buf` (0 when all zero). */
-function endOfNonZero(buf: Uint8Array): number {
-  let end = buf.length;
-  while (end > 0 && buf[end - 1] === 0) end--;
-  return end;
-}
-
-function hasRoom(n: number): void {
-  if (n > MAX_RECORD) throw new RangeError(`WAL record too large: ${n} bytes`);
-}
-
-/**
- * Encodes one save() batch into a single buffer, records in the order recovery must apply them:
- * snapshot marker, entries, hard state. `entries` must be consecutive (the caller checks).
- */
-export function encodeBatch(
-  hardState: HardState | undefined,
-  entries: readonly Entry[],
-  snapshot?: { index: number; term: number; kept: number },
-): Uint8Array {
-  let size = 0;
-  if (snapshot) size += RECORD_HEADER_BYTES + 1 + 24;
-  let entriesLen = 0;
-  if (entries.length > 0) {
-    entriesLen = 1 + 12;
-    for (let i = 0; i < entries.length; i++) entriesLen += ENTRY_OVERHEAD + entries[i].data.length;
-    hasRoom(entriesLen);
-    size += RECORD_HEADER_BYTES + entriesLen;
-  }
-  if (hardState) size += RECORD_HEADER_BYTES + 1 + 24;
-  const buf = new Uint8Array(size);
-  const view = new DataView(buf.buffer);
-  let off = 0;
-  if (snapshot) {
-    const start = off;
-    view.setUint32(off, 25, true);
-    buf[off + 8] = REC_SNAPSHOT;
-    view.setFloat64(off + 9, snapshot.index, true);
-    view.setFloat64(off + 17, snapshot.term, true);
-    view.setFloat64(off + 25, snapshot.kept, true);
-    off += RECORD_HEADER_BYTES + 25;
-    view.setUint32(start + 4, crc32c(buf, 0, start + 8, off), true);
-  }
-  if (entries.length > 0) {
-    const start = off;
-    view.setUint32(off, entriesLen, true);
-    buf[off + 8] = REC_ENTRIES;
-    view.setFloat64(off + 9, entries[0].index, true);
-    view.setUint32(off + 17, entries.length, true);
-    off += 21;
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i];
-      view.setFloat64(off, e.term, true);
-      view.setUint32(off + 8, e.data.length, true);
-      buf.set(e.data, off + 12);
-      off += ENTRY_OVERHEAD + e.data.length;
-    }
-    view.setUint32(start + 4, crc32c(buf, 0, start + 8, off), true);
-  }
-  if (hardState) {
-    const start = off;
-    view.setUint32(off, 25, true);
-    buf[off + 8] = REC_HARD_STATE;
-    view.setFloat64(off + 9, hardState.term, true);
-    view.setFloat64(off + 17, hardState.vote, true);
-    view.setFloat64(off + 25, hardState.commit, true);
-    off += RECORD_HEADER_BYTES + 25;
-    view.setUint32(start + 4, crc32c(buf, 0, start + 8, off), true);
-  }
-  return buf;
-}
-
-/** A decoded record, as handed to the replay callback. */
-export type WalRecord =
-  | { type: typeof REC_ENTRIES; first: number; entries: Entry[] }
-  | { type: typeof REC_HARD_STATE; hardState: HardState }
-  | { type: typeof REC_SNAPSHOT; index: number; term: number; kept: number };
-
-function isIndex(n: number): boolean {
-  return Number.isSafeInteger(n) && n >= 0;
-}
-
-/**
- * Decodes the record at `off` if it is whole and valid, else returns a reason string. Data is
- * copied out so that the segment buffer can be collected while entries live on.
- */
-function decodeRecord(
-  buf: Uint8Array,
-  view: DataView,
-  off: number,
-): { record: WalRecord; end: number } | string {
-  if (buf.length - off < RECORD_HEADER_BYTES + 1) return "truncated record header";
-  const len = view.getUint32(off, true);
-  if (len < 1) return "zero record length";
-  const end = off + RECORD_HEADER_BYTES + len;
-  if (end > buf.length) return `record length ${len} past end of file`;
-  const crc = view.getUint32(off + 4, true);
-  if (crc32c(buf, 0, off + 8, end) !== crc) return "CRC mismatch";
-  const type = buf[off + 8];
-  const p = off + 9;
-  switch (type) {
-    case REC_ENTRIES: {
-      if (len < 13) return "short entries record";
-      const first = view.getFloat64(p, true);
-      const count = view.getUint32(p + 8, true);
-      if (!isIndex(first) || first < 1) return "bad entry index";
-      if (count > (len - 13) / ENTRY_OVERHEAD) return "bad entry count";
-      const entries: Entry[] = new Array(count);
-      let q = p + 12;
-      for (let i = 0; i < count; i++) {
-        if (q + ENTRY_OVERHEAD > end) return "entries record overrun";
-        const term = view.getFloat64(q, true);
-        const n = view.getUint32(q + 8, true);
-        if (!isIndex(term) || q + ENTRY_OVERHEAD + n > end) return "bad entry";
-        entries[i] = { index: first + i, term, data: buf.slice(q + 12, q + 12 + n) };
-        q += ENTRY_OVERHEAD + n;
-      }
-      if (q !== end) return "entries record has trailing bytes";
-      return { record: { type, first, entries }, end };
-    }
-    case REC_HARD_STATE: {
-      if (len !== 25) return "bad hard state record length";
-      const term = view.getFloat64(p, true);
-      const vote = view.getFloat64(p + 8, true);
-      const commit = view.getFloat64(p + 16, true);
-      if (!isIndex(term) || !isIndex(vote) || !isIndex(commit)) return "bad hard state";
-      return { record: { type, hardState: { term, vote, commit } }, end };
-    }
-    case REC_SNAPSHOT: {
-      if (len !== 25) return "bad snapshot record length";
-      const index = view.getFloat64(p, true);
-      const term = view.getFloat64(p + 8, true);
-      const kept = view.getFloat64(p + 16, true);
-      if (!isIndex(index) || !isIndex(term) || !isIndex(kept) || kept < index) {
-        return "bad snapshot record";
-      }
-      return { record: { type, index, term, kept }, end };
-    }
-    default:
-      return `unknown record type ${type}`;
-  }
-}
-
-/** Whether any valid record starts after `from`: tells a torn tail from mid-file corruption. */
-function validRecordAfter(buf: Uint8Array, view: DataView, from: number): number {
-  for (let p = from; p + RECORD_HEADER_BYTES + 1 <= buf.length; p++) {
-    const len = view.getUint32(p, true);
-    // Cheap filters first: almost every misaligned position fails on length or type.
-    if (len < 1 || p + RECORD_HEADER_BYTES + len > buf.length) continue;
-    const t = buf[p + 8];
-    if (t !== REC_ENTRIES && t !== REC_HARD_STATE && t !== REC_SNAPSHOT) continue;
-    if (typeof decodeRecord(buf, view, p) !== "string") return p;
-  }
-  return -1;
-}
-
 /** Name of segment `seq`. */
 export function segmentName(seq: number): string {
   return `${seq.toString(16).padStart(16, "0")}.wal`;
 }
 
 const SEGMENT_RE = /^([0-9a-f]{16})\.wal$/;
+
+/** The segment files of `dir` in order; throws WalCorruptionError when one is missing between. */
+async function listSegments(dir: string): Promise<{ seq: number; name: string }[]> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isFile && SEGMENT_RE.test(e.name)) names.push(e.name);
+  }
+  names.sort();
+  const segments = names.map((name) => ({ seq: parseInt(SEGMENT_RE.exec(name)![1], 16), name }));
+  for (let i = 1; i < segments.length; i++) {
+    if (segments[i].seq !== segments[i - 1].seq + 1) {
+      throw new WalCorruptionError(
+        segments[i].name,
+        0,
+        `segment ${segmentName(segments[i - 1].seq + 1)} is missing`,
+      );
+    }
+  }
+  return segments;
+}
+
+/**
+ * Throws WalCorruptionError unless `damage` in segment `name` can be a torn tail: the last
+ * write, cut short by a crash, in the last segment, with no valid record after it.
+ */
+function refuseUnlessTornTail(name: string, damage: SegmentDamage, isLast: boolean): void {
+  if (!isLast) throw new WalCorruptionError(name, damage.offset, damage.reason);
+  // Valid records after the damage mean it is not a torn tail. It may still be a last write
+  // whose later pages reached the disk before its earlier ones in a power cut, but it may as
+  // well be synced records hit by corruption: guessing "torn" would drop acknowledged entries
+  // or a vote without a word, so the node refuses to start.
+  if (damage.validAfter >= 0) {
+    throw new WalCorruptionError(
+      name,
+      damage.offset,
+      damage.reason,
+      ` (valid records follow at ${damage.validAfter}: corruption, not a torn write; ` +
+        "refusing to start)",
+    );
+  }
+}
+
+/**
+ * Repairs a torn tail: zeroes the damaged bytes (rather than cutting them off, so the file keeps
+ * its preallocated space), syncs, and logs the file, the offset and exactly what was dropped.
+ */
+async function repairTornTail(
+  path: string,
+  damage: SegmentDamage,
+  recordsKept: number,
+  log: (line: string) => void,
+): Promise<void> {
+  const f = await Deno.open(path, { write: true });
+  try {
+    await f.seek(damage.offset, Deno.SeekMode.Start);
+    await writeZeros(f, damage.bytes);
+  } finally {
+    f.close();
+  }
+  log(
+    `WAL ${path}: repaired a torn tail at offset ${damage.offset}: dropped ${damage.bytes} ` +
+      `bytes in ${plural(damage.records, "record")} (the first: ${damage.reason}) after ` +
+      `${plural(recordsKept, "valid record")}`,
+  );
+}
+
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
 
 interface Segment {
   seq: number;
@@ -298,9 +190,10 @@ export class Wal {
 
   /**
    * Opens (creating if needed) the WAL in `dir`, replays every record in order through `apply`
-   * (which returns a reason when the record cannot follow the ones before it), truncates a torn
-   * tail of the last segment (logging file and offset) and returns a writer positioned at the
-   * end. Throws WalCorruptionError for any other damage, naming the file and offset.
+   * (which returns a reason when the record cannot follow the ones before it), repairs a torn
+   * tail of the last segment (logging the file, the offset and exactly what was dropped) and
+   * returns a writer positioned at the end. Throws WalCorruptionError for any other damage,
+   * naming the file and offset.
    */
   static async open(
     dir: string,
@@ -309,75 +202,28 @@ export class Wal {
   ): Promise<Wal> {
     const log = opts.log ?? ((line: string) => console.error(line));
     await Deno.mkdir(dir, { recursive: true });
-    const names: string[] = [];
-    for await (const e of Deno.readDir(dir)) {
-      if (e.isFile && SEGMENT_RE.test(e.name)) names.push(e.name);
-    }
-    names.sort();
+    const names = await listSegments(dir);
     const segments: Segment[] = [];
     let hardState: HardState = { term: 0, vote: 0, commit: 0 };
-    for (let s = 0; s < names.length; s++) {
-      const name = names[s];
-      const seq = parseInt(SEGMENT_RE.exec(name)![1], 16);
-      if (s > 0 && seq !== segments[s - 1].seq + 1) {
-        throw new WalCorruptionError(
-          name,
-          0,
-          `segment ${segmentName(segments[s - 1].seq + 1)} is missing`,
-        );
-      }
-      const isLast = s === names.length - 1;
+    for (const [i, { seq, name }] of names.entries()) {
       const path = join(dir, name);
       const buf = await Deno.readFile(path);
-      const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-      const seg: Segment = { seq, name, bytes: buf.length, allocated: buf.length, maxIndex: 0 };
-      let off = 0;
-      while (off < buf.length) {
-        if (buf[off] === 0 && isZeroFrom(buf, off)) {
-          // Preallocated space: the records end here.
-          seg.bytes = off;
-          break;
-        }
-        const r = decodeRecord(buf, view, off);
-        if (typeof r === "string") {
-          if (!isLast) throw new WalCorruptionError(name, off, r);
-          // Valid records after the damage mean it is not a torn tail. It may still be a last
-          // write whose later pages reached the disk before its earlier ones in a power cut,
-          // but it may as well be synced records hit by corruption: guessing "torn" would drop
-          // acknowledged entries or a vote without a word, so the node refuses to start.
-          const next = validRecordAfter(buf, view, off + 1);
-          if (next >= 0) {
-            throw new WalCorruptionError(
-              name,
-              off,
-              r,
-              ` (valid records follow at ${next}: corruption, not a torn write; refusing to start)`,
-            );
-          }
-          const garbage = endOfNonZero(buf) - off;
-          log(`WAL ${path}: truncating torn tail at offset ${off} (${garbage} bytes: ${r})`);
-          // Zeroed rather than cut off, so the file keeps its preallocated space.
-          const f = await Deno.open(path, { write: true });
-          try {
-            await f.seek(off, Deno.SeekMode.Start);
-            await writeZeros(f, garbage);
-          } finally {
-            f.close();
-          }
-          seg.bytes = off;
-          break;
-        }
-        const rec = r.record;
-        const problem = apply(rec);
-        if (problem !== undefined) throw new WalCorruptionError(name, off, problem);
-        if (rec.type === REC_ENTRIES) {
-          seg.maxIndex = Math.max(seg.maxIndex, rec.first + rec.entries.length - 1);
-        } else if (rec.type === REC_SNAPSHOT) {
-          seg.maxIndex = Math.max(seg.maxIndex, rec.index);
+      const scan = scanSegment(buf);
+      const seg: Segment = { seq, name, bytes: scan.end, allocated: buf.length, maxIndex: 0 };
+      for (const { offset, record } of scan.records) {
+        const problem = apply(record);
+        if (problem !== undefined) throw new WalCorruptionError(name, offset, problem);
+        if (record.type === REC_ENTRIES) {
+          seg.maxIndex = Math.max(seg.maxIndex, record.first + record.entries.length - 1);
+        } else if (record.type === REC_SNAPSHOT) {
+          seg.maxIndex = Math.max(seg.maxIndex, record.index);
         } else {
-          hardState = rec.hardState;
+          hardState = record.hardState;
         }
-        off = r.end;
+      }
+      if (scan.damage) {
+        refuseUnlessTornTail(name, scan.damage, i === names.length - 1);
+        await repairTornTail(path, scan.damage, scan.records.length, log);
       }
       segments.push(seg);
     }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { encodeBatch, segmentName, WalCorruptionError } from "../../persist/wal.ts";
+import { segmentName, WalCorruptionError } from "../../persist/wal.ts";
+import { encodeBatch } from "../../persist/wal_record.ts";
 import type { HardState } from "../../raft/types.ts";
 import { assertLog, ents } from "./storage_conformance.ts";
 import { open, withDir } from "./helpers.ts";
@@ -50,6 +51,10 @@ Deno.test("WAL cut at every byte offset inside its last batch recovers exactly t
           if (damaged) {
             assert.equal(lines.length, 1, `${shape} ${cut}`);
             assert.match(lines[0], new RegExp(`${segmentName(0)}.*offset ${valid}`));
+            // Exactly what was dropped: the bytes up to the last non-zero one, in one record.
+            let end = file.length;
+            while (end > 0 && file[end - 1] === 0) end--;
+            assert.match(lines[0], new RegExp(`dropped ${end - valid} bytes in 1 record \\(`));
           } else {
             assert.equal(lines.length, 0, `${shape} ${cut}: ${lines}`);
           }
@@ -64,6 +69,45 @@ Deno.test("WAL cut at every byte offset inside its last batch recovers exactly t
         await again.close();
       }
     }
+  });
+});
+
+Deno.test("a torn tail's repair says the file, the offset, and exactly the bytes and records dropped", async () => {
+  await withDir(async (dir) => {
+    const s = await open(dir, [], 1 << 20, 0);
+    for (let i = 0; i < 4; i++) await s.save(hs(1, i * 2), ents(i * 2 + 1, i * 2 + 2, 1));
+    const before = s.walBytes();
+    const last = ents(9, 11, 2);
+    await s.save(hs(2, 8), last);
+    const after = s.walBytes();
+    await s.close();
+    const path = join(dir, "wal", segmentName(0));
+    const full = await Deno.readFile(path);
+    assert.equal(full.length, after);
+    // A power cut that kept a bad copy of the entries record and half the hard state record:
+    // both records of the last batch go, 8 records (4 batches of entries + hard state) stay.
+    const entriesEnd = before + encodeBatch(undefined, last).length;
+    const cut = entriesEnd + 10;
+    const torn = full.slice(0, cut);
+    torn[before + 30] ^= 0xff;
+    await Deno.writeFile(path, torn);
+    const lines: string[] = [];
+    const r = await open(dir, lines, 1 << 20, 0);
+    try {
+      assertLog(r, 1, ents(1, 8, 1));
+      assert.equal(r.walBytes(), before);
+    } finally {
+      await r.close();
+    }
+    // The bytes up to the last non-zero one: trailing zeros look like preallocated space.
+    let end = cut;
+    while (torn[end - 1] === 0) end--;
+    assert.equal(lines.length, 1, lines.join("\n"));
+    assert.equal(
+      lines[0],
+      `WAL ${path}: repaired a torn tail at offset ${before}: dropped ${end - before} bytes ` +
+        "in 2 records (the first: CRC mismatch) after 8 valid records",
+    );
   });
 });
 
