@@ -104,6 +104,23 @@ Deno.test("onSync reports every WAL fdatasync", async () => {
   });
 });
 
+Deno.test("onSnapshotSave reports each snapshot file write, compacted or installed", async () => {
+  await withDir(async (dir) => {
+    const times: number[] = [];
+    const s = await DiskStorage.open(dir, {
+      log: () => {},
+      onSnapshotSave: (ms) => times.push(ms),
+    });
+    await s.save({ term: 1, vote: 0, commit: 4 }, ents(1, 4, 1));
+    await s.compact(snap(2, 1));
+    assert.equal(times.length, 1);
+    await s.save({ term: 2, vote: 0, commit: 9 }, [], snap(9, 2));
+    assert.equal(times.length, 2);
+    assert.ok(times.every((t) => t >= 0));
+    await s.close();
+  });
+});
+
 Deno.test("a corrupt newest snapshot falls back to the older one and the WAL above it", async () => {
   await withDir(async (dir) => {
     const s = await open(dir, [], 512);
