@@ -78,6 +78,13 @@ export class PeerProber {
     return seen?.reply === undefined && seen?.error === undefined ? undefined : seen?.up;
   }
 
+  /** Each other member's id with reachable(id). */
+  reachability(): [number, boolean | undefined][] {
+    return [...this.#options.peers().keys()]
+      .filter((id) => id !== this.#options.selfId)
+      .map((id) => [id, this.reachable(id)]);
+  }
+
   /** Every member, `self` first, with what its last probe said. */
   members(self: MemberReport): MemberReport[] {
     const now = performance.now();

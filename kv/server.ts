@@ -128,10 +128,7 @@ export class KvServer implements KvService {
       walAllocatedBytes: () => storage.walAllocatedBytes(),
       keys: () => this.#machine.size,
       forwardedRequests: () => this.#forwarded,
-      peerReachable: () =>
-        [...config.peers.keys()].filter((id) => id !== config.id).map((
-          id,
-        ) => [id, this.#prober.reachable(id)]),
+      peerReachable: () => this.#prober.reachability(),
     });
   }
 

@@ -65,6 +65,7 @@ Deno.test("peer prober: up members report their HTTP address and round trip, dea
     assert.equal(down.http, undefined);
     assert.equal(typeof down.error, "string");
     assert.equal(prober.reachable(3), false);
+    assert.deepEqual(prober.reachability(), [[2, true], [3, false]]);
 
     // The live member goes away: it turns down, keeps its last known address and says when it
     // was last seen.
