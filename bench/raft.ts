@@ -10,6 +10,7 @@ import { RaftNode } from "../raft/node.ts";
 import { MemoryStorage } from "../raft/storage.ts";
 import type { Entry, HardState, Message, NodeId, Snapshot, StateMachine } from "../raft/types.ts";
 import { printTable } from "./table.ts";
+import { sleep } from "../util/sleep.ts";
 
 class CountingMachine implements StateMachine {
   n = 0;
@@ -71,7 +72,7 @@ async function run(clients: number, seconds: number, disk: boolean, dir: string)
   }
   let leader: RaftNode | undefined;
   while (!leader) {
-    await new Promise((r) => setTimeout(r, 10));
+    await sleep(10);
     leader = [...nodes.values()].find((n) => n.status().role === "leader");
   }
   const data = new Uint8Array(100);

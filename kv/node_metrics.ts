@@ -104,6 +104,13 @@ export class NodeMetrics {
       { name: "raftmr_forwarded_requests_total", help: "Requests forwarded to the leader" },
       s.forwardedRequests,
     );
+    r.counterFunc(
+      {
+        name: "raftmr_follower_log_regressions_total",
+        help: "Followers found (while leading) to hold less log than they had acknowledged",
+      },
+      () => m().followerLogRegressions,
+    );
     r.gaugeFunc({ name: "raftmr_term", help: "Current term" }, () => st().term);
     r.gaugeFunc(
       { name: "raftmr_is_leader", help: "1 when this node leads" },

@@ -64,6 +64,10 @@ export interface RaftMetrics {
   saveMsTotal: number;
   saveMsMax: number;
   messagesSent: number;
+  /** Messages the core dropped for a term or index past the bound. */
+  messagesDropped: number;
+  /** Times a follower's log was found to end below what it had acknowledged (on a leader). */
+  followerLogRegressions: number;
 }
 
 /** What status() reports. */
@@ -159,6 +163,8 @@ export class RaftNode {
     saveMsTotal: 0,
     saveMsMax: 0,
     messagesSent: 0,
+    messagesDropped: 0,
+    followerLogRegressions: 0,
   };
 
   /** Creates a stopped node; call start(). */
@@ -323,6 +329,8 @@ export class RaftNode {
       ...this.#metrics,
       electionsStarted: c?.electionsStarted ?? 0,
       snapshotsSent: c?.snapshotsSent ?? 0,
+      messagesDropped: c?.messagesDropped ?? 0,
+      followerLogRegressions: c?.followerLogRegressions ?? 0,
     };
   }
 
@@ -455,6 +463,9 @@ export class RaftNode {
       if (item === TICK) raw.tick();
       else raw.step(item);
     }
+    const { lines, suppressed } = raw.takeWarnings();
+    for (const line of lines) this.#log(line);
+    if (suppressed > 0) this.#log(`${suppressed} more warnings of the Raft core not logged`);
   }
 
   /**

@@ -70,6 +70,11 @@ export class Progress {
   pendingSnapshot = 0;
   /** Highest ReadIndex context this peer acknowledged in the current term. */
   ackCtx = 0;
+  /**
+   * While > 0: the match this peer had acknowledged before its log went backwards; cleared once
+   * it holds that much again.
+   */
+  regressedFrom = 0;
   /** The InstallSnapshot transfer running while in snapshot state. */
   transfer: SnapshotTransfer | undefined;
   readonly inflights: Inflights = new Inflights();
@@ -118,6 +123,7 @@ export class Progress {
       this.match = n;
       updated = true;
       this.probeSent = false;
+      if (this.regressedFrom > 0 && n >= this.regressedFrom) this.regressedFrom = 0;
     }
     this.next = Math.max(this.next, n + 1);
     return updated;

@@ -3,6 +3,7 @@
  * raft package. Messages and ticks go in; messages, log changes and commit progress come out
  * through RawNode's Ready. Deterministic: no clock, no I/O, randomness only through `rand`.
  */
+import { MAX_TERM_OR_INDEX, messageOutOfBounds } from "./bounds.ts";
 import { RaftLog } from "./log.ts";
 import { Progress } from "./progress.ts";
 import { ReadOnly } from "./read_only.ts";
@@ -62,6 +63,9 @@ export const DEFAULT_RAFT_CONFIG: RaftConfig = {
 /** The role a node plays in its current term. */
 export type Role = "follower" | "preCandidate" | "candidate" | "leader";
 
+/** Warnings kept between two takes by the driver; more are only counted. */
+const MAX_WARNINGS = 32;
+
 /** Options for constructing the core. */
 export interface RaftOptions extends RaftConfig {
   id: NodeId;
@@ -99,7 +103,21 @@ export class Raft {
   readonly #incoming = new SnapshotAssembler();
   readonly #reads = new ReadOnly();
   /** Counters for metrics; read by the driver. */
-  readonly counters = { electionsStarted: 0, snapshotsSent: 0, snapshotsReceived: 0 };
+  readonly counters = {
+    electionsStarted: 0,
+    snapshotsSent: 0,
+    snapshotsReceived: 0,
+    /** Messages dropped because a term or index was past the bound (bounds.ts). */
+    messagesDropped: 0,
+    /** Followers found to hold less than they had acknowledged (see #followerLostEntries). */
+    followerLogRegressions: 0,
+  };
+  /**
+   * Lines the driver should log (the core does no I/O), oldest first; at most MAX_WARNINGS are
+   * kept between two takes, the rest only counted in warningsSuppressed.
+   */
+  warnings: string[] = [];
+  warningsSuppressed = 0;
 
   constructor(opts: RaftOptions) {
     this.id = opts.id;
@@ -142,6 +160,11 @@ export class Raft {
 
   hardState(): HardState {
     return { term: this.term, vote: this.vote, commit: this.log.committed };
+  }
+
+  #warn(line: string): void {
+    if (this.warnings.length < MAX_WARNINGS) this.warnings.push(line);
+    else this.warningsSuppressed++;
   }
 
   #promotable(): boolean {
@@ -264,6 +287,11 @@ export class Raft {
 
   /** Starts an election (or a pre-vote round first). */
   campaign(pre: boolean): void {
+    if (this.term >= MAX_TERM_OR_INDEX) {
+      // The next term could not be sent: every peer would drop it (bounds.ts).
+      this.#warn(`Cannot campaign: term ${this.term} is at the bound for terms`);
+      return;
+    }
     let type: "vote" | "preVote";
     let voteTerm: number;
     if (pre) {
@@ -307,6 +335,13 @@ export class Raft {
   /** Feeds one message from a peer into the state machine. */
   step(m: Message): void {
     if (m.to !== this.id || m.from === this.id || !this.prs.has(m.from)) return;
+    const outOfBounds = messageOutOfBounds(m);
+    if (outOfBounds) {
+      // Drivers validate at the transport already; this keeps the rule for any other caller.
+      this.counters.messagesDropped++;
+      this.#warn(`Dropped a ${m.type} message from node ${m.from}: ${outOfBounds}`);
+      return;
+    }
     if (m.term > this.term) {
       if (m.type === "vote" || m.type === "preVote") {
         // Thesis §4.2.3: while we hear from a live leader, ignore would-be disruptors.
@@ -460,7 +495,7 @@ export class Raft {
     let lo = log.committed + 1;
     let hi = m.index;
     while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
+      const mid = Math.floor((lo + hi) / 2); // not >>> 1: indexes may pass 2^31
       if (log.term(mid) >= t) hi = mid;
       else lo = mid + 1;
     }
@@ -468,9 +503,21 @@ export class Raft {
   }
 
   #handleHeartbeat(m: HeartbeatMessage): void {
-    // The leader sends min(match, commit), which our log is known to hold.
-    this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
-    this.#send({ type: "heartbeatResp", from: this.id, to: m.from, term: this.term, ctx: m.ctx });
+    // The leader sends min(match, commit): entries we acknowledged in this term, after writing
+    // them. A log that ends before that lost acknowledged entries (a wiped or replaced data
+    // directory); etcd panics here, we tell the leader, which stops counting them.
+    const last = this.log.lastIndex();
+    const lost = m.commit > last;
+    this.log.commitTo(Math.min(m.commit, last));
+    this.#send({
+      type: "heartbeatResp",
+      from: this.id,
+      to: m.from,
+      term: this.term,
+      ctx: m.ctx,
+      reject: lost,
+      index: last,
+    });
   }
 
   #snapResp(to: NodeId, index: number, offset: number, reject: boolean): SnapshotResponseMessage {
@@ -522,6 +569,7 @@ export class Raft {
       case "heartbeatResp":
         pr.recentActive = true;
         pr.probeSent = false;
+        if (m.reject && m.index < pr.match) this.#followerLostEntries(m.from, pr, m.index);
         if (pr.match < this.log.lastIndex()) {
           // Appends may have been lost (or the follower restarted): free a slot so at least one
           // append goes out; if the follower lacks its predecessor it rejects and we probe.
@@ -589,6 +637,30 @@ export class Raft {
     }
   }
 
+  /**
+   * Follower `id` says its log ends at `last`, below the match it had acknowledged: it lost
+   * entries it had written (its data directory was wiped or replaced). Counting it at its old
+   * match would let a commit rest on copies that no longer exist, so its match drops to nothing
+   * and it is probed from its real end; its acknowledgements from then on are of entries it has
+   * written again, so they count as any durable copy does. The votes it forgot are beyond the
+   * leader's reach: refusing such a node at the handshake is the cure for those. Logged once per
+   * incident (until it is back at its old match) and counted for /status and /metrics.
+   */
+  #followerLostEntries(id: NodeId, pr: Progress, last: number): void {
+    if (pr.regressedFrom === 0) {
+      this.counters.followerLogRegressions++;
+      this.#warn(
+        `Follower ${id}'s log went backwards: it acknowledged entries up to ${pr.match} in term ${this.term} but its log now ends at ${last} (was its data directory wiped?); no longer counting those entries toward commit, replicating again from ${
+          last + 1
+        }`,
+      );
+      pr.regressedFrom = pr.match;
+    }
+    pr.becomeProbe();
+    pr.match = 0;
+    pr.next = Math.min(last + 1, this.log.lastIndex() + 1);
+  }
+
   /** Fast backup, leader side: the index after our last entry of the conflicting term. */
   #backupNext(m: AppendResponseMessage): number {
     if (m.hintTerm === 0) return m.hintIndex;
@@ -599,7 +671,7 @@ export class Raft {
     // Largest j in [lo, hi] with term(j) <= hintTerm (terms are non-decreasing).
     if (log.term(lo) > m.hintTerm) return m.hintIndex;
     while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1;
+      const mid = Math.floor((lo + hi + 1) / 2);
       if (log.term(mid) <= m.hintTerm) lo = mid;
       else hi = mid - 1;
     }

@@ -27,6 +27,8 @@ export interface ProgressStatus {
   next: number;
   state: ProgressState;
   recentActive: boolean;
+  /** Its log went backwards below what it had acknowledged, and it has not caught up since. */
+  logWentBackwards: boolean;
 }
 
 /** A snapshot of the core's volatile and persistent state, for status pages and tests. */
@@ -72,7 +74,10 @@ export class RawNode {
     this.#raft.tick();
   }
 
-  /** Steps a message received from a peer; messages for other nodes or unknown peers are ignored. */
+  /**
+   * Steps a message received from a peer; messages for other nodes or unknown peers are ignored,
+   * and one carrying a term or index past the bound (bounds.ts) is dropped with a warning.
+   */
   step(m: Message): void {
     this.#raft.step(m);
   }
@@ -194,7 +199,19 @@ export class RawNode {
     return this.#raft.log.termOrUndefined(i);
   }
 
-  /** Core counters (elections started, snapshots sent/received). */
+  /**
+   * Lines the core wants logged since the last call (a dropped message, a follower whose log
+   * went backwards), plus how many more were only counted; the driver logs them.
+   */
+  takeWarnings(): { lines: string[]; suppressed: number } {
+    const r = this.#raft;
+    const out = { lines: r.warnings, suppressed: r.warningsSuppressed };
+    if (out.lines.length > 0) r.warnings = [];
+    r.warningsSuppressed = 0;
+    return out;
+  }
+
+  /** Core counters (elections started, snapshots sent/received, messages dropped, ...). */
   counters(): Readonly<Raft["counters"]> {
     return this.#raft.counters;
   }
@@ -222,6 +239,7 @@ export class RawNode {
           next: pr.next,
           state: pr.state,
           recentActive: pr.recentActive,
+          logWentBackwards: pr.regressedFrom > 0,
         };
       }
     }

@@ -1,7 +1,9 @@
 /**
  * Shared Raft vocabulary: log entries, hard state, snapshots and the contracts between the
- * consensus core, its storage and the replicated state machine. Pure data, no behaviour.
+ * consensus core, its storage and the replicated state machine, plus the validator of messages
+ * received from the network.
  */
+import { messageOutOfBounds } from "./bounds.ts";
 
 /** Peer identifier: a positive integer, unique within a cluster; 0 means "nobody". */
 export type NodeId = number;
@@ -114,10 +116,16 @@ export interface HeartbeatMessage extends MessageBase {
   ctx: number;
 }
 
-/** Reply to "heartbeat", echoing its `ctx`. */
+/**
+ * Reply to "heartbeat", echoing its `ctx`. `reject` says the follower's log ends (at `index`,
+ * its last index) before the commit the heartbeat carried, which the leader sends only up to
+ * what the follower acknowledged: the follower lost entries it had made durable.
+ */
 export interface HeartbeatResponseMessage extends MessageBase {
   type: "heartbeatResp";
   ctx: number;
+  reject: boolean;
+  index: number;
 }
 
 /**
@@ -232,11 +240,19 @@ function validateEntries(v: unknown): Entry[] {
 }
 
 /**
- * Checks that untrusted decoded data is a well-formed Message and returns a clean copy holding
- * only the known fields; throws TypeError naming the first problem. Transports call this on
- * every received message before handing it to the node.
+ * Checks that untrusted decoded data is a well-formed Message whose terms and indexes are within
+ * the bound of bounds.ts, and returns a clean copy holding only the known fields; throws
+ * TypeError naming the first problem. Transports call this on every received message before
+ * handing it to the node.
  */
 export function validateMessage(x: unknown): Message {
+  const m = validateShape(x);
+  const bad = messageOutOfBounds(m);
+  if (bad) fail(bad);
+  return m;
+}
+
+function validateShape(x: unknown): Message {
   if (typeof x !== "object" || x === null || Array.isArray(x)) fail("not an object");
   const o = x as Record<string, unknown>;
   const type = o.type;
@@ -281,7 +297,15 @@ export function validateMessage(x: unknown): Message {
     case "heartbeat":
       return { type, from, to, term, commit: uint(o, "commit"), ctx: uint(o, "ctx") };
     case "heartbeatResp":
-      return { type, from, to, term, ctx: uint(o, "ctx") };
+      return {
+        type,
+        from,
+        to,
+        term,
+        ctx: uint(o, "ctx"),
+        reject: bool(o, "reject"),
+        index: uint(o, "index"),
+      };
     case "snap": {
       const peers = o.peers;
       if (!Array.isArray(peers)) fail("field peers is not an array");

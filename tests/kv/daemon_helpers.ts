@@ -5,6 +5,7 @@
  */
 import { type ProcessCluster } from "../lib/cluster.ts";
 import { errorMessage } from "../../util/errors.ts";
+import { sleep } from "../../util/sleep.ts";
 
 /** What one HTTP call returned; status 0 means no answer (connection refused, reset, timeout). */
 export interface HttpResult {
@@ -116,7 +117,7 @@ export async function poll<T>(
   for (let i = 0; i < attempts; i++) {
     const value = await probe();
     if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    await sleep(pauseMs);
   }
   throw new Error(`Gave up waiting: ${describe()}`);
 }

@@ -42,7 +42,9 @@ export class FakeService implements KvService {
       applied: 5,
       lastIndex: 5,
       snapshotIndex: 0,
-      progress: { 2: { match: 4, next: 5, state: "replicate", recentActive: true } },
+      progress: {
+        2: { match: 4, next: 5, state: "replicate", recentActive: true, logWentBackwards: false },
+      },
       walBytes: 2048,
       walAllocatedBytes: 4 << 20,
       counters: {
@@ -60,6 +62,8 @@ export class FakeService implements KvService {
         saveMsTotal: 28.579314000001773,
         saveMsMax: 12.5,
         messagesSent: 9,
+        messagesDropped: 0,
+        followerLogRegressions: 0,
       },
       keys: this.sm.size,
       sessions: 0,

@@ -26,7 +26,7 @@ export function describeMessage(m: Message): string {
     case "heartbeat":
       return `${head} commit=${m.commit} ctx=${m.ctx}`;
     case "heartbeatResp":
-      return `${head} ctx=${m.ctx}`;
+      return m.reject ? `${head} ctx=${m.ctx} reject last=${m.index}` : `${head} ctx=${m.ctx}`;
     case "snap":
       return `${head} snap=${m.index}/${m.logTerm} bytes=${m.offset}+${m.data.length}/${m.total}${
         m.done ? " done" : ""

@@ -26,7 +26,7 @@ const SAMPLES: Message[] = [
   { type: "voteResp", from: 2, to: 1, term: 3, reject: true },
   { type: "preVoteResp", from: 2, to: 1, term: 4, reject: false },
   { type: "heartbeat", from: 1, to: 2, term: 3, commit: 5, ctx: 7 },
-  { type: "heartbeatResp", from: 2, to: 1, term: 3, ctx: 7 },
+  { type: "heartbeatResp", from: 2, to: 1, term: 3, ctx: 7, reject: false, index: 5 },
   {
     type: "snap",
     from: 1,

@@ -29,8 +29,20 @@ Deno.test("shouldSnapshot: either threshold triggers, nothing applied never does
 
 Deno.test("shouldSnapshot: a leader waits for an active laggard, up to twice the thresholds", () => {
   const lagging = {
-    "2": { match: 120, next: 121, state: "replicate" as const, recentActive: true },
-    "3": { match: 150, next: 151, state: "replicate" as const, recentActive: true },
+    "2": {
+      match: 120,
+      next: 121,
+      state: "replicate" as const,
+      recentActive: true,
+      logWentBackwards: false,
+    },
+    "3": {
+      match: 150,
+      next: 151,
+      state: "replicate" as const,
+      recentActive: true,
+      logWentBackwards: false,
+    },
   };
   const leader = (applied: number, bytes = 0): SnapshotStatus => ({
     role: "leader",

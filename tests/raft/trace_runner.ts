@@ -7,6 +7,7 @@
  *
  * Commands (node ids are numbers):
  *   add-nodes 1 2 3      start RawNodes that all know each other (rand() is always 0)
+ *   wipe 3               replace node 3 by a fresh one with empty storage (a wiped data dir)
  *   campaign 1 | tick 1 [n] | propose 1 DATA | read-index 1
  *   ready 1              take a Ready and print it; it stays pending until `advance 1`
  *   send 1               queue the pending Ready's `messages` on the network
@@ -17,6 +18,8 @@
  *   process 1            ready, send, persist, send-after-save and advance in one go
  *   stabilize            process every node and deliver everything until nothing is left
  *   status 1             role, term, leader, commit, applied, last index and progress
+ *
+ * After every command, the warnings the nodes' cores raised are printed too.
  */
 import { RawNode } from "../../raft/raw_node.ts";
 import { MemoryStorage } from "../../raft/storage.ts";
@@ -93,6 +96,7 @@ export function rewriteTrace(text: string, cases: TraceCase[], actual: string[])
 /** Runs commands one at a time against one cluster; each returns its trace text. */
 export class TraceRunner {
   readonly #nodes = new Map<NodeId, TraceNode>();
+  #peers: NodeId[] = [];
   #network: Message[] = [];
 
   /** Runs one command line and returns what it printed (never empty). */
@@ -102,17 +106,12 @@ export class TraceRunner {
     const out: string[] = [];
     switch (name) {
       case "add-nodes":
-        for (const id of ids) {
-          const storage = new MemoryStorage(ids);
-          const raw = new RawNode({ id, peers: ids, storage, rand: () => 0 });
-          this.#nodes.set(id, {
-            raw,
-            storage,
-            pending: undefined,
-            persisted: false,
-            sent: { early: false, afterSave: false },
-          });
-        }
+        this.#peers = ids;
+        for (const id of ids) this.#boot(id);
+        break;
+      case "wipe":
+        this.#node(ids[0]);
+        this.#boot(ids[0]);
         break;
       case "campaign":
         this.#node(ids[0]).raw.campaign();
@@ -156,7 +155,22 @@ export class TraceRunner {
       default:
         throw new Error(`Unknown trace command: ${name}`);
     }
+    for (const [id, n] of [...this.#nodes].sort((a, b) => a[0] - b[0])) {
+      for (const line of n.raw.takeWarnings().lines) out.push(`warning from ${id}: ${line}`);
+    }
     return out.length > 0 ? out.join("\n") : "ok";
+  }
+
+  #boot(id: NodeId): void {
+    const storage = new MemoryStorage(this.#peers);
+    const raw = new RawNode({ id, peers: this.#peers, storage, rand: () => 0 });
+    this.#nodes.set(id, {
+      raw,
+      storage,
+      pending: undefined,
+      persisted: false,
+      sent: { early: false, afterSave: false },
+    });
   }
 
   #node(id: NodeId): TraceNode {
@@ -283,7 +297,8 @@ export class TraceRunner {
       `${id}: ${s.role} term=${s.term} lead=${s.leader} commit=${s.commit} applied=${s.applied} last=${s.lastIndex}`,
     );
     for (const [peer, p] of Object.entries(s.progress ?? {})) {
-      out.push(`  ${peer}: match=${p.match} next=${p.next} ${p.state}`);
+      const flag = p.logWentBackwards ? " logWentBackwards" : "";
+      out.push(`  ${peer}: match=${p.match} next=${p.next} ${p.state}${flag}`);
     }
   }
 }

@@ -40,6 +40,8 @@ export interface SimStorageFactory {
   crash(id: NodeId, storage: DurableStorage): Promise<void>;
   /** Removes everything at the end of a run. */
   cleanup(): Promise<void>;
+  /** Deletes node `id`'s persisted state (a wiped data directory); the node is down. */
+  wipe?(id: NodeId): Promise<void>;
 }
 
 /** Storage factory keeping one MemoryStorage per node across crashes. */
@@ -55,6 +57,10 @@ export function memoryStorageFactory(): SimStorageFactory {
       return Promise.resolve();
     },
     cleanup() {
+      return Promise.resolve();
+    },
+    wipe(id) {
+      stores.delete(id);
       return Promise.resolve();
     },
   };
@@ -447,6 +453,11 @@ export class Cluster {
     return s.sm ? s.sm.lastApplied : s.applied;
   }
 
+  /** The hard state node `id`'s storage holds now (undefined while it is down). */
+  persistedHardState(id: NodeId): HardState | undefined {
+    return this.#state(id).storage?.initialState().hardState;
+  }
+
   /** Persisted log size of node `id` (entry data + 24 bytes per entry). */
   logBytes(id: NodeId): number {
     const s = this.#state(id);
@@ -468,6 +479,15 @@ export class Cluster {
     const storage = s.storage!;
     s.storage = undefined;
     await this.#factory.crash(id, storage.inner);
+  }
+
+  /** Crashes node `id` and deletes its storage, as if its data directory were wiped. */
+  async wipe(id: NodeId): Promise<void> {
+    const wipe = this.#factory.wipe;
+    if (!wipe) throw new Error("This storage factory cannot wipe a node");
+    await this.crash(id);
+    this.events.note(this.now, "data wiped", id);
+    await wipe.call(this.#factory, id);
   }
 
   /** Restarts node `id` (crashing it first if it runs) from its persisted state. */
