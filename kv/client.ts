@@ -20,7 +20,7 @@ import {
   type KvWriteReply,
   parseKvRpcReply,
 } from "./protocol.ts";
-import type { KvErrorCode } from "./service.ts";
+import { type KvErrorCode, kvErrorFromCode } from "./service.ts";
 
 /**
  * Whether a request that failed for this reason is retried (on the next node, after a pause):
@@ -272,7 +272,7 @@ export class KvClient {
       if (!RETRY[reply.code]) throw new KvRequestError(reply.code, reply.message);
       // The node answered but has no leader (or lost its write): another node may do better,
       // and an election takes a moment, so pause before every retry.
-      lastError = new KvRequestError(reply.code, reply.message);
+      lastError = kvErrorFromCode(reply.code, reply.message);
       this.#rotate();
       await this.#sleep(Math.min(pause, deadline - performance.now()));
       pause = Math.min(pause * 2, this.#maxRetryPauseMs);

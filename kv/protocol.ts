@@ -20,7 +20,7 @@ import {
   validateSession,
   validateValue,
 } from "./service.ts";
-import type { ApplyResult } from "./state_machine.ts";
+import { type ApplyResult, validateApplyResult } from "./state_machine.ts";
 
 /** The RPC method name the server registers for KV requests. */
 export const KV_RPC_METHOD = "kv";
@@ -203,35 +203,6 @@ export async function handleKvRpc(
   return reply;
 }
 
-function optionalBytes(value: unknown, field: string): Uint8Array | null {
-  if (value === undefined || value === null) return null;
-  if (value instanceof Uint8Array) return value;
-  throw new TypeError(`Invalid KV reply: ${field} must be bytes or null`);
-}
-
-function parseApplyResult(raw: unknown): ApplyResult {
-  if (typeof raw !== "object" || raw === null) {
-    throw new TypeError("Invalid KV reply: result must be an object");
-  }
-  const r = raw as Record<string, unknown>;
-  switch (r.status) {
-    case "ok":
-      if (typeof r.existed === "boolean") return { status: "ok", existed: r.existed };
-      if (r.existed !== undefined && r.existed !== null) {
-        throw new TypeError("Invalid KV reply: existed must be a boolean");
-      }
-      return { status: "ok" };
-    case "mismatch":
-      return { status: "mismatch", current: optionalBytes(r.current, "current") };
-    case "invalid":
-    case "stale":
-      if (typeof r.error !== "string") throw new TypeError("Invalid KV reply: error must be text");
-      return { status: r.status, error: r.error };
-    default:
-      throw new TypeError(`Invalid KV reply: unknown result status: ${String(r.status)}`);
-  }
-}
-
 /**
  * Validates a reply from the network for a request of kind `expected` ("read" for a get, "write"
  * otherwise); throws TypeError when it is malformed or answers another kind of request.
@@ -254,9 +225,16 @@ export function parseKvRpcReply(raw: unknown, expected: "read" | "write"): KvRpc
   if (typeof r.index !== "number" || !Number.isSafeInteger(r.index) || r.index < 0) {
     throw new TypeError("Invalid KV reply: index must be an integer ≥ 0");
   }
-  const reply: KvReadReply | KvWriteReply = expected === "read"
-    ? { kind: "read", index: r.index, value: optionalBytes(r.value, "value") }
-    : { kind: "write", index: r.index, result: parseApplyResult(r.result) };
+  let reply: KvReadReply | KvWriteReply;
+  if (expected === "read") {
+    const value = r.value ?? null;
+    if (value !== null && !(value instanceof Uint8Array)) {
+      throw new TypeError("Invalid KV reply: value must be bytes or null");
+    }
+    reply = { kind: "read", index: r.index, value };
+  } else {
+    reply = { kind: "write", index: r.index, result: validateApplyResult(r.result) };
+  }
   if (typeof r.leader === "string") reply.leader = r.leader;
   return reply;
 }

@@ -30,6 +30,39 @@ export type ApplyResult =
   /** The (client id, seq) is older than that client's last applied one; nothing changed. */
   | { status: "stale"; error: string };
 
+function nullableBytes(value: unknown, field: string): Uint8Array | null {
+  if (value === undefined || value === null) return null;
+  if (value instanceof Uint8Array) return value;
+  throw new TypeError(`Invalid KV reply: ${field} must be bytes or null`);
+}
+
+/**
+ * Validates an ApplyResult that crossed the network (a leader's reply to a forwarded write);
+ * throws TypeError when malformed. A new result shape is taught here, beside its type.
+ */
+export function validateApplyResult(raw: unknown): ApplyResult {
+  if (typeof raw !== "object" || raw === null) {
+    throw new TypeError("Invalid KV reply: result must be an object");
+  }
+  const r = raw as Record<string, unknown>;
+  switch (r.status) {
+    case "ok":
+      if (typeof r.existed === "boolean") return { status: "ok", existed: r.existed };
+      if (r.existed !== undefined && r.existed !== null) {
+        throw new TypeError("Invalid KV reply: existed must be a boolean");
+      }
+      return { status: "ok" };
+    case "mismatch":
+      return { status: "mismatch", current: nullableBytes(r.current, "current") };
+    case "invalid":
+    case "stale":
+      if (typeof r.error !== "string") throw new TypeError("Invalid KV reply: error must be text");
+      return { status: r.status, error: r.error };
+    default:
+      throw new TypeError(`Invalid KV reply: unknown result status: ${String(r.status)}`);
+  }
+}
+
 /** Tuning for the session table; both bounds are documented in the module comment. */
 export interface KvStateMachineOptions {
   /** Sessions idle longer than this (in command time, ms) expire. Default 10 minutes. */

@@ -86,29 +86,18 @@ export function planSave(
   const sync = install !== undefined || append.length > 0 ||
     (hardState !== undefined &&
       (hardState.term !== state.hardState.term || hardState.vote !== state.hardState.vote));
-  const next = hardState ? { ...hardState } : state.hardState;
-  if (!sync) {
-    return {
-      install,
-      base,
-      kept,
-      append,
-      hardState: next,
-      sync,
-      recordHardState: undefined,
-      hardStateUnwritten: state.hardStateUnwritten || hardState !== undefined,
-      maxIndex: base,
-    };
-  }
   return {
     install,
     base,
     kept,
     append,
-    hardState: next,
+    hardState: hardState ? { ...hardState } : state.hardState,
     sync,
-    recordHardState: hardState ?? (state.hardStateUnwritten ? state.hardState : undefined),
-    hardStateUnwritten: false,
+    // Without a record, a commit-only change waits for the next one; with one, it rides along.
+    recordHardState: sync
+      ? hardState ?? (state.hardStateUnwritten ? state.hardState : undefined)
+      : undefined,
+    hardStateUnwritten: sync ? false : state.hardStateUnwritten || hardState !== undefined,
     maxIndex: append.length > 0 ? append[append.length - 1].index : base,
   };
 }

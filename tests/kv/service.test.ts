@@ -9,7 +9,12 @@ import {
   validateKey,
   validateValue,
 } from "../../kv/service.ts";
-import { handleKvRpc, type KvRpcReply, validateKvRpcParams } from "../../kv/protocol.ts";
+import {
+  handleKvRpc,
+  type KvRpcReply,
+  parseKvRpcReply,
+  validateKvRpcParams,
+} from "../../kv/protocol.ts";
 import { FakeService } from "./fake_service.ts";
 
 Deno.test("service: utf8Length agrees with TextEncoder", () => {
@@ -165,4 +170,39 @@ Deno.test("service: handleKvRpc answers failures with their code, not a message 
   // Anything that is not a KvError is not the protocol's to shape.
   service.failWith = new Error("bug");
   await assert.rejects(handleKvRpc(service, { op: "get", key: "k" }), /bug/);
+});
+
+Deno.test("service: parseKvRpcReply accepts the declared shapes and nothing else", () => {
+  const v = utf8("v");
+  assert.deepEqual(parseKvRpcReply({ kind: "read", index: 3, value: v, leader: "h:1" }, "read"), {
+    kind: "read",
+    index: 3,
+    value: v,
+    leader: "h:1",
+  });
+  assert.deepEqual(parseKvRpcReply({ kind: "read", index: 3, value: null }, "read"), {
+    kind: "read",
+    index: 3,
+    value: null,
+  });
+  const mismatch = { kind: "write", index: 4, result: { status: "mismatch", current: v } };
+  assert.deepEqual(parseKvRpcReply(mismatch, "write"), mismatch);
+  const error = { kind: "error", code: "timeout", message: "Not committed" };
+  assert.deepEqual(parseKvRpcReply(error, "read"), error);
+  const bad: [unknown, "read" | "write"][] = [
+    [null, "read"],
+    [{ kind: "read", index: 1, value: null }, "write"],
+    [{ kind: "write", index: 1, result: { status: "ok" } }, "read"],
+    [{ kind: "read", index: -1, value: null }, "read"],
+    [{ kind: "read", index: 1, value: "text" }, "read"],
+    [{ kind: "write", index: 1, result: { status: "done" } }, "write"],
+    [{ kind: "write", index: 1, result: { status: "stale" } }, "write"],
+    [{ kind: "write", index: 1, result: { status: "mismatch", current: 5 } }, "write"],
+    [{ kind: "error", code: "nope", message: "m" }, "read"],
+    [{ kind: "error", code: "invalid" }, "write"],
+    [{ ok: true, index: 1 }, "write"],
+  ];
+  for (const [raw, kind] of bad) {
+    assert.throws(() => parseKvRpcReply(raw, kind), TypeError, JSON.stringify(raw));
+  }
 });
