@@ -16,6 +16,8 @@ import {
 import { AppLoadError, loadApp } from "./app.ts";
 import { Coordinator, InputError, type JobResult } from "./coordinator.ts";
 import { newWorkerStatus, runWorker } from "./worker.ts";
+import { expandInputs } from "./inputs.ts";
+import { DEFAULT_SPLIT_SIZE, parseSize } from "./splits.ts";
 import { createWorkerHttpApp } from "./worker_http.ts";
 import { routeByPathOnly } from "../net/http_host.ts";
 import { outputName } from "./partition.ts";
@@ -30,8 +32,27 @@ function inputFiles(args: ParsedArgs): string[] {
   return args.positionals;
 }
 
+function splitSizeFlag(args: ParsedArgs): number {
+  try {
+    return parseSize(stringFlag(args, "split-size") ?? String(DEFAULT_SPLIT_SIZE));
+  } catch (err) {
+    throw new UsageError(`flag --split-size: ${(err as Error).message}`);
+  }
+}
+
+function positiveDuration(args: ParsedArgs, name: string): number {
+  const ms = durationFlag(args, name);
+  if (ms <= 0) throw new UsageError(`flag --${name}: must be positive`);
+  return ms;
+}
+
 function outputsText(nReduce: number): string {
   return nReduce === 1 ? outputName(0) : `${outputName(0)} .. ${outputName(nReduce - 1)}`;
+}
+
+function hostPortText(address: { hostname: string; port: number }): string {
+  const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
+  return `${host}:${address.port}`;
 }
 
 function startupError(err: unknown): string | undefined {
@@ -52,13 +73,19 @@ const JOB_FLAGS: Record<string, FlagSpec> = {
     default: "10s",
     description: "Hand a task to another worker when not done within this time",
   },
+  "split-size": {
+    type: "string",
+    value: "SIZE",
+    default: "64MiB",
+    description: "Cut inputs into line-aligned splits of about this size, one map task each",
+  },
 };
 
 /** `raftmr coordinator`: runs one job's coordinator until every output file is final. */
 export const coordinatorCommand: Command = {
   name: "coordinator",
-  summary: "Run a MapReduce coordinator: one map task per FILE, outputs mr-out-<r> here",
-  usage: "coordinator [flags] FILE...",
+  summary: "Run a MapReduce coordinator: one map task per split of each INPUT, mr-out-<r> outputs",
+  usage: "coordinator [flags] INPUT...",
   flags: {
     listen: {
       type: "string",
@@ -71,12 +98,31 @@ export const coordinatorCommand: Command = {
       type: "string",
       value: "HOST:PORT",
       default: "127.0.0.1:7180",
-      description: "HTTP status page, /status JSON and /metrics",
+      description: "HTTP status page, /status, /metrics, and the job's data (workers need it)",
+    },
+    "worker-timeout": {
+      type: "string",
+      value: "DURATION",
+      default: "10s",
+      description: "A worker not heard from this long is dead: its maps run again",
+    },
+    "output-dir": {
+      type: "string",
+      value: "DIR",
+      default: ".",
+      description: "Where mr-out-<r> files are written",
+    },
+    "no-backup-tasks": {
+      type: "boolean",
+      description: "Never give a straggling task a backup attempt near the end of a phase",
     },
   },
   details: [
-    "Exits 0 once every output file is final, 1 if the job fails (a task's app code failed",
-    "3 times), and refuses to start when an input file is missing or unreadable.",
+    "INPUT is a file, a directory (its regular files not named .* or _*) or a glob. Workers",
+    "need no shared filesystem: they read splits from the coordinator over HTTP and fetch map",
+    "output from each other. Exits 0 once every output file is final, 1 if the job fails (a",
+    "task failed or timed out 3 times), 2 when an input is missing, unreadable or not a",
+    "regular file, or a directory holds no input file.",
     "",
     "Example:",
     "  raftmr coordinator pg-*.txt &",
@@ -86,13 +132,33 @@ export const coordinatorCommand: Command = {
     const listen = hostPortFlag(args, "listen");
     const http = hostPortFlag(args, "http");
     const nReduce = intFlag(args, "reduce", 1, 100_000);
-    const taskTimeoutMs = durationFlag(args, "task-timeout");
-    if (taskTimeoutMs <= 0) throw new UsageError("flag --task-timeout: must be positive");
-    const files = inputFiles(args);
+    const taskTimeoutMs = positiveDuration(args, "task-timeout");
+    const workerTimeoutMs = positiveDuration(args, "worker-timeout");
+    const splitSize = splitSizeFlag(args);
+    const outputDir = stringFlag(args, "output-dir") ?? ".";
+    const backupTasks = args.flags["no-backup-tasks"] !== true;
     let coordinator: Coordinator;
+    let files: string[];
     try {
-      coordinator = await Coordinator.start({ files, nReduce, taskTimeoutMs, listen, http });
+      files = await expandInputs(inputFiles(args));
+      const info = await Deno.stat(outputDir).catch(() => undefined);
+      if (!info?.isDirectory) {
+        throw new UsageError(`flag --output-dir: ${outputDir} is not a directory`);
+      }
+      coordinator = await Coordinator.start({
+        files,
+        nReduce,
+        taskTimeoutMs,
+        workerTimeoutMs,
+        splitSize,
+        outputDir,
+        backupTasks,
+        listen,
+        http,
+      });
     } catch (err) {
+      // A bad input is a bad command line: one line, exit 2, before anything listens.
+      if (err instanceof InputError) throw new UsageError(`coordinator: ${err.message}`);
       const message = startupError(err);
       if (message === undefined) throw err;
       console.error(`coordinator: ${message}`);
@@ -100,9 +166,11 @@ export const coordinatorCommand: Command = {
     }
     const rpc = coordinator.rpcAddress;
     const web = coordinator.httpAddress!;
+    const nMap = coordinator.progress().nMap;
     console.error(
-      `coordinator: ${files.length} map and ${nReduce} reduce tasks; workers connect to ` +
-        `${rpc.hostname}:${rpc.port}; status at http://${web.hostname}:${web.port}/`,
+      `coordinator: ${files.length} input files in ${nMap} splits, ${nReduce} reduce tasks; ` +
+        `workers connect to ${rpc.hostname}:${rpc.port}; status and data at ` +
+        `http://${web.hostname}:${web.port}/`,
     );
     const started = Date.now();
     const result = await coordinator.finished;
@@ -133,6 +201,22 @@ export const workerCommand: Command = {
       description: "The coordinator's RPC address",
     },
     app: { type: "string", value: "MODULE", description: "App module path (required)" },
+    "data-dir": {
+      type: "string",
+      value: "DIR",
+      description: "This worker's intermediate data (default: a fresh temporary directory)",
+    },
+    listen: {
+      type: "string",
+      value: "HOST:PORT",
+      default: "127.0.0.1:0",
+      description: "Where reducers fetch this worker's map output (port 0: any free port)",
+    },
+    advertise: {
+      type: "string",
+      value: "HOST:PORT",
+      description: "The address other machines reach --listen at (default: the bound address)",
+    },
     http: {
       type: "string",
       value: "HOST:PORT",
@@ -142,6 +226,7 @@ export const workerCommand: Command = {
   details: [
     "Exits 0 when the job is done or the coordinator has been unreachable for 3 s; 1 when the",
     "app cannot be imported or lacks map/reduce, or the coordinator reports the job failed.",
+    "Removes the job's intermediate data when the job ends (a temporary --data-dir entirely).",
     "",
     "Example:",
     "  raftmr worker --app mr/apps/wc.ts",
@@ -152,6 +237,12 @@ export const workerCommand: Command = {
     if (args.positionals.length > 0) {
       throw new UsageError(`worker: unexpected argument "${args.positionals[0]}"`);
     }
+    const listen = hostPortFlag(args, "listen");
+    const advertiseFlag = stringFlag(args, "advertise");
+    const advertise = advertiseFlag === undefined
+      ? undefined
+      : hostPortText(hostPortValue(advertiseFlag, "flag --advertise"));
+    const dataDir = stringFlag(args, "data-dir");
     const status = newWorkerStatus(`${coordinator.hostname}:${coordinator.port}`, appPath);
     const httpFlag = stringFlag(args, "http");
     const http = httpFlag === undefined ? undefined : hostPortValue(httpFlag, "flag --http");
@@ -162,7 +253,7 @@ export const workerCommand: Command = {
       )
       : undefined;
     try {
-      return await runWorker({ coordinator, appPath, status });
+      return await runWorker({ coordinator, appPath, status, listen, advertise, dataDir });
     } finally {
       await server?.shutdown();
     }
@@ -190,7 +281,8 @@ export const mrRunCommand: Command = {
     },
   },
   details: [
-    "Writes mr-out-<r> files into the current directory, like coordinator + workers.",
+    "Writes mr-out-<r> files into the current directory, like coordinator + workers; each",
+    "worker keeps its intermediate data in a temporary directory of its own.",
     "",
     "Example:",
     "  raftmr mr run --app mr/apps/wc.ts --workers 2 pg-*.txt && sort mr-out-* | head",
@@ -199,12 +291,15 @@ export const mrRunCommand: Command = {
     const appPath = requiredFlag(args, "app");
     const workers = intFlag(args, "workers", 1, 1024);
     const nReduce = intFlag(args, "reduce", 1, 100_000);
-    const taskTimeoutMs = durationFlag(args, "task-timeout");
-    if (taskTimeoutMs <= 0) throw new UsageError("flag --task-timeout: must be positive");
+    const taskTimeoutMs = positiveDuration(args, "task-timeout");
+    const splitSize = splitSizeFlag(args);
     const httpRaw = stringFlag(args, "http");
     const http = httpRaw === undefined ? undefined : hostPortFlag(args, "http");
-    const files = inputFiles(args);
-    return await runLocalJob({ appPath, workers, nReduce, taskTimeoutMs, http, files });
+    const files = await expandInputs(inputFiles(args)).catch((err) => {
+      if (err instanceof InputError) throw new UsageError(`mr run: ${err.message}`);
+      throw err;
+    });
+    return await runLocalJob({ appPath, workers, nReduce, taskTimeoutMs, http, files, splitSize });
   },
 };
 
@@ -215,6 +310,8 @@ export interface LocalJobOptions {
   nReduce: number;
   taskTimeoutMs: number;
   files: string[];
+  /** Split size in bytes (default 64 MiB). */
+  splitSize?: number;
   http?: { hostname: string; port: number };
   /** Show a progress bar (default: when stdout is a terminal). */
   progress?: boolean;
@@ -241,6 +338,7 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
       files: options.files,
       nReduce: options.nReduce,
       taskTimeoutMs: options.taskTimeoutMs,
+      splitSize: options.splitSize,
       listen: { hostname: "127.0.0.1", port: 0 },
       http: options.http,
     });

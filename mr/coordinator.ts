@@ -1,7 +1,8 @@
 /**
- * The MapReduce coordinator: the scheduler behind an RPC server for workers and a Hono HTTP
- * server for people (status JSON, Prometheus metrics, a self-refreshing progress page). This is
- * the only mr/ file that reads the clock.
+ * The MapReduce coordinator: the scheduler behind an RPC server for workers, and a Hono HTTP
+ * server for people (status JSON, Prometheus metrics, a self-refreshing progress page) that also
+ * carries the job's data endpoints (splits out, reduce outputs in). This is the only mr/ file
+ * that reads the clock.
  */
 import { Hono } from "hono";
 import { routeByPathOnly } from "../net/http_host.ts";
@@ -11,37 +12,55 @@ import { metricsResponse, Registry } from "../status/metrics.ts";
 import { registerProcessMetrics } from "../status/process_metrics.ts";
 import { registerCoordinatorMetrics } from "./coordinator_metrics.ts";
 import { coordinatorPage } from "./coordinator_page.ts";
+import type { FramedConn } from "../net/framed_conn.ts";
+import { fsyncDir } from "../persist/atomic_file.ts";
 import { describeTask, Scheduler, type TaskView } from "./scheduler.ts";
-import { intermediateName } from "./partition.ts";
 import { type Assignment } from "./scheduler.ts";
 import {
+  type HeartbeatResult,
+  type LocationsResult,
   parseAskParams,
+  parseHeartbeatParams,
+  parseLocationsParams,
   parseReportParams,
   type ReportResult,
   RPC_ASK,
+  RPC_HEARTBEAT,
+  RPC_LOCATIONS,
   RPC_REPORT,
 } from "./protocol.ts";
+import { checkInputs, InputError } from "./inputs.ts";
+import { DEFAULT_SPLIT_SIZE, type Split, splitFile } from "./splits.ts";
+import { CoordinatorData } from "./coordinator_data.ts";
 import { errorMessage } from "../util/errors.ts";
 
-/** A missing or unreadable input file: the coordinator refuses to start. */
-export class InputError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "InputError";
-  }
-}
+export { checkInputs, InputError };
 
 /** How a job ended. */
 export type JobResult = { ok: true } | { ok: false; error: string };
 
 /** What a coordinator runs and where it listens. */
 export interface CoordinatorOptions {
+  /** Input files, as map() will be told their names; each is cut into line-aligned splits. */
   files: string[];
   nReduce: number;
   taskTimeoutMs: number;
+  /** Split size in bytes (default 64 MiB). */
+  splitSize?: number;
+  /** A worker not heard from this long is dead (default 10 s). */
+  workerTimeoutMs?: number;
+  /** Where mr-out-<r> files are written (default: the current directory). */
+  outputDir?: string;
+  /** Backup attempts for stragglers near the end of a phase (default true). */
+  backupTasks?: boolean;
+  /** Timeouts of one task that fail the job (default 3). */
+  maxTimeouts?: number;
   /** RPC address for workers; port 0 picks a free port. */
   listen: { hostname: string; port: number };
-  /** HTTP address for status and metrics; omitted means no HTTP server. */
+  /**
+   * HTTP address for status, metrics and the job's data endpoints; omitted means the listen
+   * host on any free port.
+   */
   http?: { hostname: string; port: number };
   /** App failures of one task that fail the job (default 3). */
   maxFailures?: number;
@@ -60,10 +79,36 @@ export interface JobStatus {
   taskTimeoutMs: number;
   counts: Record<"map" | "reduce", Record<"idle" | "running" | "done", number>>;
   tasks: Record<"idle" | "running" | "done", TaskStatus[]>;
-  workers: { id: string; lastContact: string; lastContactAgoMs: number; tasksDone: number }[];
+  workers: WorkerStatusEntry[];
   reissues: number;
   bytesRead: number;
   bytesWritten: number;
+  /** Partition bytes reducers fetched from mappers (all attempts). */
+  shuffleBytes: number;
+  /** Bytes of splits sent to map tasks. */
+  splitBytes: number;
+  /** Completed maps run again because their output was lost (holder dead, fetches failed). */
+  mapReruns: number;
+  /** Backup attempts started (MapReduce §3.6), and how many finished first. */
+  backupAttempts: number;
+  backupWins: number;
+  /** Attempts given up after the task timeout on a live worker. */
+  timeouts: number;
+  splitSize: number;
+  workerTimeoutMs: number;
+  backupTasks: boolean;
+}
+
+/** One worker in GET /status. */
+export interface WorkerStatusEntry {
+  id: string;
+  /** Where it serves its map output. */
+  address?: string;
+  alive: boolean;
+  /** Its last heartbeat or other call. */
+  lastContact: string;
+  lastContactAgoMs: number;
+  tasksDone: number;
 }
 
 /** One task in GET /status. */
@@ -76,38 +121,22 @@ export interface TaskStatus {
   worker?: string;
   runningForMs?: number;
   lastError?: string;
+  /** A split of a file cut in several: bytes [offset, offset + length). */
+  split?: { part: number; parts: number; offset: number; length: number };
+  timeouts?: number;
+  backups?: number;
+  reruns?: number;
+  doneByBackup?: boolean;
 }
 
-/**
- * Checks that every input file exists, is a regular file and can be opened for reading; throws
- * InputError naming each bad file.
- */
-export async function checkInputs(files: string[]): Promise<void> {
-  if (files.length === 0) throw new InputError("No input files: give at least one FILE");
-  const problems: string[] = [];
-  for (const file of files) {
-    try {
-      const handle = await Deno.open(file, { read: true });
-      try {
-        if (!(await handle.stat()).isFile) problems.push(`${file}: not a regular file`);
-      } finally {
-        handle.close();
-      }
-    } catch (err) {
-      const reason = err instanceof Deno.errors.NotFound
-        ? "no such file"
-        : err instanceof Deno.errors.PermissionDenied
-        ? "permission denied"
-        : errorMessage(err);
-      problems.push(`${file}: ${reason}`);
-    }
-  }
-  if (problems.length > 0) {
-    throw new InputError(
-      `Cannot read input file${problems.length > 1 ? "s" : ""}: ${problems.join("; ")}`,
-    );
-  }
+/** Draws `bytes` random bytes as lowercase hex. */
+function randomHex(bytes: number): string {
+  const raw = crypto.getRandomValues(new Uint8Array(bytes));
+  return Array.from(raw, (b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+/** The default --worker-timeout: a worker silent this long is dead (MapReduce §3.3). */
+export const DEFAULT_WORKER_TIMEOUT_MS = 10_000;
 
 /** A running coordinator: RPC and HTTP servers around one job's scheduler. */
 export class Coordinator {
@@ -116,12 +145,23 @@ export class Coordinator {
   readonly #rpc: RpcServer;
   readonly #startedAt = Date.now();
   readonly #log: (line: string) => void;
-  #http?: Deno.HttpServer<Deno.NetAddr>;
+  readonly #splits: Split[];
+  readonly #data: CoordinatorData;
+  readonly #job = randomHex(8);
+  // 32 random bytes, URL-safe: the bearer token of every data request of this job.
+  readonly #token = randomHex(32);
+  readonly #outputDir: string;
+  readonly #workerTimeoutMs: number;
+  /** Which workers called over which connection: a closed connection means a dead worker. */
+  readonly #connectionWorkers = new Map<FramedConn, Set<string>>();
+  readonly #workerConnections = new Map<string, Set<FramedConn>>();
+  #http!: Deno.HttpServer<Deno.NetAddr>;
   #rpcAddress = { hostname: "", port: 0 };
-  #httpAddress?: { hostname: string; port: number };
+  #httpAddress = { hostname: "", port: 0 };
   #timer?: ReturnType<typeof setInterval>;
   #bytesRead = 0;
   #bytesWritten = 0;
+  #shuffleBytes = 0;
   #reissues = 0;
   #resolveFinished!: (result: JobResult) => void;
   #settled = false;
@@ -132,25 +172,45 @@ export class Coordinator {
   readonly finished: Promise<JobResult>;
 
   /** Use Coordinator.start(). */
-  private constructor(options: CoordinatorOptions) {
+  private constructor(options: CoordinatorOptions, splits: Split[]) {
     this.#options = options;
+    this.#splits = splits;
     this.#log = options.log ?? ((line: string) => console.error(line));
+    this.#outputDir = options.outputDir ?? ".";
+    this.#workerTimeoutMs = options.workerTimeoutMs ?? DEFAULT_WORKER_TIMEOUT_MS;
     this.#scheduler = new Scheduler({
-      files: options.files,
+      files: splits.map((split) => split.file),
       nReduce: options.nReduce,
       taskTimeoutMs: options.taskTimeoutMs,
       maxFailures: options.maxFailures,
+      maxTimeouts: options.maxTimeouts,
+      workerTimeoutMs: this.#workerTimeoutMs,
+      backupTasks: options.backupTasks,
+    });
+    this.#data = new CoordinatorData({
+      job: this.#job,
+      token: this.#token,
+      splits,
+      nReduce: options.nReduce,
+      outputDir: this.#outputDir,
+      isDone: (reduce) => this.#scheduler.isDone("reduce", reduce),
     });
     this.finished = new Promise((resolve) => (this.#resolveFinished = resolve));
-    this.#rpc = new RpcServer({ log: (line) => this.#log(`coordinator: ${line}`) });
+    this.#rpc = new RpcServer({
+      log: (line) => this.#log(`coordinator: ${line}`),
+      onDisconnect: (connection) => this.#disconnected(connection),
+    });
     registerCoordinatorMetrics(this.#metrics, () => this.status());
     registerProcessMetrics(this.#metrics);
   }
 
-  /** Checks the inputs (InputError), then starts the RPC and HTTP servers. */
+  /** Checks the inputs (InputError), cuts them into splits, then starts the servers. */
   static async start(options: CoordinatorOptions): Promise<Coordinator> {
     await checkInputs(options.files);
-    const coordinator = new Coordinator(options);
+    const splitSize = options.splitSize ?? DEFAULT_SPLIT_SIZE;
+    const splits: Split[] = [];
+    for (const file of options.files) splits.push(...await splitFile(file, file, splitSize));
+    const coordinator = new Coordinator(options, splits);
     coordinator.#listen();
     return coordinator;
   }
@@ -160,9 +220,14 @@ export class Coordinator {
     return this.#rpcAddress;
   }
 
-  /** The bound HTTP address, if serving HTTP. */
-  get httpAddress(): { hostname: string; port: number } | undefined {
+  /** The bound HTTP address (status, metrics and data). */
+  get httpAddress(): { hostname: string; port: number } {
     return this.#httpAddress;
+  }
+
+  /** The job's id and data token (for tests that play a worker). */
+  get credentials(): { job: string; token: string } {
+    return { job: this.#job, token: this.#token };
   }
 
   /** Progress counters for a progress bar. */
@@ -182,45 +247,177 @@ export class Coordinator {
   }
 
   #listen(): void {
-    this.#rpc.handle(RPC_ASK, (params) => this.#ask(params));
+    this.#rpc.handle(RPC_HEARTBEAT, (params, context) => this.#heartbeat(params, context));
+    this.#rpc.handle(RPC_ASK, (params, context) => this.#ask(params, context));
+    this.#rpc.handle(RPC_LOCATIONS, (params) => this.#locations(params));
     this.#rpc.handle(RPC_REPORT, (params) => this.#report(params));
     this.#rpcAddress = this.#rpc.listen(this.#options.listen.hostname, this.#options.listen.port);
-    if (this.#options.http) {
-      const app = this.#routes();
-      this.#http = Deno.serve(
-        { hostname: this.#options.http.hostname, port: this.#options.http.port, onListen() {} },
-        routeByPathOnly(app.fetch),
-      );
-      this.#httpAddress = { hostname: this.#http.addr.hostname, port: this.#http.addr.port };
-    }
+    const http = this.#options.http ?? { hostname: this.#options.listen.hostname, port: 0 };
+    const app = this.#routes();
+    this.#http = Deno.serve(
+      { hostname: http.hostname, port: http.port, onListen() {} },
+      routeByPathOnly((request) =>
+        this.#data.handles(new URL(request.url).pathname)
+          ? this.#data.handle(request)
+          : app.fetch(request)
+      ),
+    );
+    this.#httpAddress = { hostname: this.#http.addr.hostname, port: this.#http.addr.port };
     // Expiry also runs on every ask, but a timer keeps the status page honest when no worker
-    // is asking (all busy or all dead).
-    const tick = Math.max(50, Math.min(1000, Math.floor(this.#options.taskTimeoutMs / 4)));
+    // is asking (all busy or all dead), and notices workers that went silent.
+    const shortest = Math.min(this.#options.taskTimeoutMs, this.#workerTimeoutMs);
+    const tick = Math.max(50, Math.min(1000, Math.floor(shortest / 4)));
     this.#timer = setInterval(() => this.#expire(), tick);
   }
 
+  #heartbeatMs(): number {
+    // Several heartbeats per worker timeout, so one late one is not a death sentence.
+    return Math.max(20, Math.min(1000, Math.floor(this.#workerTimeoutMs / 5)));
+  }
+
   #expire(): void {
-    for (const task of this.#scheduler.expire(Date.now())) {
+    const now = Date.now();
+    for (const task of this.#scheduler.expire(now)) {
       this.#reissues++;
       this.#log(
         `coordinator: ${describeTask(task)} timed out on worker ${task.worker} after ` +
           `${this.#options.taskTimeoutMs} ms: handing it out again`,
       );
     }
+    const { workers, rerun } = this.#scheduler.expireWorkers(now);
+    if (workers.length > 0) {
+      this.#logLost(workers, `no heartbeat for ${this.#workerTimeoutMs} ms`, rerun);
+    }
+    this.#settleIfOver();
   }
 
-  #ask(params: unknown): Assignment {
+  #logLost(workers: string[], why: string, rerun: TaskView[]): void {
+    const maps = rerun.length === 0
+      ? ""
+      : `: its completed map tasks ${rerun.map((t) => t.index).join(", ")} will run again`;
+    this.#log(`coordinator: worker ${workers.join(", ")} is gone (${why})${maps}`);
+  }
+
+  #bind(workerId: string, connection: FramedConn): void {
+    let workers = this.#connectionWorkers.get(connection);
+    if (!workers) this.#connectionWorkers.set(connection, workers = new Set());
+    workers.add(workerId);
+    let connections = this.#workerConnections.get(workerId);
+    if (!connections) this.#workerConnections.set(workerId, connections = new Set());
+    connections.add(connection);
+  }
+
+  /**
+   * A worker's connection closed. A live worker keeps its connection for the whole job, so a
+   * close means its process is gone: declare it dead now rather than after --worker-timeout
+   * (heartbeats still catch a worker that went silent without closing, e.g. a partition).
+   */
+  #disconnected(connection: FramedConn): void {
+    const workers = this.#connectionWorkers.get(connection);
+    this.#connectionWorkers.delete(connection);
+    if (!workers || this.#closed) return;
+    const now = Date.now();
+    for (const workerId of workers) {
+      const connections = this.#workerConnections.get(workerId);
+      connections?.delete(connection);
+      if (connections && connections.size > 0) continue;
+      this.#workerConnections.delete(workerId);
+      const alive = this.#scheduler.workers().find((w) => w.id === workerId)?.alive;
+      const rerun = this.#scheduler.workerLost(workerId, now);
+      if (alive && this.#scheduler.phase !== "done" && this.#scheduler.phase !== "failed") {
+        this.#logLost([workerId], "its connection closed", rerun);
+      }
+    }
+  }
+
+  #heartbeat(params: unknown, context: { connection: FramedConn }): HeartbeatResult {
+    const { workerId, address } = parseHeartbeatParams(params);
+    this.#bind(workerId, context.connection);
+    this.#scheduler.touch(workerId, Date.now(), address);
+    const host = this.#httpAddress.hostname;
+    return {
+      job: this.#job,
+      token: this.#token,
+      // A wildcard bind is reachable at whatever host the worker dialed for RPC.
+      dataHost: host === "0.0.0.0" || host === "::" ? "" : host,
+      dataPort: this.#httpAddress.port,
+      heartbeatMs: this.#heartbeatMs(),
+    };
+  }
+
+  #ask(params: unknown, context: { connection: FramedConn }): Assignment {
     const { workerId } = parseAskParams(params);
+    this.#bind(workerId, context.connection);
     this.#expire();
     return this.#scheduler.assign(workerId, Date.now());
   }
 
-  #report(params: unknown): ReportResult {
+  #locations(params: unknown): LocationsResult {
+    const { workerId, task } = parseLocationsParams(params);
+    if (task >= this.#scheduler.nReduce) {
+      throw new RangeError(`No reduce task ${task}: the job has ${this.#scheduler.nReduce}`);
+    }
+    this.#scheduler.touch(workerId, Date.now());
+    return {
+      maps: this.#scheduler.mapOutputs().map((where, map) =>
+        where === undefined ? null : {
+          map,
+          attempt: where.attempt,
+          address: where.output.address,
+          size: where.output.sizes[task],
+          crc: where.output.crcs[task],
+        }
+      ),
+    };
+  }
+
+  async #report(params: unknown): Promise<ReportResult> {
     const report = parseReportParams(params);
     const now = Date.now();
     let accepted = false;
-    if (report.ok) {
+    let committed = false;
+    if (report.ok && report.kind === "map") {
+      if (report.output?.sizes.length !== this.#scheduler.nReduce) {
+        throw new TypeError(
+          `Invalid output: a map report lists ${this.#scheduler.nReduce} partitions`,
+        );
+      }
       accepted = this.#scheduler.complete(report, now);
+    } else if (report.ok) {
+      if (this.#scheduler.isDone("reduce", report.task)) {
+        await this.#data.discard(report.task);
+      } else if (!this.#data.staged(report.task, report.attempt)) {
+        this.#log(
+          `coordinator: reduce task ${report.task} attempt ${report.attempt} reported done ` +
+            "without an uploaded output: handing it out again",
+        );
+        this.#scheduler.release(report, now);
+      } else {
+        // complete() and the rename run without an await in between: no other report can
+        // commit the same task meanwhile.
+        accepted = this.#scheduler.complete(report, now);
+        if (accepted) {
+          try {
+            committed = this.#data.commit(report.task, report.attempt);
+          } catch (err) {
+            const reason = errorMessage(err);
+            this.#scheduler.abort(
+              `Cannot commit the output of reduce task ${report.task}: ${reason}`,
+            );
+          }
+        }
+        await this.#data.discard(report.task);
+      }
+    } else if (report.release) {
+      if (report.fetchFailed) {
+        const { map, attempt, refused } = report.fetchFailed;
+        const rerun = this.#scheduler.fetchFailed(map, attempt, refused, now);
+        this.#log(
+          `coordinator: reduce task ${report.task} could not fetch the output of map task ` +
+            `${map}: ${report.error}${rerun ? ": running that map again" : ""}`,
+        );
+      }
+      this.#scheduler.release(report, now);
     } else {
       const task = this.#scheduler.tasks().find((t) =>
         t.kind === report.kind && t.index === report.task
@@ -237,6 +434,8 @@ export class Coordinator {
     // I/O the workers really did, re-executions and all.
     this.#bytesRead += report.bytesRead;
     this.#bytesWritten += report.bytesWritten;
+    this.#shuffleBytes += report.bytesFetched ?? 0;
+    if (committed) await fsyncDir(this.#outputDir);
     this.#settleIfOver();
     return { accepted };
   }
@@ -262,8 +461,11 @@ export class Coordinator {
     const tasks: JobStatus["tasks"] = { idle: [], running: [], done: [] };
     for (const task of this.#scheduler.tasks()) {
       counts[task.kind][task.state]++;
-      tasks[task.state].push(taskStatus(task, now));
+      tasks[task.state].push(
+        taskStatus(task, now, task.kind === "map" ? this.#splits[task.index] : undefined),
+      );
     }
+    const counters = this.#scheduler.counters();
     return {
       phase: this.#scheduler.phase,
       error: this.#scheduler.error,
@@ -276,6 +478,8 @@ export class Coordinator {
       tasks,
       workers: this.#scheduler.workers().map((w) => ({
         id: w.id,
+        ...(w.address !== undefined ? { address: w.address } : {}),
+        alive: w.alive,
         lastContact: new Date(w.lastContact).toISOString(),
         lastContactAgoMs: now - w.lastContact,
         tasksDone: w.tasksDone,
@@ -283,6 +487,15 @@ export class Coordinator {
       reissues: this.#reissues,
       bytesRead: this.#bytesRead,
       bytesWritten: this.#bytesWritten,
+      shuffleBytes: this.#shuffleBytes,
+      splitBytes: this.#data.splitBytesServed,
+      mapReruns: counters.mapReruns,
+      backupAttempts: counters.backupAttempts,
+      backupWins: counters.backupWins,
+      timeouts: counters.timeouts,
+      splitSize: this.#options.splitSize ?? DEFAULT_SPLIT_SIZE,
+      workerTimeoutMs: this.#workerTimeoutMs,
+      backupTasks: this.#options.backupTasks ?? true,
     };
   }
 
@@ -300,29 +513,19 @@ export class Coordinator {
     return app;
   }
 
-  /**
-   * Stops serving and removes the intermediate files of a successful job (best effort: files
-   * that are not in this directory, or are already gone, are left alone).
-   */
+  /** Stops serving and removes staged uploads that were never committed. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
     await this.#rpc.close();
-    await this.#http?.shutdown();
-    if (this.#scheduler.done()) {
-      const removals: Promise<void>[] = [];
-      for (let m = 0; m < this.#scheduler.nMap; m++) {
-        for (let r = 0; r < this.#scheduler.nReduce; r++) {
-          removals.push(Deno.remove(intermediateName(m, r)).catch(() => {}));
-        }
-      }
-      await Promise.all(removals);
-    }
+    await this.#http.shutdown();
+    await this.#data.discard();
   }
 }
 
-function taskStatus(task: TaskView, now: number): TaskStatus {
+function taskStatus(task: TaskView, now: number, split?: Split): TaskStatus {
+  // Fields that are zero or absent stay out, so an ordinary task reads as before.
   return {
     kind: task.kind,
     index: task.index,
@@ -332,5 +535,12 @@ function taskStatus(task: TaskView, now: number): TaskStatus {
     worker: task.worker,
     runningForMs: task.state === "running" ? now - task.startedAt! : undefined,
     lastError: task.lastError,
+    split: split && split.parts > 1
+      ? { part: split.part, parts: split.parts, offset: split.offset, length: split.length }
+      : undefined,
+    timeouts: task.timeouts || undefined,
+    backups: task.backups || undefined,
+    reruns: task.reruns || undefined,
+    doneByBackup: task.doneByBackup || undefined,
   };
 }

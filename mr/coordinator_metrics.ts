@@ -69,6 +69,37 @@ export function registerCoordinatorMetrics(registry: Registry, status: () => Job
     () => status().bytesWritten,
   );
   r.gaugeFunc(
+    { name: "raftmr_mr_workers_alive", help: "Workers not declared dead." },
+    () => status().workers.filter((w) => w.alive).length,
+  );
+  r.counterFunc(
+    { name: "raftmr_mr_shuffle_bytes_total", help: "Partition bytes reducers fetched." },
+    () => status().shuffleBytes,
+  );
+  r.counterFunc(
+    { name: "raftmr_mr_split_bytes_total", help: "Split bytes sent to map tasks." },
+    () => status().splitBytes,
+  );
+  r.counterFunc(
+    {
+      name: "raftmr_mr_map_reruns_total",
+      help: "Completed maps run again because their output was lost.",
+    },
+    () => status().mapReruns,
+  );
+  r.counterFunc(
+    { name: "raftmr_mr_backup_attempts_total", help: "Backup attempts started." },
+    () => status().backupAttempts,
+  );
+  r.counterFunc(
+    { name: "raftmr_mr_backup_wins_total", help: "Tasks completed by a backup attempt." },
+    () => status().backupWins,
+  );
+  r.counterFunc(
+    { name: "raftmr_mr_task_timeouts_total", help: "Attempts given up after the task timeout." },
+    () => status().timeouts,
+  );
+  r.gaugeFunc(
     { name: "raftmr_mr_elapsed_seconds", help: "Seconds since the coordinator started." },
     () => status().elapsedMs / 1000,
   );

@@ -48,6 +48,15 @@ ${
         { label: "Task attempts", value: formatCount(sum(tasks, (t) => t.attempts)) },
         { label: "Failed attempts", value: formatCount(sum(tasks, (t) => t.failures)) },
         { label: "Re-issued after a timeout", value: formatCount(s.reissues) },
+        { label: "Splits sent to map tasks", value: formatBytes(s.splitBytes) },
+        { label: "Shuffled (fetched by reducers)", value: formatBytes(s.shuffleBytes) },
+        { label: "Maps re-run (output lost)", value: formatCount(s.mapReruns) },
+        {
+          label: "Backup attempts (won)",
+          value: `${formatCount(s.backupAttempts)} (${formatCount(s.backupWins)})`,
+        },
+        { label: "Split size", value: formatBytes(s.splitSize) },
+        { label: "Worker timeout", value: formatDuration(s.workerTimeoutMs) },
         { label: "Task timeout", value: formatDuration(s.taskTimeoutMs) },
         { label: "Started", value: s.startedAt },
       ])
@@ -68,6 +77,11 @@ function health(s: JobStatus): HealthItem[] {
     { label: "Elapsed", value: formatDuration(s.elapsedMs) },
     { label: "Workers seen", value: formatCount(s.workers.length) },
     { label: "Re-issued", value: formatCount(s.reissues), tone: s.reissues > 0 ? "warn" : "ok" },
+    {
+      label: "Maps re-run",
+      value: formatCount(s.mapReruns),
+      tone: s.mapReruns > 0 ? "warn" : "ok",
+    },
   ];
 }
 
@@ -121,18 +135,21 @@ function workersTable(s: JobStatus): Html {
       <thead>
         <tr>
           <th>worker</th>
+          <th>serves map output at</th>
           <th>state</th>
           <th>tasks done</th>
-          <th>last contact</th>
+          <th>last heartbeat</th>
         </tr>
       </thead>
       <tbody>${s.workers.map((w) => {
-        // Silent longer than a task may run: it crashed, stalled, or the job no longer needs it.
-        const quiet = w.lastContactAgoMs > s.taskTimeoutMs;
+        // Declared dead (connection closed or no heartbeat for --worker-timeout), or silent
+        // longer than a task may run.
+        const quiet = !w.alive || w.lastContactAgoMs > s.taskTimeoutMs;
         return html`
           <tr class="${quiet ? "bad" : "ok"}">
             <td>${w.id}</td>
-            <td class="state">${quiet ? "silent" : "active"}</td>
+            <td>${w.address ?? ""}</td>
+            <td class="state">${!w.alive ? "dead" : quiet ? "silent" : "active"}</td>
             <td class="num">${formatCount(w.tasksDone)}</td>
             <td class="num">${formatDuration(w.lastContactAgoMs)} ago</td>
           </tr>

@@ -2,12 +2,64 @@
  * The coordinator <-> worker RPC messages and their validators. Both directions are `unknown`
  * until checked here: a confused or hostile peer gets an error, never a corrupted task table.
  */
-import type { Assignment, TaskKind } from "./scheduler.ts";
+import type { Assignment, MapOutput, TaskKind } from "./scheduler.ts";
 
 /** Worker -> coordinator: "give me something to do"; params AskParams, result Assignment. */
 export const RPC_ASK = "mr.ask";
 /** Worker -> coordinator: the outcome of one attempt; params ReportParams, result ReportResult. */
 export const RPC_REPORT = "mr.report";
+
+/**
+ * Worker -> coordinator, at start and then every heartbeatMs: "I am alive, and I serve my map
+ * output at this address"; params HeartbeatParams, result HeartbeatResult.
+ */
+export const RPC_HEARTBEAT = "mr.heartbeat";
+/**
+ * Reducer -> coordinator: where the outputs of the maps are; params LocationsParams, result
+ * LocationsResult.
+ */
+export const RPC_LOCATIONS = "mr.locations";
+
+/** Params of mr.heartbeat. */
+export interface HeartbeatParams {
+  workerId: string;
+  /** host:port where the worker serves its map output. */
+  address: string;
+}
+
+/** Result of mr.heartbeat: the job's identity and how to reach the coordinator's data server. */
+export interface HeartbeatResult {
+  /** The job's id: part of every data URL. */
+  job: string;
+  /** The job's secret: every data request carries it as a bearer token. */
+  token: string;
+  /** Host of the coordinator's data server; "" means the host the worker dialed. */
+  dataHost: string;
+  dataPort: number;
+  /** How often the coordinator wants to hear from the worker. */
+  heartbeatMs: number;
+}
+
+/** Params of mr.locations. */
+export interface LocationsParams {
+  workerId: string;
+  /** The reduce task asking. */
+  task: number;
+}
+
+/** Where map m's partition for one reduce task is, and its size and CRC-32C. */
+export interface MapLocation {
+  map: number;
+  attempt: number;
+  address: string;
+  size: number;
+  crc: number;
+}
+
+/** Result of mr.locations: one entry per map, null while that map's output is not available. */
+export interface LocationsResult {
+  maps: (MapLocation | null)[];
+}
 
 /** Params of mr.ask. */
 export interface AskParams {
@@ -25,6 +77,14 @@ export interface ReportParams {
   error?: string;
   bytesRead: number;
   bytesWritten: number;
+  /** Bytes a reduce fetched from mappers (shuffle bytes). */
+  bytesFetched?: number;
+  /** A map's output: where it is served and each partition's size and CRC-32C. */
+  output?: MapOutput;
+  /** The attempt could not run for reasons that are not the app's: give the task back. */
+  release?: boolean;
+  /** With release: the map output this reduce could not fetch. */
+  fetchFailed?: { map: number; attempt: number; refused: boolean };
 }
 
 /** Result of mr.report: whether this report completed the task (false for a duplicate). */
@@ -33,7 +93,10 @@ export interface ReportResult {
 }
 
 const MAX_ID_LENGTH = 256;
+const MAX_ADDRESS_LENGTH = 300;
 const MAX_ERROR_LENGTH = 4096;
+/** The coordinator's --reduce maximum. */
+const MAX_PARTITIONS = 100_000;
 
 function record(value: unknown, what: string): Record<string, unknown> {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
@@ -54,6 +117,76 @@ function workerIdOf(value: unknown): string {
     throw new TypeError(`Invalid workerId: expected a string of 1 to ${MAX_ID_LENGTH} characters`);
   }
   return value;
+}
+
+function addressOf(value: unknown, what: string): string {
+  if (
+    typeof value !== "string" || value.length > MAX_ADDRESS_LENGTH || !/^\S+:\d{1,5}$/.test(value)
+  ) {
+    throw new TypeError(`Invalid ${what}: expected HOST:PORT`);
+  }
+  return value;
+}
+
+function counts(value: unknown, what: string, max: number): number[] {
+  if (!Array.isArray(value) || value.length > max) {
+    throw new TypeError(`Invalid ${what}: expected an array of at most ${max} integers`);
+  }
+  return value.map((v, i) => count(v, `${what}[${i}]`));
+}
+
+/** Validates mr.heartbeat params; throws TypeError naming the bad field. */
+export function parseHeartbeatParams(params: unknown): HeartbeatParams {
+  const p = record(params, "mr.heartbeat params");
+  return { workerId: workerIdOf(p.workerId), address: addressOf(p.address, "address") };
+}
+
+/** Validates mr.locations params; throws TypeError naming the bad field. */
+export function parseLocationsParams(params: unknown): LocationsParams {
+  const p = record(params, "mr.locations params");
+  return { workerId: workerIdOf(p.workerId), task: count(p.task, "task") };
+}
+
+/** Validates an mr.heartbeat result on the worker side. */
+export function parseHeartbeatResult(value: unknown): HeartbeatResult {
+  const r = record(value, "mr.heartbeat result");
+  if (typeof r.job !== "string" || !/^[0-9a-f]{8,64}$/.test(r.job)) {
+    throw new TypeError("Invalid job: expected a hex id");
+  }
+  if (typeof r.token !== "string" || !/^[A-Za-z0-9_-]{16,256}$/.test(r.token)) {
+    throw new TypeError("Invalid token");
+  }
+  if (typeof r.dataHost !== "string" || r.dataHost.length > MAX_ADDRESS_LENGTH) {
+    throw new TypeError("Invalid dataHost: expected a host name");
+  }
+  return {
+    job: r.job,
+    token: r.token,
+    dataHost: r.dataHost,
+    dataPort: count(r.dataPort, "dataPort"),
+    heartbeatMs: Math.max(10, count(r.heartbeatMs, "heartbeatMs")),
+  };
+}
+
+/** Validates an mr.locations result on the worker side. */
+export function parseLocationsResult(value: unknown, nMap: number): LocationsResult {
+  const r = record(value, "mr.locations result");
+  if (!Array.isArray(r.maps) || r.maps.length !== nMap) {
+    throw new TypeError(`Invalid mr.locations result: expected ${nMap} entries`);
+  }
+  return {
+    maps: r.maps.map((entry, m) => {
+      if (entry === null) return null;
+      const e = record(entry, `location ${m}`);
+      return {
+        map: m,
+        attempt: count(e.attempt, "attempt"),
+        address: addressOf(e.address, "address"),
+        size: count(e.size, "size"),
+        crc: count(e.crc, "crc"),
+      };
+    }),
+  };
 }
 
 /** Validates mr.ask params; throws TypeError naming the bad field. */
@@ -80,6 +213,23 @@ export function parseReportParams(params: unknown): ReportParams {
     bytesRead: count(p.bytesRead, "bytesRead"),
     bytesWritten: count(p.bytesWritten, "bytesWritten"),
   };
+  if (p.bytesFetched !== undefined) report.bytesFetched = count(p.bytesFetched, "bytesFetched");
+  if (p.output !== undefined && p.output !== null) {
+    const o = record(p.output, "output");
+    const sizes = counts(o.sizes, "output.sizes", MAX_PARTITIONS);
+    const crcs = counts(o.crcs, "output.crcs", MAX_PARTITIONS);
+    if (sizes.length !== crcs.length) throw new TypeError("Invalid output: sizes and crcs differ");
+    report.output = { address: addressOf(o.address, "output.address"), sizes, crcs };
+  }
+  if (p.release === true) report.release = true;
+  if (p.fetchFailed !== undefined && p.fetchFailed !== null) {
+    const f = record(p.fetchFailed, "fetchFailed");
+    report.fetchFailed = {
+      map: count(f.map, "fetchFailed.map"),
+      attempt: count(f.attempt, "fetchFailed.attempt"),
+      refused: f.refused === true,
+    };
+  }
   if (!p.ok) {
     const error = typeof p.error === "string" && p.error !== "" ? p.error : "Unknown error";
     report.error = error.length > MAX_ERROR_LENGTH
@@ -123,3 +273,21 @@ export function parseAssignment(value: unknown): Assignment {
       throw new TypeError(`Invalid mr.ask result: unknown type ${JSON.stringify(a.type)}`);
   }
 }
+
+/** URL path of a map attempt's partition on a worker's data server. */
+export function partitionPath(job: string, map: number, attempt: number, reduce: number): string {
+  return `/mr/${job}/map/${map}/${attempt}/${reduce}`;
+}
+
+/** URL path of a map task's split on the coordinator's data server. */
+export function splitPath(job: string, map: number): string {
+  return `/mr/${job}/split/${map}`;
+}
+
+/** URL path a reduce attempt uploads its output to on the coordinator's data server. */
+export function outputPath(job: string, reduce: number, attempt: number): string {
+  return `/mr/${job}/output/${reduce}/${attempt}`;
+}
+
+/** Header carrying the byte length of an upload (the body itself is streamed). */
+export const LENGTH_HEADER = "x-raftmr-length";

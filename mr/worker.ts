@@ -1,20 +1,59 @@
 /**
- * The MapReduce worker: asks the coordinator for a task, runs the app's map or reduce on it,
- * writes the result under a temporary name and renames it into place, then reports. Repeats until
- * the coordinator says the job is over or cannot be reached for a few seconds.
+ * The MapReduce worker. It shares no filesystem with anyone (MapReduce §3.1): it asks the
+ * coordinator for a task; a map fetches its split from the coordinator, runs the engine, keeps
+ * the partition files in its own data directory and serves them; a reduce fetches partition r of
+ * every map from the worker that holds it, runs the engine and uploads the output to the
+ * coordinator, which commits it. Heartbeats tell the coordinator it is alive meanwhile. Repeats
+ * until the coordinator says the job is over or cannot be reached for a few seconds.
  */
-import { AppLoadError, loadApp, type MapReduceApp } from "./app.ts";
-import { decodePairs, encodePair, intermediateName, outputName, partition } from "./partition.ts";
-import { ConnectionLostError, RpcClient, RpcTimeoutError } from "../net/rpc.ts";
-import { parseAssignment, type ReportParams, RPC_ASK, RPC_REPORT } from "./protocol.ts";
-import { writeFileAtomic } from "../persist/atomic_file.ts";
+import { join } from "node:path";
+import { AppLoadError } from "./app.ts";
 import { sleep } from "../util/sleep.ts";
+import { TaskExitedError, TaskFailedError, TaskRunner } from "./task_runner.ts";
+import { ConnectionLostError, RpcClient, RpcTimeoutError } from "../net/rpc.ts";
+import {
+  type HeartbeatResult,
+  LENGTH_HEADER,
+  outputPath,
+  parseAssignment,
+  parseHeartbeatResult,
+  parseLocationsResult,
+  partitionPath,
+  type ReportParams,
+  RPC_ASK,
+  RPC_HEARTBEAT,
+  RPC_LOCATIONS,
+  RPC_REPORT,
+  splitPath,
+} from "./protocol.ts";
+import {
+  jobDir,
+  mapAttemptDir,
+  partitionFileName,
+  type ServedJob,
+  startShuffleServer,
+} from "./shuffle_server.ts";
+import type { EngineIo } from "./task_protocol.ts";
+import {
+  CRC_HEADER,
+  crcHex,
+  fetchToFile,
+  fileChecksum,
+  IntegrityError,
+  TransferError,
+} from "./transfer.ts";
 
-/** How a worker finds its coordinator and app. */
+/** How a worker finds its coordinator and app, and where it keeps and serves its data. */
 export interface WorkerOptions {
   coordinator: { hostname: string; port: number };
   /** Path (relative to the current directory) or URL of the app module. */
   appPath: string;
+  /** Intermediate data lives here (default: a fresh temporary directory, removed at exit). */
+  dataDir?: string;
+  /** Where map output is served to reducers (default 127.0.0.1, any free port). */
+  listen?: { hostname: string; port: number };
+  /** host:port other machines reach the data server at (default: the bound listen address). */
+  advertise?: string;
   /** Give up (exit 0) after the coordinator has been unreachable this long (default 3 s). */
   giveUpMs?: number;
   /** Pause between asks while every task of the phase is running (default 100 ms). */
@@ -38,6 +77,15 @@ export interface WorkerStatus {
   tasksFailed: number;
   bytesRead: number;
   bytesWritten: number;
+  /** The address reducers fetch this worker's map output from. */
+  address?: string;
+  /** When the coordinator last answered a heartbeat (ms since the epoch). */
+  lastHeartbeat?: number;
+  /** Partition bytes this worker fetched from mappers, and served to reducers. */
+  shuffleBytesFetched: number;
+  shuffleBytesServed: number;
+  /** Transfers that failed their length or CRC-32C check and were retried. */
+  corruptTransfers: number;
 }
 
 /** A fresh status record for a worker about to start. */
@@ -52,152 +100,14 @@ export function newWorkerStatus(coordinator: string, app: string): WorkerStatus 
     tasksFailed: 0,
     bytesRead: 0,
     bytesWritten: 0,
+    shuffleBytesFetched: 0,
+    shuffleBytesServed: 0,
+    corruptTransfers: 0,
   };
 }
 
 /** Bytes an attempt read and wrote, for the coordinator's status page. */
-export interface TaskIo {
-  bytesRead: number;
-  bytesWritten: number;
-}
-
-const utf8 = new TextEncoder();
-const utf8Decoder = new TextDecoder();
-let tmpCounter = 0;
-
-/**
- * Writes intermediate data under a temporary name and renames it into place. No fsync: a machine
- * crash loses the job's intermediate files anyway, and the re-run rewrites them.
- */
-async function writeIntermediate(path: string, data: Uint8Array): Promise<void> {
-  const tmp = `.${path}.${Deno.pid}.${++tmpCounter}.tmp`;
-  try {
-    await Deno.writeFile(tmp, data);
-    await Deno.rename(tmp, path);
-  } catch (err) {
-    await Deno.remove(tmp).catch(() => {});
-    throw err;
-  }
-}
-
-/** Values of one key the map side collects before combining them into one. */
-const COMBINE_BATCH = 32;
-
-function combined(
-  combine: NonNullable<MapReduceApp["combine"]>,
-  key: string,
-  values: string[],
-): string {
-  const value: unknown = combine(key, values);
-  if (typeof value !== "string") {
-    throw new TypeError(`combine returned ${typeof value} for key ${key}, expected a string`);
-  }
-  return value;
-}
-
-function checkPair(pair: unknown, index: number): asserts pair is { key: string; value: string } {
-  const p = pair as { key?: unknown; value?: unknown } | null;
-  if (typeof p?.key !== "string" || typeof p.value !== "string") {
-    throw new TypeError(
-      `map returned an invalid pair at index ${index}: expected { key: string, value: string }`,
-    );
-  }
-}
-
-/**
- * Runs map task `task` on `file` and writes its nReduce intermediate files `mr-<task>-<r>`
- * (every one, even empty, so reducers can tell a missing map output from an empty one).
- * Applies the app's combine per key first when it has one.
- */
-export async function runMapTask(
-  app: MapReduceApp,
-  task: number,
-  file: string,
-  nReduce: number,
-): Promise<TaskIo> {
-  const data = await Deno.readFile(file);
-  const pairs: unknown = await app.map(file, utf8Decoder.decode(data));
-  if (!Array.isArray(pairs)) {
-    throw new TypeError(`map returned ${typeof pairs}, expected an array of { key, value }`);
-  }
-  const buckets: string[][] = Array.from({ length: nReduce }, () => []);
-  if (app.combine) {
-    // Group first: with a combiner each distinct key becomes one intermediate line, so hashing
-    // and encoding run once per distinct key. A key's pending values are combined every
-    // COMBINE_BATCH values (combiners may run any number of times on partial lists, as in the
-    // MapReduce paper §4.3), which keeps arrays small: long arrays of "1"s dominated the cost.
-    const combine = app.combine;
-    const groups = new Map<string, string[]>();
-    for (let i = 0; i < pairs.length; i++) {
-      const pair = pairs[i];
-      checkPair(pair, i);
-      const values = groups.get(pair.key);
-      if (values === undefined) {
-        groups.set(pair.key, [pair.value]);
-      } else if (values.length < COMBINE_BATCH) {
-        values.push(pair.value);
-      } else {
-        values[0] = combined(combine, pair.key, values);
-        values.length = 1;
-        values.push(pair.value);
-      }
-    }
-    for (const [key, values] of groups) {
-      const value = combined(combine, key, values);
-      buckets[partition(key, nReduce)].push(encodePair(key, value));
-    }
-  } else {
-    for (let i = 0; i < pairs.length; i++) {
-      const pair = pairs[i];
-      checkPair(pair, i);
-      buckets[partition(pair.key, nReduce)].push(encodePair(pair.key, pair.value));
-    }
-  }
-  let bytesWritten = 0;
-  await Promise.all(buckets.map((lines, r) => {
-    const bytes = utf8.encode(lines.join(""));
-    bytesWritten += bytes.length;
-    return writeIntermediate(intermediateName(task, r), bytes);
-  }));
-  return { bytesRead: data.length, bytesWritten };
-}
-
-/**
- * Runs reduce task `task`: reads `mr-<m>-<task>` for every map m, calls reduce once per key
- * (in sorted key order) and atomically writes `mr-out-<task>`, one `<key> <value>` line per key.
- */
-export async function runReduceTask(
-  app: MapReduceApp,
-  task: number,
-  nMap: number,
-): Promise<TaskIo> {
-  const groups = new Map<string, string[]>();
-  let bytesRead = 0;
-  for (let m = 0; m < nMap; m++) {
-    const data = await Deno.readFile(intermediateName(m, task));
-    bytesRead += data.length;
-    decodePairs(utf8Decoder.decode(data), (key, value) => {
-      const values = groups.get(key);
-      if (values) values.push(value);
-      else groups.set(key, [value]);
-    });
-  }
-  const keys = [...groups.keys()].sort();
-  const lines = new Array<string>(keys.length);
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i];
-    let result: unknown = app.reduce(key, groups.get(key)!);
-    // Await only real promises: an await per key would cost a microtask turn for sync apps.
-    if (result instanceof Promise) result = await result;
-    if (typeof result !== "string") {
-      throw new TypeError(`reduce returned ${typeof result} for key ${key}, expected a string`);
-    }
-    lines[i] = `${key} ${result}\n`;
-  }
-  const bytes = utf8.encode(lines.join(""));
-  await writeFileAtomic(outputName(task), bytes);
-  return { bytesRead, bytesWritten: bytes.length };
-}
+export type TaskIo = EngineIo & { bytesFetched?: number };
 
 /** Formats an exception for a failure report: "TypeError: x is not a function". */
 export function describeError(err: unknown): string {
@@ -215,18 +125,40 @@ function workerId(): string {
   return `${host}:${Deno.pid}`;
 }
 
+/** Tries of one transfer before giving up on it. */
+const TRANSFER_TRIES = 3;
+
+/** A reduce could not get one map's output: the coordinator decides whether the map re-runs. */
+class FetchFailure extends Error {
+  constructor(
+    readonly map: number,
+    readonly attempt: number,
+    readonly refused: boolean,
+    message: string,
+  ) {
+    super(message);
+    this.name = "FetchFailure";
+  }
+}
+
+/** A reduce was handed out while some map output was being recomputed: give it back. */
+class NotReady extends Error {}
+
+function hostPort(address: { hostname: string; port: number }): string {
+  const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
+  return `${host}:${address.port}`;
+}
+
 /**
  * Runs a worker until the job is over; returns the process exit code: 0 when the job is done or
  * the coordinator is gone, 1 when the app cannot be loaded or the coordinator reports the job
- * failed.
+ * failed. Removes the job's intermediate data (and a temporary data directory) on the way out.
  */
 export async function runWorker(options: WorkerOptions): Promise<number> {
   const log = options.log ?? ((line: string) => console.error(line));
-  const giveUpMs = options.giveUpMs ?? 3000;
-  const pollMs = options.pollMs ?? 100;
-  let app: MapReduceApp;
+  let app: TaskRunner;
   try {
-    app = await loadApp(options.appPath);
+    app = await TaskRunner.start(options.appPath);
   } catch (err) {
     if (err instanceof AppLoadError) {
       log(`worker: ${err.message}`);
@@ -234,88 +166,339 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
     }
     throw err;
   }
-  const id = workerId();
+  const ownDir = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? await Deno.makeTempDir({ prefix: "raftmr-worker-" });
+  await Deno.mkdir(dataDir, { recursive: true });
+  let job: ServedJob | undefined;
+  const removeData = () => {
+    try {
+      if (ownDir) Deno.removeSync(dataDir, { recursive: true });
+      else if (job) Deno.removeSync(jobDir(dataDir, job.id), { recursive: true });
+    } catch {
+      // Already gone.
+    }
+  };
+  // An app that calls Deno.exit() skips our finally blocks; unload still runs.
+  globalThis.addEventListener("unload", removeData);
   const status = options.status ?? newWorkerStatus("", options.appPath);
-  status.id = id;
-  const client = new RpcClient(options.coordinator, { timeoutMs: 5000, maxBackoffMs: 250 });
-  const address = `${options.coordinator.hostname}:${options.coordinator.port}`;
+  const server = startShuffleServer(
+    options.listen ?? { hostname: "127.0.0.1", port: 0 },
+    dataDir,
+    () => job,
+    (bytes) => (status.shuffleBytesServed += bytes),
+  );
+  try {
+    const bound = server.addr;
+    const wildcard = bound.hostname === "0.0.0.0" || bound.hostname === "::";
+    const address = options.advertise ??
+      hostPort({ hostname: wildcard ? Deno.hostname() : bound.hostname, port: bound.port });
+    status.address = address;
+    return await new WorkerLoop(app, options, status, dataDir, address, log, (j) => (job = j))
+      .run();
+  } finally {
+    app.close();
+    await server.shutdown();
+    removeData();
+    globalThis.removeEventListener("unload", removeData);
+  }
+}
+
+/** One worker's ask -> run -> report loop, with its heartbeat timer. */
+class WorkerLoop {
+  readonly #app: TaskRunner;
+  readonly #options: WorkerOptions;
+  readonly #status: WorkerStatus;
+  readonly #dataDir: string;
+  readonly #address: string;
+  readonly #log: (line: string) => void;
+  readonly #setJob: (job: ServedJob) => void;
+  readonly #client: RpcClient;
+  readonly #id = workerId();
+  readonly #giveUpMs: number;
+  #job?: HeartbeatResult;
+  #heartbeat?: ReturnType<typeof setInterval>;
+
+  constructor(
+    app: TaskRunner,
+    options: WorkerOptions,
+    status: WorkerStatus,
+    dataDir: string,
+    address: string,
+    log: (line: string) => void,
+    setJob: (job: ServedJob) => void,
+  ) {
+    this.#app = app;
+    this.#options = options;
+    this.#status = status;
+    this.#dataDir = dataDir;
+    this.#address = address;
+    this.#log = log;
+    this.#setJob = setJob;
+    this.#giveUpMs = options.giveUpMs ?? 3000;
+    status.id = this.#id;
+    this.#client = new RpcClient(options.coordinator, { timeoutMs: 5000, maxBackoffMs: 250 });
+  }
 
   /** Calls the coordinator, retrying while it is unreachable; undefined means "gone". */
-  const call = async (method: string, params: unknown): Promise<unknown> => {
+  async #call(method: string, params: unknown): Promise<unknown> {
     let firstFailure: number | undefined;
     for (;;) {
       try {
-        return await client.call(method, params);
+        return await this.#client.call(method, params);
       } catch (err) {
         if (!(err instanceof ConnectionLostError || err instanceof RpcTimeoutError)) throw err;
         firstFailure ??= Date.now();
-        if (Date.now() - firstFailure >= giveUpMs) return undefined;
-        await sleep(Math.min(200, giveUpMs / 5));
+        if (Date.now() - firstFailure >= this.#giveUpMs) return undefined;
+        await sleep(Math.min(200, this.#giveUpMs / 5));
       }
     }
-  };
+  }
 
-  try {
-    for (;;) {
-      const reply = await call(RPC_ASK, { workerId: id });
-      if (reply === undefined) {
-        log(
-          `worker: coordinator ${address} unreachable for ${giveUpMs} ms: assuming the job is over`,
-        );
-        return 0;
+  #gone(): number {
+    this.#log(
+      `worker: coordinator ${this.#client.address} unreachable for ${this.#giveUpMs} ms: ` +
+        "assuming the job is over",
+    );
+    return 0;
+  }
+
+  async #sendHeartbeat(): Promise<boolean> {
+    const reply = await this.#call(RPC_HEARTBEAT, { workerId: this.#id, address: this.#address });
+    if (reply === undefined) return false;
+    const result = parseHeartbeatResult(reply);
+    if (this.#job === undefined) {
+      this.#job = result;
+      this.#setJob({ id: result.job, token: result.token });
+      await Deno.mkdir(jobDir(this.#dataDir, result.job), { recursive: true });
+    }
+    this.#status.lastHeartbeat = Date.now();
+    return true;
+  }
+
+  async run(): Promise<number> {
+    const pollMs = this.#options.pollMs ?? 100;
+    try {
+      if (!(await this.#sendHeartbeat())) return this.#gone();
+      // Heartbeats run beside the task: a long map must not look like a dead worker.
+      this.#heartbeat = setInterval(() => {
+        this.#client.call(RPC_HEARTBEAT, { workerId: this.#id, address: this.#address })
+          .then(() => (this.#status.lastHeartbeat = Date.now()), () => {});
+      }, this.#job!.heartbeatMs);
+      for (;;) {
+        const reply = await this.#call(RPC_ASK, { workerId: this.#id });
+        if (reply === undefined) return this.#gone();
+        const assignment = parseAssignment(reply);
+        if (assignment.type === "done") return 0;
+        if (assignment.type === "failed") {
+          this.#log(`worker: the job failed: ${assignment.error}`);
+          return 1;
+        }
+        if (assignment.type === "wait") {
+          this.#status.state = "waiting";
+          await sleep(pollMs);
+          continue;
+        }
+        this.#status.state = "working";
+        this.#status.current = {
+          kind: assignment.type,
+          task: assignment.task,
+          attempt: assignment.attempt,
+          since: Date.now(),
+        };
+        const report: ReportParams = {
+          workerId: this.#id,
+          kind: assignment.type,
+          task: assignment.task,
+          attempt: assignment.attempt,
+          ok: true,
+          bytesRead: 0,
+          bytesWritten: 0,
+        };
+        try {
+          const io = assignment.type === "map"
+            ? await this.#map(
+              assignment.task,
+              assignment.attempt,
+              assignment.file,
+              assignment.nReduce,
+              report,
+            )
+            : await this.#reduce(assignment.task, assignment.attempt, assignment.nMap);
+          report.bytesRead = io.bytesRead;
+          report.bytesWritten = io.bytesWritten;
+          if (io.bytesFetched !== undefined) report.bytesFetched = io.bytesFetched;
+          this.#status.tasksDone++;
+          this.#status.bytesRead += io.bytesRead;
+          this.#status.bytesWritten += io.bytesWritten;
+        } catch (err) {
+          report.ok = false;
+          report.error = err instanceof TaskFailedError ? err.message : describeError(err);
+          if (err instanceof AppLoadError) throw err;
+          if (err instanceof FetchFailure) {
+            report.release = true;
+            report.fetchFailed = { map: err.map, attempt: err.attempt, refused: err.refused };
+          } else if (
+            err instanceof NotReady || err instanceof TransferError ||
+            err instanceof TaskExitedError
+          ) {
+            // Not the app's fault, or a crash (an app that calls Deno.exit ends only its task
+            // thread): the task goes back without counting as a failure, as when a worker dies.
+            report.release = true;
+          } else {
+            this.#status.tasksFailed++;
+          }
+          this.#log(`worker: ${assignment.type} task ${assignment.task} failed: ${report.error}`);
+        }
+        this.#status.current = undefined;
+        if (await this.#call(RPC_REPORT, report) === undefined) return this.#gone();
       }
-      const assignment = parseAssignment(reply);
-      if (assignment.type === "done") return 0;
-      if (assignment.type === "failed") {
-        log(`worker: the job failed: ${assignment.error}`);
-        return 1;
-      }
-      if (assignment.type === "wait") {
-        status.state = "waiting";
-        await sleep(pollMs);
-        continue;
-      }
-      status.state = "working";
-      status.current = {
-        kind: assignment.type,
-        task: assignment.task,
-        attempt: assignment.attempt,
-        since: Date.now(),
-      };
-      const report: ReportParams = {
-        workerId: id,
-        kind: assignment.type,
-        task: assignment.task,
-        attempt: assignment.attempt,
-        ok: true,
-        bytesRead: 0,
-        bytesWritten: 0,
-      };
+    } finally {
+      clearInterval(this.#heartbeat);
+      this.#status.state = "exited";
+      this.#status.current = undefined;
+      this.#client.close();
+    }
+  }
+
+  #dataUrl(path: string): string {
+    const job = this.#job!;
+    const host = job.dataHost !== "" ? job.dataHost : this.#options.coordinator.hostname;
+    return `http://${hostPort({ hostname: host, port: job.dataPort })}${path}`;
+  }
+
+  /** Retries a transfer that came out short or corrupt; other errors pass through at once. */
+  async #withRetries<T>(what: string, transfer: () => Promise<T>): Promise<T> {
+    for (let attempt = 1;; attempt++) {
       try {
-        const io = assignment.type === "map"
-          ? await runMapTask(app, assignment.task, assignment.file, assignment.nReduce)
-          : await runReduceTask(app, assignment.task, assignment.nMap);
-        report.bytesRead = io.bytesRead;
-        report.bytesWritten = io.bytesWritten;
-        status.tasksDone++;
-        status.bytesRead += io.bytesRead;
-        status.bytesWritten += io.bytesWritten;
+        return await transfer();
       } catch (err) {
-        status.tasksFailed++;
-        report.ok = false;
-        report.error = describeError(err);
-        log(`worker: ${assignment.type} task ${assignment.task} failed: ${report.error}`);
-      }
-      if (await call(RPC_REPORT, report) === undefined) {
-        log(
-          `worker: coordinator ${address} unreachable for ${giveUpMs} ms: assuming the job is over`,
-        );
-        return 0;
+        const retry = err instanceof IntegrityError ||
+          (err instanceof TransferError && (err.status === undefined || err.status >= 500));
+        if (!retry || attempt >= TRANSFER_TRIES) throw err;
+        if (err instanceof IntegrityError) this.#status.corruptTransfers++;
+        this.#log(`worker: ${what}: ${describeError(err)}: trying again`);
+        await sleep(100 * attempt);
       }
     }
-  } finally {
-    status.state = "exited";
-    status.current = undefined;
-    client.close();
+  }
+
+  async #map(
+    task: number,
+    attempt: number,
+    file: string,
+    nReduce: number,
+    report: ReportParams,
+  ): Promise<TaskIo> {
+    const job = this.#job!;
+    const dir = jobDir(this.#dataDir, job.job);
+    const splitFile = join(dir, `split-${task}-a${attempt}`);
+    await this.#withRetries(
+      `split of map task ${task}`,
+      () => fetchToFile(this.#dataUrl(splitPath(job.job, task)), job.token, splitFile),
+    );
+    // Partition files appear under their final directory name only once all are written, so
+    // the data server never hands out a half-written attempt.
+    const final = mapAttemptDir(this.#dataDir, job.job, task, attempt);
+    const tmp = `${final}.tmp`;
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    await Deno.mkdir(tmp, { recursive: true });
+    try {
+      const io = await this.#app.run({
+        type: "map",
+        filename: file,
+        splitPath: splitFile,
+        nReduce,
+        dir: tmp,
+      });
+      const sizes: number[] = [];
+      const crcs: number[] = [];
+      for (let r = 0; r < nReduce; r++) {
+        const sum = await fileChecksum(join(tmp, partitionFileName(r)));
+        sizes.push(sum.length);
+        crcs.push(sum.crc);
+      }
+      await Deno.remove(final, { recursive: true }).catch(() => {});
+      await Deno.rename(tmp, final);
+      report.output = { address: this.#address, sizes, crcs };
+      return io;
+    } catch (err) {
+      await Deno.remove(tmp, { recursive: true }).catch(() => {});
+      throw err;
+    } finally {
+      await Deno.remove(splitFile).catch(() => {});
+    }
+  }
+
+  async #reduce(task: number, attempt: number, nMap: number): Promise<TaskIo> {
+    const job = this.#job!;
+    const reply = await this.#call(RPC_LOCATIONS, { workerId: this.#id, task });
+    if (reply === undefined) throw new NotReady("Coordinator unreachable");
+    const { maps } = parseLocationsResult(reply, nMap);
+    const missing = maps.findIndex((location) => location === null);
+    if (missing >= 0) throw new NotReady(`The output of map task ${missing} is not available`);
+    const dir = join(jobDir(this.#dataDir, job.job), `reduce-${task}-a${attempt}`);
+    await Deno.mkdir(dir, { recursive: true });
+    try {
+      const inputs: string[] = [];
+      let bytesFetched = 0;
+      for (const location of maps) {
+        const { map, attempt: mapAttempt, address, size, crc } = location!;
+        const input = join(dir, `in-${map}`);
+        const url = `http://${address}${partitionPath(job.job, map, mapAttempt, task)}`;
+        try {
+          await this.#withRetries(
+            `partition ${task} of map task ${map}`,
+            () => fetchToFile(url, job.token, input, { length: size, crc }),
+          );
+        } catch (err) {
+          const refused = err instanceof TransferError && err.refused;
+          throw new FetchFailure(map, mapAttempt, refused, describeError(err));
+        }
+        bytesFetched += size;
+        this.#status.shuffleBytesFetched += size;
+        inputs.push(input);
+      }
+      const output = join(dir, "out");
+      const io = await this.#app.run({ type: "reduce", inputs, output });
+      await this.#withRetries(
+        `output of reduce task ${task}`,
+        () => this.#upload(output, task, attempt),
+      );
+      return { ...io, bytesFetched };
+    } finally {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  }
+
+  /** Uploads a reduce output with its length and CRC-32C; the body streams from the file. */
+  async #upload(path: string, task: number, attempt: number): Promise<void> {
+    const job = this.#job!;
+    const sum = await fileChecksum(path);
+    const file = await Deno.open(path, { read: true });
+    let response: Response;
+    try {
+      response = await fetch(this.#dataUrl(outputPath(job.job, task, attempt)), {
+        method: "PUT",
+        headers: {
+          authorization: `Bearer ${job.token}`,
+          [LENGTH_HEADER]: String(sum.length),
+          [CRC_HEADER]: crcHex(sum.crc),
+          "content-type": "application/octet-stream",
+        },
+        body: file.readable,
+      });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      throw new TransferError(`Cannot upload the output of reduce task ${task}: ${message}`, false);
+    }
+    const text = await response.text();
+    // 409: another attempt's output was committed first; ours is not needed.
+    if (response.ok || response.status === 409) return;
+    if (response.status === 422) throw new IntegrityError(`Upload was damaged: ${text.trim()}`);
+    throw new TransferError(
+      `Cannot upload the output of reduce task ${task}: HTTP ${response.status}: ${text.trim()}`,
+      false,
+      response.status,
+    );
   }
 }

@@ -28,6 +28,21 @@ export function registerWorkerMetrics(registry: Registry, status: WorkerStatus):
     { name: "raftmr_mr_worker_bytes_written_total", help: "Output bytes written" },
     () => status.bytesWritten,
   );
+  r.counterFunc(
+    { name: "raftmr_mr_worker_shuffle_fetched_bytes_total", help: "Partition bytes fetched" },
+    () => status.shuffleBytesFetched,
+  );
+  r.counterFunc(
+    { name: "raftmr_mr_worker_shuffle_served_bytes_total", help: "Partition bytes served" },
+    () => status.shuffleBytesServed,
+  );
+  r.counterFunc(
+    {
+      name: "raftmr_mr_worker_corrupt_transfers_total",
+      help: "Transfers that failed their length or CRC-32C check",
+    },
+    () => status.corruptTransfers,
+  );
   r.gaugeFunc(
     { name: "raftmr_mr_worker_busy", help: "1 while a task runs" },
     () => (status.current ? 1 : 0),

@@ -45,6 +45,15 @@ ${
         { label: "Task attempts that failed", value: formatCount(s.tasksFailed) },
         { label: "Input read", value: formatBytes(s.bytesRead) },
         { label: "Output written", value: formatBytes(s.bytesWritten) },
+        { label: "Shuffle fetched from mappers", value: formatBytes(s.shuffleBytesFetched) },
+        { label: "Map output served to reducers", value: formatBytes(s.shuffleBytesServed) },
+        { label: "Transfers retried (corrupt)", value: formatCount(s.corruptTransfers) },
+        {
+          label: "Last heartbeat",
+          value: s.lastHeartbeat === undefined
+            ? "none yet"
+            : `${formatDuration(now - s.lastHeartbeat)} ago`,
+        },
         { label: "Up for", value: formatDuration(now - s.startedAt) },
       ])
     }
@@ -52,6 +61,7 @@ ${
 ${
       statsTable([
         { label: "Coordinator", value: s.coordinator },
+        { label: "Serves map output at", value: s.address ?? "not yet" },
         { label: "App", value: s.app },
       ])
     }`,

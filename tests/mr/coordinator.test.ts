@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { Coordinator, InputError } from "../../mr/coordinator.ts";
 import { RemoteError, RpcClient } from "../../net/rpc.ts";
 import { withTempDir } from "./helpers.ts";
+import { crc32c } from "../../util/crc32c.ts";
 
 Deno.test("coordinator validates RPC params and tolerates duplicate completions", async () => {
   await withTempDir(async (dir) => {
@@ -16,10 +17,27 @@ Deno.test("coordinator validates RPC params and tolerates duplicate completions"
       files: [input],
       nReduce: 1,
       taskTimeoutMs: 60_000,
+      outputDir: dir,
       listen: { hostname: "127.0.0.1", port: 0 },
       http: { hostname: "127.0.0.1", port: 0 },
       log: () => {},
     });
+    const { job, token } = coordinator.credentials;
+    const base = `http://127.0.0.1:${coordinator.httpAddress.port}`;
+    /** Uploads a reduce output the way a worker does: length and CRC-32C announced. */
+    const upload = async (attempt: number, text: string) => {
+      const body = new TextEncoder().encode(text);
+      const res = await fetch(`${base}/mr/${job}/output/0/${attempt}`, {
+        method: "PUT",
+        headers: {
+          authorization: `Bearer ${token}`,
+          "x-raftmr-length": String(body.length),
+          "x-raftmr-crc32c": crc32c(body).toString(16).padStart(8, "0"),
+        },
+        body,
+      });
+      assert.equal(res.status, 200, await res.text());
+    };
     const client = new RpcClient(coordinator.rpcAddress);
     try {
       await assert.rejects(client.call("mr.ask", {}), RemoteError);
@@ -32,6 +50,7 @@ Deno.test("coordinator validates RPC params and tolerates duplicate completions"
         ok: true,
         bytesRead: 11,
         bytesWritten: 20,
+        output: { address: "127.0.0.1:1", sizes: [20], crcs: [7] },
       };
       await assert.rejects(client.call("mr.report", { ...report, kind: "sort" }), /Invalid kind/);
       await assert.rejects(client.call("mr.report", { ...report, task: -1 }), /Invalid task/);
@@ -64,8 +83,10 @@ Deno.test("coordinator validates RPC params and tolerates duplicate completions"
         (await client.call<{ attempt: number }>("mr.ask", { workerId: "w2" })).attempt,
         2,
       );
+      await upload(2, "hello 1\nworld 1\n");
       await client.call("mr.report", { ...report, workerId: "w2", kind: "reduce", attempt: 2 });
       assert.deepEqual(await coordinator.finished, { ok: true });
+      assert.equal(await Deno.readTextFile(join(dir, "mr-out-0")), "hello 1\nworld 1\n");
       assert.deepEqual(await client.call("mr.ask", { workerId: "w3" }), { type: "done" });
       const metrics = await (await fetch(`http://${http.hostname}:${http.port}/metrics`)).text();
       assert.match(metrics, /^raftmr_mr_task_failures_total\{kind="reduce"\} 1$/m);

@@ -46,6 +46,8 @@ function job(phase: string, extra: Partial<JobStatus> = {}): JobStatus {
     },
     workers: [{
       id: "<script>alert(1)</script>",
+      address: "<i>host</i>:7200",
+      alive: true,
       lastContact: "",
       lastContactAgoMs: 200,
       tasksDone: 1,
@@ -53,6 +55,15 @@ function job(phase: string, extra: Partial<JobStatus> = {}): JobStatus {
     reissues: 0,
     bytesRead: 3 * 1024 * 1024,
     bytesWritten: 1536,
+    shuffleBytes: 1024,
+    splitBytes: 3 * 1024 * 1024,
+    mapReruns: 0,
+    backupAttempts: 0,
+    backupWins: 0,
+    timeouts: 0,
+    splitSize: 64 * 1024 * 1024,
+    workerTimeoutMs: 10_000,
+    backupTasks: true,
     ...extra,
   };
 }
@@ -82,6 +93,7 @@ Deno.test("pages: the running job escapes names, shows units and refreshes itsel
   assert.doesNotMatch(html, /<script>alert/);
   assert.match(html, /&lt;b&gt;evil&lt;\/b&gt;\.txt/);
   assert.match(html, /w&quot;1/);
+  assert.match(html, /&lt;i&gt;host&lt;\/i&gt;:7200/);
   assert.match(html, /3\.00 MiB/);
   assert.match(html, /1\.50 KiB/);
   assert.match(html, /Map <div class="bar"><div style="width:50%">/);

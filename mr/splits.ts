@@ -1,0 +1,109 @@
+/**
+ * Line-aligned input splits. The coordinator cuts each input file into pieces of about
+ * `splitSize` bytes, each ending just after a newline (or at the end of the file), so a split
+ * never cuts a line, and so never a UTF-8 sequence (0x0A never occurs inside one) nor a CRLF.
+ *
+ * Hadoop's LineRecordReader gets the same result the other way round: each reader starts at a
+ * byte offset, skips to the first line start and reads past its end. We cut at the coordinator
+ * instead, because it is the only process that has the file: a worker is sent exactly the bytes
+ * of whole lines and nothing it must skip.
+ */
+
+/** One map task's input: bytes [offset, offset + length) of `file`. */
+export interface Split {
+  /** The file's name as given on the command line (what `map` receives). */
+  file: string;
+  /** Where the file is opened (the name, or its resolved path). */
+  path: string;
+  offset: number;
+  length: number;
+  /** Index of this split among the file's splits, and how many the file has. */
+  part: number;
+  parts: number;
+}
+
+/** The default split size: 64 MiB, the MapReduce paper's (§3.1) and HDFS's block size. */
+export const DEFAULT_SPLIT_SIZE = 64 * 1024 * 1024;
+
+const SCAN_CHUNK = 64 * 1024;
+
+/**
+ * Returns the ends of the splits of a file of `size` bytes, reading it through `readAt` only
+ * near each cut: a cut is made just after the first newline at or after `start + splitSize - 1`,
+ * so a split is at least splitSize bytes (the last one excepted) and a line longer than the split
+ * size stays whole. An empty file gives one empty split, so `map` sees every input file once, as
+ * in a sequential run.
+ */
+export async function splitEnds(
+  size: number,
+  splitSize: number,
+  readAt: (buffer: Uint8Array, position: number) => Promise<number>,
+): Promise<number[]> {
+  if (!(Number.isSafeInteger(splitSize) && splitSize > 0)) {
+    throw new RangeError(`Split size must be a positive integer: got ${splitSize}`);
+  }
+  const ends: number[] = [];
+  const buffer = new Uint8Array(SCAN_CHUNK);
+  let start = 0;
+  while (start + splitSize < size) {
+    // The byte at `target` is the split's last byte if it is a newline; else scan forward.
+    let position = start + splitSize - 1;
+    let end = size;
+    scan: while (position < size) {
+      const n = await readAt(buffer, position);
+      if (n <= 0) break;
+      for (let i = 0; i < n; i++) {
+        if (buffer[i] === 0x0a) {
+          end = position + i + 1;
+          break scan;
+        }
+      }
+      position += n;
+    }
+    ends.push(end);
+    start = end;
+  }
+  if (start < size || ends.length === 0) ends.push(size);
+  return ends;
+}
+
+/** Cuts `file` (opened at `path`) into line-aligned splits of about `splitSize` bytes. */
+export async function splitFile(file: string, path: string, splitSize: number): Promise<Split[]> {
+  const handle = await Deno.open(path, { read: true });
+  let ends: number[];
+  try {
+    const size = (await handle.stat()).size;
+    ends = await splitEnds(size, splitSize, async (buffer, position) => {
+      await handle.seek(position, Deno.SeekMode.Start);
+      let filled = 0;
+      while (filled < buffer.length) {
+        const n = await handle.read(buffer.subarray(filled));
+        if (n === null) break;
+        filled += n;
+      }
+      return filled;
+    });
+  } finally {
+    handle.close();
+  }
+  let offset = 0;
+  return ends.map((end, part) => {
+    const split = { file, path, offset, length: end - offset, part, parts: ends.length };
+    offset = end;
+    return split;
+  });
+}
+
+/** Parses a size such as "64MiB", "8m", "512KiB" or "1048576" (bytes); throws RangeError. */
+export function parseSize(raw: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?$/i.exec(raw.trim());
+  if (!match) throw new RangeError(`expected a size such as 64MiB or 8m: got "${raw}"`);
+  const unit = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[
+    match[2].toLowerCase() as "" | "k" | "m" | "g" | "t"
+  ];
+  const bytes = Math.floor(Number(match[1]) * unit);
+  if (!Number.isSafeInteger(bytes) || bytes < 1) {
+    throw new RangeError(`expected a size of at least 1 byte: got "${raw}"`);
+  }
+  return bytes;
+}

@@ -1,0 +1,78 @@
+/**
+ * The messages between a worker process and its task thread, and the one function that turns a
+ * task request into a reply (used in the thread, and in-process where no thread can be started).
+ */
+import { join } from "node:path";
+import type { MapReduceApp } from "./app.ts";
+import type { runMap, runReduce } from "./engine.ts";
+import { partitionFileName } from "./shuffle_server.ts";
+
+/** Bytes a task read and wrote, as reported to the coordinator. */
+export interface EngineIo {
+  bytesRead: number;
+  bytesWritten: number;
+}
+
+/** Worker -> task thread. */
+export type TaskRequest =
+  | { type: "load"; appPath: string }
+  | {
+    type: "map";
+    id: number;
+    /** The split's file name as map() receives it. */
+    filename: string;
+    /** Where the fetched split bytes are. */
+    splitPath: string;
+    nReduce: number;
+    /** Directory to write part-<r> files into. */
+    dir: string;
+  }
+  | { type: "reduce"; id: number; inputs: string[]; output: string };
+
+/** Task thread -> worker. */
+export type TaskReply =
+  | { type: "loaded" }
+  | { type: "loadError"; message: string }
+  | { type: "done"; id: number; io: EngineIo }
+  | { type: "failed"; id: number; error: string }
+  | { type: "exited" };
+
+/** The engine's map step (engine.ts's runMap, or a stand-in in tests). */
+export type MapStep = typeof runMap;
+/** The engine's reduce step (engine.ts's runReduce). */
+export type ReduceStep = typeof runReduce;
+
+const utf8 = new TextDecoder();
+
+/** Runs one map or reduce request with the app; app exceptions become a "failed" reply. */
+export async function handleTaskRequest(
+  app: MapReduceApp,
+  request: Exclude<TaskRequest, { type: "load" }>,
+  map: MapStep,
+  reduce: ReduceStep,
+): Promise<TaskReply> {
+  try {
+    if (request.type === "map") {
+      const data = await Deno.readFile(request.splitPath);
+      const stats = await map(app, request.filename, utf8.decode(data), {
+        nReduce: request.nReduce,
+        partitionPath: (r) => join(request.dir, partitionFileName(r)),
+        spillDir: request.dir,
+      });
+      return {
+        type: "done",
+        id: request.id,
+        io: { bytesRead: data.length, bytesWritten: stats.bytesWritten },
+      };
+    }
+    const stats = await reduce(app, request.inputs, request.output);
+    return {
+      type: "done",
+      id: request.id,
+      io: { bytesRead: stats.bytesRead, bytesWritten: stats.bytesWritten },
+    };
+  } catch (err) {
+    const error = err instanceof Error ? `${err.name}: ${err.message}` : `Thrown value: ${err}`;
+    return { type: "failed", id: request.id, error };
+  }
+}

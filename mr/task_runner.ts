@@ -1,0 +1,155 @@
+/**
+ * The worker process's side of its task thread: starts the thread, has it import the app, and
+ * runs one map or reduce request at a time on it. A thread the app ended (Deno.exit, an uncaught
+ * error) is replaced by a fresh one for the next task. Where the thread's module is not a file on
+ * disk (the bundled or compiled build), tasks run in this thread instead, without that isolation.
+ */
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { AppLoadError, loadApp, type MapReduceApp } from "./app.ts";
+import { runMap, runReduce } from "./engine.ts";
+import {
+  type EngineIo,
+  handleTaskRequest,
+  type TaskReply,
+  type TaskRequest,
+} from "./task_protocol.ts";
+
+/** A map or reduce request, without the id the runner assigns. */
+export type TaskJob =
+  | Omit<Extract<TaskRequest, { type: "map" }>, "id">
+  | Omit<Extract<TaskRequest, { type: "reduce" }>, "id">;
+
+/** The app's code threw or rejected: `message` is "Name: message" of what it threw. */
+export class TaskFailedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TaskFailedError";
+  }
+}
+
+/** The app ended its task thread (Deno.exit or an uncaught error) before finishing the task. */
+export class TaskExitedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TaskExitedError";
+  }
+}
+
+const THREAD_URL = new URL("./task_thread.ts", import.meta.url);
+
+function threadAvailable(): boolean {
+  try {
+    return THREAD_URL.protocol === "file:" && existsSync(fileURLToPath(THREAD_URL));
+  } catch {
+    return false;
+  }
+}
+
+interface Pending {
+  id: number;
+  resolve(io: EngineIo): void;
+  reject(error: Error): void;
+}
+
+/** Runs tasks on a task thread that has the app loaded. */
+export class TaskRunner {
+  readonly #appPath: string;
+  readonly #inProcess?: MapReduceApp;
+  #thread?: Worker;
+  #ready?: Promise<void>;
+  #pending?: Pending;
+  #nextId = 1;
+
+  private constructor(appPath: string, inProcess?: MapReduceApp) {
+    this.#appPath = appPath;
+    this.#inProcess = inProcess;
+  }
+
+  /** Starts a runner whose thread has imported the app; throws AppLoadError if it cannot. */
+  static async start(appPath: string): Promise<TaskRunner> {
+    if (!threadAvailable()) return new TaskRunner(appPath, await loadApp(appPath));
+    const runner = new TaskRunner(appPath);
+    await runner.#spawn();
+    return runner;
+  }
+
+  /** Whether app code runs on a separate thread. */
+  get isolated(): boolean {
+    return this.#inProcess === undefined;
+  }
+
+  #spawn(): Promise<void> {
+    const thread = new Worker(THREAD_URL, { type: "module" });
+    this.#thread = thread;
+    this.#ready = new Promise<void>((resolve, reject) => {
+      thread.onmessage = (event: MessageEvent<TaskReply>) => {
+        const reply = event.data;
+        if (reply.type === "loaded") resolve();
+        else if (reply.type === "loadError") {
+          this.#drop(thread);
+          reject(new AppLoadError(reply.message));
+        } else if (reply.type === "exited") {
+          this.#drop(thread);
+          const error = new TaskExitedError("The app ended its task thread (Deno.exit)");
+          reject(error);
+          this.#settle(undefined, error);
+        } else if (reply.type === "done") this.#settle(reply.io);
+        else this.#settle(undefined, new TaskFailedError(reply.error));
+      };
+      thread.onerror = (event: ErrorEvent) => {
+        // An uncaught error ends the thread; it must not end the process.
+        event.preventDefault();
+        this.#drop(thread);
+        const error = new TaskExitedError(`The app's task thread died: ${event.message}`);
+        reject(error);
+        this.#settle(undefined, error);
+      };
+    });
+    thread.postMessage({ type: "load", appPath: this.#appPath } satisfies TaskRequest);
+    return this.#ready;
+  }
+
+  #drop(thread: Worker): void {
+    thread.terminate();
+    if (this.#thread === thread) {
+      this.#thread = undefined;
+      this.#ready = undefined;
+    }
+  }
+
+  #settle(io: EngineIo | undefined, error?: Error): void {
+    const pending = this.#pending;
+    if (!pending) return;
+    this.#pending = undefined;
+    if (error) pending.reject(error);
+    else pending.resolve(io!);
+  }
+
+  /**
+   * Runs one task; rejects with TaskFailedError (the app threw), TaskExitedError (the app ended
+   * its thread) or AppLoadError (a replacement thread could not import the app).
+   */
+  async run(job: TaskJob): Promise<EngineIo> {
+    if (this.#pending) throw new Error("A task is already running on this runner");
+    const request = { ...job, id: this.#nextId++ } as Exclude<TaskRequest, { type: "load" }>;
+    if (this.#inProcess) {
+      const reply = await handleTaskRequest(this.#inProcess, request, runMap, runReduce);
+      if (reply.type === "done") return reply.io;
+      throw new TaskFailedError(reply.type === "failed" ? reply.error : "Task failed");
+    }
+    if (!this.#thread) await this.#spawn();
+    else await this.#ready;
+    const thread = this.#thread!;
+    return await new Promise<EngineIo>((resolve, reject) => {
+      this.#pending = { id: request.id, resolve, reject };
+      thread.postMessage(request);
+    });
+  }
+
+  /** Ends the thread; a task still running is abandoned. */
+  close(): void {
+    if (this.#thread) this.#drop(this.#thread);
+    this.#settle(undefined, new TaskExitedError("The task runner was closed"));
+  }
+}
