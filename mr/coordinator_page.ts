@@ -135,10 +135,10 @@ function workersTable(s: JobStatus): Html {
       <thead>
         <tr>
           <th>worker</th>
-          <th>serves map output at</th>
           <th>state</th>
           <th>tasks done</th>
           <th>last heartbeat</th>
+          <th>serves map output at</th>
         </tr>
       </thead>
       <tbody>${s.workers.map((w) => {
@@ -148,10 +148,10 @@ function workersTable(s: JobStatus): Html {
         return html`
           <tr class="${quiet ? "bad" : "ok"}">
             <td>${w.id}</td>
-            <td>${w.address ?? ""}</td>
             <td class="state">${!w.alive ? "dead" : quiet ? "silent" : "active"}</td>
             <td class="num">${formatCount(w.tasksDone)}</td>
             <td class="num">${formatDuration(w.lastContactAgoMs)} ago</td>
+            <td>${w.address ?? ""}</td>
           </tr>
         `;
       })}</tbody>

@@ -419,9 +419,9 @@ export class Scheduler {
    */
   workerLost(workerId: string, now: number): TaskView[] {
     const worker = this.#workers.get(workerId);
-    if (!worker || !worker.alive) return [];
+    // Once the job is over, workers leaving is the normal end, not a death.
+    if (!worker || !worker.alive || this.#over !== undefined) return [];
     worker.alive = false;
-    if (this.#over !== undefined) return [];
     for (const task of [...this.#maps, ...this.#reduces]) {
       for (const attempt of task.running.filter((a) => a.worker === workerId)) {
         this.#dropAttempt(task, attempt.attempt);
