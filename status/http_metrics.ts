@@ -40,11 +40,14 @@ export function httpMetrics(registry: Registry): MiddlewareHandler {
   };
 }
 
-/** The pattern of the handler that answered: the last matched route that is not middleware. */
+/**
+ * The pattern of the handler that answered: the last matched route that is not middleware.
+ * Middleware takes (c, next), a handler only c (the distinction Hono's route helper uses).
+ */
 function routeOf(c: Parameters<MiddlewareHandler>[0]): string {
   const routes = matchedRoutes(c);
-  const last = routes.at(-1);
-  // Only this middleware matched (it is mounted on every path): no route did.
-  if (last === undefined || routes.length === 1) return UNMATCHED_ROUTE;
-  return last.path;
+  for (let i = routes.length - 1; i >= 0; i--) {
+    if (routes[i].handler.length < 2) return routes[i].path;
+  }
+  return UNMATCHED_ROUTE;
 }
