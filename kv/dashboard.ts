@@ -111,7 +111,11 @@ function membersTable(report: NodeReport, members: MemberReport[]): Html {
 ${
       leading
         ? html`
-          <td>${progress ? progress.state : ""}</td>
+          <td>${progress ? progress.state : ""}${progress?.logWentBackwards
+            ? html`
+              <span class="state warn">log went backwards</span>
+            `
+            : ""}</td>
           <td class="num">${behind === undefined
             ? ""
             : `${formatCount(behind)} ${behind === 1 ? "entry" : "entries"}`}</td>

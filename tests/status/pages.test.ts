@@ -124,6 +124,13 @@ Deno.test("pages: the node page names the leader and shows members and counters 
   assertNoBlockInParagraph(html);
 });
 
+Deno.test("pages: the leader flags a follower whose log went backwards", async () => {
+  const report = new FakeService().status();
+  report.progress![2].logWentBackwards = true;
+  const html = await render(nodePage(report));
+  assert.match(html, /replicate <span class="state warn">log went backwards<\/span>/);
+});
+
 Deno.test("pages: a member that stopped answering is shown down, in red", async () => {
   const report = new FakeService().status();
   report.members = [
