@@ -4,6 +4,7 @@
  * loaded and its scripts ran; visibleText() reduces it to the text on screen.
  */
 import { withTempDir } from "./run.ts";
+import { sleep } from "../../util/sleep.ts";
 
 /** Where Debian installs Chromium. */
 export const CHROMIUM = "/usr/bin/chromium";
@@ -122,6 +123,20 @@ export class LivePage {
       returnByValue: true,
     }) as { result: { value?: string } };
     return (result.result.value ?? "").replace(/\s+/g, " ").trim();
+  }
+
+  /**
+   * Polls the visible text until it matches `pattern` and returns it; throws with what the page
+   * shows after many tries (the page refreshes itself, so it is waited for, never timed).
+   */
+  async waitForText(pattern: RegExp): Promise<string> {
+    let text = "";
+    for (let i = 0; i < 600; i++) {
+      text = await this.text();
+      if (pattern.test(text)) return text;
+      await sleep(100);
+    }
+    throw new Error(`The page never showed ${pattern}; it shows: ${text}`);
   }
 
   /** Closes the tab and Chromium and removes its profile. */

@@ -39,14 +39,6 @@ async function eventually<T>(what: string, check: () => Promise<T | undefined>):
   throw new Error(`Never happened: ${what}${last ? `: ${last}` : ""}`);
 }
 
-/** Polls a live page until its text matches `pattern`; returns that text. */
-async function untilText(page: LivePage, pattern: RegExp): Promise<string> {
-  return await eventually(`the page showing ${pattern}`, async () => {
-    const text = await page.text();
-    return pattern.test(text) ? text : undefined;
-  });
-}
-
 Deno.test("live cluster: alerts and dashboards find their metrics; the node page in Chromium", async (t) => {
   const cluster = await ProcessCluster.start({ nodes: 3 });
   try {
@@ -149,9 +141,9 @@ Deno.test("live cluster: alerts and dashboards find their metrics; the node page
         // drops; the victim's own page, left open, keeps its last state under a banner.
         const open = await LivePage.open(`${cluster.url(victim)}/`);
         try {
-          await untilText(open, new RegExp(`Leader node ${leader} `));
+          await open.waitForText(new RegExp(`Leader node ${leader} `));
           await cluster.kill(victim);
-          const stale = await untilText(open, /Not answering since/);
+          const stale = await open.waitForText(/Not answering since/);
           assert.match(stale, new RegExp(`Node ${victim} · follower`));
           assert.match(stale, new RegExp(`Leader node ${leader} `));
         } finally {

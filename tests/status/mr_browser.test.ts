@@ -12,17 +12,6 @@ import { dumpDom, LivePage, visibleText } from "../lib/chromium.ts";
 import { sleep } from "../../util/sleep.ts";
 import { app, withTempDir } from "../mr/helpers.ts";
 
-/** Polls the live page until its text matches `pattern`; returns that text. */
-async function until(page: LivePage, pattern: RegExp): Promise<string> {
-  let text = "";
-  for (let i = 0; i < 600; i++) {
-    text = await page.text();
-    if (pattern.test(text)) return text;
-    await sleep(100);
-  }
-  throw new Error(`The page never showed ${pattern}; it shows: ${text}`);
-}
-
 Deno.test("MapReduce pages in Chromium: progress moves to done and stays after the exit", async () => {
   await withTempDir(async (dir) => {
     const inputs = ["a", "b", "c"].map((n) => join(dir, `${n}.txt`));
@@ -48,7 +37,7 @@ Deno.test("MapReduce pages in Chromium: progress moves to done and stays after t
     let closed = false;
     try {
       page = await LivePage.open(`http://${hostname}:${port}/`);
-      const before = await until(page, /MapReduce job: map/);
+      const before = await page.waitForText(/MapReduce job: map/);
       assert.match(before, /Progress 0% \(0 of 5 tasks\)/);
       assert.match(before, /No worker has asked for a task yet/);
       assert.match(visibleText(await dumpDom(workerUrl)), /Worker · starting|State starting/);
@@ -63,7 +52,7 @@ Deno.test("MapReduce pages in Chromium: progress moves to done and stays after t
       assert.deepEqual(await coordinator.finished, { ok: true });
 
       // The open page refreshed itself to the final state, without a reload.
-      const done = await until(page, /Job done in/);
+      const done = await page.waitForText(/Job done in/);
       assert.match(done, /MapReduce job: done/);
       assert.match(done, /Progress 100% \(5 of 5 tasks\)/);
       assert.match(done, /2 output files mr-out-0 … mr-out-1/);
