@@ -41,6 +41,8 @@ import {
 } from "./service.ts";
 import type { ApplyResult } from "./state_machine.ts";
 import { KvStateMachine } from "./state_machine.ts";
+import { ServiceDispatcher } from "./service_dispatcher.ts";
+import { JobStateMachine } from "../mr/job_state_machine.ts";
 import { errorMessage } from "../util/errors.ts";
 import { sleep } from "../util/sleep.ts";
 
@@ -67,6 +69,8 @@ export class KvServer implements KvService {
   readonly #config: ServerConfig;
   readonly #storage: DiskStorage;
   readonly #machine: KvStateMachine;
+  /** The replicated MapReduce job table, beside the KV store on the same log. */
+  readonly #jobs = new JobStateMachine();
   readonly #rpc: RpcServer;
   readonly #transport: PeerTransport<Message>;
   readonly #node: RaftNode;
@@ -103,7 +107,7 @@ export class KvServer implements KvService {
       id: config.id,
       peers: [...config.peers.keys()],
       storage,
-      stateMachine: this.#machine,
+      stateMachine: new ServiceDispatcher(this.#machine, this.#jobs),
       send: (messages) => this.#transport.send(messages),
       config: config.raft,
       log: config.log,
