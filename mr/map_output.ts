@@ -48,12 +48,43 @@ export function defaultMemoryLimit(): number {
   return Math.max(1 << 20, Math.min(64 << 20, Math.floor(heap / 8)));
 }
 
-/** Values of one key the table collects before combining them into one. */
-const COMBINE_BATCH = 32;
-/** Estimated heap bytes of a table entry (Map slot, array, key string header). */
-const ENTRY_COST = 96;
+/** Distinct pending values of one key after which the combiner runs. */
+const COMBINE_VALUES = 32;
+/** Repeats of one value (a run, like wc's "1"s) after which the combiner runs. */
+const COMBINE_RUN = 4096;
+/** Estimated heap bytes of a table entry (Map slot, entry object, key string header). */
+const ENTRY_COST = 112;
 /** Estimated heap bytes of one pending value besides its characters. */
 const VALUE_COST = 24;
+/** Heap bytes of one more reference to a value already held. */
+const REF_COST = 8;
+
+/**
+ * The values of one key not yet written: `values`, then `run` repeated `count` times. Repeats are
+ * counted rather than stored because emitting the same value again and again (wc's "1") is the
+ * common case: a counter costs no allocation, and the combiner sees them in batches of thousands.
+ */
+class Pending {
+  values: string[] | undefined = undefined;
+  run: string;
+  count = 1;
+
+  constructor(value: string) {
+    this.run = value;
+  }
+
+  /** Every pending value, in emit order. */
+  all(): string[] {
+    const values = this.values ?? [];
+    for (let i = 0; i < this.count; i++) values.push(this.run);
+    return values;
+  }
+
+  /** Pending values in emit order. */
+  get size(): number {
+    return (this.values?.length ?? 0) + this.count;
+  }
+}
 
 let spillCounter = 0;
 
@@ -64,7 +95,7 @@ let spillCounter = 0;
 export class MapOutput {
   readonly #options: MapOutputOptions;
   readonly #limit: number;
-  #table = new Map<string, string[]>();
+  #table = new Map<string, Pending>();
   #bytes = 0;
   #spills: string[][] = [];
   #finished = false;
@@ -86,28 +117,43 @@ export class MapOutput {
       );
     }
     if (this.#finished) throw new Error("emit called after the map task finished");
-    const values = this.#table.get(key);
-    if (values === undefined) {
-      this.#table.set(key, [value]);
+    const pending = this.#table.get(key);
+    if (pending === undefined) {
+      this.#table.set(key, new Pending(value));
       this.#bytes += ENTRY_COST + 2 * key.length + VALUE_COST + 2 * value.length;
       if (this.#bytes > this.#limit) this.#spill();
       return;
     }
-    values.push(value);
-    this.#bytes += VALUE_COST + 2 * value.length;
     const combine = this.#options.combine;
-    if (combine !== undefined && values.length >= COMBINE_BATCH) {
-      // Combining every COMBINE_BATCH values keeps each key's array short: memory is bounded by
-      // the distinct keys, and the combiner runs on a few dozen values at a time.
-      let freed = 0;
-      for (let i = 0; i < values.length; i++) freed += VALUE_COST + 2 * values[i].length;
-      const one = combined(combine, key, values);
-      values.length = 1;
-      values[0] = one;
-      this.#bytes += VALUE_COST + 2 * one.length - freed;
+    if (value === pending.run) {
+      pending.count++;
+      if (combine !== undefined && pending.count >= COMBINE_RUN) this.#combine(key, pending);
+      return;
     }
+    // Another value ends the run: the run's repeats become references in `values`.
+    const values = pending.values ?? (pending.values = []);
+    for (let i = 0; i < pending.count; i++) values.push(pending.run);
+    this.#bytes += pending.count * REF_COST + VALUE_COST + 2 * value.length;
+    pending.run = value;
+    pending.count = 1;
+    if (combine !== undefined && values.length >= COMBINE_VALUES) this.#combine(key, pending);
     if (this.#bytes > this.#limit) this.#spill();
   };
+
+  /** Replaces a key's pending values with their combination (paper §4.3: any number of times). */
+  #combine(key: string, pending: Pending): void {
+    let freed = 0;
+    const values = pending.values;
+    if (values !== undefined) {
+      for (let i = 0; i < values.length; i++) freed += REF_COST + 2 * values[i].length;
+    }
+    freed += 2 * pending.run.length;
+    const one = combined(this.#options.combine!, key, pending.all());
+    pending.values = undefined;
+    pending.run = one;
+    pending.count = 1;
+    this.#bytes += 2 * one.length - freed;
+  }
 
   /** Writes the table as one run per partition: a spill (blocking: emit is synchronous). */
   #spill(): void {
@@ -138,11 +184,15 @@ export class MapOutput {
       try {
         const writer = new RecordWriter(syncFileSink(file));
         for (const key of keys) {
-          const values = this.#table.get(key)!;
-          if (combine !== undefined && values.length > 1) {
-            writer.add(key, combined(combine, key, values));
+          const pending = this.#table.get(key)!;
+          if (pending.size === 1) {
+            writer.add(key, pending.run);
+          } else if (combine !== undefined) {
+            writer.add(key, combined(combine, key, pending.all()));
           } else {
-            for (let i = 0; i < values.length; i++) writer.add(key, values[i]);
+            const values = pending.values;
+            if (values !== undefined) for (const value of values) writer.add(key, value);
+            for (let i = 0; i < pending.count; i++) writer.add(key, pending.run);
           }
         }
         writer.close();
