@@ -49,8 +49,8 @@ export async function runMap(
 
 /**
  * Merges the sorted runs at `inputs` (one partition of every map task) and writes the reduce
- * output to `outputPath`, one `<key> <value>` line per key in byte order of keys. The caller
- * renames the output into place: this writes it whole or throws.
+ * output to `outputPath`, one `<key> <value>` line per key in byte order of keys, synced to disk.
+ * The caller renames the output into place: this writes it whole or throws.
  */
 export async function runReduce(
   app: MapReduceApp,
@@ -69,6 +69,8 @@ export async function runReduce(
     const out = await Deno.open(outputPath, { write: true, create: true, truncate: true });
     try {
       const stats = await reduceRuns(readers, app.reduce, fileSink(out));
+      // The job's final output: on disk before anyone is told it is done.
+      await out.syncData();
       return { ...stats, bytesRead };
     } finally {
       out.close();

@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { getHeapStatistics } from "node:v8";
 import { partition } from "./partition.ts";
-import { RecordReader, RecordWriter, sortUtf8, syncFileSink } from "./record_format.ts";
+import { BLOCK_SIZE, RecordReader, RecordWriter, sortUtf8, syncFileSink } from "./record_format.ts";
 import { mergeGroups } from "./merge.ts";
 
 /** Combines some values of one key into one; may run any number of times (paper §4.3). */
@@ -87,6 +87,12 @@ class Pending {
 }
 
 let spillCounter = 0;
+let scratch: Uint8Array | undefined;
+
+/** One block for every synchronous partition write: a fresh megabyte per partition cost more than the records. */
+function scratchBlock(): Uint8Array {
+  return scratch ??= new Uint8Array(BLOCK_SIZE);
+}
 
 /**
  * Collects one map task's output. Pass `emit` to the app; call finish() once the app returned.
@@ -111,14 +117,13 @@ export class MapOutput {
 
   /** Emits one pair; throws TypeError on a non-string key or value. Bound: pass it around freely. */
   readonly emit = (key: string, value: string): void => {
-    if (typeof key !== "string" || typeof value !== "string") {
-      throw new TypeError(
-        `emit takes (key: string, value: string): got (${typeof key}, ${typeof value})`,
-      );
-    }
-    if (this.#finished) throw new Error("emit called after the map task finished");
+    // The hot path (a key seen before, emitted with its previous value) is a lookup and an
+    // increment; the checks live on the other paths, which every bad call reaches: a key that
+    // is not a string is never in the table, and a repeated value is a string like its first.
     const pending = this.#table.get(key);
     if (pending === undefined) {
+      checkPair(key, value);
+      if (this.#finished) throw new Error("emit called after the map task finished");
       this.#table.set(key, new Pending(value));
       this.#bytes += ENTRY_COST + 2 * key.length + VALUE_COST + 2 * value.length;
       if (this.#bytes > this.#limit) this.#spill();
@@ -130,6 +135,7 @@ export class MapOutput {
       if (combine !== undefined && pending.count >= COMBINE_RUN) this.#combine(key, pending);
       return;
     }
+    checkPair(key, value);
     // Another value ends the run: the run's repeats become references in `values`.
     const values = pending.values ?? (pending.values = []);
     for (let i = 0; i < pending.count; i++) values.push(pending.run);
@@ -182,7 +188,7 @@ export class MapOutput {
       const keys = sortUtf8(buckets[r]);
       const file = Deno.openSync(paths[r], { write: true, create: true, truncate: true });
       try {
-        const writer = new RecordWriter(syncFileSink(file));
+        const writer = new RecordWriter(syncFileSink(file), scratchBlock());
         for (const key of keys) {
           const pending = this.#table.get(key)!;
           if (pending.size === 1) {
@@ -191,7 +197,7 @@ export class MapOutput {
             writer.add(key, combined(combine, key, pending.all()));
           } else {
             const values = pending.values;
-            if (values !== undefined) for (const value of values) writer.add(key, value);
+            if (values !== undefined) { for (const value of values) writer.add(key, value); }
             for (let i = 0; i < pending.count; i++) writer.add(key, pending.run);
           }
         }
@@ -210,6 +216,7 @@ export class MapOutput {
   /** Drops the output of a failed map: the table and every spill file. */
   async discard(): Promise<void> {
     this.#finished = true;
+    if (this.#spills.length === 0) return;
     this.#table = new Map();
     const spills = this.#spills.flat();
     this.#spills = [];
@@ -228,24 +235,26 @@ export class MapOutput {
     const finals = Array.from({ length: nReduce }, (_, r) => this.#options.partitionPath(r));
     const temps = finals.map((path) => `${path}.${Deno.pid}.${++spillCounter}.tmp`);
     try {
+      let stats: MapOutputStats;
       if (this.#spills.length === 0) {
         const { bytes, records } = this.#writeTable(temps);
-        for (let r = 0; r < nReduce; r++) await Deno.rename(temps[r], finals[r]);
-        return { bytesWritten: bytes, records, spills: 0 };
+        stats = { bytesWritten: bytes, records, spills: 0 };
+      } else {
+        if (this.#table.size > 0) this.#spill();
+        stats = { bytesWritten: 0, records: 0, spills: this.#spills.length };
+        for (let r = 0; r < nReduce; r++) {
+          const written = await this.#mergeSpills(r, temps[r]);
+          stats.bytesWritten += written.bytes;
+          stats.records += written.records;
+        }
       }
-      if (this.#table.size > 0) this.#spill();
-      let bytes = 0;
-      let records = 0;
-      for (let r = 0; r < nReduce; r++) {
-        const written = await this.#mergeSpills(r, temps[r]);
-        bytes += written.bytes;
-        records += written.records;
-        await Deno.rename(temps[r], finals[r]);
-      }
-      return { bytesWritten: bytes, records, spills: this.#spills.length };
+      for (let r = 0; r < nReduce; r++) Deno.renameSync(temps[r], finals[r]);
+      return stats;
+    } catch (err) {
+      await Promise.all(temps.map((path) => Deno.remove(path).catch(() => {})));
+      throw err;
     } finally {
-      const leftovers = [...temps, ...this.#spills.flat()];
-      await Promise.all(leftovers.map((path) => Deno.remove(path).catch(() => {})));
+      await this.discard();
     }
   }
 
@@ -270,6 +279,14 @@ export class MapOutput {
       file.close();
       for (const input of inputs) input.close();
     }
+  }
+}
+
+function checkPair(key: unknown, value: unknown): void {
+  if (typeof key !== "string" || typeof value !== "string") {
+    throw new TypeError(
+      `emit takes (key: string, value: string): got (${typeof key}, ${typeof value})`,
+    );
   }
 }
 

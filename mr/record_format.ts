@@ -180,10 +180,10 @@ class BlockWriter {
   protected pos = 0;
   #written = 0;
 
-  constructor(sink: BlockSink, blockSize: number) {
+  constructor(sink: BlockSink, block: number | Uint8Array) {
     this.#sink = sink;
-    this.#blockSize = blockSize;
-    this.block = new Uint8Array(blockSize);
+    this.#blockSize = typeof block === "number" ? block : block.length;
+    this.block = typeof block === "number" ? new Uint8Array(block) : block;
   }
 
   /** Bytes handed to the sink so far plus those buffered. */
@@ -221,9 +221,12 @@ class BlockWriter {
 export class RecordWriter extends BlockWriter {
   #records = 0;
 
-  /** Starts a run whose blocks go to `sink`. */
-  constructor(sink: BlockSink, blockSize = BLOCK_SIZE) {
-    super(sink, blockSize);
+  /**
+   * Starts a run whose blocks go to `sink`; `block` is a size, or a buffer to fill (it must not be
+   * in use elsewhere until close(); with an async sink a full block is replaced, not reused).
+   */
+  constructor(sink: BlockSink, block: number | Uint8Array = BLOCK_SIZE) {
+    super(sink, block);
     this.block.set(MAGIC);
     this.pos = MAGIC.length;
   }
