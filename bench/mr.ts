@@ -1,17 +1,28 @@
 /**
  * MapReduce word-count benchmark:
- * `deno task bench mr [--mb 60] [--workers 2] [--files 16] [--runs 3] [--keep]`.
- * Generates a corpus (the books in data/gutenberg repeated, else generated words), then times
- * `raftmr mr run` with the wc app against a single-process hash-map count in Deno and against
- * `LC_ALL=C tr -cs A-Za-z '\n' | sort | uniq -c`, all on the same files.
+ * `deno task bench mr [--mb 64] [--runs 3] [--scale 64,256,1024] [--only compare,workers,scale]
+ * [--keep]`.
+ *
+ * - compare: on the same corpus (the books in data/gutenberg repeated to --mb, else generated
+ *   text), `raftmr mr run --workers 2` with the bundled wc against one Deno process counting
+ *   with the same tokenizer into a Map (bench/wc_single.ts) and against
+ *   `LC_ALL=C tr -cs A-Za-z '\n' | sort | uniq -c`. Contenders alternate within each round, and
+ *   the ratio is taken per round, so the host's drift hits every contender alike.
+ * - workers: the same corpus with 1 worker and with 2 (the speed-up).
+ * - scale: generated text of each size in --scale (MiB): wall, MB/s, peak RSS of a worker.
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import process from "node:process";
+import { printTable } from "./table.ts";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
 const BOOKS = ["/work/shared/data/gutenberg", join(REPO, "..", "shared", "data", "gutenberg")];
+const MAIN = join(REPO, "main.ts");
+const WC = join(REPO, "mr", "apps", "wc.ts");
+const SINGLE = join(REPO, "bench", "wc_single.ts");
+const SECTIONS = ["compare", "workers", "scale"];
+const MIB = 1024 * 1024;
 
 async function readBooks(): Promise<Uint8Array[]> {
   for (const dir of BOOKS) {
@@ -22,7 +33,7 @@ async function readBooks(): Promise<Uint8Array[]> {
           books.push(await Deno.readFile(join(dir, entry.name)));
         }
       }
-      if (books.length > 0) return books;
+      if (books.length > 0) return books.sort((a, b) => a.length - b.length);
     } catch {
       // Try the next place, then fall back to generated text.
     }
@@ -30,61 +41,67 @@ async function readBooks(): Promise<Uint8Array[]> {
   return [];
 }
 
-/** Deterministic filler text when no books are around: Zipf-ish words from a seeded PRNG. */
-function generatedText(bytes: number): Uint8Array {
-  let seed = 12345;
-  const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
-  const vocabulary = Array.from({ length: 20000 }, (_, i) => {
+/** Deterministic text of about `bytes` bytes: Zipf-ish words of a seeded PRNG, some non-ASCII. */
+function generatedText(bytes: number, seed: number): Uint8Array {
+  let state = seed >>> 0;
+  const rand = () => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  const letters = "etaoinshrdlucmfwypvbgkjqxzéü";
+  const vocabulary = Array.from({ length: 50000 }, (_, i) => {
     let word = "";
-    for (let n = i + 1; n > 0; n = Math.floor(n / 26)) word += String.fromCharCode(97 + (n % 26));
+    for (let n = i + 1; n > 0; n = Math.floor(n / letters.length)) {
+      word += letters[n % letters.length];
+    }
     return word;
   });
   const parts: string[] = [];
   let size = 0;
   while (size < bytes) {
-    const word = vocabulary[Math.floor(vocabulary.length * rand() ** 3)];
-    const sep = rand() < 0.1 ? ".\n" : " ";
+    const word = vocabulary[Math.floor(vocabulary.length * rand() ** 4)];
+    const r = rand();
+    const sep = r < 0.08 ? ".\n" : r < 0.12 ? ", " : " ";
     parts.push(word, sep);
     size += word.length + sep.length;
   }
   return new TextEncoder().encode(parts.join(""));
 }
 
-async function makeCorpus(dir: string, totalBytes: number, files: number): Promise<string[]> {
-  let sources = await readBooks();
-  if (sources.length === 0) sources = [generatedText(4 << 20)];
+/** Writes `files` files of about totalBytes / files bytes each, cycling through `sources`. */
+async function writeCorpus(
+  dir: string,
+  prefix: string,
+  sources: Uint8Array[],
+  totalBytes: number,
+  files: number,
+): Promise<{ names: string[]; bytes: number }> {
   const perFile = Math.ceil(totalBytes / files);
   const names: string[] = [];
+  let bytes = 0;
   let next = 0;
   for (let i = 0; i < files; i++) {
-    const chunks: Uint8Array[] = [];
+    const name = join(dir, `${prefix}-${String(i).padStart(3, "0")}.txt`);
+    const file = await Deno.open(name, { write: true, create: true, truncate: true });
     let size = 0;
     while (size < perFile) {
       const source = sources[next++ % sources.length];
-      chunks.push(source);
+      await file.write(source);
       size += source.length;
     }
-    const name = join(dir, `corpus-${String(i).padStart(2, "0")}.txt`);
-    const file = await Deno.open(name, { write: true, create: true, truncate: true });
-    for (const chunk of chunks) await file.write(chunk);
     file.close();
+    bytes += size;
     names.push(name);
   }
-  return names;
+  return { names, bytes };
 }
 
-/** Wall and CPU seconds of one run. */
+/** Wall and CPU seconds of one run, and the largest peak RSS among its worker processes. */
 interface Timing {
   wall: number;
   cpu: number;
-}
-
-function bestOf(timings: Timing[]): Timing {
-  return timings.reduce((best, t) => (t.wall < best.wall ? t : best));
+  workerRss?: number;
 }
 
 function parseTimes(line: string): number {
-  // bash `times` prints "0m1.234s 0m0.056s" (user, system).
+  // bash `times` prints "0m1.234s 0m0.056s" (user, system) for the shell's children.
   let total = 0;
   for (const [, minutes, seconds] of line.matchAll(/(\d+)m([\d.]+)s/g)) {
     total += Number(minutes) * 60 + Number(seconds);
@@ -92,126 +109,292 @@ function parseTimes(line: string): number {
   return total;
 }
 
-/** Runs a shell command in `cwd`; CPU time is its children's user+system time (bash `times`). */
-async function shell(script: string, cwd: string): Promise<Timing> {
+/** Peak RSS (VmHWM) in bytes of every descendant of `pid`, sampled from /proc (Linux). */
+function sampleDescendants(pid: number, peaks: Map<number, number>): void {
+  const children = (p: number): number[] => {
+    try {
+      const ids: number[] = [];
+      for (const task of Deno.readDirSync(`/proc/${p}/task`)) {
+        const text = Deno.readTextFileSync(`/proc/${p}/task/${task.name}/children`).trim();
+        if (text !== "") ids.push(...text.split(/\s+/).map(Number));
+      }
+      return ids;
+    } catch {
+      return [];
+    }
+  };
+  const stack = children(pid);
+  while (stack.length > 0) {
+    const child = stack.pop()!;
+    try {
+      const status = Deno.readTextFileSync(`/proc/${child}/status`);
+      const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
+      if (hwm) peaks.set(child, Math.max(peaks.get(child) ?? 0, Number(hwm[1]) * 1024));
+    } catch {
+      // Exited meanwhile.
+    }
+    stack.push(...children(child));
+  }
+}
+
+/**
+ * Runs a shell command in `cwd`; CPU time is its children's user+system time (bash `times`);
+ * with `watchRss`, the peak RSS of the command's deno descendants is sampled every 50 ms.
+ */
+async function shell(script: string, cwd: string, watchRss = false): Promise<Timing> {
   const start = performance.now();
-  const out = await new Deno.Command("bash", {
+  const child = new Deno.Command("bash", {
     args: ["-c", `${script} >/dev/null\nstatus=$?\ntimes\nexit $status`],
     cwd,
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  }).spawn();
+  const peaks = new Map<number, number>();
+  const timer = watchRss ? setInterval(() => sampleDescendants(child.pid, peaks), 50) : undefined;
+  const out = await child.output();
+  clearInterval(timer);
   const wall = (performance.now() - start) / 1000;
   if (!out.success) {
     throw new Error(`${script} failed: ${new TextDecoder().decode(out.stderr)}`);
   }
   const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
-  return { wall, cpu: parseTimes(lines[lines.length - 1]) };
+  // The workers are the deno processes below `mr run` (its own process is the largest-pid-first
+  // child of bash); report the largest of them but not `mr run` itself.
+  const workerPeaks = [...peaks.entries()].filter(([pid]) => !isMrRun(pid)).map(([, v]) => v);
+  return {
+    wall,
+    cpu: parseTimes(lines[lines.length - 1]),
+    workerRss: watchRss && workerPeaks.length > 0 ? Math.max(...workerPeaks) : undefined,
+  };
+}
+
+const mrRunPids = new Set<number>();
+function isMrRun(pid: number): boolean {
+  if (mrRunPids.has(pid)) return true;
+  try {
+    const cmdline = Deno.readTextFileSync(`/proc/${pid}/cmdline`);
+    if (cmdline.includes("\0mr\0run\0")) {
+      mrRunPids.add(pid);
+      return true;
+    }
+  } catch {
+    // Gone: it was a worker if it was sampled (mr run outlives its workers).
+  }
+  return false;
 }
 
 function quote(arg: string): string {
   return `'${arg.replaceAll("'", "'\\''")}'`;
 }
 
-/** Runs the benchmark and prints a table of wall times. */
+function mrScript(files: string[], workers: number): string {
+  return [Deno.execPath(), "run", "-A", MAIN, "mr", "run", "--app", WC].map(quote).join(" ") +
+    ` --workers ${workers} --reduce 10 ${files.map(quote).join(" ")}`;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** Reads the `<word> <count>` lines of `paths` into a map. */
+async function readCounts(paths: string[]): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const path of paths) {
+    for (const line of (await Deno.readTextFile(path)).split("\n")) {
+      if (line === "") continue;
+      const space = line.lastIndexOf(" ");
+      counts.set(line.slice(0, space), Number(line.slice(space + 1)));
+    }
+  }
+  return counts;
+}
+
+/** Checks that the MR output in `dir` equals the single process's counts. */
+async function checkSame(dir: string, single: string): Promise<number> {
+  const outputs = Array.from({ length: 10 }, (_, r) => join(dir, `mr-out-${r}`));
+  const mr = await readCounts(outputs);
+  const expected = await readCounts([single]);
+  if (mr.size !== expected.size) {
+    throw new Error(`MR found ${mr.size} distinct words, the single process ${expected.size}`);
+  }
+  for (const [word, count] of expected) {
+    if (mr.get(word) !== count) {
+      throw new Error(`MR count of ${word} is ${mr.get(word)}, not ${count}`);
+    }
+  }
+  return mr.size;
+}
+
+const mb = (bytes: number) => bytes / MIB;
+const fixed = (n: number, digits = 2) => n.toFixed(digits);
+
+/** Runs the benchmark and prints its tables. */
 export async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
     options: {
-      mb: { type: "string", default: "60" },
-      workers: { type: "string", default: "2" },
-      files: { type: "string", default: "16" },
+      mb: { type: "string", default: "64" },
       runs: { type: "string", default: "3" },
+      scale: { type: "string", default: "64,256,1024" },
+      only: { type: "string", default: SECTIONS.join(",") },
       keep: { type: "boolean", default: false },
     },
   });
-  const mb = Number(values.mb);
-  const workers = Number(values.workers);
-  const fileCount = Number(values.files);
-  const runs = Math.max(1, Number(values.runs));
+  const size = Number(values.mb);
+  if (!(size > 0)) throw new RangeError(`--mb must be a positive number, got ${values.mb}`);
+  const runs = Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1) {
+    throw new RangeError(`--runs must be a whole number ≥ 1, got ${values.runs}`);
+  }
+  const scale = values.scale.split(",").map(Number);
+  if (scale.some((s) => !(s > 0))) {
+    throw new RangeError(`--scale takes sizes in MiB like 64,256,1024, got ${values.scale}`);
+  }
+  const only = values.only.split(",");
+  const unknown = only.filter((s) => !SECTIONS.includes(s));
+  if (unknown.length > 0) {
+    throw new RangeError(`--only accepts ${SECTIONS.join(", ")}, got ${unknown.join(", ")}`);
+  }
+
   const dir = await Deno.makeTempDir({ prefix: "raftmr-bench-mr-" });
   try {
-    const files = await makeCorpus(dir, mb * 1024 * 1024, fileCount);
-    let bytes = 0;
-    for (const file of files) bytes += (await Deno.stat(file)).size;
-    console.log(
-      `corpus: ${files.length} files, ${(bytes / 1024 / 1024).toFixed(1)} MiB in ${dir}; ` +
-        `${navigator.hardwareConcurrency} CPUs`,
-    );
-    // Warm the page cache so the first contender does not pay for the disk.
-    for (const file of files) await Deno.readFile(file);
-
-    const wc = join(REPO, "mr", "apps", "wc.ts");
-    const main = join(REPO, "main.ts");
-    const mrScript = [Deno.execPath(), "run", "-A", main, "mr", "run", "--app", wc, "--workers"]
-      .map(quote).join(" ") + ` ${workers} --reduce 10 ${files.map(quote).join(" ")}`;
-    const shellScript = `cat ${files.map(quote).join(" ")} | LC_ALL=C tr -cs A-Za-z '\\n' | ` +
-      "sort | uniq -c";
-    const counts = new Map<string, number>();
-    const inProcess = async (): Promise<Timing> => {
-      counts.clear();
-      const start = performance.now();
-      const cpuStart = process.cpuUsage();
-      const decoder = new TextDecoder();
-      for (const file of files) {
-        const text = decoder.decode(await Deno.readFile(file));
-        for (const word of text.match(/\p{L}+/gu) ?? []) {
-          counts.set(word, (counts.get(word) ?? 0) + 1);
-        }
-      }
-      const cpu = process.cpuUsage(cpuStart);
-      return { wall: (performance.now() - start) / 1000, cpu: (cpu.user + cpu.system) / 1e6 };
-    };
-    const mrRuns: Timing[] = [];
-    const hashRuns: Timing[] = [];
-    const shellRuns: Timing[] = [];
-    for (let i = 0; i < runs; i++) {
-      mrRuns.push(await shell(mrScript, dir));
-      hashRuns.push(await inProcess());
-      shellRuns.push(await shell(shellScript, dir));
-    }
-
-    // Sanity: the MR output must agree with the in-process count.
-    let mrWords = 0;
-    let mrTotal = 0;
-    for (let r = 0; r < 10; r++) {
-      const text = await Deno.readTextFile(join(dir, `mr-out-${r}`));
-      for (const line of text.split("\n")) {
-        if (line === "") continue;
-        mrWords++;
-        const value = Number(line.slice(line.lastIndexOf(" ") + 1));
-        mrTotal += value;
-        const key = line.slice(0, line.lastIndexOf(" "));
-        if (counts.get(key) !== value) {
-          throw new Error(`MR count of ${key} is ${value}, expected ${counts.get(key)}`);
-        }
-      }
-    }
-    if (mrWords !== counts.size) {
-      throw new Error(`MR found ${mrWords} words, expected ${counts.size}`);
-    }
-
-    const mr = bestOf(mrRuns);
-    const rows: [string, Timing][] = [
-      [`raftmr mr run (wc, ${workers} workers, 10 reduces)`, mr],
-      ["single-process Deno hash map (same regex)", bestOf(hashRuns)],
-      ["LC_ALL=C tr -cs A-Za-z '\\n' | sort | uniq -c", bestOf(shellRuns)],
-    ];
-    console.log(`${mrWords} distinct words, ${mrTotal} words; best of ${runs} runs\n`);
-    const width = Math.max(...rows.map(([name]) => name.length)) + 2;
-    console.log(
-      `${"contender".padEnd(width)}${"wall s".padStart(8)}${"wall/mr".padStart(9)}${
-        "CPU s".padStart(8)
-      }`,
-    );
-    for (const [name, t] of rows) {
+    console.log(`${navigator.hardwareConcurrency} CPUs; scratch ${dir}`);
+    if (only.includes("compare") || only.includes("workers")) {
+      let sources = await readBooks();
+      if (sources.length === 0) sources = [generatedText(4 * MIB, 1)];
+      const corpus = await writeCorpus(dir, "books", sources, size * MIB, 16);
       console.log(
-        `${name.padEnd(width)}${t.wall.toFixed(2).padStart(8)}${
-          (t.wall / mr.wall).toFixed(2).padStart(8)
-        }x${t.cpu.toFixed(2).padStart(8)}`,
+        `corpus: ${corpus.names.length} files, ${fixed(mb(corpus.bytes), 1)} MiB ` +
+          `(${sources.length > 1 ? "data/gutenberg repeated" : "generated"})\n`,
       );
+      // Warm the page cache so the first contender does not pay for the disk.
+      for (const file of corpus.names) await Deno.readFile(file);
+      if (only.includes("compare")) await compare(dir, corpus, runs);
+      if (only.includes("workers")) await speedup(dir, corpus, runs);
     }
+    if (only.includes("scale")) await scaling(dir, scale);
   } finally {
     if (!values.keep) await Deno.remove(dir, { recursive: true });
   }
+}
+
+async function compare(
+  dir: string,
+  corpus: { names: string[]; bytes: number },
+  runs: number,
+): Promise<void> {
+  const single = join(dir, "single-out");
+  const singleScript = [Deno.execPath(), "run", "-A", SINGLE, single, ...corpus.names]
+    .map(quote).join(" ");
+  const shellScript = `cat ${corpus.names.map(quote).join(" ")} | LC_ALL=C tr -cs A-Za-z '\\n' | ` +
+    "sort | uniq -c";
+  const mr: Timing[] = [];
+  const one: Timing[] = [];
+  const unix: Timing[] = [];
+  for (let i = 0; i < runs; i++) {
+    // Alternate who goes first, so a slow phase of the host is shared.
+    if (i % 2 === 0) {
+      mr.push(await shell(mrScript(corpus.names, 2), dir));
+      one.push(await shell(singleScript, dir));
+    } else {
+      one.push(await shell(singleScript, dir));
+      mr.push(await shell(mrScript(corpus.names, 2), dir));
+    }
+    unix.push(await shell(shellScript, dir));
+  }
+  const words = await checkSame(dir, single);
+  const ratios = mr.map((t, i) => one[i].wall / t.wall);
+  console.log(
+    `compare: ${words} distinct words; median of ${runs} rounds; speed-up = single wall / ` +
+      `contender wall in the same round (median)`,
+  );
+  const row = (name: string, t: Timing[], speedup: string) => {
+    const wall = median(t.map((x) => x.wall));
+    return [
+      name,
+      fixed(wall),
+      fixed(median(t.map((x) => x.cpu))),
+      fixed(mb(corpus.bytes) / wall, 1),
+      speedup,
+    ];
+  };
+  printTable(["contender", "wall s", "CPU s", "MiB/s", "vs single"], [
+    row("raftmr mr run --workers 2 (wc, 10 reduces)", mr, `${fixed(median(ratios))}x`),
+    row("one Deno process, same tokenizer, one Map", one, "1.00x"),
+    row(
+      "LC_ALL=C tr -cs A-Za-z '\\n' | sort | uniq -c",
+      unix,
+      `${fixed(median(unix.map((t, i) => one[i].wall / t.wall)))}x`,
+    ),
+  ]);
+  console.log(`per-round mr speed-ups: ${ratios.map((r) => fixed(r)).join(", ")}\n`);
+}
+
+async function speedup(
+  dir: string,
+  corpus: { names: string[]; bytes: number },
+  runs: number,
+): Promise<void> {
+  const one: Timing[] = [];
+  const two: Timing[] = [];
+  for (let i = 0; i < runs; i++) {
+    if (i % 2 === 0) {
+      one.push(await shell(mrScript(corpus.names, 1), dir, true));
+      two.push(await shell(mrScript(corpus.names, 2), dir, true));
+    } else {
+      two.push(await shell(mrScript(corpus.names, 2), dir, true));
+      one.push(await shell(mrScript(corpus.names, 1), dir, true));
+    }
+  }
+  const ratios = one.map((t, i) => t.wall / two[i].wall);
+  console.log(`workers: ${fixed(mb(corpus.bytes), 1)} MiB, median of ${runs} rounds`);
+  const row = (name: string, t: Timing[], speed: string) => {
+    const wall = median(t.map((x) => x.wall));
+    return [
+      name,
+      fixed(wall),
+      fixed(median(t.map((x) => x.cpu))),
+      fixed(mb(corpus.bytes) / wall, 1),
+      fixed(mb(Math.max(...t.map((x) => x.workerRss ?? 0))), 0),
+      speed,
+    ];
+  };
+  printTable(["mr run", "wall s", "CPU s", "MiB/s", "worker peak RSS MiB", "speed-up"], [
+    row("--workers 1", one, "1.00x"),
+    row("--workers 2", two, `${fixed(median(ratios))}x`),
+  ]);
+  console.log(`per-round speed-ups: ${ratios.map((r) => fixed(r)).join(", ")}\n`);
+}
+
+async function scaling(dir: string, sizes: number[]): Promise<void> {
+  // Four distinct 8 MiB blocks of generated text, written round-robin into 16 MiB files.
+  const blocks = [1, 2, 3, 4].map((seed) => generatedText(8 * MIB, seed));
+  const rows: string[][] = [];
+  let base: { perMb: number } | undefined;
+  for (const sizeMb of sizes) {
+    const sub = await Deno.makeTempDir({ dir, prefix: `scale-${sizeMb}-` });
+    try {
+      const corpus = await writeCorpus(sub, "gen", blocks, sizeMb * MIB, Math.ceil(sizeMb / 16));
+      const t = await shell(mrScript(corpus.names, 2), sub, true);
+      const perMb = t.wall / mb(corpus.bytes);
+      base ??= { perMb };
+      rows.push([
+        `${fixed(mb(corpus.bytes), 0)} MiB (${corpus.names.length} files)`,
+        fixed(t.wall),
+        fixed(t.cpu),
+        fixed(mb(corpus.bytes) / t.wall, 1),
+        `${fixed(perMb / base.perMb)}x`,
+        fixed(mb(t.workerRss ?? 0), 0),
+      ]);
+    } finally {
+      await Deno.remove(sub, { recursive: true });
+    }
+  }
+  console.log("scale: generated text, mr run --workers 2 --reduce 10 (wc)");
+  printTable(
+    ["input", "wall s", "CPU s", "MiB/s", "wall per MiB vs first", "worker peak RSS MiB"],
+    rows,
+  );
 }
