@@ -35,18 +35,25 @@ export interface MapOutputStats {
 }
 
 /**
- * The spill bound when none is given: an eighth of the V8 heap limit, at most 64 MiB, so a worker
+ * The spill bound when none is given: an eighth of the V8 old space, at most 64 MiB, so a worker
  * started with a small heap (`--v8-flags=--max-old-space-size=...`) spills early instead of dying.
  */
 export function defaultMemoryLimit(): number {
-  let heap = 1 << 30;
+  // V8 reports the old-space limit plus the young generation's (3 semi-spaces of 32 MiB on
+  // 64-bit): --max-old-space-size=16 reads as 112 MiB. Table entries live long enough to be
+  // promoted, so the old space is the budget that counts.
+  let oldSpace = 1 << 30;
   try {
-    heap = getHeapStatistics().heap_size_limit;
+    const limit = getHeapStatistics().heap_size_limit;
+    oldSpace = limit > YOUNG_GENERATION ? limit - YOUNG_GENERATION : limit / 2;
   } catch {
     // Not available: assume a gigabyte.
   }
-  return Math.max(1 << 20, Math.min(64 << 20, Math.floor(heap / 8)));
+  return Math.max(256 << 10, Math.min(64 << 20, Math.floor(oldSpace / 8)));
 }
+
+/** V8's young generation limit on 64-bit hosts, included in heap_size_limit. */
+const YOUNG_GENERATION = 96 << 20;
 
 /** Distinct pending values of one key after which the combiner runs. */
 const COMBINE_VALUES = 32;

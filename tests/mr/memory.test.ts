@@ -1,0 +1,72 @@
+/**
+ * A reduce partition several times larger than the worker's heap: the engine merges sorted runs
+ * one key at a time, so a worker started with a small V8 heap completes it (a design that holds
+ * a partition in memory runs out of heap here).
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { CONFIG, MAIN, startCoordinator, withTempDir } from "./helpers.ts";
+
+const SORT_APP = fileURLToPath(new URL("./fixtures/sort_stream.ts", import.meta.url));
+const HEAP_MB = 16;
+const FILES = 16;
+const KEYS = 1 << 20;
+const TAIL = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRST"; // 56 bytes: ~64 MiB in all.
+
+/** The i-th key: sorting the keys by bytes sorts them by i. */
+const keyOf = (i: number) => `${String(i).padStart(8, "0")}${TAIL}`;
+
+Deno.test(`a ${KEYS * 64 / 2 ** 20} MiB partition on a worker with a ${HEAP_MB} MiB heap`, async () => {
+  await withTempDir(async (dir) => {
+    const files: string[] = [];
+    for (let f = 0; f < FILES; f++) {
+      // Keys interleave across files, so the reduce merges all runs at every point.
+      const lines: string[] = [];
+      for (let i = f; i < KEYS; i += FILES) lines.push(keyOf(i));
+      const name = `keys-${f}.txt`;
+      await Deno.writeTextFile(join(dir, name), lines.join("\n") + "\n");
+      files.push(name);
+    }
+    const { proc, rpc } = await startCoordinator(dir, files, ["--reduce", "1"]);
+    const worker = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        `--v8-flags=--max-old-space-size=${HEAP_MB}`,
+        "-A",
+        "--config",
+        CONFIG,
+        MAIN,
+        "worker",
+        "--coordinator",
+        rpc,
+        "--app",
+        SORT_APP,
+      ],
+      cwd: dir,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const out = await worker;
+    if (out.code !== 0) proc.child.kill("SIGKILL");
+    const coordinator = await proc.done;
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr).slice(-2000));
+    assert.equal(coordinator.code, 0, coordinator.stderr);
+    // The one output file has every key once, in order, with its count.
+    const file = await Deno.open(join(dir, "mr-out-0"));
+    let next = 0;
+    let rest = "";
+    const decoder = new TextDecoder();
+    for await (const chunk of file.readable) {
+      const lines = (rest + decoder.decode(chunk, { stream: true })).split("\n");
+      rest = lines.pop()!;
+      for (const line of lines) {
+        if (line !== `${keyOf(next)} 1`) assert.fail(`line ${next} is ${line}`);
+        next++;
+      }
+    }
+    assert.equal(rest, "");
+    assert.equal(next, KEYS);
+  });
+});
