@@ -17,7 +17,7 @@ import { AppLoadError, loadApp } from "./app.ts";
 import { Coordinator, InputError, type JobResult } from "./coordinator.ts";
 import { newWorkerStatus, runWorker } from "./worker.ts";
 import { expandInputs } from "./inputs.ts";
-import { DEFAULT_SPLIT_SIZE, parseSize } from "./splits.ts";
+import { DEFAULT_SPLIT_SIZE, localSplitSize, parseSize } from "./splits.ts";
 import { createWorkerHttpApp } from "./worker_http.ts";
 import { routeByPathOnly } from "../net/http_host.ts";
 import { outputName } from "./partition.ts";
@@ -30,6 +30,13 @@ const LINGER_MS = 1000;
 function inputFiles(args: ParsedArgs): string[] {
   if (args.positionals.length === 0) throw new UsageError("no input files: give at least one FILE");
   return args.positionals;
+}
+
+/** The inputs' total size in bytes; unreadable files count 0 (the coordinator reports them). */
+async function totalSize(files: string[]): Promise<number> {
+  let total = 0;
+  for (const file of files) total += await Deno.stat(file).then((s) => s.size, () => 0);
+  return total;
 }
 
 function splitSizeFlag(args: ParsedArgs): number {
@@ -274,6 +281,11 @@ export const mrRunCommand: Command = {
       description: "Worker processes",
     },
     ...JOB_FLAGS,
+    "split-size": {
+      type: "string",
+      value: "SIZE",
+      description: "Split size (default: input size / (4 x workers), between 4 MiB and 64 MiB)",
+    },
     http: {
       type: "string",
       value: "HOST:PORT",
@@ -292,7 +304,10 @@ export const mrRunCommand: Command = {
     const workers = intFlag(args, "workers", 1, 1024);
     const nReduce = intFlag(args, "reduce", 1, 100_000);
     const taskTimeoutMs = positiveDuration(args, "task-timeout");
-    const splitSize = splitSizeFlag(args);
+    // Without --split-size, runLocalJob sizes splits from the inputs and the worker count.
+    const splitSize = stringFlag(args, "split-size") === undefined
+      ? undefined
+      : splitSizeFlag(args);
     const httpRaw = stringFlag(args, "http");
     const http = httpRaw === undefined ? undefined : hostPortFlag(args, "http");
     const files = await expandInputs(inputFiles(args)).catch((err) => {
@@ -310,7 +325,7 @@ export interface LocalJobOptions {
   nReduce: number;
   taskTimeoutMs: number;
   files: string[];
-  /** Split size in bytes (default 64 MiB). */
+  /** Split size in bytes (default: localSplitSize of the inputs' total size). */
   splitSize?: number;
   http?: { hostname: string; port: number };
   /** Show a progress bar (default: when stdout is a terminal). */
@@ -338,7 +353,8 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
       files: options.files,
       nReduce: options.nReduce,
       taskTimeoutMs: options.taskTimeoutMs,
-      splitSize: options.splitSize,
+      splitSize: options.splitSize ??
+        localSplitSize(await totalSize(options.files), options.workers),
       listen: { hostname: "127.0.0.1", port: 0 },
       http: options.http,
     });
@@ -349,6 +365,10 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
     return 1;
   }
   const started = Date.now();
+  console.error(
+    `mr run: ${options.files.length} input files in ${coordinator.progress().nMap} splits, ` +
+      `${options.nReduce} reduce tasks, ${options.workers} workers`,
+  );
   const address = `${coordinator.rpcAddress.hostname}:${coordinator.rpcAddress.port}`;
   const { program, args } = selfCommand([
     "worker",

@@ -25,6 +25,23 @@ export interface Split {
 /** The default split size: 64 MiB, the MapReduce paper's (§3.1) and HDFS's block size. */
 export const DEFAULT_SPLIT_SIZE = 64 * 1024 * 1024;
 
+/** Splits per worker `mr run` aims for when it picks the split size. */
+export const SPLITS_PER_WORKER = 4;
+/** The smallest split size `mr run` picks: below it a map's fixed costs start to show. */
+export const MIN_LOCAL_SPLIT_SIZE = 4 * 1024 * 1024;
+
+/**
+ * The split size `mr run` uses when none is given: about SPLITS_PER_WORKER splits per worker,
+ * between MIN_LOCAL_SPLIT_SIZE and DEFAULT_SPLIT_SIZE. Many more map tasks than workers keep
+ * every core busy to the end (paper §3.5: M much larger than the number of machines balances
+ * the load); with one split per worker, the worker that draws the larger or slower one finishes
+ * alone while the others idle.
+ */
+export function localSplitSize(totalBytes: number, workers: number): number {
+  const wanted = Math.ceil(totalBytes / (SPLITS_PER_WORKER * Math.max(1, workers)));
+  return Math.min(DEFAULT_SPLIT_SIZE, Math.max(MIN_LOCAL_SPLIT_SIZE, wanted));
+}
+
 const SCAN_CHUNK = 64 * 1024;
 
 /**
