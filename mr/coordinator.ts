@@ -30,7 +30,7 @@ import {
   RPC_REPORT,
 } from "./protocol.ts";
 import { checkInputs, InputError } from "./inputs.ts";
-import { DEFAULT_SPLIT_SIZE, type Split, splitFile } from "./splits.ts";
+import { DEFAULT_SPLIT_SIZE, type Split, SplitError, splitFile } from "./splits.ts";
 import { CoordinatorData } from "./coordinator_data.ts";
 import { errorMessage } from "../util/errors.ts";
 
@@ -47,6 +47,8 @@ export interface CoordinatorOptions {
   taskTimeoutMs: number;
   /** Split size in bytes (default 64 MiB). */
   splitSize?: number;
+  /** The longest split a map may get (default MAX_SPLIT_BYTES); a longer line is refused. */
+  maxSplitBytes?: number;
   /** A worker not heard from this long is dead (default 10 s). */
   workerTimeoutMs?: number;
   /** Where mr-out-<r> files are written (default: the current directory). */
@@ -209,7 +211,15 @@ export class Coordinator {
     await checkInputs(options.files);
     const splitSize = options.splitSize ?? DEFAULT_SPLIT_SIZE;
     const splits: Split[] = [];
-    for (const file of options.files) splits.push(...await splitFile(file, file, splitSize));
+    for (const file of options.files) {
+      try {
+        splits.push(...await splitFile(file, file, splitSize, options.maxSplitBytes));
+      } catch (err) {
+        // Refused at start, like any other input a job cannot use.
+        if (err instanceof SplitError) throw new InputError(err.message);
+        throw err;
+      }
+    }
     const coordinator = new Coordinator(options, splits);
     coordinator.#listen();
     return coordinator;

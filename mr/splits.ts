@@ -45,6 +45,21 @@ export function localSplitSize(totalBytes: number, workers: number): number {
 const SCAN_CHUNK = 64 * 1024;
 
 /**
+ * The largest split a map task can hold: map() gets its split as one string, and V8 caps a
+ * string at about 2^29 one-byte characters (half that for text outside Latin-1), so a longer line
+ * than this cannot be mapped at all and is refused when the job starts.
+ */
+export const MAX_SPLIT_BYTES = 256 * 1024 * 1024;
+
+/** A file cannot be cut into splits a map task can hold. */
+export class SplitError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "SplitError";
+  }
+}
+
+/**
  * Returns the ends of the splits of a file of `size` bytes, reading it through `readAt` only
  * near each cut: a cut is made just after the first newline at or after `start + splitSize - 1`,
  * so a split is at least splitSize bytes (the last one excepted) and a line longer than the split
@@ -84,8 +99,16 @@ export async function splitEnds(
   return ends;
 }
 
-/** Cuts `file` (opened at `path`) into line-aligned splits of about `splitSize` bytes. */
-export async function splitFile(file: string, path: string, splitSize: number): Promise<Split[]> {
+/**
+ * Cuts `file` (opened at `path`) into line-aligned splits of about `splitSize` bytes; throws
+ * SplitError when a line makes a split longer than `maxSplit` bytes.
+ */
+export async function splitFile(
+  file: string,
+  path: string,
+  splitSize: number,
+  maxSplit = MAX_SPLIT_BYTES,
+): Promise<Split[]> {
   const handle = await Deno.open(path, { read: true });
   let ends: number[];
   try {
@@ -104,6 +127,16 @@ export async function splitFile(file: string, path: string, splitSize: number): 
     handle.close();
   }
   let offset = 0;
+  for (const end of ends) {
+    if (end - offset > maxSplit) {
+      throw new SplitError(
+        `Cannot split ${file}: the line at byte ${offset} makes a split of ${end - offset} ` +
+          `bytes, more than the ${maxSplit} bytes one map task can hold`,
+      );
+    }
+    offset = end;
+  }
+  offset = 0;
   return ends.map((end, part) => {
     const split = { file, path, offset, length: end - offset, part, parts: ends.length };
     offset = end;
