@@ -4,6 +4,7 @@
  */
 import { type Command, commandHelp, parseCommandArgs, UsageError } from "./cli/command.ts";
 import denoConfig from "./deno.json" with { type: "json" };
+import { dropPermissions, permissionMessage } from "./cli/permissions.ts";
 import { clusterCommand } from "./kv/cluster_cli.ts";
 import { kvCommand } from "./kv/kv_cli.ts";
 import { serveCommand } from "./kv/serve_cli.ts";
@@ -85,10 +86,16 @@ export async function runMain(argv: string[]): Promise<number> {
       console.log(commandHelp(found.command));
       return 0;
     }
+    dropPermissions(found.command.name);
     return await found.command.run(args);
   } catch (err) {
     if (err instanceof UsageError) {
       console.error(`raftmr: ${err.message}`);
+      return 2;
+    }
+    if (err instanceof Deno.errors.NotCapable) {
+      // A configuration error, like a bad flag: exit 2, which systemd does not restart.
+      console.error(`raftmr: ${permissionMessage(found?.command.name, err)}`);
       return 2;
     }
     throw err;

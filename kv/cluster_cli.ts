@@ -1,6 +1,7 @@
 /**
- * `raftmr cluster`: runs a local cluster of `raftmr serve` processes, one per node, prints their
- * endpoints, and stops them all on Ctrl-C or SIGTERM. The quickest way to try raftmr.
+ * `raftmr cluster`: runs a local cluster of `raftmr serve` processes, one per node, says
+ * "started" once every node serves and a leader is elected, and stops them all on Ctrl-C or
+ * SIGTERM. The quickest way to try raftmr.
  */
 import {
   type Command,
@@ -9,7 +10,11 @@ import {
   requiredFlag,
   UsageError,
 } from "../cli/command.ts";
+import { LOG_FLAGS, logFlagArgs } from "../cli/log.ts";
+import { servePermissions } from "../cli/permissions.ts";
 import { selfCommand } from "../cli/self.ts";
+import { stopSignal } from "../cli/signals.ts";
+import { firstTakenPort, waitForClusterReady } from "./cluster_ready.ts";
 
 /** The `cluster` command. */
 export const clusterCommand: Command = {
@@ -37,9 +42,11 @@ export const clusterCommand: Command = {
       description: "Parent directory; node i keeps its data in DIR/node-i",
     },
     host: { type: "string", value: "HOST", default: "127.0.0.1", description: "Address to bind" },
+    ...LOG_FLAGS,
   },
-  details: "Example:\n  raftmr cluster --nodes 3\n  curl -X PUT --data-binary hello " +
-    "http://127.0.0.1:8001/v1/kv/greeting",
+  details: 'Prints "Started" once every node serves and a leader is elected, then a command to ' +
+    "try.\nExits 1 when a node cannot start (a port in use, a damaged data directory) or dies.\n\n" +
+    "Example:\n  raftmr cluster --nodes 3\n  raftmr kv put hello world",
   run: runCluster,
 };
 
@@ -53,10 +60,29 @@ async function runCluster(args: ParsedArgs): Promise<number> {
   const dataDir = requiredFlag(args, "data-dir");
   const host = requiredFlag(args, "host");
   const ids = Array.from({ length: nodes }, (_, i) => i + 1);
-  const peers = ids.map((id) => `${id}=${host}:${basePort + id - 1}`).join(",");
+  const peerAddress = (id: number) => `${host}:${basePort + id - 1}`;
+  const httpAddress = (id: number) => `${host}:${httpBasePort + id - 1}`;
+  const peers = ids.map((id) => `${id}=${peerAddress(id)}`).join(",");
+
+  // Checked before anything starts, so the answer names the port rather than a node's log line.
+  const taken = firstTakenPort(host, [
+    ...ids.map((id) => ({ port: basePort + id - 1, what: `node ${id}'s peer port` })),
+    ...ids.map((id) => ({ port: httpBasePort + id - 1, what: `node ${id}'s HTTP port` })),
+  ]);
+  if (taken) {
+    console.error(`cluster: cannot start: ${taken}`);
+    return 1;
+  }
+
+  // Installed before the nodes start: the terminal's Ctrl-C reaches them too, and a second
+  // signal to this process must not kill it while it waits for them.
+  let stopping = false;
+  const stopped = stopSignal().then(() => {
+    stopping = true;
+  });
 
   const children = ids.map((id) => {
-    const httpAddress = `${host}:${httpBasePort + id - 1}`;
+    const dir = `${dataDir}/node-${id}`;
     const { program, args: argv } = selfCommand([
       "serve",
       "--id",
@@ -64,36 +90,67 @@ async function runCluster(args: ParsedArgs): Promise<number> {
       "--peers",
       peers,
       "--data-dir",
-      `${dataDir}/node-${id}`,
+      dir,
       "--http",
-      httpAddress,
-    ]);
+      httpAddress(id),
+      ...logFlagArgs(args),
+    ], servePermissions(dir));
     const child = new Deno.Command(program, { args: argv, stdin: "null" }).spawn();
-    console.log(`node ${id}: peer ${host}:${basePort + id - 1}, http http://${httpAddress}`);
-    return { id, child };
+    console.log(`node ${id}: peer ${peerAddress(id)}, http http://${httpAddress(id)}`);
+    return { id, child, status: undefined as Deno.CommandStatus | undefined };
   });
-  console.log(`Started ${nodes} nodes; press Ctrl-C to stop them`);
-
-  const stop = () => {
+  const stopAll = () => {
     for (const { child } of children) {
       try {
+        // A node that already heard the terminal's SIGINT ignores this one.
         child.kill("SIGTERM");
       } catch {
         // Already exited.
       }
     }
   };
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
   let failed = false;
-  await Promise.all(children.map(async ({ id, child }) => {
-    const status = await child.status;
-    if (!status.success && status.signal !== "SIGTERM") {
+  const exits = Promise.all(children.map(async (entry) => {
+    entry.status = await entry.child.status;
+    if (!entry.status.success && !stopping) {
       failed = true;
-      console.error(`node ${id} exited with status ${status.code}`);
+      console.error(`cluster: node ${entry.id} exited with status ${entry.status.code}`);
+      // One node down at start-up (or later) stops the whole command: a partial cluster
+      // left running would hide the reason among its logs.
+      stopping = true;
+      stopAll();
     }
   }));
-  Deno.removeSignalListener("SIGINT", stop);
-  Deno.removeSignalListener("SIGTERM", stop);
+
+  const ready = await waitForClusterReady(
+    ids.map((id) => `http://${httpAddress(id)}`),
+    () => stopping,
+  );
+  if (ready !== undefined && !stopping) {
+    console.log(
+      `Started ${nodes} node${nodes === 1 ? "" : "s"}: node ${ready} leads; press Ctrl-C to stop`,
+    );
+    console.log(
+      `Try: ${tryCommand(host, basePort, nodes)}   (dashboard: http://${httpAddress(1)}/)`,
+    );
+  }
+  await Promise.race([stopped, exits]);
+  stopping = true;
+  stopAll();
+  await exits;
+  for (const { id, status } of children) {
+    if (status && !status.success && !failed) {
+      failed = true;
+      console.error(`cluster: node ${id} exited with status ${status.code}`);
+    }
+  }
+  if (!failed) console.log(`Stopped ${nodes} node${nodes === 1 ? "" : "s"}`);
   return failed ? 1 : 0;
+}
+
+/** The kv command that reaches this cluster (the default endpoints need no flag). */
+function tryCommand(host: string, basePort: number, nodes: number): string {
+  const endpoints = Array.from({ length: nodes }, (_, i) => `${host}:${basePort + i}`).join(",");
+  const standard = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003";
+  return `raftmr kv put hello world${endpoints === standard ? "" : ` --endpoints ${endpoints}`}`;
 }

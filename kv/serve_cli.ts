@@ -13,6 +13,9 @@ import {
   UsageError,
 } from "../cli/command.ts";
 import type { HostPort } from "../net/host_port.ts";
+import { LOG_FLAGS, loggerFromFlags } from "../cli/log.ts";
+import { sdNotify } from "../cli/sd_notify.ts";
+import { stopSignal } from "../cli/signals.ts";
 import { KvServer } from "./server.ts";
 
 /** Parses `1=host:port,2=host:port,...` into a map; throws UsageError on bad input. */
@@ -82,6 +85,7 @@ export const serveCommand: Command = {
       default: "5s",
       description: "How long a request waits for a leader and a commit",
     },
+    ...LOG_FLAGS,
   },
   details: "Example (three terminals, or see `raftmr cluster`):\n" +
     "  raftmr serve --id 1 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 \\\n" +
@@ -103,7 +107,11 @@ async function runServe(args: ParsedArgs): Promise<number> {
   }
   const tickMs = durationFlag(args, "tick");
   if (tickMs < 1) throw new UsageError("flag --tick must be at least 1ms");
-  const log = (line: string) => console.error(`${new Date().toISOString()} node ${id}: ${line}`);
+  const log = loggerFromFlags(args, `node ${id}`).with({ node: id });
+  // Installed before the server starts: a signal during start-up must not kill it mid-write.
+  const stopped = stopSignal((signal, repeated) => {
+    if (repeated) log.info(`Already shutting down: ${signal} ignored`, { signal });
+  });
   const server = await KvServer.start({
     id,
     peers,
@@ -122,16 +130,12 @@ async function runServe(args: ParsedArgs): Promise<number> {
     requestTimeoutMs: durationFlag(args, "request-timeout"),
     log,
   });
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      Deno.removeSignalListener("SIGINT", stop);
-      Deno.removeSignalListener("SIGTERM", stop);
-      resolve();
-    };
-    Deno.addSignalListener("SIGINT", stop);
-    Deno.addSignalListener("SIGTERM", stop);
-  });
-  log("Shutting down");
+  // systemd (Type=notify): ready once the peer and HTTP ports are listening.
+  const ready = await sdNotify("READY=1");
+  if (ready.problem) log.warn(ready.problem);
+  const signal = await stopped;
+  await sdNotify("STOPPING=1");
+  log(`Shutting down on ${signal}`, { signal });
   await server.shutdown();
   log("Stopped");
   return 0;

@@ -57,7 +57,8 @@ export interface ServerConfig {
   /** How long a request may wait for a leader or a commit before failing (ms). */
   requestTimeoutMs: number;
   maxFrameBytes?: number;
-  log: (line: string) => void;
+  /** Logs an event; `fields` carry its details (term, leader, ...) for structured logs. */
+  log: (line: string, fields?: Record<string, unknown>) => void;
 }
 
 const LEADER_POLL_MS = 5;
@@ -116,6 +117,7 @@ export class KvServer implements KvService {
           leader === 0
             ? `Term ${term}: no leader (election in progress)`
             : `Term ${term}: leader is node ${leader}${leader === config.id ? " (this node)" : ""}`,
+          { term, leader },
         ),
     });
     this.#rpc.handle(KV_RPC_METHOD, (params) => this.#serveRpc(params));
@@ -161,7 +163,8 @@ export class KvServer implements KvService {
     const app = createHttpApp(server, {
       maxKeyBytes: config.limits.maxKeyBytes,
       maxValueBytes: config.limits.maxValueBytes,
-      onInternalError: (error) => config.log(`HTTP handler failed: ${errorMessage(error)}`),
+      onInternalError: (error) =>
+        config.log(`HTTP handler failed: ${errorMessage(error)}`, { level: "error" }),
     });
     try {
       server.#http = Deno.serve({
@@ -179,6 +182,11 @@ export class KvServer implements KvService {
     config.log(
       `Node ${config.id} serving peers on ${self.hostname}:${self.port}, ` +
         `HTTP on http://${config.http.hostname}:${config.http.port}, data in ${config.dataDir}`,
+      {
+        peerAddress: `${self.hostname}:${self.port}`,
+        httpAddress: `${config.http.hostname}:${config.http.port}`,
+        dataDir: config.dataDir,
+      },
     );
     return server;
   }
@@ -375,7 +383,9 @@ export class KvServer implements KvService {
       try {
         message = validateMessage(raw);
       } catch (error) {
-        this.#config.log(`Dropped a malformed Raft message: ${errorMessage(error)}`);
+        this.#config.log(`Dropped a malformed Raft message: ${errorMessage(error)}`, {
+          level: "warn",
+        });
         continue;
       }
       if (message.to !== this.#config.id || !this.#config.peers.has(message.from)) continue;

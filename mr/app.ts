@@ -6,7 +6,7 @@
  * loader offers every app in both forms, so callers pick the one that suits them.
  */
 import { isAbsolute, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { errorMessage } from "../util/errors.ts";
 
 /** One intermediate pair emitted by `map`. */
@@ -89,8 +89,35 @@ export class AppLoadError extends Error {
   }
 }
 
-/** Resolves an app path (relative to the current directory) or URL to an importable URL. */
+/** Where the bundled apps live: mr/apps/ in a checkout, apps/ beside dist/raftmr.js. */
+const BUNDLED_APPS = new URL("./apps/", import.meta.url);
+
+/**
+ * The app a path names. A bare file name (no directory, e.g. `wc.ts`) that is not a file in the
+ * current directory names a bundled app, so an installed `raftmr worker --app wc.ts` works from
+ * any directory; a local file of that name wins, and anything with a directory or a URL is taken
+ * as given.
+ */
+export function resolveAppPath(path: string): string {
+  if (/^(file|https?|data):/.test(path) || path.includes("/") || path.includes("\\")) return path;
+  try {
+    if (Deno.statSync(path).isFile) return path;
+  } catch {
+    // Not here (or not readable): try the bundled apps.
+  }
+  if (BUNDLED_APPS.protocol !== "file:") return path;
+  const bundled = fileURLToPath(new URL(path, BUNDLED_APPS));
+  try {
+    if (Deno.statSync(bundled).isFile) return bundled;
+  } catch {
+    // No such bundled app either: report the name as given.
+  }
+  return path;
+}
+
+/** Resolves an app path (see resolveAppPath) or URL to an importable URL. */
 export function appUrl(path: string): string {
+  path = resolveAppPath(path);
   if (/^(file|https?|data):/.test(path)) return path;
   return pathToFileURL(isAbsolute(path) ? path : resolve(Deno.cwd(), path)).href;
 }

@@ -13,7 +13,7 @@ import {
   stringFlag,
   UsageError,
 } from "../cli/command.ts";
-import { AppLoadError, loadApp } from "./app.ts";
+import { AppLoadError, loadApp, resolveAppPath } from "./app.ts";
 import { Coordinator, InputError, type JobResult } from "./coordinator.ts";
 import { newWorkerStatus, runWorker } from "./worker.ts";
 import { expandInputs } from "./inputs.ts";
@@ -23,6 +23,8 @@ import { routeByPathOnly } from "../net/http_host.ts";
 import { outputName } from "./partition.ts";
 import { selfCommand } from "../cli/self.ts";
 import { sleep } from "../util/sleep.ts";
+import { workerPermissions } from "../cli/permissions.ts";
+import { LOG_FLAGS, logFlagArgs, type LogFn, loggerFromFlags } from "../cli/log.ts";
 
 /** How long a finished coordinator keeps answering "job done" so workers exit cleanly. */
 const LINGER_MS = 1000;
@@ -123,6 +125,7 @@ export const coordinatorCommand: Command = {
       type: "boolean",
       description: "Never give a straggling task a backup attempt near the end of a phase",
     },
+    ...LOG_FLAGS,
   },
   details: [
     "INPUT is a file, a directory (its regular files not named .* or _*) or a glob. Workers",
@@ -144,6 +147,7 @@ export const coordinatorCommand: Command = {
     const splitSize = splitSizeFlag(args);
     const outputDir = stringFlag(args, "output-dir") ?? ".";
     const backupTasks = args.flags["no-backup-tasks"] !== true;
+    const log = loggerFromFlags(args);
     let coordinator: Coordinator;
     let files: string[];
     try {
@@ -162,26 +166,28 @@ export const coordinatorCommand: Command = {
         backupTasks,
         listen,
         http,
+        log,
       });
     } catch (err) {
       // A bad input is a bad command line: one line, exit 2, before anything listens.
       if (err instanceof InputError) throw new UsageError(`coordinator: ${err.message}`);
       const message = startupError(err);
       if (message === undefined) throw err;
-      console.error(`coordinator: ${message}`);
+      log.error(`coordinator: ${message}`);
       return 1;
     }
     const rpc = coordinator.rpcAddress;
     const web = coordinator.httpAddress!;
     const nMap = coordinator.progress().nMap;
-    console.error(
+    log(
       `coordinator: ${files.length} input files in ${nMap} splits, ${nReduce} reduce tasks; ` +
         `workers connect to ${rpc.hostname}:${rpc.port}; status and data at ` +
         `http://${web.hostname}:${web.port}/`,
+      { inputs: files.length, maps: nMap, reduces: nReduce, listen: `${rpc.hostname}:${rpc.port}` },
     );
     const started = Date.now();
     const result = await coordinator.finished;
-    reportResult("coordinator", result, started, nReduce);
+    reportResult(log, "coordinator", result, started, nReduce);
     // MIT 6.824 lab 1: linger so workers asking for work hear "done" instead of a closed port.
     await sleep(LINGER_MS);
     await coordinator.close();
@@ -189,10 +195,16 @@ export const coordinatorCommand: Command = {
   },
 };
 
-function reportResult(who: string, result: JobResult, started: number, nReduce: number): void {
+function reportResult(
+  log: LogFn,
+  who: string,
+  result: JobResult,
+  started: number,
+  nReduce: number,
+): void {
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
-  if (result.ok) console.error(`${who}: job done in ${seconds} s: ${outputsText(nReduce)}`);
-  else console.error(`${who}: Job failed: ${result.error}`);
+  if (result.ok) log(`${who}: job done in ${seconds} s: ${outputsText(nReduce)}`);
+  else log(`${who}: Job failed: ${result.error}`, { level: "error" });
 }
 
 /** `raftmr worker`: asks the coordinator for tasks and runs them with the app. */
@@ -229,6 +241,7 @@ export const workerCommand: Command = {
       value: "HOST:PORT",
       description: "Serve /status, /metrics and a progress page here (default: none)",
     },
+    ...LOG_FLAGS,
   },
   details: [
     "Exits 0 when the job is done or the coordinator has been unreachable for 3 s; 1 when the",
@@ -260,7 +273,15 @@ export const workerCommand: Command = {
       )
       : undefined;
     try {
-      return await runWorker({ coordinator, appPath, status, listen, advertise, dataDir });
+      return await runWorker({
+        coordinator,
+        appPath,
+        status,
+        listen,
+        advertise,
+        dataDir,
+        log: loggerFromFlags(args),
+      });
     } finally {
       await server?.shutdown();
     }
@@ -291,6 +312,7 @@ export const mrRunCommand: Command = {
       value: "HOST:PORT",
       description: "Also serve the status page here (default: none)",
     },
+    ...LOG_FLAGS,
   },
   details: [
     "Writes mr-out-<r> files into the current directory, like coordinator + workers; each",
@@ -314,7 +336,17 @@ export const mrRunCommand: Command = {
       if (err instanceof InputError) throw new UsageError(`mr run: ${err.message}`);
       throw err;
     });
-    return await runLocalJob({ appPath, workers, nReduce, taskTimeoutMs, http, files, splitSize });
+    return await runLocalJob({
+      appPath,
+      workers,
+      nReduce,
+      taskTimeoutMs,
+      http,
+      files,
+      splitSize,
+      log: loggerFromFlags(args),
+      workerArgs: logFlagArgs(args),
+    });
   },
 };
 
@@ -328,8 +360,12 @@ export interface LocalJobOptions {
   /** Split size in bytes (default: localSplitSize of the inputs' total size). */
   splitSize?: number;
   http?: { hostname: string; port: number };
-  /** Show a progress bar (default: when stdout is a terminal). */
+  /** Show a progress bar on stderr (default: when stderr is a terminal). */
   progress?: boolean;
+  /** Where the coordinator's lines go (default: stderr as text). */
+  log?: LogFn;
+  /** Extra flags for every worker process (e.g. --log-format json). */
+  workerArgs?: string[];
 }
 
 /**
@@ -338,13 +374,14 @@ export interface LocalJobOptions {
  * of times, so a crashing app still finishes or fails instead of hanging.
  */
 export async function runLocalJob(options: LocalJobOptions): Promise<number> {
+  const log = options.log ?? ((line: string) => console.error(line));
   try {
     // Import the app here first: a broken module is reported once, clearly, before N workers
     // each fail on it.
     await loadApp(options.appPath);
   } catch (err) {
     if (!(err instanceof AppLoadError)) throw err;
-    console.error(`mr run: ${err.message}`);
+    log(`mr run: ${err.message}`, { level: "error" });
     return 1;
   }
   let coordinator: Coordinator;
@@ -357,11 +394,12 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
         localSplitSize(await totalSize(options.files), options.workers),
       listen: { hostname: "127.0.0.1", port: 0 },
       http: options.http,
+      log,
     });
   } catch (err) {
     const message = startupError(err);
     if (message === undefined) throw err;
-    console.error(`mr run: ${message}`);
+    log(`mr run: ${message}`, { level: "error" });
     return 1;
   }
   const started = Date.now();
@@ -370,13 +408,20 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
       `${options.nReduce} reduce tasks, ${options.workers} workers`,
   );
   const address = `${coordinator.rpcAddress.hostname}:${coordinator.rpcAddress.port}`;
-  const { program, args } = selfCommand([
-    "worker",
-    "--coordinator",
-    address,
-    "--app",
-    options.appPath,
-  ]);
+  // Each worker gets a data directory of its own under one job directory, and the permissions
+  // of a worker: its app and that directory (the splits come from the coordinator over HTTP).
+  const jobDir = await Deno.makeTempDir({ prefix: "raftmr-job-" });
+  const appPath = resolveAppPath(options.appPath);
+  let workerCount = 0;
+  const workerCommand = () => {
+    const dataDir = `${jobDir}/worker-${++workerCount}`;
+    return selfCommand(
+      ["worker", "--coordinator", address, "--app", appPath, "--data-dir", dataDir].concat(
+        options.workerArgs ?? [],
+      ),
+      workerPermissions(appPath, dataDir),
+    );
+  };
   const running = new Set<Deno.ChildProcess>();
   let respawnsLeft = options.workers * 5;
   let over = false;
@@ -384,6 +429,7 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
   const allGone = new Promise<void>((resolve) => (resolveAllGone = resolve));
 
   const spawn = () => {
+    const { program, args } = workerCommand();
     const child = new Deno.Command(program, { args, stdin: "null" }).spawn();
     running.add(child);
     child.status.then((status) => {
@@ -398,7 +444,7 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
   };
   for (let i = 0; i < options.workers; i++) spawn();
 
-  const showProgress = options.progress ?? Deno.stdout.isTerminal();
+  const showProgress = options.progress ?? Deno.stderr.isTerminal();
   const bar = showProgress ? setInterval(() => drawProgress(coordinator, started), 200) : undefined;
   const result: JobResult = await Promise.race([
     coordinator.finished,
@@ -411,7 +457,7 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
   clearInterval(bar);
   if (showProgress) {
     drawProgress(coordinator, started);
-    await Deno.stdout.write(new TextEncoder().encode("\n"));
+    await Deno.stderr.write(new TextEncoder().encode("\n"));
   }
   // Workers learn the job is over on their next ask; give stragglers (a stalled app) a moment.
   const deadline = Date.now() + 2000;
@@ -425,7 +471,8 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
   }
   await Promise.all([...running].map((child) => child.status));
   await coordinator.close();
-  reportResult("mr run", result, started, options.nReduce);
+  await Deno.remove(jobDir, { recursive: true }).catch(() => {});
+  reportResult(log, "mr run", result, started, options.nReduce);
   return result.ok ? 0 : 1;
 }
 
@@ -437,6 +484,8 @@ function drawProgress(coordinator: Coordinator, started: number): void {
   const filled = Math.round((width * done) / total);
   const line =
     `\r[${"#".repeat(filled)}${".".repeat(width - filled)}] map ${p.mapsDone}/${p.nMap}` +
-    ` reduce ${p.reducesDone}/${p.nReduce} ${((Date.now() - started) / 1000).toFixed(1)} s `;
-  Deno.stdout.writeSync(new TextEncoder().encode(line));
+    ` reduce ${p.reducesDone}/${p.nReduce} ${((Date.now() - started) / 1000).toFixed(1)} s`;
+  // On stderr, so `mr run ... > out` keeps stdout clean; "\x1b[K" clears the rest of the line
+  // (a shorter redraw would otherwise leave the tail of a longer one).
+  Deno.stderr.writeSync(new TextEncoder().encode(`${line}\x1b[K`));
 }

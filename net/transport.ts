@@ -32,7 +32,8 @@ export interface PeerTransportOptions {
   /** Called when a message to `id` could not be sent. */
   onUnreachable?: (id: number) => void;
   /** Called with one line per event (peer lost, peer found). */
-  log?: (line: string) => void;
+  /** Logs an event; `fields` carry its details (peer id, ...) for structured logs. */
+  log?: (line: string, fields?: Record<string, unknown>) => void;
   maxFrameBytes?: number;
   /** Timeout for forwarded calls (ms). */
   callTimeoutMs?: number;
@@ -146,7 +147,10 @@ export class PeerTransport<M extends Addressed> {
     const before = this.#reachable.get(id);
     this.#reachable.set(id, reachable);
     if (before === reachable) return;
-    if (reachable) this.#options.log?.(`Peer ${id} found at ${this.#clients.get(id)?.address}`);
-    else if (before !== undefined) this.#options.log?.(`Peer ${id} lost: ${reason ?? "closed"}`);
+    const address = this.#clients.get(id)?.address;
+    if (reachable) this.#options.log?.(`Peer ${id} found at ${address}`, { peer: id, address });
+    else if (before !== undefined) {
+      this.#options.log?.(`Peer ${id} lost: ${reason ?? "closed"}`, { peer: id, level: "warn" });
+    }
   }
 }

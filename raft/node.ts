@@ -95,7 +95,8 @@ export interface RaftNodeOptions {
   config?: Partial<RaftNodeConfig>;
   /** Randomness for election timeouts (Math.random by default). */
   rand?: () => number;
-  log?: (line: string) => void;
+  /** Logs an event; `fields.level` ("warn", "error") marks the severe ones. */
+  log?: (line: string, fields?: Record<string, unknown>) => void;
   /** Called whenever the known leader or the term changes. */
   onLeaderChange?: (leader: NodeId, term: number) => void;
   /** Called after each save with its duration and entry count. */
@@ -128,7 +129,7 @@ export class RaftNode {
   readonly id: NodeId;
   readonly #opts: RaftNodeOptions;
   readonly #cfg: RaftNodeConfig;
-  readonly #log: (line: string) => void;
+  readonly #log: (line: string, fields?: Record<string, unknown>) => void;
   #raw: RawNode | undefined;
   #inbox: (Message | typeof TICK)[] = [];
   #running = false;
@@ -451,7 +452,7 @@ export class RaftNode {
       this.#opts.send(messages);
     } catch (err) {
       // Raft retries on its own; a failing transport must not stop the loop.
-      this.#log(`Send failed: ${errorMessage(err)}`);
+      this.#log(`Send failed: ${errorMessage(err)}`, { level: "warn" });
     }
   }
 
@@ -568,7 +569,7 @@ export class RaftNode {
         result = stateMachine.apply(e);
       } catch (err) {
         failure = asError(err);
-        this.#log(`Apply of entry ${e.index} threw: ${failure.message}`);
+        this.#log(`Apply of entry ${e.index} threw: ${failure.message}`, { level: "error" });
       }
       this.#applied = e.index;
       this.#bytesSinceSnapshot += e.data.length;
@@ -660,7 +661,7 @@ export class RaftNode {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
     this.#failAll(() => new ProposalDroppedError("node failed"), () => new NodeStoppedError());
-    this.#log(`Fatal: ${err.message}`);
+    this.#log(`Fatal: ${err.message}`, { level: "error" });
     if (this.#opts.onFatal) {
       this.#opts.onFatal(err);
     } else {

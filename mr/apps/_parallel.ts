@@ -3,14 +3,17 @@
  * right now, using marker files `mr-worker-<phase>-<pid>` in the current directory.
  */
 
-/** Whether a process id is alive (Linux: /proc/<pid>; elsewhere: assumed alive). */
+/**
+ * Whether a process id is alive (Linux: /proc/<pid>; elsewhere, or in a worker whose
+ * permissions do not reach /proc, as `mr run` starts them: assumed alive).
+ */
 function alive(pid: number): boolean {
   if (Deno.build.os !== "linux") return true;
   try {
     Deno.statSync(`/proc/${pid}`);
     return true;
-  } catch {
-    return false;
+  } catch (err) {
+    return err instanceof Deno.errors.NotCapable;
   }
 }
 

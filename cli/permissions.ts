@@ -1,0 +1,146 @@
+/**
+ * The Deno permissions of each role, in one place: the flags `cluster` and `mr run` give the
+ * processes they start, the flags the tests start roles with, and the capabilities a role drops
+ * when it was started with more (the `raftmr` command, `deno task start`, a compiled binary).
+ *
+ * Rule (least privilege, as Deno's permission model intends): a process gets the network and the
+ * paths its role touches and nothing else. Only `cluster` and `mr run` may start processes; a
+ * peer reads and writes only its data directory; a worker reads its app and its data directory. deploy/*.service repeat these sets with their own paths; README.md lists
+ * them.
+ */
+import { dirname, resolve } from "node:path";
+
+/** Environment variables a role may read: sd_notify's socket and journald's stream marker. */
+export const ENV_VARS = "NOTIFY_SOCKET,JOURNAL_STREAM";
+
+/**
+ * `--unstable-net` unlocks Deno.listenDatagram on a unix socket, the only way Deno 2.9 sends a
+ * datagram to `$NOTIFY_SOCKET` (node:dgram has no unix sockets); it adds API, not permissions.
+ */
+export const NOTIFY_FLAG = "--unstable-net";
+
+/** Deno flags for `raftmr serve` on `dataDir` (and the sd_notify socket, when there is one). */
+export function servePermissions(dataDir: string, notifySocket?: string): string[] {
+  const write = notifySocket ? `${dataDir},${notifySocket}` : dataDir;
+  return [
+    "--no-prompt",
+    "--allow-net",
+    `--allow-read=${dataDir}`,
+    `--allow-write=${write}`,
+    `--allow-env=${ENV_VARS}`,
+    NOTIFY_FLAG,
+  ];
+}
+
+/**
+ * Deno flags for `raftmr worker`: the network (it fetches splits from the coordinator and map
+ * output from other workers, and serves its own), read access to its app's directory, read and
+ * write access to its data directory, and the host name (its worker id and advertised address).
+ */
+export function workerPermissions(appPath: string, dataDir: string): string[] {
+  return [
+    "--no-prompt",
+    "--allow-net",
+    `--allow-read=${unique([appDir(appPath), dataDir]).join(",")}`,
+    `--allow-write=${dataDir}`,
+    "--allow-sys=hostname",
+    `--allow-env=${ENV_VARS}`,
+  ];
+}
+
+/** Deno flags for `raftmr coordinator`: the network, its inputs, and its output directory. */
+export function coordinatorPermissions(outputDir: string, inputs: string[]): string[] {
+  return [
+    "--no-prompt",
+    "--allow-net",
+    `--allow-read=${unique([outputDir, ...inputs.map((f) => resolve(f))]).join(",")}`,
+    `--allow-write=${outputDir}`,
+    `--allow-env=${ENV_VARS}`,
+  ];
+}
+
+/** Deno flags for `raftmr kv`: the network only. */
+export function kvPermissions(): string[] {
+  return ["--no-prompt", "--allow-net"];
+}
+
+/**
+ * Deno flags for `raftmr cluster` on `dataDir`: what its nodes need plus starting the Deno
+ * executable `program` (its nodes get servePermissions, not these).
+ */
+export function clusterPermissions(dataDir: string, program: string): string[] {
+  return [
+    "--no-prompt",
+    "--allow-net",
+    `--allow-read=${dataDir}`,
+    `--allow-write=${dataDir}`,
+    `--allow-run=${program}`,
+    `--allow-env=${ENV_VARS}`,
+    NOTIFY_FLAG,
+  ];
+}
+
+/**
+ * The union every role together needs: the `raftmr` command, `deno task start` and a compiled
+ * binary run any subcommand, so they get this and each subcommand drops the rest at start
+ * (dropPermissions). Paths cannot be known before the flags are read, hence read/write without a
+ * list; what is left out for every role: FFI, importing from the network, other environment
+ * variables, system information other than the host name.
+ */
+export const ALL_ROLES_PERMISSIONS: readonly string[] = [
+  "--no-prompt",
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-run",
+  "--allow-sys=hostname",
+  `--allow-env=${ENV_VARS}`,
+  NOTIFY_FLAG,
+];
+
+/** Which whole capabilities each subcommand keeps; the others are revoked at its start. */
+const KEEPS: Record<string, readonly Deno.PermissionName[]> = {
+  serve: ["net", "read", "write", "env"],
+  cluster: ["net", "read", "write", "env", "run"],
+  kv: ["net"],
+  coordinator: ["net", "read", "write", "env"],
+  worker: ["net", "read", "write", "env", "sys"],
+  "mr run": ["net", "read", "write", "env", "sys", "run"],
+};
+
+const ALL: readonly Deno.PermissionName[] = ["net", "read", "write", "env", "run", "sys", "ffi"];
+
+/**
+ * Revokes every capability `command` does not use (Deno.permissions.revokeSync), so a role
+ * started with the union above still cannot, say, start a process. Unknown commands keep all.
+ */
+export function dropPermissions(command: string): void {
+  const keeps = KEEPS[command];
+  if (!keeps) return;
+  for (const name of ALL) {
+    if (keeps.includes(name)) continue;
+    if (Deno.permissions.querySync({ name }).state === "granted") {
+      Deno.permissions.revokeSync({ name });
+    }
+  }
+}
+
+/**
+ * The one line a missing permission becomes: Deno's own message names the flag
+ * ("Requires write access to "x", run again with the --allow-write flag").
+ */
+export function permissionMessage(command: string | undefined, err: Error): string {
+  const who = command ? `${command}: ` : "";
+  return `${who}missing a Deno permission: ${err.message.split("\n")[0]}`;
+}
+
+/** Where a worker's app lives: the directory a worker must be able to read. */
+function appDir(appPath: string): string {
+  if (/^(https?|data):/.test(appPath)) return ".";
+  const path = appPath.startsWith("file:") ? new URL(appPath).pathname : resolve(appPath);
+  return dirname(path);
+}
+
+function unique(items: string[]): string[] {
+  return [...new Set(items)];
+}

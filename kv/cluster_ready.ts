@@ -1,0 +1,76 @@
+/**
+ * What `raftmr cluster` checks around start-up: that its ports are free before it starts any
+ * node, and when the cluster is ready (every node answers /status and one leader is agreed).
+ */
+
+/** How long one /status probe may take; a node still starting simply answers a later probe. */
+const PROBE_TIMEOUT_MS = 1000;
+const POLL_MS = 100;
+
+/**
+ * The first of `ports` on `host` that cannot be bound now, as "HOST:PORT (what): reason", or
+ * undefined when all are free. A port can still be taken between this check and the node's
+ * bind; the node then exits and the cluster stops, naming it.
+ */
+export function firstTakenPort(
+  host: string,
+  ports: { port: number; what: string }[],
+): string | undefined {
+  for (const { port, what } of ports) {
+    try {
+      Deno.listen({ hostname: host, port }).close();
+    } catch (err) {
+      const reason = err instanceof Deno.errors.AddrInUse
+        ? "address in use"
+        : err instanceof Error
+        ? err.message
+        : String(err);
+      return `${host}:${port} (${what}): ${reason}`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Polls every node's GET /status until all answer and a majority names the same leader in one
+ * term; resolves with the leader's id, or undefined once `cancelled()` is true.
+ */
+export async function waitForClusterReady(
+  urls: string[],
+  cancelled: () => boolean,
+): Promise<number | undefined> {
+  while (!cancelled()) {
+    const statuses = await Promise.all(urls.map((url) => probe(`${url}/status`)));
+    if (statuses.every((s) => s !== undefined)) {
+      const votes = new Map<string, number>();
+      for (const s of statuses) {
+        if (s!.leader > 0) {
+          votes.set(`${s!.term}/${s!.leader}`, (votes.get(`${s!.term}/${s!.leader}`) ?? 0) + 1);
+        }
+      }
+      for (const [key, count] of votes) {
+        if (count > urls.length / 2) return Number(key.split("/")[1]);
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+  return undefined;
+}
+
+async function probe(url: string): Promise<{ leader: number; term: number } | undefined> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), PROBE_TIMEOUT_MS);
+  try {
+    const response = await fetch(url, { signal: controller.signal });
+    if (!response.ok) {
+      await response.body?.cancel();
+      return undefined;
+    }
+    const body = await response.json();
+    return typeof body?.leader === "number" && typeof body?.term === "number" ? body : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * The permission sets of the entry points: the tasks that run any subcommand and the compiled
+ * binary share one list, none of them is --allow-all, and every task says what it does.
+ */
+import assert from "node:assert/strict";
+import {
+  ALL_ROLES_PERMISSIONS,
+  servePermissions,
+  workerPermissions,
+} from "../../cli/permissions.ts";
+import { CONFIG, taskFlags } from "../lib/roles.ts";
+
+Deno.test("permissions: start and install carry the every-role set, never --allow-all", () => {
+  assert.deepEqual(taskFlags("start"), [...ALL_ROLES_PERMISSIONS]);
+  const config = JSON.parse(Deno.readTextFileSync(CONFIG));
+  const install: string = config.tasks.install.command;
+  assert.ok(install.includes(ALL_ROLES_PERMISSIONS.join(" ")), install);
+  for (const [name, task] of Object.entries(config.tasks) as [string, { command: string }][]) {
+    assert.doesNotMatch(task.command, /--allow-all|(^|\s)-A(\s|$)/, `task ${name}`);
+  }
+});
+
+Deno.test("permissions: every deno task has a description", () => {
+  const config = JSON.parse(Deno.readTextFileSync(CONFIG));
+  for (const [name, task] of Object.entries(config.tasks)) {
+    assert.equal(typeof task, "object", `task ${name} is a bare string`);
+    const { description } = task as { description?: string };
+    assert.ok(typeof description === "string" && description.length > 10, `task ${name}`);
+  }
+});
+
+Deno.test("permissions: a peer gets its data directory only, a worker no --allow-run", () => {
+  const serve = servePermissions("/d/node-1");
+  assert.ok(serve.includes("--allow-read=/d/node-1") && serve.includes("--allow-write=/d/node-1"));
+  assert.ok(!serve.some((flag) => /^--allow-(run|ffi|sys|all)/.test(flag)), serve.join(" "));
+  const worker = workerPermissions("/apps/wc.ts", "/job");
+  assert.ok(worker.includes("--allow-read=/apps,/job"), worker.join(" "));
+  assert.ok(worker.includes("--allow-write=/job"), worker.join(" "));
+  assert.ok(!worker.some((flag) => /^--allow-(run|ffi|all)/.test(flag)), worker.join(" "));
+});
