@@ -112,16 +112,19 @@ const ALL: readonly Deno.PermissionName[] = ["net", "read", "write", "env", "run
 
 /**
  * Revokes every capability `command` does not use (Deno.permissions.revokeSync), so a role
- * started with the union above still cannot, say, start a process. Unknown commands keep all.
+ * started with the union above still cannot, say, start a process. Unknown commands, and a
+ * process started with --allow-all, keep all.
  */
 export function dropPermissions(command: string): void {
   const keeps = KEEPS[command];
   if (!keeps) return;
+  // FFI is in no set of ours: a process that has it was started with --allow-all on purpose
+  // (tests, a debugging session) and keeps everything, e.g. /proc/self/fd for process_open_fds,
+  // which Deno 2.9 opens only with every permission.
+  if (Deno.permissions.querySync({ name: "ffi" }).state === "granted") return;
   for (const name of ALL) {
-    if (keeps.includes(name)) continue;
-    if (Deno.permissions.querySync({ name }).state === "granted") {
-      Deno.permissions.revokeSync({ name });
-    }
+    // Without a path or host, revoke takes back every grant of that kind, partial ones too.
+    if (!keeps.includes(name)) Deno.permissions.revokeSync({ name });
   }
 }
 

@@ -8,6 +8,7 @@ import {
   servePermissions,
   workerPermissions,
 } from "../../cli/permissions.ts";
+import { withTempDir } from "../lib/run.ts";
 import { CONFIG, taskFlags } from "../lib/roles.ts";
 
 Deno.test("permissions: start and install carry the every-role set, never --allow-all", () => {
@@ -37,4 +38,33 @@ Deno.test("permissions: a peer gets its data directory only, a worker no --allow
   assert.ok(worker.includes("--allow-read=/apps,/job"), worker.join(" "));
   assert.ok(worker.includes("--allow-write=/job"), worker.join(" "));
   assert.ok(!worker.some((flag) => /^--allow-(run|ffi|all)/.test(flag)), worker.join(" "));
+});
+
+Deno.test("permissions: a subcommand started with the every-role set drops what it does not use", async () => {
+  await withTempDir("raftmr-drop-", async (dir) => {
+    const script = `${dir}/probe.ts`;
+    const permissions = new URL("../../cli/permissions.ts", import.meta.url).href;
+    await Deno.writeTextFile(
+      script,
+      `import { dropPermissions } from "${permissions}";\n` +
+        `dropPermissions(Deno.args[0]);\n` +
+        `const probes: Deno.PermissionDescriptor[] = [{ name: "net" }, { name: "read" }, ` +
+        `{ name: "write" }, { name: "run" }, { name: "sys", kind: "hostname" }];\n` +
+        `console.log(probes.filter((p) => Deno.permissions.querySync(p).state === "granted")` +
+        `.map((p) => p.name).join(","));\n`,
+    );
+    const kept = async (command: string) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", ...taskFlags("start"), script, command],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+      return new TextDecoder().decode(out.stdout).trim();
+    };
+    assert.equal(await kept("kv"), "net");
+    assert.equal(await kept("serve"), "net,read,write");
+    assert.equal(await kept("worker"), "net,read,write,sys");
+    assert.equal(await kept("cluster"), "net,read,write,run");
+  });
 });
