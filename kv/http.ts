@@ -181,7 +181,8 @@ function writeResponse(key: string, index: number, result: ApplyResult): Respons
 
 /**
  * Builds the Hono app serving the KV API, /status, /metrics, /healthz and the / dashboard on top
- * of `service`. The server mounts it with Deno.serve({ ... }, app.fetch).
+ * of `service`. The server mounts it with Deno.serve({ ... }, routeByPathOnly(app.fetch)), so the
+ * path it routes on is the request target's (net/http_host.ts).
  */
 export function createHttpApp(service: KvService, options: HttpAppOptions = {}): Hono {
   const limits: KvLimits = {

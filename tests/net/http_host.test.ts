@@ -143,6 +143,29 @@ Deno.test("http host: the coordinator's pages are routed by path only", async ()
   });
 });
 
+Deno.test("http host: every Deno.serve in the program mounts its handler through the guard", async () => {
+  const root = new URL("../../", import.meta.url);
+  const calls: string[] = [];
+  async function walk(dir: URL): Promise<void> {
+    for await (const entry of Deno.readDir(dir)) {
+      if (entry.name.startsWith(".") || ["tests", "bench", "dist"].includes(entry.name)) continue;
+      const url = new URL(entry.name + (entry.isDirectory ? "/" : ""), dir);
+      if (entry.isDirectory) await walk(url);
+      else if (entry.name.endsWith(".ts")) {
+        const src = (await Deno.readTextFile(url)).replace(/\/\*[\s\S]*?\*\//g, "");
+        // The handler is the call's last argument: look from the call to its closing line.
+        for (const m of src.matchAll(/Deno\.serve\(/g)) {
+          const call = src.slice(m.index, src.indexOf(");", m.index) + 2);
+          calls.push(`${entry.name}: ${/routeByPathOnly\(/.test(call) ? "guarded" : call}`);
+        }
+      }
+    }
+  }
+  await walk(root);
+  assert.ok(calls.length >= 3, `found only: ${calls.join("; ")}`);
+  assert.deepEqual(calls.filter((c) => !c.endsWith(": guarded")), []);
+});
+
 Deno.test("http host: the guard passes valid requests through unchanged", async () => {
   const seen: string[] = [];
   const handler = routeByPathOnly((request) => {
