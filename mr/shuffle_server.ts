@@ -5,6 +5,7 @@
  * a name that came over the network, so no request reaches outside the worker's data directory.
  */
 import { join } from "node:path";
+import { routeByPathOnly } from "../net/http_host.ts";
 import { bearerToken, sameSecret } from "./transfer.ts";
 
 /** The job a worker serves: its id and token (undefined until the first heartbeat reply). */
@@ -72,6 +73,7 @@ export function startShuffleServer(
 ): Deno.HttpServer<Deno.NetAddr> {
   return Deno.serve(
     { hostname: listen.hostname, port: listen.port, onListen() {} },
-    (request) => handleShuffleRequest(request, dataDir, job(), onServed),
+    // A Host header must not move the path the map output is chosen by (net/http_host.ts).
+    routeByPathOnly((request) => handleShuffleRequest(request, dataDir, job(), onServed)),
   );
 }
