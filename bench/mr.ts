@@ -1,6 +1,7 @@
 /**
  * MapReduce word-count benchmark:
- * `deno task bench mr [--mb 64] [--runs 3] [--scale 64,256,1024] [--only compare,workers,scale]
+ * `deno task bench mr [--mb 64] [--runs 3] [--scale 64,256,1024]
+ * [--only compare,workers,scale,splits,shuffle]
  * [--keep]`.
  *
  * - compare: on the same corpus (the books in data/gutenberg repeated to --mb, else generated
@@ -10,18 +11,21 @@
  *   the ratio is taken per round, so the host's drift hits every contender alike.
  * - workers: the same corpus with 1 worker and with 2 (the speed-up).
  * - scale: generated text of each size in --scale (MiB): wall, MB/s, peak RSS of a worker.
+ * - splits, shuffle: one 64 MiB file with default and 8 MiB splits, and the shuffle's transfer
+ *   rate (bench/mr_network.ts).
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { printTable } from "./table.ts";
+import { shuffleBench, splitsBench } from "./mr_network.ts";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
 const BOOKS = ["/work/shared/data/gutenberg", join(REPO, "..", "shared", "data", "gutenberg")];
 const MAIN = join(REPO, "main.ts");
 const WC = join(REPO, "mr", "apps", "wc.ts");
 const SINGLE = join(REPO, "bench", "wc_single.ts");
-const SECTIONS = ["compare", "workers", "scale"];
+const SECTIONS = ["compare", "workers", "scale", "splits", "shuffle"];
 const MIB = 1024 * 1024;
 
 async function readBooks(): Promise<Uint8Array[]> {
@@ -275,6 +279,8 @@ export async function main(args: string[]): Promise<void> {
       if (only.includes("workers")) await speedup(dir, corpus, runs);
     }
     if (only.includes("scale")) await scaling(dir, scale);
+    if (only.includes("splits")) await splitsBench(dir, runs, (bytes) => generatedText(bytes, 5));
+    if (only.includes("shuffle")) await shuffleBench(dir, runs);
   } finally {
     if (!values.keep) await Deno.remove(dir, { recursive: true });
   }
