@@ -1,6 +1,7 @@
 /**
  * The MapReduce subcommands: `coordinator`, `worker` and the one-command local form `mr run`.
  */
+import { formatHostPort } from "../net/host_port.ts";
 import {
   type Command,
   durationFlag,
@@ -57,11 +58,6 @@ function positiveDuration(args: ParsedArgs, name: string): number {
 
 function outputsText(nReduce: number): string {
   return nReduce === 1 ? outputName(0) : `${outputName(0)} .. ${outputName(nReduce - 1)}`;
-}
-
-function hostPortText(address: { hostname: string; port: number }): string {
-  const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
-  return `${host}:${address.port}`;
 }
 
 function startupError(err: unknown): string | undefined {
@@ -261,7 +257,7 @@ export const workerCommand: Command = {
     const advertiseFlag = stringFlag(args, "advertise");
     const advertise = advertiseFlag === undefined
       ? undefined
-      : hostPortText(hostPortValue(advertiseFlag, "flag --advertise"));
+      : formatHostPort(hostPortValue(advertiseFlag, "flag --advertise"));
     const dataDir = stringFlag(args, "data-dir");
     const status = newWorkerStatus(`${coordinator.hostname}:${coordinator.port}`, appPath);
     const httpFlag = stringFlag(args, "http");

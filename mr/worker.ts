@@ -6,6 +6,7 @@
  * coordinator, which commits it. Heartbeats tell the coordinator it is alive meanwhile. Repeats
  * until the coordinator says the job is over or cannot be reached for a few seconds.
  */
+import { formatHostPort } from "../net/host_port.ts";
 import { join } from "node:path";
 import { AppLoadError } from "./app.ts";
 import { sleep } from "../util/sleep.ts";
@@ -144,11 +145,6 @@ class FetchFailure extends Error {
 /** A reduce was handed out while some map output was being recomputed: give it back. */
 class NotReady extends Error {}
 
-function hostPort(address: { hostname: string; port: number }): string {
-  const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
-  return `${host}:${address.port}`;
-}
-
 /**
  * Runs a worker until the job is over; returns the process exit code: 0 when the job is done or
  * the coordinator is gone, 1 when the app cannot be loaded or the coordinator reports the job
@@ -191,7 +187,7 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
     const bound = server.addr;
     const wildcard = bound.hostname === "0.0.0.0" || bound.hostname === "::";
     const address = options.advertise ??
-      hostPort({ hostname: wildcard ? Deno.hostname() : bound.hostname, port: bound.port });
+      formatHostPort({ hostname: wildcard ? Deno.hostname() : bound.hostname, port: bound.port });
     status.address = address;
     return await new WorkerLoop(app, options, status, dataDir, address, log, (j) => (job = j))
       .run();
@@ -363,7 +359,7 @@ class WorkerLoop {
   #dataUrl(path: string): string {
     const job = this.#job!;
     const host = job.dataHost !== "" ? job.dataHost : this.#options.coordinator.hostname;
-    return `http://${hostPort({ hostname: host, port: job.dataPort })}${path}`;
+    return `http://${formatHostPort({ hostname: host, port: job.dataPort })}${path}`;
   }
 
   /** Retries a transfer that came out short or corrupt; other errors pass through at once. */

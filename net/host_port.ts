@@ -22,3 +22,9 @@ export function parseHostPort(raw: string): HostPort {
   }
   return { hostname: match[1].replace(/^\[(.*)\]$/, "$1"), port };
 }
+
+/** Formats an address as "host:port", bracketing an IPv6 literal ("[::1]:7100"). */
+export function formatHostPort(address: HostPort): string {
+  const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
+  return `${host}:${address.port}`;
+}

@@ -118,3 +118,92 @@ Deno.test("Coordinator.start rejects unreadable inputs with InputError naming ea
     );
   });
 });
+
+Deno.test("coordinator data: splits carry length and CRC-32C; bad uploads are refused, not staged", async () => {
+  await withTempDir(async (dir) => {
+    const input = join(dir, "in.txt");
+    await Deno.writeTextFile(input, "one two\nthree\n");
+    const out = join(dir, "out");
+    await Deno.mkdir(out);
+    const coordinator = await Coordinator.start({
+      files: [input],
+      nReduce: 1,
+      taskTimeoutMs: 60_000,
+      outputDir: out,
+      listen: { hostname: "127.0.0.1", port: 0 },
+      log: () => {},
+    });
+    const client = new RpcClient(coordinator.rpcAddress);
+    try {
+      const { job, token } = coordinator.credentials;
+      const base = `http://127.0.0.1:${coordinator.httpAddress.port}/mr/${job}`;
+      const auth = { authorization: `Bearer ${token}` };
+      const split = await fetch(`${base}/split/0`, { headers: auth });
+      const bytes = new Uint8Array(await split.arrayBuffer());
+      assert.equal(new TextDecoder().decode(bytes), "one two\nthree\n");
+      assert.equal(split.headers.get("content-length"), "14");
+      assert.equal(
+        split.headers.get("x-raftmr-crc32c"),
+        crc32c(bytes).toString(16).padStart(8, "0"),
+      );
+      assert.equal((await fetch(`${base}/split/0`)).status, 403);
+
+      const body = new TextEncoder().encode("one 1\n");
+      const crc = crc32c(body).toString(16).padStart(8, "0");
+      const put = async (headers: Record<string, string>, data: Uint8Array<ArrayBuffer> = body) => {
+        const res = await fetch(`${base}/output/0/1`, { method: "PUT", headers, body: data });
+        await res.body?.cancel();
+        return res.status;
+      };
+      assert.equal(await put({ "x-raftmr-length": "6", "x-raftmr-crc32c": crc }), 403);
+      assert.equal(await put({ ...auth }), 400, "no length or CRC");
+      assert.equal(
+        await put({ ...auth, "x-raftmr-length": "6", "x-raftmr-crc32c": "00000000" }),
+        422,
+      );
+      assert.equal(await put({ ...auth, "x-raftmr-length": "9", "x-raftmr-crc32c": crc }), 422);
+      assert.equal(await put({ ...auth, "x-raftmr-length": "3", "x-raftmr-crc32c": crc }), 422);
+      // Nothing staged by a refused upload: a report now is handed back, not committed.
+      await client.call("mr.ask", { workerId: "w" });
+      await client.call("mr.report", {
+        workerId: "w",
+        kind: "map",
+        task: 0,
+        attempt: 1,
+        ok: true,
+        bytesRead: 14,
+        bytesWritten: 6,
+        output: { address: "127.0.0.1:1", sizes: [6], crcs: [1] },
+      });
+      assert.deepEqual(await client.call("mr.ask", { workerId: "w" }), {
+        type: "reduce",
+        task: 0,
+        attempt: 1,
+        nMap: 1,
+      });
+      const report = { workerId: "w", kind: "reduce", task: 0, attempt: 1, ok: true };
+      const io = { bytesRead: 6, bytesWritten: 6 };
+      assert.deepEqual(await client.call("mr.report", { ...report, ...io }), { accepted: false });
+      assert.deepEqual([...Deno.readDirSync(out)], [], "nothing staged");
+      // A good upload, then the report: committed as mr-out-0, and nothing else remains.
+      await client.call("mr.ask", { workerId: "w" }); // attempt 2
+      const good = await fetch(`${base}/output/0/2`, {
+        method: "PUT",
+        headers: { ...auth, "x-raftmr-length": "6", "x-raftmr-crc32c": crc },
+        body,
+      });
+      assert.equal(good.status, 200, await good.text());
+      const done = { ...report, attempt: 2, ...io };
+      assert.deepEqual(await client.call("mr.report", done), { accepted: true });
+      assert.deepEqual(await coordinator.finished, { ok: true });
+      assert.equal(await Deno.readTextFile(join(out, "mr-out-0")), "one 1\n");
+      assert.equal(await put({ ...auth, "x-raftmr-length": "6", "x-raftmr-crc32c": crc }), 409);
+      const names = [];
+      for await (const entry of Deno.readDir(out)) names.push(entry.name);
+      assert.deepEqual(names, ["mr-out-0"]);
+    } finally {
+      client.close();
+      await coordinator.close();
+    }
+  });
+});

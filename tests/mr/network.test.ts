@@ -80,6 +80,31 @@ async function tree(dir: string, prefix = ""): Promise<string[]> {
   return out.sort();
 }
 
+/**
+ * Writes a wc app whose map of `gated` waits until the file `root/go` exists, so a test can act
+ * while the other maps' output sits on the workers; returns the app's path and the go file.
+ */
+async function gatedWc(root: string, gated: string): Promise<{ app: string; go: string }> {
+  const go = join(root, "go");
+  const path = join(root, "gated.ts");
+  await Deno.writeTextFile(
+    path,
+    [
+      `import * as wc from ${JSON.stringify(app("wc"))};`,
+      "type Emit = (k: string, v: string) => void;",
+      "export async function map(file: string, contents: string, emit: Emit) {",
+      `  while (file === ${JSON.stringify(gated)}) {`,
+      `    try { Deno.statSync(${JSON.stringify(go)}); break; } catch { /* not yet */ }`,
+      "    await new Promise((resolve) => setTimeout(resolve, 50));",
+      "  }",
+      "  return wc.map(file, contents, emit);",
+      "}",
+      "export const reduce = wc.reduce;",
+    ].join("\n"),
+  );
+  return { app: path, go };
+}
+
 function pidOf(workerId: string): number {
   return Number(workerId.split(":").at(-1));
 }
@@ -255,24 +280,7 @@ Deno.test("a partition corrupted and truncated on the mapper's disk is detected,
     const files = await writeInputs(d.coord, 4, 400, names);
     // late.txt's map waits for the test's go-ahead, so the test can damage the other maps'
     // partitions before any reduce fetches them.
-    const go = join(root, "go");
-    const gated = join(root, "gated.ts");
-    await Deno.writeTextFile(
-      gated,
-      [
-        `import * as wc from ${JSON.stringify(app("wc"))};`,
-        "export async function map(file: string, contents: string, emit: (k: string, v: string) => void) {",
-        '  if (file === "late.txt") {',
-        "    for (;;) {",
-        `      try { Deno.statSync(${JSON.stringify(go)}); break; } catch { /* not yet */ }`,
-        "      await new Promise((resolve) => setTimeout(resolve, 50));",
-        "    }",
-        "  }",
-        "  return wc.map(file, contents, emit);",
-        "}",
-        "export const reduce = wc.reduce;",
-      ].join("\n"),
-    );
+    const { app: gated, go } = await gatedWc(root, "late.txt");
     const { proc, rpc, http } = await startCoordinator(d.coord, files, [
       "--reduce",
       "2",
@@ -349,22 +357,7 @@ Deno.test("bad data requests: no token, wrong token, ../../etc/passwd, unknown j
     const d = await dirs(root, ["coord", "w1"]);
     const files = await writeInputs(d.coord, 2, 100, ["one.txt", "two.txt"]);
     // two.txt's map waits for the test, so the worker is serving map 0's partitions meanwhile.
-    const go = join(root, "go");
-    const gated = join(root, "gated.ts");
-    await Deno.writeTextFile(
-      gated,
-      [
-        `import * as wc from ${JSON.stringify(app("wc"))};`,
-        "export async function map(file: string, contents: string, emit: (k: string, v: string) => void) {",
-        '  while (file === "two.txt") {',
-        `    try { Deno.statSync(${JSON.stringify(go)}); break; } catch { /* not yet */ }`,
-        "    await new Promise((resolve) => setTimeout(resolve, 50));",
-        "  }",
-        "  return wc.map(file, contents, emit);",
-        "}",
-        "export const reduce = wc.reduce;",
-      ].join("\n"),
-    );
+    const { app: gated, go } = await gatedWc(root, "two.txt");
     const { proc, rpc, http } = await startCoordinator(d.coord, files, ["--reduce", "2"]);
     const w1 = worker(d.w1, rpc, gated);
     const s = await waitFor("map 0 done", async () => {
