@@ -126,6 +126,9 @@ function workerId(): string {
   return `${host}:${Deno.pid}`;
 }
 
+/** Partitions a reduce fetches at once (Hadoop's mapreduce.reduce.shuffle.parallelcopies). */
+const PARALLEL_FETCHES = 5;
+
 /** Tries of one transfer before giving up on it. */
 const TRANSFER_TRIES = 3;
 
@@ -435,25 +438,33 @@ class WorkerLoop {
     const dir = join(jobDir(this.#dataDir, job.job), `reduce-${task}-a${attempt}`);
     await Deno.mkdir(dir, { recursive: true });
     try {
-      const inputs: string[] = [];
+      const inputs = maps.map((location) => join(dir, `in-${location!.map}`));
       let bytesFetched = 0;
-      for (const location of maps) {
-        const { map, attempt: mapAttempt, address, size, crc } = location!;
-        const input = join(dir, `in-${map}`);
-        const url = `http://${address}${partitionPath(job.job, map, mapAttempt, task)}`;
-        try {
-          await this.#withRetries(
-            `partition ${task} of map task ${map}`,
-            () => fetchToFile(url, job.token, input, { length: size, crc }),
-          );
-        } catch (err) {
-          const refused = err instanceof TransferError && err.refused;
-          throw new FetchFailure(map, mapAttempt, refused, describeError(err));
+      let failure: FetchFailure | undefined;
+      let next = 0;
+      // A few fetches at once (Hadoop's shuffle.parallelcopies): one slow holder does not hold
+      // up the rest. The first failure stops new fetches; the reduce gives its task back.
+      const fetcher = async () => {
+        while (failure === undefined && next < maps.length) {
+          const { map, attempt: mapAttempt, address, size, crc } = maps[next++]!;
+          const url = `http://${address}${partitionPath(job.job, map, mapAttempt, task)}`;
+          try {
+            await this.#withRetries(
+              `partition ${task} of map task ${map}`,
+              () => fetchToFile(url, job.token, inputs[map], { length: size, crc }),
+            );
+          } catch (err) {
+            // A refused connection or a 404: the holder is gone or lost the file.
+            const lost = err instanceof TransferError && (err.refused || err.status === 404);
+            failure ??= new FetchFailure(map, mapAttempt, lost, describeError(err));
+            return;
+          }
+          bytesFetched += size;
+          this.#status.shuffleBytesFetched += size;
         }
-        bytesFetched += size;
-        this.#status.shuffleBytesFetched += size;
-        inputs.push(input);
-      }
+      };
+      await Promise.all(Array.from({ length: Math.min(PARALLEL_FETCHES, maps.length) }, fetcher));
+      if (failure) throw failure;
       const output = join(dir, "out");
       const io = await this.#app.run({ type: "reduce", inputs, output });
       await this.#withRetries(
