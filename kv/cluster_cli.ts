@@ -14,7 +14,8 @@ import { LOG_FLAGS, logFlagArgs } from "../cli/log.ts";
 import { servePermissions } from "../cli/permissions.ts";
 import { selfCommand } from "../cli/self.ts";
 import { stopSignal } from "../cli/signals.ts";
-import { firstTakenPort, waitForClusterReady } from "./cluster_ready.ts";
+import { firstTaken } from "../net/probe.ts";
+import { waitForClusterReady } from "./cluster_ready.ts";
 
 /** The `cluster` command. */
 export const clusterCommand: Command = {
@@ -65,9 +66,17 @@ async function runCluster(args: ParsedArgs): Promise<number> {
   const peers = ids.map((id) => `${id}=${peerAddress(id)}`).join(",");
 
   // Checked before anything starts, so the answer names the port rather than a node's log line.
-  const taken = firstTakenPort(host, [
-    ...ids.map((id) => ({ port: basePort + id - 1, what: `node ${id}'s peer port` })),
-    ...ids.map((id) => ({ port: httpBasePort + id - 1, what: `node ${id}'s HTTP port` })),
+  const taken = firstTaken([
+    ...ids.map((id) => ({
+      hostname: host,
+      port: basePort + id - 1,
+      what: `node ${id}'s peer port`,
+    })),
+    ...ids.map((id) => ({
+      hostname: host,
+      port: httpBasePort + id - 1,
+      what: `node ${id}'s HTTP port`,
+    })),
   ]);
   if (taken) {
     console.error(`cluster: cannot start: ${taken}`);

@@ -1,35 +1,11 @@
 /**
- * What `raftmr cluster` checks around start-up: that its ports are free before it starts any
- * node, and when the cluster is ready (every node answers /status and one leader is agreed).
+ * When a `raftmr cluster` is ready: every node answers /status and a majority agrees on one
+ * leader.
  */
 
 /** How long one /status probe may take; a node still starting simply answers a later probe. */
 const PROBE_TIMEOUT_MS = 1000;
 const POLL_MS = 100;
-
-/**
- * The first of `ports` on `host` that cannot be bound now, as "HOST:PORT (what): reason", or
- * undefined when all are free. A port can still be taken between this check and the node's
- * bind; the node then exits and the cluster stops, naming it.
- */
-export function firstTakenPort(
-  host: string,
-  ports: { port: number; what: string }[],
-): string | undefined {
-  for (const { port, what } of ports) {
-    try {
-      Deno.listen({ hostname: host, port }).close();
-    } catch (err) {
-      const reason = err instanceof Deno.errors.AddrInUse
-        ? "address in use"
-        : err instanceof Error
-        ? err.message
-        : String(err);
-      return `${host}:${port} (${what}): ${reason}`;
-    }
-  }
-  return undefined;
-}
 
 /**
  * Polls every node's GET /status until all answer and a majority names the same leader in one

@@ -13,12 +13,15 @@ import {
 import { DeadlineExceededError, KvClient, KvRequestError, parseEndpoint } from "./client.ts";
 import type { KvErrorCode } from "./service.ts";
 import { errorMessage } from "../util/errors.ts";
+import { probeEndpoints } from "../net/probe.ts";
 
 const OPS = ["get", "put", "append", "del", "cas"];
 
 /**
- * The exit status of each failure reason, decided here once: 1 when the cluster said no, 3 when
- * it gave no answer in time (nothing happened, or a write's outcome is unknown: retry it).
+ * The exit status of each failure reason, decided here once: 1 when the cluster said no (a
+ * missing key, a failed comparison, a refused request), 2 for a bad command line, 3 when it
+ * gave no answer: no node reachable, or none answered in time (nothing happened, or a write's
+ * outcome is unknown: retry it).
  */
 const EXIT_STATUS: Readonly<Record<KvErrorCode, number>> = Object.freeze({
   invalid: 1,
@@ -32,6 +35,19 @@ function exitStatus(error: unknown): number {
   if (error instanceof DeadlineExceededError) return EXIT_STATUS.timeout;
   if (error instanceof KvRequestError && error.code !== undefined) return EXIT_STATUS[error.code];
   return 1;
+}
+
+/** How long the up-front reachability check waits for a connection before going ahead anyway. */
+const PROBE_MS = 1000;
+
+/** The failure as one line after "raftmr kv OP: ", without repeating the operation. */
+function failureText(err: unknown, op: string, endpoints: string[], timeoutMs: number): string {
+  if (err instanceof DeadlineExceededError) {
+    const unknown = op === "get" ? "" : " (the write's outcome is unknown)";
+    const last = err.lastError ? `; last error: ${err.lastError.message}` : "";
+    return `No answer from ${endpoints.join(", ")} within ${timeoutMs} ms${unknown}${last}`;
+  }
+  return errorMessage(err);
 }
 
 /** The `kv` command. */
@@ -63,8 +79,10 @@ export const kvCommand: Command = {
     "  raftmr kv cas greeting 'hi' --expect 'hello, world'\n" +
     "  raftmr kv cas lock me --absent\n" +
     "  raftmr kv del greeting\n" +
-    "get prints the value and exits 1 when the key is absent; a failed cas exits 1, a refused\n" +
-    "request too; no answer within --timeout exits 3 (a write's outcome is then unknown).",
+    "Exit status: 0 done; 1 the key is absent (get, del), the comparison failed (cas) or the\n" +
+    "cluster refused the request; 2 a bad command line; 3 the cluster is unavailable: no\n" +
+    "endpoint accepts connections (reported at once), or no answer within --timeout (a\n" +
+    "write's outcome is then unknown).",
   run: runKv,
 };
 
@@ -90,7 +108,21 @@ async function runKv(args: ParsedArgs): Promise<number> {
       throw new UsageError(`flag --endpoints: ${errorMessage(err)}`);
     }
   }
-  const client = new KvClient(endpoints, { timeoutMs: durationFlag(args, "timeout") });
+  const timeoutMs = durationFlag(args, "timeout");
+  // Nothing listening anywhere (no cluster started, or the wrong ports) is known at once:
+  // say so rather than retry until the deadline.
+  const probes = await probeEndpoints(
+    endpoints.map((endpoint) => ({ endpoint, ...parseEndpoint(endpoint) })),
+    Math.min(PROBE_MS, timeoutMs),
+  );
+  if (probes.every((p) => p.outcome === "refused")) {
+    console.error(
+      `raftmr kv ${op}: No node reachable: connection refused at ${endpoints.join(", ")}; ` +
+        "start a local cluster with `raftmr cluster`, or name the nodes with --endpoints",
+    );
+    return EXIT_STATUS.unavailable;
+  }
+  const client = new KvClient(endpoints, { timeoutMs });
   try {
     switch (op) {
       case "get": {
@@ -100,7 +132,8 @@ async function runKv(args: ParsedArgs): Promise<number> {
           return 1;
         }
         await Deno.stdout.write(found);
-        if (Deno.stdout.isTerminal()) console.log();
+        // A terminal's prompt must not start on the value's last line; a pipe gets the bytes.
+        if (Deno.stdout.isTerminal() && found.at(-1) !== 0x0a) console.log();
         return 0;
       }
       case "put":
@@ -129,7 +162,7 @@ async function runKv(args: ParsedArgs): Promise<number> {
       }
     }
   } catch (err) {
-    console.error(`raftmr kv ${op}: ${errorMessage(err)}`);
+    console.error(`raftmr kv ${op}: ${failureText(err, op, endpoints, timeoutMs)}`);
     return exitStatus(err);
   } finally {
     client.close();

@@ -24,6 +24,7 @@ import { routeByPathOnly } from "../net/http_host.ts";
 import { outputName } from "./partition.ts";
 import { selfCommand } from "../cli/self.ts";
 import { sleep } from "../util/sleep.ts";
+import { firstTaken } from "../net/probe.ts";
 import { workerPermissions } from "../cli/permissions.ts";
 import { LOG_FLAGS, logFlagArgs, type LogFn, loggerFromFlags } from "../cli/log.ts";
 
@@ -60,9 +61,18 @@ function outputsText(nReduce: number): string {
   return nReduce === 1 ? outputName(0) : `${outputName(0)} .. ${outputName(nReduce - 1)}`;
 }
 
-function startupError(err: unknown): string | undefined {
+/**
+ * The one line a failure to start becomes; `addresses` are what the process tried to bind, so
+ * "address in use" names the one that is taken (Deno's error does not say which).
+ */
+function startupError(
+  err: unknown,
+  addresses: { hostname: string; port: number; what: string }[] = [],
+): string | undefined {
   if (err instanceof InputError) return err.message;
-  if (err instanceof Deno.errors.AddrInUse) return `Cannot listen: address in use: ${err.message}`;
+  if (err instanceof Deno.errors.AddrInUse) {
+    return `Cannot listen on ${firstTaken(addresses) ?? "an address: address in use"}`;
+  }
   if (err instanceof Deno.errors.AddrNotAvailable || err instanceof Deno.errors.PermissionDenied) {
     return `Cannot listen: ${err.message}`;
   }
@@ -167,7 +177,10 @@ export const coordinatorCommand: Command = {
     } catch (err) {
       // A bad input is a bad command line: one line, exit 2, before anything listens.
       if (err instanceof InputError) throw new UsageError(`coordinator: ${err.message}`);
-      const message = startupError(err);
+      const message = startupError(err, [
+        { ...listen, what: "--listen" },
+        { ...http, what: "--http" },
+      ]);
       if (message === undefined) throw err;
       log.error(`coordinator: ${message}`);
       return 1;
@@ -240,8 +253,10 @@ export const workerCommand: Command = {
     ...LOG_FLAGS,
   },
   details: [
-    "Exits 0 when the job is done or the coordinator has been unreachable for 3 s; 1 when the",
-    "app cannot be imported or lacks map/reduce, or the coordinator reports the job failed.",
+    "Exits 0 when the job is done or the coordinator, once reached, has been unreachable for",
+    "3 s; 1 when the coordinator never answered (a line names the address), the app cannot be",
+    "imported or lacks map/reduce, or the coordinator reports the job failed. APP is a path, or",
+    "the bare name of a bundled app (wc.ts, indexer.ts, ...) when no such file is here.",
     "Removes the job's intermediate data when the job ends (a temporary --data-dir entirely).",
     "",
     "Example:",
@@ -262,13 +277,17 @@ export const workerCommand: Command = {
     const status = newWorkerStatus(`${coordinator.hostname}:${coordinator.port}`, appPath);
     const httpFlag = stringFlag(args, "http");
     const http = httpFlag === undefined ? undefined : hostPortValue(httpFlag, "flag --http");
-    const server = http
-      ? Deno.serve(
-        { hostname: http.hostname, port: http.port, onListen: () => {} },
-        routeByPathOnly(createWorkerHttpApp(status).fetch),
-      )
-      : undefined;
+    const log = loggerFromFlags(args);
+    const bound = [{ ...listen, what: "--listen" }];
+    let server: Deno.HttpServer | undefined;
     try {
+      if (http) {
+        bound.push({ ...http, what: "--http" });
+        server = Deno.serve(
+          { hostname: http.hostname, port: http.port, onListen: () => {} },
+          routeByPathOnly(createWorkerHttpApp(status).fetch),
+        );
+      }
       return await runWorker({
         coordinator,
         appPath,
@@ -276,8 +295,13 @@ export const workerCommand: Command = {
         listen,
         advertise,
         dataDir,
-        log: loggerFromFlags(args),
+        log,
       });
+    } catch (err) {
+      const message = startupError(err, bound);
+      if (message === undefined) throw err;
+      log.error(`worker: ${message}`);
+      return 1;
     } finally {
       await server?.shutdown();
     }
@@ -393,7 +417,10 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
       log,
     });
   } catch (err) {
-    const message = startupError(err);
+    const message = startupError(
+      err,
+      options.http ? [{ ...options.http, what: "--http" }] : [],
+    );
     if (message === undefined) throw err;
     log(`mr run: ${message}`, { level: "error" });
     return 1;

@@ -60,7 +60,7 @@ export interface WorkerOptions {
   /** Pause between asks while every task of the phase is running (default 100 ms). */
   pollMs?: number;
   /** Where diagnostics go (default stderr). */
-  log?: (line: string) => void;
+  log?: (line: string, fields?: Record<string, unknown>) => void;
   /** Kept up to date as the worker runs, for its optional status endpoint. */
   status?: WorkerStatus;
 }
@@ -209,7 +209,7 @@ class WorkerLoop {
   readonly #status: WorkerStatus;
   readonly #dataDir: string;
   readonly #address: string;
-  readonly #log: (line: string) => void;
+  readonly #log: (line: string, fields?: Record<string, unknown>) => void;
   readonly #setJob: (job: ServedJob) => void;
   readonly #client: RpcClient;
   readonly #id = workerId();
@@ -223,7 +223,7 @@ class WorkerLoop {
     status: WorkerStatus,
     dataDir: string,
     address: string,
-    log: (line: string) => void,
+    log: (line: string, fields?: Record<string, unknown>) => void,
     setJob: (job: ServedJob) => void,
   ) {
     this.#app = app;
@@ -261,6 +261,15 @@ class WorkerLoop {
     return 0;
   }
 
+  #neverReached(): number {
+    this.#log(
+      `worker: Cannot reach the coordinator at ${this.#client.address}: no answer for ` +
+        `${this.#giveUpMs} ms (is it running, and is --coordinator right?)`,
+      { level: "error" },
+    );
+    return 1;
+  }
+
   async #sendHeartbeat(): Promise<boolean> {
     const reply = await this.#call(RPC_HEARTBEAT, { workerId: this.#id, address: this.#address });
     if (reply === undefined) return false;
@@ -277,7 +286,8 @@ class WorkerLoop {
   async run(): Promise<number> {
     const pollMs = this.#options.pollMs ?? 100;
     try {
-      if (!(await this.#sendHeartbeat())) return this.#gone();
+      // Never reached at all: most likely a wrong --coordinator, not a job that ended.
+      if (!(await this.#sendHeartbeat())) return this.#neverReached();
       // Heartbeats run beside the task: a long map must not look like a dead worker.
       this.#heartbeat = setInterval(() => {
         this.#client.call(RPC_HEARTBEAT, { workerId: this.#id, address: this.#address })

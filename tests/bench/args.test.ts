@@ -26,3 +26,20 @@ Deno.test("bench: bad names and flags are refused with one line and exit 2", asy
     assert.match(lines[0], message);
   }
 });
+
+Deno.test("bench: every benchmark explains its flags on --help and refuses an unknown one", async () => {
+  for (const name of ["rpc", "wal", "mr", "kv", "raft"]) {
+    const help = await bench(name, "--help");
+    assert.equal(help.code, 0, `${name} --help: ${help.stderr}`);
+    assert.match(help.stdout, new RegExp(`^Usage: deno task bench ${name} \\[flags\\]`), name);
+    assert.match(help.stdout, /--help +Show this help/, name);
+    const unknown = await bench(name, "--no-such-flag");
+    assert.equal(unknown.code, 2, `${name} --no-such-flag: ${unknown.stderr}`);
+    assert.equal(unknown.stderr.trim().split("\n").length, 1, unknown.stderr);
+    assert.match(unknown.stderr, new RegExp(`^bench ${name}: Unknown option '--no-such-flag'`));
+    assert.equal(unknown.stdout, "", `${name} printed figures for a bad command line`);
+  }
+  // A flag that needs a value, given none, is refused the same way (raft parses by hand).
+  const missing = await bench("raft", "--seconds");
+  assert.equal(missing.code, 2, missing.stderr);
+});

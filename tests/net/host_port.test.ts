@@ -13,3 +13,27 @@ Deno.test("parseHostPort: a missing host or port, or a port past 65535, is a Ran
   }
   assert.throws(() => parseHostPort("x"), /^RangeError: expected HOST:PORT, got "x"$/);
 });
+
+Deno.test("parseHostPort: a host that could only fail in a DNS lookup is refused up front", () => {
+  for (
+    const bad of [
+      "127.0.0.1:7001:7002",
+      "http://h:80",
+      "my host:7001",
+      "a..b:1",
+      "::1:7001",
+      "h/x:1",
+    ]
+  ) {
+    assert.throws(
+      () => parseHostPort(bad),
+      /^RangeError: expected HOST:PORT with HOST a name/,
+      bad,
+    );
+  }
+  assert.deepEqual(parseHostPort("node-1.example.com:7001"), {
+    hostname: "node-1.example.com",
+    port: 7001,
+  });
+  assert.deepEqual(parseHostPort("[fe80::1%eth0]:7001"), { hostname: "fe80::1%eth0", port: 7001 });
+});
