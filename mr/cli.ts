@@ -142,7 +142,7 @@ export const coordinatorCommand: Command = {
     "",
     "Example:",
     "  raftmr coordinator pg-*.txt &",
-    "  raftmr worker --app mr/apps/wc.ts & raftmr worker --app mr/apps/wc.ts",
+    "  raftmr worker --app wc.ts & raftmr worker --app wc.ts",
   ].join("\n"),
   async run(args) {
     const listen = hostPortFlag(args, "listen");
@@ -260,7 +260,7 @@ export const workerCommand: Command = {
     "Removes the job's intermediate data when the job ends (a temporary --data-dir entirely).",
     "",
     "Example:",
-    "  raftmr worker --app mr/apps/wc.ts",
+    "  raftmr worker --app wc.ts",
   ].join("\n"),
   async run(args) {
     const coordinator = hostPortFlag(args, "coordinator");
@@ -339,7 +339,7 @@ export const mrRunCommand: Command = {
     "worker keeps its intermediate data in a temporary directory of its own.",
     "",
     "Example:",
-    "  raftmr mr run --app mr/apps/wc.ts --workers 2 pg-*.txt && sort mr-out-* | head",
+    "  raftmr mr run --app wc.ts --workers 2 pg-*.txt && sort mr-out-* | head",
   ].join("\n"),
   async run(args) {
     const appPath = requiredFlag(args, "app");

@@ -104,3 +104,34 @@ Deno.test("systemd: a peer without a permission it needs says which flag, in one
     assert.match(lines[0], /^raftmr: serve: missing a Deno permission: .*--allow-(read|write)/);
   });
 });
+
+/** Whether `systemd-analyze` (Debian package systemd) is installed here. */
+function hasSystemdAnalyze(): boolean {
+  try {
+    return new Deno.Command("systemd-analyze", { args: ["--version"], stdout: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name: "systemd: systemd-analyze security rates both units 2.0 or better",
+  ignore: !hasSystemdAnalyze(),
+  fn: async () => {
+    for (const unit of ["raftmr@.service", "raftmr-worker@.service"]) {
+      const path = new URL(`../../deploy/${unit}`, import.meta.url).pathname;
+      const out = await new Deno.Command("systemd-analyze", {
+        args: ["security", "--offline=yes", "--no-pager", path],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout);
+      const match = /Overall exposure level for \S+: (\d+\.\d+) (\w+)/.exec(text);
+      assert.ok(match, `${unit}: ${text.slice(-500)}${new TextDecoder().decode(out.stderr)}`);
+      assert.ok(Number(match[1]) <= 2.0, `${unit} scored ${match[1]} ${match[2]}`);
+      // V8 writes the machine code it compiles: the unit must not forbid that.
+      assert.doesNotMatch(await Deno.readTextFile(path), /^MemoryDenyWriteExecute=yes/m);
+    }
+  },
+});
