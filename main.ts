@@ -9,6 +9,13 @@ import { clusterCommand } from "./kv/cluster_cli.ts";
 import { kvCommand } from "./kv/kv_cli.ts";
 import { serveCommand } from "./kv/serve_cli.ts";
 import { coordinatorCommand, mrRunCommand, workerCommand } from "./mr/cli.ts";
+import {
+  mrCancelCommand,
+  mrListCommand,
+  mrStatusCommand,
+  mrSubmitCommand,
+  mrWaitCommand,
+} from "./mr/jobs_cli.ts";
 import { errorMessage } from "./util/errors.ts";
 
 /** Every working subcommand, in the order --help lists them. */
@@ -19,6 +26,11 @@ const COMMANDS: Command[] = [
   coordinatorCommand,
   workerCommand,
   mrRunCommand,
+  mrSubmitCommand,
+  mrStatusCommand,
+  mrListCommand,
+  mrCancelCommand,
+  mrWaitCommand,
 ];
 
 /** The program version, from deno.json. */

@@ -43,6 +43,8 @@ import type { ApplyResult } from "./state_machine.ts";
 import { KvStateMachine } from "./state_machine.ts";
 import { ServiceDispatcher } from "./service_dispatcher.ts";
 import { JobStateMachine } from "../mr/job_state_machine.ts";
+import { JobPeer } from "../mr/job_peer.ts";
+import { mountJobRoutes } from "../mr/job_http.ts";
 import { errorMessage } from "../util/errors.ts";
 import { sleep } from "../util/sleep.ts";
 
@@ -72,6 +74,8 @@ export class KvServer implements KvService {
   readonly #machine: KvStateMachine;
   /** The replicated MapReduce job table, beside the KV store on the same log. */
   readonly #jobs = new JobStateMachine();
+  /** The MapReduce job service (mr/job_peer.ts): worker RPCs and /v1/mr/jobs. */
+  readonly #jobPeer: JobPeer;
   readonly #rpc: RpcServer;
   readonly #transport: PeerTransport<Message>;
   readonly #node: RaftNode;
@@ -122,6 +126,24 @@ export class KvServer implements KvService {
     });
     this.#rpc.handle(KV_RPC_METHOD, (params) => this.#serveRpc(params));
     this.#rpc.handle(STATUS_RPC_METHOD, () => this.#peerStatus());
+    this.#jobPeer = new JobPeer({
+      selfId: config.id,
+      table: this.#jobs,
+      rpc: this.#rpc,
+      role: () => ({
+        leader: this.#node.leader,
+        term: this.#node.status().term,
+        isLeader: this.#node.role === "leader" && !this.#stopping,
+      }),
+      propose: (data) => this.#node.propose(data),
+      client: (id) => this.#transport.client(id),
+      peerAddress: (id) => {
+        const a = config.peers.get(id);
+        return a ? `${a.hostname}:${a.port}` : undefined;
+      },
+      requestTimeoutMs: config.requestTimeoutMs,
+      log: config.log,
+    });
     this.#prober = new PeerProber({
       selfId: config.id,
       peers: () => config.peers,
@@ -166,6 +188,8 @@ export class KvServer implements KvService {
       onInternalError: (error) =>
         config.log(`HTTP handler failed: ${errorMessage(error)}`, { level: "error" }),
     });
+    mountJobRoutes(app, server.#jobPeer);
+    server.#jobPeer.start();
     try {
       server.#http = Deno.serve({
         hostname: config.http.hostname,
@@ -196,6 +220,7 @@ export class KvServer implements KvService {
     if (this.#stopping) return;
     this.#stopping = true;
     this.#prober.stop();
+    this.#jobPeer.close();
     await this.#http?.shutdown();
     await this.#rpc.close();
     this.#transport.close();

@@ -20,6 +20,7 @@ import { newWorkerStatus, runWorker } from "./worker.ts";
 import { expandInputs } from "./inputs.ts";
 import { DEFAULT_SPLIT_SIZE, localSplitSize, parseSize } from "./splits.ts";
 import { createWorkerHttpApp } from "./worker_http.ts";
+import { runClusterWorkerCommand } from "./jobs_cli.ts";
 import { routeByPathOnly } from "../net/http_host.ts";
 import { outputName } from "./partition.ts";
 import { selfCommand } from "../cli/self.ts";
@@ -220,7 +221,7 @@ function reportResult(
 export const workerCommand: Command = {
   name: "worker",
   summary: "Run a MapReduce worker with an app module until the job is done",
-  usage: "worker [flags] --app MODULE",
+  usage: "worker [flags] (--app MODULE | --cluster ADDRS)",
   flags: {
     coordinator: {
       type: "string",
@@ -228,7 +229,17 @@ export const workerCommand: Command = {
       default: "127.0.0.1:7100",
       description: "The coordinator's RPC address",
     },
-    app: { type: "string", value: "MODULE", description: "App module path (required)" },
+    app: {
+      type: "string",
+      value: "MODULE",
+      description: "App module path (with --coordinator; a cluster job carries its app)",
+    },
+    cluster: {
+      type: "string",
+      value: "ADDRS",
+      description: "Work for the Raft cluster's jobs: the peers' native addresses " +
+        "(default without --app: 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003)",
+    },
     "data-dir": {
       type: "string",
       value: "DIR",
@@ -263,6 +274,9 @@ export const workerCommand: Command = {
     "  raftmr worker --app wc.ts",
   ].join("\n"),
   async run(args) {
+    if (args.flags.cluster !== undefined || args.flags.app === undefined) {
+      return await runClusterWorkerCommand(args);
+    }
     const coordinator = hostPortFlag(args, "coordinator");
     const appPath = requiredFlag(args, "app");
     if (args.positionals.length > 0) {

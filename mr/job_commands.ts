@@ -38,6 +38,8 @@ export interface JobSpec {
   output: string;
   nReduce: number;
   taskTimeoutMs: number;
+  /** The bearer token of the job's data requests (map output served by workers). */
+  token: string;
 }
 
 /** A task's kind, as in mr/scheduler.ts. */
@@ -60,6 +62,8 @@ export type JobCommand =
     crcs?: number[];
     /** Whether the committing attempt was a backup (MapReduce §3.6). */
     backup?: boolean;
+    /** A map run again (its output could not be fetched): this commit replaces the earlier. */
+    replace?: boolean;
   }
   | {
     kind: "task_failed";
@@ -158,6 +162,7 @@ export function validateJobSpec(raw: unknown): JobSpec {
     output: text(s.output, "output"),
     nReduce: int(s.nReduce, "nReduce", 1),
     taskTimeoutMs: int(s.taskTimeoutMs, "taskTimeoutMs", 1),
+    token: text(s.token, "token", 256),
   };
 }
 
@@ -199,6 +204,7 @@ export function decodeJobCommand(data: Uint8Array): JobCommand {
         command.crcs = ints(b.crcs, "crcs");
       }
       if (b.backup === true) command.backup = true;
+      if (b.replace === true) command.replace = true;
       return command;
     }
     case "task_failed":

@@ -5,7 +5,9 @@
  * the same table: nothing here reads a clock or a random source, times come from the commands.
  *
  * Rules applied here, so that a new leader only needs this table to carry every job on:
- * - The first commit of a task wins; a later one (a backup, a re-issued attempt) is refused.
+ * - The first commit of a task wins; a later one (a backup, a re-issued attempt) is refused,
+ *   except a map commit marked `replace` (the map ran again because reducers could not fetch
+ *   its output from a live holder).
  * - The last reduce commit makes the job "done" (no separate command: it follows from the log).
  * - A worker declared dead loses its committed maps in every running job (their output lived on
  *   its disk, MapReduce §3.3): they count as re-runs and run again.
@@ -156,7 +158,14 @@ export class JobStateMachine {
     if (bad) return { ok: false, error: bad };
     if (job.state !== "running") return { ok: true, accepted: false };
     const tasks = command.task === "map" ? job.maps : job.reduces;
-    if (tasks[command.index] !== null) return { ok: true, accepted: false };
+    const earlier = tasks[command.index];
+    if (earlier !== null) {
+      // A map whose output could not be fetched ran again: its new output replaces the old.
+      const replaces = command.task === "map" && command.replace === true &&
+        (earlier.attempt !== command.attempt || earlier.worker !== command.worker);
+      if (!replaces) return { ok: true, accepted: false };
+      job.reruns++;
+    }
     if (command.task === "map") {
       if (
         command.address === undefined || command.sizes?.length !== job.spec.nReduce ||

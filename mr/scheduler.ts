@@ -359,6 +359,26 @@ export class Scheduler {
   }
 
   /**
+   * Marks a task done from a record that outlives this scheduler (a commit replicated through
+   * Raft, mr/job_service.ts): a leader rebuilding its task table, or a report of an attempt
+   * handed out by an earlier leader, which this one never counted. The holder is heard from at
+   * `now`, so a fresh timer decides whether it is dead. Returns whether the task became done.
+   */
+  restoreDone(
+    kind: TaskKind,
+    index: number,
+    attempt: number,
+    workerId: string,
+    now: number,
+    output?: MapOutput,
+  ): boolean {
+    const task = (kind === "map" ? this.#maps : this.#reduces)[index];
+    if (!task) throw new RangeError(`No ${kind} task ${index}`);
+    task.attempts = Math.max(task.attempts, attempt);
+    return this.complete({ kind, task: index, attempt, workerId, output }, now);
+  }
+
+  /**
    * Records an attempt whose app code failed. The task is handed out again, unless it has now
    * failed maxFailures times: then the job fails with an error naming the task and the exception.
    */

@@ -29,6 +29,7 @@ function spec(nMap: number, nReduce: number): JobSpec {
     output: "/data/out",
     nReduce,
     taskTimeoutMs: 10_000,
+    token: "0123456789abcdef0123",
   };
 }
 

@@ -1,0 +1,360 @@
+/**
+ * MapReduce jobs on the Raft cluster, with real processes: three `serve` peers, two
+ * `worker --cluster` processes, jobs submitted with `raftmr mr submit`.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { fetchWithTimeout, ProcessCluster } from "../lib/cluster.ts";
+import { runScript, withTempDir } from "../lib/run.ts";
+import { sleep } from "../../util/sleep.ts";
+
+const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
+const CONFIG = fileURLToPath(new URL("../../deno.json", import.meta.url));
+const MARKER_APP = fileURLToPath(new URL("./fixtures/marker_wc.ts", import.meta.url));
+const WC_APP = fileURLToPath(new URL("../../mr/apps/wc.ts", import.meta.url));
+
+interface JobView {
+  id: string;
+  state: string;
+  tasks: Record<"map" | "reduce", { total: number; done: number; running: number }>;
+  reruns: number;
+  error: string | null;
+  output: string;
+  finishedAt: string | null;
+}
+
+/** A `raftmr worker --cluster` process. */
+class WorkerProcess {
+  readonly child: Deno.ChildProcess;
+  readonly output: Promise<string>;
+  constructor(cluster: string) {
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--config", CONFIG, MAIN, "worker", "--cluster", cluster],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    this.output = new Response(this.child.stderr).text();
+  }
+
+  /** SIGTERM; resolves with the exit code. */
+  async stop(): Promise<number> {
+    try {
+      this.child.kill("SIGTERM");
+    } catch {
+      // Already gone.
+    }
+    const { code } = await this.child.status;
+    await this.output;
+    return code;
+  }
+}
+
+/** Writes `files` input files of `lines` distinct lines each; returns the expected counts. */
+async function writeInputs(
+  dir: string,
+  files: number,
+  lines: number,
+): Promise<Map<string, number>> {
+  await Deno.mkdir(dir, { recursive: true });
+  const words = ["alpha", "beta", "gamma", "delta", "epsilon"];
+  const expected = new Map<string, number>();
+  for (let f = 0; f < files; f++) {
+    const text: string[] = [];
+    for (let i = 0; i < lines; i++) {
+      // Each line differs (a number spelled in letters), so every split's contents differ.
+      const tag = `line${String.fromCharCode(97 + (i % 26))}${String.fromCharCode(97 + f)}` +
+        String.fromCharCode(97 + Math.floor(i / 26) % 26);
+      const line = [words[i % 5], words[(i + f) % 5], tag];
+      for (const w of line) expected.set(w, (expected.get(w) ?? 0) + 1);
+      text.push(line.join(" "));
+    }
+    await Deno.writeTextFile(join(dir, `in-${f}.txt`), text.join("\n") + "\n");
+  }
+  return expected;
+}
+
+async function readOutput(dir: string): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for await (const entry of Deno.readDir(dir)) {
+    if (!entry.name.startsWith("mr-out-")) continue;
+    for (const line of (await Deno.readTextFile(join(dir, entry.name))).split("\n")) {
+      if (line === "") continue;
+      const [key, value] = line.split(" ");
+      assert.ok(!counts.has(key), `key ${key} appears twice in the output`);
+      counts.set(key, Number(value));
+    }
+  }
+  return counts;
+}
+
+async function getJob(cluster: ProcessCluster, id: string, nodes: number[]): Promise<JobView> {
+  let last = "";
+  for (const node of nodes) {
+    try {
+      const response = await fetchWithTimeout(`${cluster.url(node)}/v1/mr/jobs/${id}`, {}, 20_000);
+      if (response.ok) return await response.json();
+      last = await response.text();
+    } catch (error) {
+      last = String(error);
+    }
+  }
+  throw new Error(`No node answered for job ${id}: ${last}`);
+}
+
+async function waitForJob(
+  cluster: ProcessCluster,
+  id: string,
+  nodes: number[],
+  until: (view: JobView) => boolean,
+  what: string,
+): Promise<JobView> {
+  // Generous: the machine is shared; the condition, not the clock, ends the wait.
+  const deadline = Date.now() + 240_000;
+  let view: JobView | undefined;
+  while (Date.now() < deadline) {
+    try {
+      view = await getJob(cluster, id, nodes);
+      if (until(view)) return view;
+    } catch {
+      // A node may be electing; try again.
+    }
+    await sleep(100);
+  }
+  throw new Error(
+    `Job ${id} never reached: ${what}; last ${JSON.stringify(view)}\n${cluster.dump()}`,
+  );
+}
+
+function clusterArg(cluster: ProcessCluster, nodes = cluster.ids): string {
+  return nodes.map((id) => cluster.peerAddress(id)).join(",");
+}
+
+async function submit(cluster: ProcessCluster, args: string[]) {
+  return await runScript(MAIN, ["mr", "submit", "--cluster", clusterArg(cluster), ...args]);
+}
+
+async function markerCounts(dir: string): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for await (const entry of Deno.readDir(dir)) {
+    const split = entry.name.split("-").slice(0, 3).join("-");
+    counts.set(split, (counts.get(split) ?? 0) + 1);
+  }
+  return counts;
+}
+
+Deno.test({
+  name: "cluster jobs: kill -9 of the leader while maps run: the job completes, committed maps " +
+    "do not run again",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withTempDir("raftmr-jobs-", async (root) => {
+      const expected = await writeInputs(join(root, "in"), 4, 120);
+      const cluster = await ProcessCluster.start();
+      const workers = [0, 1].map(() => new WorkerProcess(clusterArg(cluster)));
+      try {
+        // ~3 splits per file: 12 map tasks of 400 ms each on two workers.
+        const submitted = await submit(cluster, [
+          "--app",
+          MARKER_APP,
+          "--output",
+          join(root, "out"),
+          "--reduce",
+          "3",
+          "--split-size",
+          "1KiB",
+          join(root, "in"),
+        ]);
+        assert.equal(submitted.code, 0, submitted.stderr);
+        const id = submitted.stdout.trim();
+        assert.match(id, /^[0-9a-f]{16}$/);
+        const before = await waitForJob(
+          cluster,
+          id,
+          cluster.ids,
+          (v) => v.tasks.map.done >= 4,
+          "4 maps committed",
+        );
+        const nMap = before.tasks.map.total;
+        assert.ok(nMap >= 8, `expected at least 8 map tasks, got ${nMap}`);
+        const leader = await cluster.waitForLeader();
+        await cluster.kill(leader);
+        const committedBefore = before.tasks.map.done;
+        const others = cluster.ids.filter((n) => n !== leader);
+        const done = await waitForJob(cluster, id, others, (v) => v.state === "done", "done");
+        assert.equal(done.error, null);
+        assert.equal(done.tasks.reduce.done, 3);
+        assert.deepEqual(await readOutput(join(root, "out")), expected);
+        // Each split's map ran once, except the ones running when the leader died (at most one
+        // per worker) and ones the new leader had already handed out.
+        const markers = await markerCounts(join(root, "markers"));
+        assert.equal(markers.size, nMap, "every split's map ran");
+        const repeated = [...markers.values()].filter((n) => n > 1).length;
+        assert.ok(
+          repeated <= nMap - committedBefore,
+          `${repeated} maps ran more than once, but ${committedBefore} of ${nMap} were ` +
+            "committed before the kill",
+        );
+        assert.ok(repeated <= workers.length, `${repeated} maps ran twice: more than in flight`);
+        for (const worker of workers) assert.equal(await worker.stop(), 0);
+      } finally {
+        await Promise.all(workers.map((w) => w.stop()));
+        await cluster.stop();
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "cluster jobs: two jobs complete, cancel, bad submissions, list after a leader change",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withTempDir("raftmr-jobs-", async (root) => {
+      const expected = await writeInputs(join(root, "in"), 2, 60);
+      const cluster = await ProcessCluster.start();
+      const workers = [0, 1].map(() => new WorkerProcess(clusterArg(cluster)));
+      try {
+        // Bad submissions: each refused with one clear line, exit 1, and no job created.
+        const bad: [string[], RegExp][] = [
+          [["--app", WC_APP, "--output", join(root, "o"), join(root, "nope")], /no such file/],
+          [["--app", MARKER_APP, "--output", "/proc/raftmr-no", join(root, "in")], /output/],
+          [
+            ["--app", join(root, "in", "in-0.txt"), "--output", join(root, "o"), join(root, "in")],
+            /app/i,
+          ],
+        ];
+        const noExports = join(root, "noexports.ts");
+        await Deno.writeTextFile(noExports, "export const x = 1;\n");
+        bad.push([["--app", noExports, "--output", join(root, "o"), join(root, "in")], /map/]);
+        for (const [args, message] of bad) {
+          const result = await submit(cluster, args);
+          assert.equal(result.code, 1, `${args.join(" ")}: ${result.stderr}`);
+          assert.match(result.stderr, message);
+          assert.equal(result.stdout, "");
+        }
+        const zero = await submit(cluster, [
+          "--app",
+          WC_APP,
+          "--output",
+          root,
+          "--reduce",
+          "0",
+          root,
+        ]);
+        assert.equal(zero.code, 2, zero.stderr);
+        const list0 = await runScript(MAIN, [
+          "mr",
+          "list",
+          "--json",
+          "--cluster",
+          clusterArg(cluster),
+        ]);
+        assert.equal(list0.code, 0, list0.stderr);
+        assert.deepEqual(JSON.parse(list0.stdout), [], "no job was created by a bad submission");
+
+        // Two jobs submitted together both complete.
+        const [a, b] = await Promise.all(
+          ["out-a", "out-b"].map((out) =>
+            submit(cluster, [
+              "--app",
+              WC_APP,
+              "--output",
+              join(root, out),
+              "--reduce",
+              "2",
+              join(root, "in"),
+            ])
+          ),
+        );
+        assert.equal(a.code, 0, a.stderr);
+        assert.equal(b.code, 0, b.stderr);
+        const wait = await runScript(MAIN, [
+          "mr",
+          "wait",
+          "--cluster",
+          clusterArg(cluster),
+          a.stdout.trim(),
+        ]);
+        assert.equal(wait.code, 0, wait.stderr);
+        const waitB = await runScript(MAIN, [
+          "mr",
+          "wait",
+          "--cluster",
+          clusterArg(cluster),
+          b.stdout.trim(),
+        ]);
+        assert.equal(waitB.code, 0, waitB.stderr);
+        assert.deepEqual(await readOutput(join(root, "out-a")), expected);
+        assert.deepEqual(await readOutput(join(root, "out-b")), expected);
+
+        // Cancel a running job: it ends "cancelled" and `mr wait` exits 1.
+        const slow = await submit(cluster, [
+          "--app",
+          MARKER_APP,
+          "--output",
+          join(root, "out-c"),
+          "--split-size",
+          "512",
+          join(root, "in"),
+        ]);
+        assert.equal(slow.code, 0, slow.stderr);
+        const slowId = slow.stdout.trim();
+        await waitForJob(cluster, slowId, cluster.ids, (v) => v.state === "map", "map phase");
+        const cancel = await runScript(MAIN, [
+          "mr",
+          "cancel",
+          "--cluster",
+          clusterArg(cluster),
+          slowId,
+        ]);
+        assert.equal(cancel.code, 0, cancel.stderr);
+        const cancelled = await getJob(cluster, slowId, cluster.ids);
+        assert.equal(cancelled.state, "cancelled");
+        assert.notEqual(cancelled.finishedAt, null);
+        const waitC = await runScript(MAIN, [
+          "mr",
+          "wait",
+          "--cluster",
+          clusterArg(cluster),
+          slowId,
+        ]);
+        assert.equal(waitC.code, 1);
+
+        // The history is the same after a leader change.
+        const listBefore = await runScript(MAIN, [
+          "mr",
+          "list",
+          "--json",
+          "--cluster",
+          clusterArg(cluster),
+        ]);
+        const leader = await cluster.waitForLeader();
+        await cluster.kill(leader);
+        const others = cluster.ids.filter((n) => n !== leader);
+        await cluster.waitForLeader(others);
+        const listAfter = await runScript(MAIN, [
+          "mr",
+          "list",
+          "--json",
+          "--cluster",
+          clusterArg(cluster, others),
+        ]);
+        assert.equal(listAfter.code, 0, listAfter.stderr);
+        const summary = (text: string) =>
+          (JSON.parse(text) as JobView[]).map((v) => [v.id, v.state, v.finishedAt]);
+        assert.deepEqual(summary(listAfter.stdout), summary(listBefore.stdout));
+        assert.deepEqual(
+          summary(listAfter.stdout).map(([, state]) => state),
+          ["done", "done", "cancelled"],
+        );
+        for (const worker of workers) assert.equal(await worker.stop(), 0);
+      } finally {
+        await Promise.all(workers.map((w) => w.stop()));
+        await cluster.stop();
+      }
+    });
+  },
+});
