@@ -237,8 +237,8 @@ export const workerCommand: Command = {
     cluster: {
       type: "string",
       value: "ADDRS",
-      description: "Work for the Raft cluster's jobs: the peers' native addresses " +
-        "(default without --app: 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003)",
+      description: "Work for the Raft cluster's jobs (no --app): the peers' native addresses, " +
+        "e.g. 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003",
     },
     "data-dir": {
       type: "string",
@@ -274,9 +274,7 @@ export const workerCommand: Command = {
     "  raftmr worker --app wc.ts",
   ].join("\n"),
   async run(args) {
-    if (args.flags.cluster !== undefined || args.flags.app === undefined) {
-      return await runClusterWorkerCommand(args);
-    }
+    if (args.flags.cluster !== undefined) return await runClusterWorkerCommand(args);
     const coordinator = hostPortFlag(args, "coordinator");
     const appPath = requiredFlag(args, "app");
     if (args.positionals.length > 0) {

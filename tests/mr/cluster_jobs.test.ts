@@ -358,3 +358,51 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "cluster jobs: a worker killed after its maps committed: they run again, the job " +
+    "completes; kill -9 of every peer mid-job and restart: the job resumes",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withTempDir("raftmr-jobs-", async (root) => {
+      const expected = await writeInputs(join(root, "in"), 3, 100);
+      const cluster = await ProcessCluster.start();
+      // One worker first, so the maps committed before it dies are certainly its own.
+      const first = new WorkerProcess(clusterArg(cluster));
+      let second: WorkerProcess | undefined;
+      try {
+        const submitted = await submit(cluster, [
+          "--app",
+          MARKER_APP,
+          "--output",
+          join(root, "out"),
+          "--reduce",
+          "2",
+          "--split-size",
+          "1KiB",
+          join(root, "in"),
+        ]);
+        assert.equal(submitted.code, 0, submitted.stderr);
+        const id = submitted.stdout.trim();
+        await waitForJob(cluster, id, cluster.ids, (v) => v.tasks.map.done >= 2, "2 maps done");
+        second = new WorkerProcess(clusterArg(cluster));
+        first.child.kill("SIGKILL");
+        await first.stop();
+        // Every peer dies mid-job and comes back on its data.
+        for (const node of cluster.ids) await cluster.kill(node);
+        for (const node of cluster.ids) cluster.startNode(node);
+        await cluster.waitForLeader();
+        const done = await waitForJob(cluster, id, cluster.ids, (v) => v.state === "done", "done");
+        assert.equal(done.error, null);
+        assert.ok(done.reruns >= 2, `the dead worker's maps ran again: reruns ${done.reruns}`);
+        assert.deepEqual(await readOutput(join(root, "out")), expected);
+        assert.equal(await second.stop(), 0);
+      } finally {
+        await first.stop();
+        await second?.stop();
+        await cluster.stop();
+      }
+    });
+  },
+});

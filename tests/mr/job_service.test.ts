@@ -1,26 +1,13 @@
 import assert from "node:assert/strict";
-import type { JobCommand, JobSpec } from "../../mr/job_commands.ts";
+import type { JobCommand } from "../../mr/job_commands.ts";
 import type { JobAssignment } from "../../mr/job_rpc.ts";
 import { JobService } from "../../mr/job_service.ts";
 import { JobStateMachine } from "../../mr/job_state_machine.ts";
+import { jobSpec } from "./job_helpers.ts";
 import { jobView } from "../../mr/job_view.ts";
 
-function spec(nMap: number, nReduce: number): JobSpec {
-  return {
-    app: "export function map() { return []; }\nexport function reduce() { return ''; }\n",
-    appName: "app.ts",
-    inputs: ["/data/in.txt"],
-    splits: Array.from({ length: nMap }, (_, i) => ({
-      file: "/data/in.txt",
-      offset: i * 10,
-      length: 10,
-    })),
-    output: "/data/out",
-    nReduce,
-    taskTimeoutMs: 60_000,
-    token: "0123456789abcdef0123",
-  };
-}
+/** A job whose tasks never time out during a test. */
+const spec60 = (nMap: number, nReduce: number) => jobSpec(nMap, nReduce, 60_000);
 
 /** A leader whose proposals apply at once to one table; `term` and `leading` are settable. */
 class FakeHost {
@@ -62,7 +49,7 @@ async function commitMap(
 
 Deno.test("job service: a new term keeps committed maps and hands out only the rest", async () => {
   const host = new FakeHost();
-  host.table.apply({ kind: "submit", time: 0, id: "aaaaaaaa", spec: spec(3, 1) });
+  host.table.apply({ kind: "submit", time: 0, id: "aaaaaaaa", spec: spec60(3, 1) });
   const service = new JobService(host);
   service.heartbeat("w1", "w1:1");
   service.heartbeat("w2", "w2:1");
@@ -87,7 +74,7 @@ Deno.test("job service: a new term keeps committed maps and hands out only the r
 
 Deno.test("job service: an attempt handed out by an earlier leader still commits", async () => {
   const host = new FakeHost();
-  host.table.apply({ kind: "submit", time: 0, id: "bbbbbbbb", spec: spec(1, 1) });
+  host.table.apply({ kind: "submit", time: 0, id: "bbbbbbbb", spec: spec60(1, 1) });
   const service = new JobService(host);
   service.heartbeat("w1", "w1:1");
   const old = mapOf(service.ask("w1"));
@@ -102,7 +89,7 @@ Deno.test("job service: an attempt handed out by an earlier leader still commits
 
 Deno.test("job service: a follower answers nothing; a silent holder's maps run again", async () => {
   const host = new FakeHost();
-  host.table.apply({ kind: "submit", time: 0, id: "cccccccc", spec: spec(2, 1) });
+  host.table.apply({ kind: "submit", time: 0, id: "cccccccc", spec: spec60(2, 1) });
   const service = new JobService(host, { workerTimeoutMs: 50 });
   host.leading = false;
   assert.equal(service.ask("w1"), undefined);

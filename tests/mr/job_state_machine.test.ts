@@ -6,32 +6,15 @@ import {
   decodeJobCommand,
   encodeJobCommand,
   type JobCommand,
-  type JobSpec,
   MAX_JOB_COMMAND_BYTES,
 } from "../../mr/job_commands.ts";
+import { jobSpec as spec } from "./job_helpers.ts";
 import {
   type JobApplyResult,
   JobStateMachine,
   MAX_FINISHED_JOBS,
   MAX_TASK_FAILURES,
 } from "../../mr/job_state_machine.ts";
-
-function spec(nMap: number, nReduce: number): JobSpec {
-  return {
-    app: "export function map() { return []; }\nexport function reduce() { return ''; }\n",
-    appName: "app.ts",
-    inputs: ["/data/in.txt"],
-    splits: Array.from({ length: nMap }, (_, i) => ({
-      file: "/data/in.txt",
-      offset: i * 10,
-      length: 10,
-    })),
-    output: "/data/out",
-    nReduce,
-    taskTimeoutMs: 10_000,
-    token: "0123456789abcdef0123",
-  };
-}
 
 function mapCommit(job: string, index: number, worker: string, nReduce: number): JobCommand {
   return {
