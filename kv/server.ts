@@ -127,7 +127,6 @@ export class KvServer implements KvService {
     this.#rpc.handle(KV_RPC_METHOD, (params) => this.#serveRpc(params));
     this.#rpc.handle(STATUS_RPC_METHOD, () => this.#peerStatus());
     this.#jobPeer = new JobPeer({
-      selfId: config.id,
       table: this.#jobs,
       rpc: this.#rpc,
       role: () => ({
@@ -142,6 +141,7 @@ export class KvServer implements KvService {
         return a ? `${a.hostname}:${a.port}` : undefined;
       },
       requestTimeoutMs: config.requestTimeoutMs,
+      scratchDir: `${config.dataDir}/mr-scratch`,
       log: config.log,
     });
     this.#prober = new PeerProber({

@@ -14,6 +14,7 @@
  */
 import { join } from "node:path";
 import { AppLoadError } from "./app.ts";
+import { routeByPathOnly } from "../net/http_host.ts";
 import { ConnectionLostError, RpcClient, RpcTimeoutError } from "../net/rpc.ts";
 import {
   isNotLeader,
@@ -156,7 +157,7 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<n
   const served = new Map<string, string>();
   const server = Deno.serve(
     { ...(options.listen ?? { hostname: "127.0.0.1", port: 0 }), onListen() {} },
-    (request) => {
+    routeByPathOnly((request) => {
       const id = /^\/mr\/([0-9a-f]{8,64})\//.exec(new URL(request.url).pathname)?.[1];
       const token = id === undefined ? undefined : served.get(id);
       return handleShuffleRequest(
@@ -164,7 +165,7 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<n
         dataDir,
         id && token ? { id, token } : undefined,
       );
-    },
+    }),
   );
   const bound = server.addr;
   const address = options.advertise ?? `${bound.hostname}:${bound.port}`;

@@ -36,7 +36,6 @@ import { sleep } from "../util/sleep.ts";
 
 /** What a peer lends its job service. */
 export interface JobPeerHost {
-  selfId: number;
   table: JobStateMachine;
   rpc: RpcServer;
   /** Whether this node leads now, and its term. */
@@ -48,6 +47,8 @@ export interface JobPeerHost {
   /** host:port of peer `id`'s native port, for hints. */
   peerAddress(id: number): string | undefined;
   requestTimeoutMs: number;
+  /** A directory this peer may write and read (under its data directory), for app checks. */
+  scratchDir: string;
   log(line: string): void;
 }
 
@@ -213,7 +214,7 @@ export class JobPeer {
 
   /** POST /v1/mr/jobs: validates the request, replicates the job, returns its id. */
   async submit(body: unknown): Promise<string> {
-    const command = await prepareSubmit(body, Date.now());
+    const command = await prepareSubmit(body, Date.now(), this.#host.scratchDir);
     const result = await this.#propose(command);
     if (!result.ok) throw new JobRequestError(400, result.error);
     return (command as Extract<JobCommand, { kind: "submit" }>).id;

@@ -13,6 +13,7 @@ import {
   type JobCommand,
   type JobSpec,
   MAX_JOB_COMMAND_BYTES,
+  type SplitSpec,
 } from "./job_commands.ts";
 import { DEFAULT_SPLIT_SIZE, splitFile } from "./splits.ts";
 import { TaskRunner } from "./task_runner.ts";
@@ -44,6 +45,8 @@ export interface JobRequest {
   splitSize?: number;
   /** Task timeout in ms (default 10 s). */
   taskTimeoutMs?: number;
+  /** The splits, when the submitter cut them (`mr submit` does); else the peer cuts them. */
+  splits?: SplitSpec[];
 }
 
 /** The --reduce maximum, as for the standalone coordinator. */
@@ -65,7 +68,7 @@ function positiveInt(value: unknown, what: string, fallback: number, max: number
 }
 
 /** Checks that `dir` exists or can be created, and that a file can be written in it. */
-async function checkOutputDir(dir: string): Promise<void> {
+export async function checkOutputDir(dir: string): Promise<void> {
   const probe = join(dir, `.raftmr-probe-${randomHex(6)}`);
   try {
     await Deno.mkdir(dir, { recursive: true });
@@ -76,9 +79,56 @@ async function checkOutputDir(dir: string): Promise<void> {
   }
 }
 
+/**
+ * Expands and checks input paths (files, directories, globs) and cuts them into line-aligned
+ * splits; throws JobSubmitError naming a missing or unreadable input.
+ */
+export async function inputSplits(
+  inputs: string[],
+  splitSize: number,
+): Promise<{ files: string[]; splits: SplitSpec[] }> {
+  const files = await expandInputs(inputs).catch(asSubmitError);
+  await checkInputs(files).catch(asSubmitError);
+  const splits: SplitSpec[] = [];
+  for (const file of files) {
+    for (const split of await splitFile(file, file, splitSize)) {
+      splits.push({ file, offset: split.offset, length: split.length });
+    }
+  }
+  return { files, splits };
+}
+
+/** An input problem is a refused submission. */
+function asSubmitError(err: unknown): never {
+  if (err instanceof InputError) throw new JobSubmitError(err.message);
+  throw err;
+}
+
+/** Whether this process may read (or write) `path`: a peer started by `raftmr cluster` may not. */
+function allowed(name: "read" | "write", path: string): boolean {
+  return Deno.permissions.querySync({ name, path }).state === "granted";
+}
+
+function splitsOf(raw: unknown, inputs: string[]): SplitSpec[] {
+  if (!Array.isArray(raw) || raw.length === 0) {
+    throw new JobSubmitError("Invalid splits: expected a non-empty list");
+  }
+  return raw.map((split, i) => {
+    const s = (split ?? {}) as Record<string, unknown>;
+    const ok = typeof s.file === "string" && inputs.includes(s.file) &&
+      Number.isSafeInteger(s.offset) && (s.offset as number) >= 0 &&
+      Number.isSafeInteger(s.length) && (s.length as number) >= 0;
+    if (!ok) {
+      throw new JobSubmitError(`Invalid splits[${i}]: expected an input file, offset, length`);
+    }
+    return { file: s.file as string, offset: s.offset as number, length: s.length as number };
+  });
+}
+
 /** Loads the app source on a task thread; throws JobSubmitError when it does not load. */
-async function checkApp(source: string, name: string): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "raftmr-app-check-" });
+async function checkApp(source: string, name: string, scratch?: string): Promise<void> {
+  if (scratch !== undefined) await Deno.mkdir(scratch, { recursive: true });
+  const dir = await Deno.makeTempDir({ prefix: "raftmr-app-check-", dir: scratch });
   const path = join(dir, "app.js");
   try {
     await Deno.writeTextFile(path, source);
@@ -95,10 +145,17 @@ async function checkApp(source: string, name: string): Promise<void> {
 }
 
 /**
- * Validates a job request and builds its submit command (id, token and splits drawn here);
- * throws JobSubmitError for any bad field, input, output directory, app or size.
+ * Validates a job request and builds its submit command (id and token drawn here); throws
+ * JobSubmitError for any bad field, input, output directory, app or size. The inputs and the
+ * output directory are checked when this process may read and write them; a peer whose
+ * permissions stop at its data directory relies on the splits `mr submit` computed. The app is
+ * loaded from a file under `scratchDir` (default: the system's temporary directory).
  */
-export async function prepareSubmit(raw: unknown, now: number): Promise<JobCommand> {
+export async function prepareSubmit(
+  raw: unknown,
+  now: number,
+  scratchDir?: string,
+): Promise<JobCommand> {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw new JobSubmitError("Invalid job: expected a JSON object");
   }
@@ -129,22 +186,25 @@ export async function prepareSubmit(raw: unknown, now: number): Promise<JobComma
   const nReduce = positiveInt(r.nReduce, "nReduce", 10, MAX_REDUCE);
   const splitSize = positiveInt(r.splitSize, "splitSize", DEFAULT_SPLIT_SIZE, 2 ** 50);
   const taskTimeoutMs = positiveInt(r.taskTimeoutMs, "taskTimeoutMs", 10_000, 86_400_000);
+  const inputs = r.inputs as string[];
+  const readable = inputs.every((input) => allowed("read", input));
   let files: string[];
-  try {
-    files = await expandInputs(r.inputs as string[]);
-    await checkInputs(files);
-  } catch (err) {
-    if (err instanceof InputError) throw new JobSubmitError(err.message);
-    throw err;
+  let splits: SplitSpec[];
+  if (r.splits !== undefined && r.splits !== null) {
+    // `mr submit` checked the inputs and cut the splits; check again what this peer may read.
+    files = inputs;
+    splits = splitsOf(r.splits, files);
+    if (readable) await checkInputs(files).catch(asSubmitError);
+  } else if (readable) {
+    ({ files, splits } = await inputSplits(inputs, splitSize));
+  } else {
+    throw new JobSubmitError(
+      "This peer may not read the inputs (its Deno permissions): submit with raftmr mr submit, " +
+        "which checks them and sends the splits",
+    );
   }
-  await checkOutputDir(r.output);
-  await checkApp(r.app, appName);
-  const splits = [];
-  for (const file of files) {
-    for (const split of await splitFile(file, file, splitSize)) {
-      splits.push({ file, offset: split.offset, length: split.length });
-    }
-  }
+  if (allowed("write", r.output)) await checkOutputDir(r.output);
+  await checkApp(r.app, appName, scratchDir);
   const spec: JobSpec = {
     app: r.app,
     appName,

@@ -19,6 +19,7 @@ import {
 import { ConnectionLostError, RpcClient, RpcTimeoutError } from "../net/rpc.ts";
 import { runClusterWorker } from "./cluster_worker.ts";
 import { JOBS_CLIENT } from "./job_rpc.ts";
+import { checkOutputDir, inputSplits } from "./job_submit.ts";
 import type { JobView } from "./job_view.ts";
 import { parseSize } from "./splits.ts";
 import { errorMessage } from "../util/errors.ts";
@@ -196,11 +197,15 @@ export const mrSubmitCommand: Command = {
       if (args.positionals.length === 0) {
         throw new UsageError("mr submit: no input files: give at least one INPUT");
       }
-      const inputs = args.positionals.map((p) => isAbsolute(p) ? p : resolve(p));
+      const paths = args.positionals.map((p) => isAbsolute(p) ? p : resolve(p));
+      // The filesystem is checked here, where the user's permissions are: a peer may be
+      // limited to its data directory (raftmr cluster starts it so).
+      const { files: inputs, splits } = await inputSplits(paths, splitSize);
+      await checkOutputDir(output);
       const app = await bundleApp(appPath);
       const reply = await clientCall(cluster, {
         op: "submit",
-        job: { app, appName: appPath, inputs, output, nReduce, splitSize, taskTimeoutMs },
+        job: { app, appName: appPath, inputs, splits, output, nReduce, splitSize, taskTimeoutMs },
       });
       if (reply.status !== 201) return refused("mr submit", reply);
       const id = String(reply.body.id);

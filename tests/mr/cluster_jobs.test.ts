@@ -235,6 +235,28 @@ Deno.test({
           assert.match(result.stderr, message);
           assert.equal(result.stdout, "");
         }
+        // The same refusals over HTTP, checked by the peer itself (no splits sent).
+        // Loads fine: each case below breaks one thing.
+        const app =
+          "export function map() { return []; }\nexport function reduce() { return ''; }\n";
+        const good = { app, inputs: [join(root, "in")], output: join(root, "o"), nReduce: 1 };
+        const badHttp: [Record<string, unknown>, number, RegExp][] = [
+          [{ ...good, inputs: [join(root, "nope")] }, 400, /no such file/],
+          [{ ...good, nReduce: 0 }, 400, /nReduce/],
+          [{ ...good, output: "/proc/raftmr-no" }, 400, /output directory/],
+          [{ ...good, app: "export const x = 1;" }, 400, /does not export map and reduce/],
+          [{ ...good, app: "syntax error (" }, 400, /Cannot import/],
+          [{ ...good, app: "x".repeat(2 * 1024 * 1024) }, 413, /limit/],
+        ];
+        for (const [body, status, message] of badHttp) {
+          const response = await fetchWithTimeout(`${cluster.url(2)}/v1/mr/jobs`, {
+            method: "POST",
+            body: JSON.stringify(body),
+          }, 60_000);
+          const text = await response.text();
+          assert.equal(response.status, status, text);
+          assert.match(JSON.parse(text).error, message);
+        }
         const zero = await submit(cluster, [
           "--app",
           WC_APP,
