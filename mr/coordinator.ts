@@ -352,6 +352,7 @@ export class Coordinator {
       dataHost: host === "0.0.0.0" || host === "::" ? "" : host,
       dataPort: this.#httpAddress.port,
       heartbeatMs: this.#heartbeatMs(),
+      over: this.#scheduler.phase === "done" || this.#scheduler.phase === "failed",
     };
   }
 

@@ -38,6 +38,8 @@ export interface HeartbeatResult {
   dataPort: number;
   /** How often the coordinator wants to hear from the worker. */
   heartbeatMs: number;
+  /** True once the job is done or failed: a worker abandons what it runs and asks again. */
+  over: boolean;
 }
 
 /** Params of mr.locations. */
@@ -165,6 +167,7 @@ export function parseHeartbeatResult(value: unknown): HeartbeatResult {
     dataHost: r.dataHost,
     dataPort: count(r.dataPort, "dataPort"),
     heartbeatMs: Math.max(10, count(r.heartbeatMs, "heartbeatMs")),
+    over: r.over === true,
   };
 }
 

@@ -147,7 +147,10 @@ export class TaskRunner {
     });
   }
 
-  /** Ends the thread; a task still running is abandoned. */
+  /**
+   * Ends the thread; a task still running is abandoned (its run() rejects with
+   * TaskExitedError). A later run() starts a fresh thread.
+   */
   close(): void {
     if (this.#thread) this.#drop(this.#thread);
     this.#settle(undefined, new TaskExitedError("The task runner was closed"));

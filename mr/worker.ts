@@ -177,7 +177,8 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
       // Already gone.
     }
   };
-  // An app that calls Deno.exit() skips our finally blocks; unload still runs.
+  // Deno.exit() anywhere in this process (an app run in-process where no task thread can be
+  // started, a signal handler) skips our finally blocks; unload still runs.
   globalThis.addEventListener("unload", removeData);
   const status = options.status ?? newWorkerStatus("", options.appPath);
   const server = startShuffleServer(
@@ -291,7 +292,16 @@ class WorkerLoop {
       // Heartbeats run beside the task: a long map must not look like a dead worker.
       this.#heartbeat = setInterval(() => {
         this.#client.call(RPC_HEARTBEAT, { workerId: this.#id, address: this.#address })
-          .then(() => (this.#status.lastHeartbeat = Date.now()), () => {});
+          .then((reply) => {
+            this.#status.lastHeartbeat = Date.now();
+            // The job ended while our app is stalled (its attempt long since re-issued): end
+            // the task thread, so this worker hears "done" and exits rather than hang.
+            if (parseHeartbeatResult(reply).over && this.#status.current) this.#app.close();
+          }, () => {
+            // The coordinator is gone for good (it exits once the job is over): likewise.
+            const silentMs = Date.now() - (this.#status.lastHeartbeat ?? 0);
+            if (silentMs >= this.#giveUpMs && this.#status.current) this.#app.close();
+          });
       }, this.#job!.heartbeatMs);
       for (;;) {
         const reply = await this.#call(RPC_ASK, { workerId: this.#id });
