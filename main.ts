@@ -7,6 +7,7 @@ import denoConfig from "./deno.json" with { type: "json" };
 import { dropPermissions, permissionMessage } from "./cli/permissions.ts";
 import { clusterCommand } from "./kv/cluster_cli.ts";
 import { kvCommand } from "./kv/kv_cli.ts";
+import { MEMBER_COMMANDS } from "./kv/member_cli.ts";
 import { serveCommand } from "./kv/serve_cli.ts";
 import { coordinatorCommand, mrRunCommand, workerCommand } from "./mr/cli.ts";
 import {
@@ -23,6 +24,7 @@ const COMMANDS: Command[] = [
   serveCommand,
   clusterCommand,
   kvCommand,
+  ...MEMBER_COMMANDS,
   coordinatorCommand,
   workerCommand,
   mrRunCommand,

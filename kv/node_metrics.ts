@@ -142,5 +142,25 @@ export class NodeMetrics {
           value: up ? 1 : 0,
         })),
     );
+    r.gaugeFunc(
+      { name: "raftmr_voters", help: "Voters in the configuration in force" },
+      () => st().voters.length,
+    );
+    r.gaugeFunc(
+      { name: "raftmr_learners", help: "Learners in the configuration in force" },
+      () => st().learners.length,
+    );
+    r.gaugeFunc(
+      { name: "raftmr_config_index", help: "Log index of the configuration in force" },
+      () => st().configIndex,
+    );
+    r.counterFunc(
+      { name: "raftmr_config_changes_total", help: "Configuration entries applied on this node" },
+      () => m().confChanges,
+    );
+    r.counterFunc(
+      { name: "raftmr_leader_transfers_total", help: "Leadership transfers this node started" },
+      () => m().leaderTransfers,
+    );
   }
 }

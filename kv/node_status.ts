@@ -41,12 +41,24 @@ export interface NodeReport {
   snapshotIndex: number;
   /** Per-follower replication progress, on the leader only. */
   progress?: Record<string, ProgressStatus>;
+  /** The voters of the configuration in force (absent in test doubles). */
+  voters?: number[];
+  /** Its learners: they replicate but neither vote nor count. */
+  learners?: number[];
+  /** Log index of the configuration entry (or snapshot) in force. */
+  configIndex?: number;
+  /** The cluster id its first leader committed. */
+  clusterId?: string;
+  /** The last configuration changes this node saw commit, newest last. */
+  configChanges?: { index: number; change: string }[];
+  /** The voter a leadership transfer is handing over to (leader only), 0 when none. */
+  transferee?: number;
   walBytes: number;
   walAllocatedBytes: number;
   counters: RaftMetrics;
   keys: number;
   sessions: number;
-  /** Peer addresses by node id, from --peers. */
+  /** Peer addresses by node id: --peers, plus members the configuration added. */
   peers: Record<string, string>;
   /** This node's HTTP address. */
   http: string;

@@ -38,13 +38,21 @@ export function parsePeers(raw: string): Map<number, HostPort> {
 export const serveCommand: Command = {
   name: "serve",
   summary: "Run one Raft peer of the replicated key-value store",
-  usage: "serve --id N --peers 1=HOST:PORT,2=HOST:PORT,... --data-dir DIR [--http HOST:PORT]",
+  usage:
+    "serve --id N --peers 1=HOST:PORT,2=HOST:PORT,... --data-dir DIR [--http HOST:PORT] [--join]",
   flags: {
     id: { type: "string", value: "N", description: "This node's id in --peers (required)" },
     peers: {
       type: "string",
       value: "ID=HOST:PORT,...",
-      description: "Every peer's Raft address, this node's included (required)",
+      description: "Peers' Raft addresses, this node's included (required); forms a new cluster. " +
+        "Once the data directory holds the cluster's configuration, membership comes from it " +
+        "and --peers only supplies addresses",
+    },
+    join: {
+      type: "boolean",
+      description: "Join an existing cluster that added this node (raftmr member add): " +
+        "start with no configuration and wait for the leader",
     },
     "data-dir": { type: "string", value: "DIR", description: "WAL and snapshots (required)" },
     http: {
@@ -89,7 +97,12 @@ export const serveCommand: Command = {
   },
   details: "Example (three terminals, or see `raftmr cluster`):\n" +
     "  raftmr serve --id 1 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 \\\n" +
-    "    --data-dir data/node-1 --http 127.0.0.1:8001",
+    "    --data-dir data/node-1 --http 127.0.0.1:8001\n\n" +
+    "Membership: --peers forms a new cluster. Once the data directory holds the cluster's\n" +
+    "configuration (its first leader records it), membership comes from the log and snapshots:\n" +
+    "--peers then only supplies addresses, and naming a node that is not a member refuses to\n" +
+    "start. To add a node: raftmr member add 4=HOST:PORT, then start node 4 with --join.\n" +
+    "On SIGTERM a leader hands leadership to another voter before it exits.",
   run: runServe,
 };
 
@@ -128,6 +141,7 @@ async function runServe(args: ParsedArgs): Promise<number> {
       maxValueBytes: intFlag(args, "max-value-bytes", 1, 32 * 1024 * 1024),
     },
     requestTimeoutMs: durationFlag(args, "request-timeout"),
+    join: args.flags.join === true,
     log,
   });
   // systemd (Type=notify): ready once the peer and HTTP ports are listening.
@@ -136,6 +150,8 @@ async function runServe(args: ParsedArgs): Promise<number> {
   const signal = await stopped;
   await sdNotify("STOPPING=1");
   log(`Shutting down on ${signal}`, { signal });
+  // etcd does the same on stop: a leader hands over first, so a restart costs no election.
+  await server.handOverLeadership();
   await server.shutdown();
   log("Stopped");
   return 0;

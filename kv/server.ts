@@ -14,6 +14,12 @@ import { RaftNode, type RaftNodeConfig } from "../raft/node.ts";
 import { type Message, validateMessage } from "../raft/types.ts";
 import { encodeCommand } from "./commands.ts";
 import { createHttpApp } from "./http.ts";
+import { ClusterIdentity } from "./cluster_identity.ts";
+import { MEMBERS_RPC_METHOD } from "./members_api.ts";
+import { addMembersRoutes } from "./members_http.ts";
+import { MembershipService } from "./membership_service.ts";
+import { peerAddresses, startupRefusal, storedMembership } from "./member_startup.ts";
+import { markRemoved, readRemoved, removedMessage } from "./removal_marker.ts";
 import { NodeMetrics } from "./node_metrics.ts";
 import type { NodeReport } from "./node_status.ts";
 import {
@@ -59,6 +65,11 @@ export interface ServerConfig {
   /** How long a request may wait for a leader or a commit before failing (ms). */
   requestTimeoutMs: number;
   maxFrameBytes?: number;
+  /**
+   * Join an existing cluster (`serve --join`): start with no configuration, never campaign, and
+   * wait for the leader that added this node to reach it.
+   */
+  join?: boolean;
   /** Logs an event; `fields` carry its details (term, leader, ...) for structured logs. */
   log: (line: string, fields?: Record<string, unknown>) => void;
 }
@@ -83,8 +94,13 @@ export class KvServer implements KvService {
   readonly #prober: PeerProber;
   readonly #startedAt = performance.now();
   readonly #deadlines = new Deadlines();
+  readonly #members: MembershipService;
+  readonly #identity: ClusterIdentity;
+  /** Every peer's address as the transport dials it: --peers plus the configuration's. */
+  #addresses: Map<number, HostPort>;
   #http?: Deno.HttpServer;
   #stopping = false;
+  #markedRemoved = false;
   #forwarded = 0;
   /** What a forwarded request runs on: this node as leader, never forwarding again. */
   readonly #leaderSide: KvOps = {
@@ -92,15 +108,21 @@ export class KvServer implements KvService {
     read: (key, options) => this.#read(key, options, false),
   };
 
-  private constructor(config: ServerConfig, storage: DiskStorage, metrics: NodeMetrics) {
+  private constructor(
+    config: ServerConfig,
+    storage: DiskStorage,
+    metrics: NodeMetrics,
+    addresses: Map<number, HostPort>,
+  ) {
     this.#config = config;
     this.#storage = storage;
     this.#metrics = metrics;
+    this.#addresses = addresses;
     this.#machine = new KvStateMachine();
     this.#rpc = new RpcServer({ maxFrameBytes: config.maxFrameBytes, log: config.log });
     this.#transport = new PeerTransport<Message>({
       selfId: config.id,
-      peers: config.peers,
+      peers: addresses,
       server: this.#rpc,
       maxFrameBytes: config.maxFrameBytes,
       callTimeoutMs: config.requestTimeoutMs,
@@ -110,21 +132,53 @@ export class KvServer implements KvService {
     });
     this.#node = new RaftNode({
       id: config.id,
-      peers: [...config.peers.keys()],
+      peers: config.join ? [] : [...config.peers.keys()],
       storage,
       stateMachine: new ServiceDispatcher(this.#machine, this.#jobs),
       send: (messages) => this.#transport.send(messages),
       config: config.raft,
       log: config.log,
-      onLeaderChange: (leader, term) =>
+      onLeaderChange: (leader, term) => {
         config.log(
           leader === 0
             ? `Term ${term}: no leader (election in progress)`
             : `Term ${term}: leader is node ${leader}${leader === config.id ? " (this node)" : ""}`,
           { term, leader },
-        ),
+        );
+        if (leader === config.id) this.#identity.onLeader();
+      },
+      onMembershipChange: (conf) => {
+        this.#addresses = peerAddresses(conf, config.peers);
+        this.#transport.updatePeers(this.#addresses);
+        if ((conf.removed ?? []).includes(config.id) && !this.#markedRemoved) {
+          this.#markedRemoved = true;
+          const index = this.#node.membership()?.confIndex ?? 0;
+          markRemoved(config.dataDir, { id: config.id, clusterId: conf.clusterId, index }).catch(
+            (error) => config.log(`Cannot record the removal: ${errorMessage(error)}`),
+          );
+        }
+      },
+    });
+    this.#members = new MembershipService({
+      id: config.id,
+      node: this.#node,
+      client: (id) => this.#transport.client(id),
+      addressOf: (id) => {
+        const a = this.#addresses.get(id);
+        return a ? `${a.hostname}:${a.port}` : this.#node.membership()?.conf.addrs?.[id] ?? "";
+      },
+      requestTimeoutMs: config.requestTimeoutMs,
+      stopping: () => this.#stopping,
+      log: config.log,
+    });
+    this.#identity = new ClusterIdentity({
+      node: this.#node,
+      peers: config.peers,
+      log: config.log,
+      stopping: () => this.#stopping,
     });
     this.#rpc.handle(KV_RPC_METHOD, (params) => this.#serveRpc(params));
+    this.#rpc.handle(MEMBERS_RPC_METHOD, (params) => this.#members.serveRpc(params));
     this.#rpc.handle(STATUS_RPC_METHOD, () => this.#peerStatus());
     this.#jobPeer = new JobPeer({
       table: this.#jobs,
@@ -137,7 +191,7 @@ export class KvServer implements KvService {
       propose: (data) => this.#node.propose(data),
       client: (id) => this.#transport.client(id),
       peerAddress: (id) => {
-        const a = config.peers.get(id);
+        const a = this.#addresses.get(id);
         return a ? `${a.hostname}:${a.port}` : undefined;
       },
       requestTimeoutMs: config.requestTimeoutMs,
@@ -146,7 +200,7 @@ export class KvServer implements KvService {
     });
     this.#prober = new PeerProber({
       selfId: config.id,
-      peers: () => config.peers,
+      peers: () => this.#addresses,
       client: (id) => this.#transport.client(id),
       onRoundTrip: (peer, seconds) => metrics.peerRtt.observe(seconds, { to: String(peer) }),
     });
@@ -165,13 +219,21 @@ export class KvServer implements KvService {
     const self = config.peers.get(config.id);
     if (!self) throw new RangeError(`--peers has no entry for --id ${config.id}`);
     const metrics = new NodeMetrics();
+    const removed = await readRemoved(config.dataDir);
+    if (removed) throw new Error(removedMessage(removed));
     const storage = await DiskStorage.open(config.dataDir, {
-      peers: [...config.peers.keys()],
+      peers: config.join ? [] : [...config.peers.keys()],
       log: config.log,
       onSync: (ms) => metrics.fsync.observe(ms / 1000),
       onSnapshotSave: (ms) => metrics.snapshotSave.observe(ms / 1000),
     });
-    const server = new KvServer(config, storage, metrics);
+    const stored = storedMembership(storage);
+    const refusal = startupRefusal(config.id, stored, config.peers, config.join === true);
+    if (refusal) {
+      await storage.close();
+      throw new Error(refusal);
+    }
+    const server = new KvServer(config, storage, metrics, peerAddresses(stored.conf, config.peers));
     try {
       server.#rpc.listen(self.hostname, self.port);
     } catch (err) {
@@ -190,6 +252,11 @@ export class KvServer implements KvService {
     });
     mountJobRoutes(app, server.#jobPeer);
     server.#jobPeer.start();
+    addMembersRoutes(
+      app,
+      server.#members,
+      (error) => config.log(`HTTP handler failed: ${errorMessage(error)}`, { level: "error" }),
+    );
     try {
       server.#http = Deno.serve({
         hostname: config.http.hostname,
@@ -213,6 +280,21 @@ export class KvServer implements KvService {
       },
     );
     return server;
+  }
+
+  /**
+   * Hands leadership to the most up-to-date voter if this node leads (as etcd does on stop), so
+   * that stopping it costs the cluster no election timeout; resolves when another node leads or
+   * the transfer was abandoned (after an election timeout). A no-op on followers.
+   */
+  async handOverLeadership(): Promise<void> {
+    if (this.#stopping || this.#node.role !== "leader") return;
+    try {
+      const leader = await this.#node.transferLeadership(0);
+      this.#config.log(`Handed leadership to node ${leader} before stopping`);
+    } catch (error) {
+      this.#config.log(`Stopping without handing over leadership: ${errorMessage(error)}`);
+    }
   }
 
   /** Stops accepting, fails what is in flight, flushes storage and releases every resource. */
@@ -268,7 +350,11 @@ export class KvServer implements KvService {
           return { index, result: result as ApplyResult };
         } catch (error) {
           // Leadership moved before the proposal was accepted: nothing was appended, retry.
-          if (error instanceof NotLeaderError) continue;
+          // While a leadership transfer pauses proposals this node still leads: wait a little.
+          if (error instanceof NotLeaderError) {
+            if (this.#node.leader === this.#config.id) await sleep(LEADER_POLL_MS);
+            continue;
+          }
           // Its fate is unknown; retrying is safe only when the session makes it exactly-once.
           if (error instanceof ProposalDroppedError && command.clientId !== undefined) {
             maybeApplied = true;
@@ -341,7 +427,7 @@ export class KvServer implements KvService {
       keys: this.#machine.size,
       sessions: this.#machine.sessionCount,
       peers: Object.fromEntries(
-        [...this.#config.peers].map(([id, a]) => [id, `${a.hostname}:${a.port}`]),
+        [...this.#addresses].map(([id, a]) => [id, `${a.hostname}:${a.port}`]),
       ),
       http: `${this.#config.http.hostname}:${this.#config.http.port}`,
       members: this.#prober.members({
@@ -413,7 +499,9 @@ export class KvServer implements KvService {
         });
         continue;
       }
-      if (message.to !== this.#config.id || !this.#config.peers.has(message.from)) continue;
+      // Any sender id: the core itself ignores votes from non-members, and a leader that added
+      // this node may not be in its --peers.
+      if (message.to !== this.#config.id) continue;
       this.#node.step(message);
     }
   }
@@ -446,7 +534,7 @@ export class KvServer implements KvService {
     deadline: number,
   ): Promise<Extract<KvRpcReply, { kind: K }> | undefined> {
     const client = this.#transport.client(leader);
-    if (!client) throw new UnavailableError(`Leader ${leader} is not in --peers`);
+    if (!client) throw new UnavailableError(`Leader ${leader} has no known address`);
     this.#forwarded++;
     if (!client.connected) {
       // A dial may sit out a redial backoff (up to a second) or the kernel's SYN retries on a
@@ -509,7 +597,7 @@ export class KvServer implements KvService {
       forwarded: this.#leaderSide,
       leaderHint: () => {
         const leader = this.#node.leader;
-        const address = this.#config.peers.get(leader);
+        const address = this.#addresses.get(leader);
         return address ? `${address.hostname}:${address.port}` : undefined;
       },
     });

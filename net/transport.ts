@@ -42,6 +42,9 @@ export interface PeerTransportOptions {
 /** Batches kept per peer while its connection is being dialed; older ones are dropped. */
 const MAX_WAITING_BATCHES = 16;
 
+/** How long a removed peer stays reachable (the Raft leader feeds it 10 election timeouts). */
+const DEPARTING_GRACE_MS = 30_000;
+
 /** Sends Raft messages to peers and hands received ones to the node. */
 export class PeerTransport<M extends Addressed> {
   readonly #options: PeerTransportOptions;
@@ -49,6 +52,15 @@ export class PeerTransport<M extends Addressed> {
   readonly #reachable = new Map<number, boolean>();
   /** Batches waiting for a dial in progress, by peer. */
   readonly #waiting = new Map<number, M[][]>();
+  /**
+   * Peers no longer members, still reachable for a grace period: the leader tells a removed
+   * node that it was removed, and calls in flight (a request forwarded to a leader that just
+   * removed itself) get their answer.
+   */
+  readonly #departing = new Map<
+    number,
+    { client: RpcClient; timer: ReturnType<typeof setTimeout> }
+  >();
 
   constructor(options: PeerTransportOptions) {
     this.#options = options;
@@ -56,21 +68,58 @@ export class PeerTransport<M extends Addressed> {
       if (!Array.isArray(params)) throw new TypeError("Raft batch must be an array");
       options.onMessages(params);
     });
-    for (const [id, address] of options.peers) {
-      if (id === options.selfId) continue;
-      this.#clients.set(
-        id,
-        new RpcClient(address, {
-          maxFrameBytes: options.maxFrameBytes,
-          timeoutMs: options.callTimeoutMs,
-          maxBackoffMs: 1000,
-          onConnect: () => this.#setReachable(id, true),
-          onDisconnect: (error) => this.#setReachable(id, false, error?.message),
-        }),
-      );
-    }
+    for (const [id, address] of options.peers) this.#addClient(id, address);
+  }
+
+  #addClient(id: number, address: HostPort): void {
+    if (id === this.#options.selfId) return;
+    const client = new RpcClient(address, {
+      maxFrameBytes: this.#options.maxFrameBytes,
+      timeoutMs: this.#options.callTimeoutMs,
+      maxBackoffMs: 1000,
+      onConnect: () => this.#setReachable(id, true),
+      onDisconnect: (error) => this.#setReachable(id, false, error?.message),
+    });
+    this.#clients.set(id, client);
     // Connections are ready before the first election needs them.
-    for (const client of this.#clients.values()) client.connect().catch(() => {});
+    client.connect().catch(() => {});
+  }
+
+  /**
+   * Follows a membership change: dials peers that are new (or moved to another address) and
+   * closes and forgets those no longer listed. This node's own entry is ignored.
+   */
+  updatePeers(peers: ReadonlyMap<number, HostPort>): void {
+    for (const [id, client] of [...this.#clients]) {
+      const want = peers.get(id);
+      if (want && `${want.hostname}:${want.port}` === client.address) continue;
+      this.#clients.delete(id);
+      this.#retire(id, client);
+      this.#reachable.delete(id);
+      this.#waiting.delete(id);
+      if (!want) this.#options.log?.(`Peer ${id} forgotten: no longer a member`);
+    }
+    for (const [id, address] of peers) {
+      if (!this.#clients.has(id)) this.#addClient(id, address);
+    }
+  }
+
+  #retire(id: number, client: RpcClient): void {
+    const old = this.#departing.get(id);
+    if (old) {
+      clearTimeout(old.timer);
+      old.client.close();
+    }
+    const timer = setTimeout(() => {
+      this.#departing.delete(id);
+      client.close();
+    }, DEPARTING_GRACE_MS);
+    this.#departing.set(id, { client, timer });
+  }
+
+  /** The ids of the peers this transport dials. */
+  peerIds(): number[] {
+    return [...this.#clients.keys()];
   }
 
   /** Sends messages, one notification per destination; unsendable ones are reported. */
@@ -91,7 +140,7 @@ export class PeerTransport<M extends Addressed> {
 
   /** The RPC client for a peer, for forwarding client requests to the leader. */
   client(id: number): RpcClient | undefined {
-    return this.#clients.get(id);
+    return this.#clients.get(id) ?? this.#departing.get(id)?.client;
   }
 
   /** Whether the last connection attempt to a peer succeeded. */
@@ -102,11 +151,16 @@ export class PeerTransport<M extends Addressed> {
   /** Closes every outgoing connection. */
   close(): void {
     this.#waiting.clear();
+    for (const { client, timer } of this.#departing.values()) {
+      clearTimeout(timer);
+      client.close();
+    }
+    this.#departing.clear();
     for (const client of this.#clients.values()) client.close();
   }
 
   #sendBatch(to: number, batch: M[]): void {
-    const client = this.#clients.get(to);
+    const client = this.client(to);
     if (!client) {
       this.#options.onUnreachable?.(to);
       return;

@@ -129,7 +129,7 @@ export class DiskStorage implements DurableStorage {
   initialState(): { hardState: HardState; conf: ConfState } {
     return {
       hardState: { ...this.#hardState },
-      conf: { peers: [...this.#snap.meta.conf.peers] },
+      conf: structuredClone(this.#snap.meta.conf),
     };
   }
 

@@ -10,6 +10,7 @@
  * DiskStorage's `keepSnapshots` (default 2; the WAL is kept from the oldest kept snapshot on).
  */
 import { join } from "node:path";
+import { decodeConfState, encodeConfState } from "../raft/membership.ts";
 import type { Snapshot } from "../raft/types.ts";
 import { fsyncDir, writeFileAtomic } from "./atomic_file.ts";
 import { crc32c } from "../util/crc32c.ts";
@@ -23,7 +24,8 @@ export class SnapshotCorruptionError extends Error {
 }
 
 const MAGIC = 0x4e534d52; // "RMSN" read as little-endian u32
-const VERSION = 1;
+/** Version 2 appends the whole configuration (learners, addresses, cluster id) as JSON. */
+const VERSION = 2;
 const FIXED_HEADER = 40;
 
 /** File name of the snapshot at `index` whose term is `term`. */
@@ -36,7 +38,9 @@ const SNAP_RE = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;
 /** Encodes the header that precedes `snap.data` in a snapshot file (and on the wire). */
 export function encodeSnapshotHeader(snap: Snapshot): Uint8Array {
   const peers = snap.meta.conf.peers;
-  const len = FIXED_HEADER + 4 * peers.length + 4;
+  const conf = encodeConfState(snap.meta.conf);
+  const confAt = FIXED_HEADER + 4 * peers.length;
+  const len = confAt + 4 + conf.length + 4;
   const buf = new Uint8Array(len);
   const view = new DataView(buf.buffer);
   view.setUint32(0, MAGIC, true);
@@ -53,6 +57,8 @@ export function encodeSnapshotHeader(snap: Snapshot): Uint8Array {
     }
     view.setUint32(FIXED_HEADER + 4 * i, id, true);
   }
+  view.setUint32(confAt, conf.length, true);
+  buf.set(conf, confAt + 4);
   view.setUint32(len - 4, crc32c(buf, 0, 0, len - 4), true);
   return buf;
 }
@@ -75,9 +81,17 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (view.getUint32(0, true) !== MAGIC) throw new SnapshotCorruptionError("bad magic");
   const version = view.getUint32(4, true);
-  if (version !== VERSION) throw new SnapshotCorruptionError(`unsupported version ${version}`);
+  if (version !== 1 && version !== VERSION) {
+    throw new SnapshotCorruptionError(`unsupported version ${version}`);
+  }
   const count = view.getUint32(36, true);
-  const headerLen = FIXED_HEADER + 4 * count + 4;
+  const confAt = FIXED_HEADER + 4 * count;
+  let confLen = 0;
+  if (version >= 2) {
+    if (bytes.length < confAt + 4) throw new SnapshotCorruptionError("truncated header");
+    confLen = view.getUint32(confAt, true);
+  }
+  const headerLen = confAt + (version >= 2 ? 4 + confLen : 0) + 4;
   if (bytes.length < headerLen) throw new SnapshotCorruptionError("truncated header");
   if (crc32c(bytes, 0, 0, headerLen - 4) !== view.getUint32(headerLen - 4, true)) {
     throw new SnapshotCorruptionError("header CRC mismatch");
@@ -99,7 +113,17 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot {
   }
   const peers: number[] = [];
   for (let i = 0; i < count; i++) peers.push(view.getUint32(FIXED_HEADER + 4 * i, true));
-  return { meta: { index, term, conf: { peers } }, data };
+  if (version === 1) return { meta: { index, term, conf: { peers } }, data };
+  let conf;
+  try {
+    conf = decodeConfState(bytes.subarray(confAt + 4, confAt + 4 + confLen));
+  } catch (error) {
+    throw new SnapshotCorruptionError((error as Error).message);
+  }
+  if (conf.peers.join() !== [...peers].sort((a, b) => a - b).join()) {
+    throw new SnapshotCorruptionError("membership lists disagree");
+  }
+  return { meta: { index, term, conf }, data };
 }
 
 /** Options for SnapshotStore.open. */

@@ -56,6 +56,7 @@ export function messageOutOfBounds(m: Message): string | undefined {
       return check("index", m.index);
     case "voteResp":
     case "preVoteResp":
+    case "timeoutNow":
       return undefined;
   }
 }

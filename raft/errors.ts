@@ -29,3 +29,11 @@ export class NodeStoppedError extends Error {
     this.name = "NodeStoppedError";
   }
 }
+
+/** The leader refused a membership change or a leadership transfer; `message` says why. */
+export class ChangeRefusedError extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = "ChangeRefusedError";
+  }
+}

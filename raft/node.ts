@@ -6,9 +6,21 @@
  * in the core and go out together in the next Ready (group commit).
  */
 import { setImmediate } from "node:timers";
-import { NodeStoppedError, NotLeaderError, ProposalDroppedError } from "./errors.ts";
+import {
+  ChangeRefusedError,
+  NodeStoppedError,
+  NotLeaderError,
+  ProposalDroppedError,
+} from "./errors.ts";
+import {
+  type ConfChange,
+  decodeConfEntry,
+  describeChange,
+  isConfEntryData,
+  isMember,
+} from "./membership.ts";
 import { DEFAULT_RAFT_CONFIG, type RaftConfig, type Role } from "./raft.ts";
-import { type ProgressStatus, RawNode } from "./raw_node.ts";
+import { type MembershipStatus, type ProgressStatus, RawNode } from "./raw_node.ts";
 import {
   DEFAULT_SNAPSHOT_CONFIG,
   shouldSnapshot,
@@ -16,7 +28,7 @@ import {
   type SnapshotStatus,
 } from "./snapshot_policy.ts";
 import type { DurableStorage } from "./storage.ts";
-import type { Entry, Message, NodeId, Ready, Snapshot, StateMachine } from "./types.ts";
+import type { ConfState, Entry, Message, NodeId, Ready, Snapshot, StateMachine } from "./types.ts";
 import { asError, errorMessage } from "../util/errors.ts";
 
 /** Driver tunables on top of the core's: tick length and snapshot thresholds. */
@@ -56,6 +68,10 @@ export interface RaftMetrics {
   readIndexes: number;
   electionsStarted: number;
   leaderChanges: number;
+  /** Configuration entries applied on this node. */
+  confChanges: number;
+  /** Leadership transfers this node started as leader. */
+  leaderTransfers: number;
   snapshotsTaken: number;
   snapshotsInstalled: number;
   snapshotsSent: number;
@@ -81,12 +97,25 @@ export interface NodeStatus {
   lastIndex: number;
   snapshotIndex: number;
   progress?: Record<string, ProgressStatus>;
+  /** The configuration in force: voters, learners, addresses, cluster id. */
+  voters: NodeId[];
+  learners: NodeId[];
+  /** Index of the configuration entry (or snapshot) that made the configuration in force. */
+  configIndex: number;
+  clusterId?: string;
+  /** The last configuration changes this node saw commit, newest last. */
+  configChanges: { index: number; change: string }[];
+  /** The voter a leadership transfer hands over to (leader only), or 0. */
+  transferee: NodeId;
 }
 
 /** Constructor options for RaftNode. */
 export interface RaftNodeOptions {
   id: NodeId;
-  /** Every voter, this node included. */
+  /**
+   * The voters of a new cluster, this node included; ignored once storage holds a membership.
+   * Empty for a node joining an existing cluster (it never campaigns until it is a voter).
+   */
   peers: NodeId[];
   storage: DurableStorage;
   stateMachine: StateMachine;
@@ -99,6 +128,8 @@ export interface RaftNodeOptions {
   log?: (line: string, fields?: Record<string, unknown>) => void;
   /** Called whenever the known leader or the term changes. */
   onLeaderChange?: (leader: NodeId, term: number) => void;
+  /** Called when an applied configuration entry or an installed snapshot changes membership. */
+  onMembershipChange?: (conf: ConfState) => void;
   /** Called after each save with its duration and entry count. */
   onSave?: (ms: number, entries: number) => void;
   /**
@@ -123,6 +154,7 @@ interface PendingRead {
 }
 
 const TICK = 0;
+const EMPTY = new Uint8Array(0);
 
 /** A running Raft peer: timers, inbox, persistence, application and client promises. */
 export class RaftNode {
@@ -144,6 +176,13 @@ export class RaftNode {
   /** Confirmed reads waiting for applied >= index, in confirmation order. */
   #confirmedReads: PendingRead[] = [];
   #applied = 0;
+  /** The configuration as of the last applied entry: what a snapshot taken now records. */
+  #appliedConf: ConfState = { peers: [] };
+  #transferWaiters: {
+    to: NodeId;
+    resolve: (leader: NodeId) => void;
+    reject: (e: Error) => void;
+  }[] = [];
   #snapshotIndex = 0;
   #bytesSinceSnapshot = 0;
   #leader: NodeId = 0;
@@ -156,6 +195,8 @@ export class RaftNode {
     readIndexes: 0,
     electionsStarted: 0,
     leaderChanges: 0,
+    confChanges: 0,
+    leaderTransfers: 0,
     snapshotsTaken: 0,
     snapshotsInstalled: 0,
     snapshotsSent: 0,
@@ -193,6 +234,10 @@ export class RaftNode {
     const { storage, stateMachine } = this.#opts;
     const snap = storage.snapshot();
     if (snap.meta.index > 0) stateMachine.restore(snap.data);
+    const stored = snap.meta.conf;
+    this.#appliedConf = stored.peers.length > 0 || (stored.learners ?? []).length > 0
+      ? structuredClone(stored)
+      : { ...structuredClone(stored), peers: [...this.#opts.peers] };
     this.#applied = snap.meta.index;
     this.#snapshotIndex = snap.meta.index;
     this.#raw = new RawNode({
@@ -291,8 +336,14 @@ export class RaftNode {
         applied: 0,
         lastIndex: 0,
         snapshotIndex: 0,
+        voters: [],
+        learners: [],
+        configIndex: 0,
+        configChanges: [],
+        transferee: 0,
       };
     }
+    const ms = raw.membership();
     const s = raw.status();
     const out: NodeStatus = {
       id: this.id,
@@ -303,9 +354,64 @@ export class RaftNode {
       applied: this.#applied,
       lastIndex: s.lastIndex,
       snapshotIndex: this.#snapshotIndex,
+      voters: ms.conf.peers,
+      learners: ms.conf.learners ?? [],
+      configIndex: ms.confIndex,
+      configChanges: [...ms.history],
+      transferee: ms.transferee,
     };
+    if (ms.conf.clusterId) out.clusterId = ms.conf.clusterId;
     if (s.progress) out.progress = s.progress;
     return out;
+  }
+
+  /** The configuration in force and what is under way (leader's view on the leader). */
+  membership(): MembershipStatus | undefined {
+    return this.#raw?.membership();
+  }
+
+  /** Ticks since the leader last heard from `id` (undefined when unknown or not leader). */
+  heardAgo(id: NodeId): number | undefined {
+    return this.#raw?.heardAgo(id);
+  }
+
+  /**
+   * Proposes a single-server membership change on the leader and resolves once it is applied
+   * here. Rejects NotLeaderError, ChangeRefusedError (with the reason) or ProposalDroppedError.
+   */
+  changeMembership(change: ConfChange): Promise<ProposalResult> {
+    const raw = this.#raw;
+    if (this.#stopped || !raw) return Promise.reject(new NodeStoppedError());
+    const got = raw.proposeConfChange(change);
+    if (typeof got === "string") return Promise.reject(new ChangeRefusedError(got));
+    if (got === 0) return Promise.reject(new NotLeaderError(raw.leader));
+    this.#metrics.proposals++;
+    const term = raw.term;
+    const done = new Promise<ProposalResult>((resolve, reject) => {
+      this.#proposals.set(got, { term, resolve, reject });
+    });
+    this.#kick(true);
+    return done;
+  }
+
+  /**
+   * Hands leadership to voter `to` (0: the most up-to-date voter) and resolves with the new
+   * leader once another node leads. Rejects ChangeRefusedError when it cannot start, and
+   * ProposalDroppedError when the transfer was abandoned (after an election timeout).
+   */
+  transferLeadership(to: NodeId): Promise<NodeId> {
+    const raw = this.#raw;
+    if (this.#stopped || !raw) return Promise.reject(new NodeStoppedError());
+    if (raw.role !== "leader") return Promise.reject(new NotLeaderError(raw.leader));
+    const got = raw.transferLeadership(to);
+    if (typeof got === "string") return Promise.reject(new ChangeRefusedError(got));
+    this.#metrics.leaderTransfers++;
+    this.#log(`Handing leadership to node ${got}`);
+    const p = new Promise<NodeId>((resolve, reject) => {
+      this.#transferWaiters.push({ to: got, resolve, reject });
+    });
+    this.#kick();
+    return p;
   }
 
   /** The leader this node knows of (0 when none); cheaper than status(). */
@@ -408,6 +514,7 @@ export class RaftNode {
   #observeRole(raw: RawNode): void {
     const leader = raw.leader;
     const term = raw.term;
+    if (this.#transferWaiters.length > 0) this.#settleTransfers(raw);
     if (leader !== this.#leader || term !== this.#term) {
       if (leader !== this.#leader) this.#metrics.leaderChanges++;
       const wasLeader = this.#leader === this.id;
@@ -442,6 +549,24 @@ export class RaftNode {
         for (const r of this.#reads.values()) r.reject(new NotLeaderError(leader));
         this.#reads.clear();
       }
+    }
+  }
+
+  /** Resolves transfer waiters once another node leads; rejects them once the transfer ended. */
+  #settleTransfers(raw: RawNode): void {
+    const leader = raw.leader;
+    if (leader !== 0 && leader !== this.id) {
+      for (const w of this.#transferWaiters) w.resolve(leader);
+      this.#transferWaiters = [];
+    } else if (raw.role === "leader" && raw.membership().transferee === 0) {
+      for (const w of this.#transferWaiters) {
+        w.reject(
+          new ProposalDroppedError(
+            `leadership transfer to node ${w.to} did not finish within an election timeout`,
+          ),
+        );
+      }
+      this.#transferWaiters = [];
     }
   }
 
@@ -566,7 +691,10 @@ export class RaftNode {
       let result: unknown;
       let failure: Error | undefined;
       try {
-        result = stateMachine.apply(e);
+        // Configuration entries belong to Raft: the state machine sees a no-op at that index.
+        result = isConfEntryData(e.data)
+          ? (this.#applyConf(e), stateMachine.apply({ ...e, data: EMPTY }))
+          : stateMachine.apply(e);
       } catch (err) {
         failure = asError(err);
         this.#log(`Apply of entry ${e.index} threw: ${failure.message}`, { level: "error" });
@@ -590,8 +718,31 @@ export class RaftNode {
     return i;
   }
 
+  /** Tracks the configuration as entries are applied, so a snapshot records the right one. */
+  #applyConf(e: Entry): void {
+    const { conf, change } = decodeConfEntry(e.data);
+    const was = isMember(this.#appliedConf, this.id);
+    this.#appliedConf = conf;
+    this.#metrics.confChanges++;
+    this.#log(`Configuration at index ${e.index}: ${describeChange(change)}`);
+    if (was && !isMember(conf, this.id)) {
+      this.#log(`This node was removed from the cluster at index ${e.index}: it stops campaigning`);
+    }
+    this.#notifyMembership();
+  }
+
+  #notifyMembership(): void {
+    try {
+      this.#opts.onMembershipChange?.(structuredClone(this.#appliedConf));
+    } catch (err) {
+      this.#log(`onMembershipChange threw: ${err instanceof Error ? err.message : err}`);
+    }
+  }
+
   #installSnapshot(snap: Snapshot): void {
     const index = snap.meta.index;
+    this.#appliedConf = structuredClone(snap.meta.conf);
+    this.#notifyMembership();
     this.#opts.stateMachine.restore(snap.data);
     this.#applied = index;
     this.#snapshotIndex = index;
@@ -609,6 +760,10 @@ export class RaftNode {
 
   /** Takes a snapshot when the policy (snapshot_policy.ts) says so; this is the mechanism. */
   #maybeCompact(raw: RawNode): void {
+    // A joining node that has not yet applied a configuration entry does not know the
+    // membership at this index: a snapshot must never record an empty one.
+    const conf = this.#appliedConf;
+    if (conf.peers.length === 0 && (conf.learners ?? []).length === 0) return;
     const status: SnapshotStatus = {
       role: raw.role,
       applied: this.#applied,
@@ -628,7 +783,7 @@ export class RaftNode {
     const term = raw.termAt(index);
     if (term === undefined) return;
     const snap: Snapshot = {
-      meta: { index, term, conf: { peers: [...this.#opts.peers] } },
+      meta: { index, term, conf: structuredClone(this.#appliedConf) },
       data: this.#opts.stateMachine.snapshot(),
     };
     // Storage drops the covered log from memory at once; the file write and the segment
@@ -647,6 +802,8 @@ export class RaftNode {
   }
 
   #failAll(proposalError: () => Error, readError: () => Error): void {
+    for (const w of this.#transferWaiters) w.reject(proposalError());
+    this.#transferWaiters = [];
     for (const p of this.#proposals.values()) p.reject(proposalError());
     this.#metrics.proposalsDropped += this.#proposals.size;
     this.#proposals.clear();

@@ -5,6 +5,17 @@
  */
 import { MAX_TERM_OR_INDEX, messageOutOfBounds } from "./bounds.ts";
 import { RaftLog } from "./log.ts";
+import {
+  applyChange,
+  type ConfChange,
+  decodeConfEntry,
+  describeChange,
+  encodeConfEntry,
+  isConfEntryData,
+  normalize,
+  quorumOf,
+  refusal,
+} from "./membership.ts";
 import { Progress } from "./progress.ts";
 import { ReadOnly } from "./read_only.ts";
 import { nextChunk, SnapshotAssembler, startTransfer } from "./snapshot_chunks.ts";
@@ -12,6 +23,7 @@ import { CompactedError, type Storage } from "./storage.ts";
 import {
   type AppendMessage,
   type AppendResponseMessage,
+  type ConfState,
   type Entry,
   type HardState,
   type HeartbeatMessage,
@@ -60,6 +72,9 @@ export const DEFAULT_RAFT_CONFIG: RaftConfig = {
   snapshotChunkBytes: 1 << 20,
 };
 
+/** How many election timeouts a leader keeps feeding a removed follower. */
+const DEPARTING_TICKS_PER_ELECTION = 10;
+
 /** The role a node plays in its current term. */
 export type Role = "follower" | "preCandidate" | "candidate" | "leader";
 
@@ -69,7 +84,10 @@ const MAX_WARNINGS = 32;
 /** Options for constructing the core. */
 export interface RaftOptions extends RaftConfig {
   id: NodeId;
-  /** All voters including this node (ignored when storage holds a non-empty membership). */
+  /**
+   * The voters of a new cluster, this node included (ignored when storage holds a membership).
+   * Empty for a node that joins an existing cluster: it waits for the leader to reach it.
+   */
   peers: NodeId[];
   storage: Storage;
   /** Last index the state machine already reflects (the restored snapshot's index). */
@@ -83,7 +101,32 @@ export class Raft {
   readonly id: NodeId;
   readonly cfg: RaftConfig;
   readonly log: RaftLog;
-  readonly peers: NodeId[];
+  /**
+   * The configuration in force: that of the newest configuration entry in the log, committed
+   * or not (thesis §4.1), else the snapshot's.
+   */
+  conf: ConfState;
+  /** Index of the entry that made `conf` (the snapshot's index when it came from one). */
+  confIndex = 0;
+  /** Configuration changes this node saw commit, newest last (a few, for status pages). */
+  readonly confHistory: { index: number; change: string }[] = [];
+  /** Committed entries up to this index were scanned for the history and a leader's removal. */
+  #confScanned = 0;
+  /** The snapshot's configuration, in force when the log after it holds no configuration. */
+  #baseConf: ConfState;
+  #baseIndex = 0;
+  /** The configuration entries in the log after the snapshot, in index order. */
+  #confLog: { index: number; term: number; conf: ConfState }[] = [];
+  /** Index of the newest configuration entry in the log (committed or not); leader only. */
+  #pendingConfIndex = 0;
+  /** Leadership transfer target (etcd leadTransferee), NONE when no transfer runs. */
+  #transferee: NodeId = NONE;
+  #transferElapsed = 0;
+  /** Logical time in ticks, and when the leader last heard from each member. */
+  #now = 0;
+  readonly #heardAt = new Map<NodeId, number>();
+  /** Removed followers the leader still feeds until this tick, so they learn their removal. */
+  readonly #departing = new Map<NodeId, number>();
   readonly prs = new Map<NodeId, Progress>();
   term = 0;
   vote: NodeId = NONE;
@@ -140,9 +183,16 @@ export class Raft {
     this.#rand = opts.rand;
     this.log = new RaftLog(opts.storage, opts.applied);
     const { hardState, conf } = opts.storage.initialState();
-    const peers = conf.peers.length > 0 ? conf.peers : opts.peers;
-    this.peers = [...new Set(peers)].sort((a, b) => a - b);
-    if (this.peers.length === 0) throw new RangeError("Cannot start Raft: no peers given");
+    const stored = conf.peers.length > 0 || (conf.learners ?? []).length > 0;
+    this.#baseConf = normalize(stored ? conf : { ...conf, peers: opts.peers });
+    this.#baseIndex = this.log.firstIndex() - 1;
+    this.conf = this.#baseConf;
+    this.confIndex = this.#baseIndex;
+    this.#confScanned = this.#baseIndex;
+    if (this.log.firstIndex() <= this.log.lastIndex()) {
+      this.#noteEntries(this.log.slice(this.log.firstIndex(), this.log.lastIndex() + 1));
+    }
+    this.#refreshConf(false);
     if (hardState.commit > this.log.lastIndex()) {
       throw new Error(
         `Raft invariant broken: persisted commit ${hardState.commit} is past last index ${this.log.lastIndex()}`,
@@ -151,11 +201,28 @@ export class Raft {
     this.term = hardState.term;
     this.vote = hardState.vote;
     this.log.commitTo(hardState.commit);
+    this.#syncConf();
     this.becomeFollower(this.term, NONE);
   }
 
+  /** The voters of the configuration in force. */
+  get peers(): NodeId[] {
+    return this.conf.peers;
+  }
+
+  /** The learners of the configuration in force. */
+  get learners(): NodeId[] {
+    return this.conf.learners ?? [];
+  }
+
+  /** Votes or acknowledgements needed: a majority of the voters (learners never count). */
   get quorum(): number {
-    return Math.floor(this.peers.length / 2) + 1;
+    return quorumOf(this.conf.peers.length);
+  }
+
+  /** The voter a leadership transfer is handing over to, or NONE. */
+  get transferee(): NodeId {
+    return this.#transferee;
   }
 
   hardState(): HardState {
@@ -167,8 +234,20 @@ export class Raft {
     else this.warningsSuppressed++;
   }
 
+  /**
+   * Whether this node may campaign: it is a voter of its newest configuration, or of the
+   * newest committed one. The second case is a leader that appended its own removal and lost
+   * office before it committed: the remaining voters may lack that entry (and still count this
+   * node), and its longer log makes them refuse each other, so it must be able to win with the
+   * new configuration's votes (counted as always by its newest configuration), commit the
+   * removal and hand over.
+   */
   #promotable(): boolean {
-    return this.peers.includes(this.id);
+    if (this.peers.includes(this.id)) return true;
+    if (this.confIndex <= this.log.committed) return false;
+    let committed = this.#baseConf;
+    for (const c of this.#confLog) if (c.index <= this.log.committed) committed = c.conf;
+    return committed.peers.includes(this.id);
   }
 
   #send(m: Message): void {
@@ -193,16 +272,128 @@ export class Raft {
     this.#votes.clear();
     this.#needBroadcast = false;
     this.#reads.reset();
+    this.#transferee = NONE;
+    this.#transferElapsed = 0;
     this.prs.clear();
+    this.#heardAt.clear();
+    this.#departing.clear();
     const last = this.log.lastIndex();
     // Our own match counts only what the driver has persisted: entries still in a write may be
     // lost in a crash, and a commit must rest on a quorum of durable copies (thesis §10.2.1).
     const durable = Math.min(last, this.log.unstable.offset - 1);
-    for (const p of this.peers) {
+    for (const p of [...this.peers, ...this.learners]) {
       const pr = new Progress(last + 1);
       if (p === this.id) pr.match = durable;
       this.prs.set(p, pr);
     }
+  }
+
+  /**
+   * Records the configuration entries among entries now in the log (appended by this leader or
+   * received from one). Entries the log no longer holds at their index and term (a follower's
+   * conflicting suffix was overwritten) are forgotten first, so the configuration in force goes
+   * back to the previous one, as the thesis requires.
+   */
+  #noteEntries(entries: Entry[]): void {
+    if (entries.length === 0) return;
+    const first = entries[0].index;
+    const last = this.log.lastIndex();
+    this.#confLog = this.#confLog.filter((c) =>
+      c.index < first || (c.index <= last && this.log.termOrUndefined(c.index) === c.term)
+    );
+    for (const e of entries) {
+      if (!isConfEntryData(e.data) || this.log.termOrUndefined(e.index) !== e.term) continue;
+      if (this.#confLog.some((c) => c.index === e.index)) continue;
+      this.#confLog.push({ index: e.index, term: e.term, conf: decodeConfEntry(e.data).conf });
+    }
+    this.#confLog.sort((a, b) => a.index - b.index);
+  }
+
+  /** Puts the newest configuration in the log in force; reacts when it changed. */
+  #refreshConf(live = true): void {
+    const top = this.#confLog[this.#confLog.length - 1];
+    const conf = top ? top.conf : this.#baseConf;
+    const index = top ? top.index : this.#baseIndex;
+    if (index === this.confIndex && conf === this.conf) return;
+    this.conf = conf;
+    this.confIndex = index;
+    if (live) this.#onConfChanged();
+  }
+
+  /**
+   * Follows the commit index over configuration entries: keeps the history of committed
+   * changes, and a leader whose own removal committed hands leadership over.
+   */
+  #syncConf(): void {
+    const committed = this.log.committed;
+    if (committed <= this.#confScanned) return;
+    let removed = false;
+    for (const c of this.#confLog) {
+      if (c.index <= this.#confScanned || c.index > committed) continue;
+      const e = this.log.slice(c.index, c.index + 1)[0];
+      this.confHistory.push({
+        index: c.index,
+        change: describeChange(decodeConfEntry(e.data).change),
+      });
+      if (this.confHistory.length > 16) this.confHistory.shift();
+      if (!c.conf.peers.includes(this.id)) removed = true;
+    }
+    this.#confScanned = committed;
+    // Thesis §4.2.2: a leader not in the new configuration steps down once it commits. Hand over
+    // to the most up-to-date voter first so nobody waits out an election timeout; its higher
+    // term makes us step down.
+    if (removed && this.role === "leader" && !this.peers.includes(this.id)) {
+      this.#startTransfer(this.#bestVoter());
+    }
+  }
+
+  /** Brings the leader's trackers in line with a new configuration; a removed leader steps down. */
+  #onConfChanged(): void {
+    if (this.#transferee !== NONE && !this.peers.includes(this.#transferee)) {
+      this.#transferee = NONE;
+    }
+    if (this.role !== "leader") return;
+    const members = new Set([...this.peers, ...this.learners]);
+    for (const id of [...this.prs.keys()]) {
+      if (members.has(id) || this.#departing.has(id)) continue;
+      if (id === this.id) {
+        this.prs.delete(id);
+        continue;
+      }
+      // A removed follower learns of its removal only from a commit index that covers it:
+      // keep feeding it for a while (it counts for nothing) so it can stop campaigning and
+      // record that it was removed, instead of waiting forever for a leader.
+      this.#departing.set(id, this.#now + DEPARTING_TICKS_PER_ELECTION * this.cfg.electionTicks);
+    }
+    const last = this.log.lastIndex();
+    for (const id of members) {
+      if (this.prs.has(id)) continue;
+      this.prs.set(id, new Progress(last + 1));
+    }
+    // A leader removed by this entry keeps leading without counting itself (thesis §4.2.2)
+    // until the entry commits: see #syncConf().
+    // Fewer voters may mean a smaller quorum: the commit index may move now.
+    if (this.#maybeCommit()) this.#onCommitAdvanced();
+    this.#needBroadcast = true;
+  }
+
+  /** The voter other than this node with the highest match index (ties: lowest id), or NONE. */
+  #bestVoter(): NodeId {
+    let best = NONE;
+    let bestMatch = -1;
+    for (const id of this.peers) {
+      const pr = this.prs.get(id);
+      if (id === this.id || !pr) continue;
+      if (pr.match > bestMatch) {
+        best = id;
+        bestMatch = pr.match;
+      }
+    }
+    return best;
+  }
+
+  #sendTimeoutNow(to: NodeId): void {
+    this.#send({ type: "timeoutNow", from: this.id, to, term: this.term });
   }
 
   becomeFollower(term: number, lead: NodeId): void {
@@ -229,6 +420,16 @@ export class Raft {
     this.#reset(this.term);
     this.lead = this.id;
     this.role = "leader";
+    // A configuration entry an earlier leader left uncommitted counts as pending: it commits
+    // (or is overwritten) before this leader may propose another (one change at a time).
+    this.#pendingConfIndex = 0;
+    const last = this.log.lastIndex();
+    const from = Math.max(this.log.committed + 1, this.log.firstIndex());
+    if (from <= last) {
+      for (const e of this.log.slice(from, last + 1)) {
+        if (isConfEntryData(e.data)) this.#pendingConfIndex = e.index;
+      }
+    }
     const self = this.prs.get(this.id);
     if (self) {
       self.becomeReplicate();
@@ -240,8 +441,10 @@ export class Raft {
 
   /** Advances logical time by one tick. */
   tick(): void {
+    this.#now++;
     if (this.role === "leader") this.#tickHeartbeat();
     else this.#tickElection();
+    this.#syncConf();
   }
 
   #tickElection(): void {
@@ -255,12 +458,24 @@ export class Raft {
   #tickHeartbeat(): void {
     this.#heartbeatElapsed++;
     this.#electionElapsed++;
+    if (this.#transferee !== NONE && ++this.#transferElapsed >= this.cfg.electionTicks) {
+      // etcd: a transfer that did not finish within an election timeout is abandoned, and the
+      // leader takes proposals again; a removed leader tries again instead (with the voter
+      // that is most up to date now).
+      this.#transferee = NONE;
+      if (!this.peers.includes(this.id)) this.#startTransfer(this.#bestVoter());
+    }
+    for (const [id, until] of this.#departing) {
+      if (this.#now < until) continue;
+      this.#departing.delete(id);
+      if (!this.peers.includes(id) && !this.learners.includes(id)) this.prs.delete(id);
+    }
     if (this.#electionElapsed >= this.cfg.electionTicks) {
       this.#electionElapsed = 0;
       if (this.cfg.checkQuorum) {
         let active = 0;
         for (const [id, pr] of this.prs) {
-          if (id === this.id || pr.recentActive) active++;
+          if (this.peers.includes(id) && (id === this.id || pr.recentActive)) active++;
           if (id !== this.id) pr.recentActive = false;
         }
         if (active < this.quorum) {
@@ -285,8 +500,12 @@ export class Raft {
     }
   }
 
-  /** Starts an election (or a pre-vote round first). */
-  campaign(pre: boolean): void {
+  /**
+   * Starts an election (or a pre-vote round first). `transfer` marks one the leader asked for:
+   * voters grant it although they still hear from that leader.
+   */
+  campaign(pre: boolean, transfer = false): void {
+    if (!this.#promotable()) return;
     if (this.term >= MAX_TERM_OR_INDEX) {
       // The next term could not be sent: every peer would drop it (bounds.ts).
       this.#warn(`Cannot campaign: term ${this.term} is at the bound for terms`);
@@ -314,13 +533,15 @@ export class Raft {
     const logTerm = this.log.lastTerm();
     for (const p of this.peers) {
       if (p === this.id) continue;
-      this.#send({ type, from: this.id, to: p, term: voteTerm, index, logTerm });
+      const m: VoteMessage = { type, from: this.id, to: p, term: voteTerm, index, logTerm };
+      if (transfer) m.transfer = true;
+      this.#send(m);
     }
   }
 
-  /** Records a vote and returns the number of grants. */
+  /** Records a vote (only voters' count) and returns the number of grants. */
   #poll(id: NodeId, granted: boolean): number {
-    if (!this.#votes.has(id)) this.#votes.set(id, granted);
+    if (!this.#votes.has(id) && this.peers.includes(id)) this.#votes.set(id, granted);
     let n = 0;
     for (const v of this.#votes.values()) if (v) n++;
     return n;
@@ -334,7 +555,12 @@ export class Raft {
 
   /** Feeds one message from a peer into the state machine. */
   step(m: Message): void {
-    if (m.to !== this.id || m.from === this.id || !this.prs.has(m.from)) return;
+    this.#step(m);
+    this.#syncConf();
+  }
+
+  #step(m: Message): void {
+    if (m.to !== this.id || m.from === this.id) return;
     const outOfBounds = messageOutOfBounds(m);
     if (outOfBounds) {
       // Drivers validate at the transport already; this keeps the rule for any other caller.
@@ -342,8 +568,13 @@ export class Raft {
       this.#warn(`Dropped a ${m.type} message from node ${m.from}: ${outOfBounds}`);
       return;
     }
+    const isVote = m.type === "vote" || m.type === "preVote";
+    // Only voters of our configuration may ask for votes: a removed node (or a stranger) must
+    // not disrupt the cluster. Leaders' messages come from anyone: a joining node knows no
+    // members yet, and a follower may learn of a configuration after the leader does.
+    if (isVote && !this.peers.includes(m.from)) return;
     if (m.term > this.term) {
-      if (m.type === "vote" || m.type === "preVote") {
+      if (isVote && !(m as VoteMessage).transfer) {
         // Thesis §4.2.3: while we hear from a live leader, ignore would-be disruptors.
         const inLease = this.cfg.checkQuorum && this.lead !== NONE &&
           this.#electionElapsed < this.cfg.electionTicks;
@@ -454,6 +685,10 @@ export class Raft {
         this.lead = m.from;
         this.#handleSnapshot(m);
         return;
+      case "timeoutNow":
+        // Leadership transfer: campaign at once, skipping PreVote (the leader vouches for us).
+        if (m.from === this.lead && this.#promotable()) this.campaign(false, true);
+        return;
       default:
         return;
     }
@@ -480,6 +715,8 @@ export class Raft {
     }
     const last = log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (last !== undefined) {
+      this.#noteEntries(m.entries);
+      this.#refreshConf();
       this.#send(this.#appResp(m.from, last, false));
       return;
     }
@@ -550,6 +787,12 @@ export class Raft {
       return false;
     }
     this.log.restore(s);
+    // The whole log is replaced: the snapshot's configuration is the one in force now.
+    this.#baseConf = normalize(s.meta.conf);
+    this.#baseIndex = s.meta.index;
+    this.#confLog = [];
+    this.#confScanned = s.meta.index;
+    this.#refreshConf();
     const self = this.prs.get(this.id);
     if (self) {
       self.match = s.meta.index;
@@ -561,6 +804,7 @@ export class Raft {
   #stepLeader(m: Message): void {
     const pr = this.prs.get(m.from);
     if (!pr) return;
+    this.#heardAt.set(m.from, this.#now);
     switch (m.type) {
       case "appResp":
         pr.recentActive = true;
@@ -634,6 +878,9 @@ export class Raft {
     // Keep the pipe full: send whatever the follower is missing, within flow-control bounds.
     while (this.#sendAppend(m.from, pr, false)) {
       if (pr.state !== "replicate") break;
+    }
+    if (m.from === this.#transferee && pr.match === this.log.lastIndex()) {
+      this.#sendTimeoutNow(m.from);
     }
   }
 
@@ -759,7 +1006,11 @@ export class Raft {
   /** Raft §5.3/§5.4.2: commit the highest index a quorum holds, if it is from our term. */
   #maybeCommit(): boolean {
     const matches: number[] = [];
-    for (const pr of this.prs.values()) matches.push(pr.match);
+    for (const id of this.peers) {
+      const pr = this.prs.get(id);
+      matches.push(pr ? pr.match : 0);
+    }
+    if (matches.length === 0) return false;
     matches.sort((a, b) => b - a);
     return this.log.maybeCommit(matches[this.quorum - 1], this.term);
   }
@@ -771,7 +1022,12 @@ export class Raft {
 
   #appendEntry(data: Uint8Array): number {
     const index = this.log.lastIndex() + 1;
-    this.log.append([{ index, term: this.term, data }]);
+    const entry = { index, term: this.term, data };
+    this.log.append([entry]);
+    if (isConfEntryData(data)) {
+      this.#noteEntries([entry]);
+      this.#refreshConf();
+    }
     // The leader's own copy counts toward commit once persisted: see onPersisted().
     this.#needBroadcast = true;
     return index;
@@ -786,12 +1042,78 @@ export class Raft {
     if (this.role !== "leader" || this.log.term(index) !== term) return;
     const self = this.prs.get(this.id);
     if (self && self.maybeUpdate(index) && this.#maybeCommit()) this.#onCommitAdvanced();
+    this.#syncConf();
   }
 
-  /** Appends a command if leader; returns its index, or 0 when not the leader. */
+  /**
+   * Appends a command if leader; returns its index, or 0 when not the leader or while a
+   * leadership transfer pauses proposals (etcd drops them then too).
+   */
   propose(data: Uint8Array): number {
-    if (this.role !== "leader") return 0;
+    if (this.role !== "leader" || this.#transferee !== NONE) return 0;
     return this.#appendEntry(data);
+  }
+
+  /**
+   * Proposes a single-server configuration change: returns its index, 0 when not the leader,
+   * or the reason the change is refused now (see membership.ts refusal()).
+   */
+  proposeConfChange(change: ConfChange): number | string {
+    if (this.role !== "leader") return 0;
+    const active = new Set<NodeId>([this.id]);
+    const match = new Map<NodeId, number>();
+    for (const [id, pr] of this.prs) {
+      match.set(id, pr.match);
+      const heard = this.#heardAt.get(id);
+      if (heard !== undefined && this.#now - heard <= this.cfg.electionTicks) active.add(id);
+    }
+    const why = refusal({
+      conf: this.conf,
+      leader: this.id,
+      pending: this.#pendingConfIndex > this.log.committed,
+      ownTermCommitted: this.log.term(this.log.committed) === this.term,
+      transferring: this.#transferee !== NONE,
+      active,
+      match,
+      lastIndex: this.log.lastIndex(),
+    }, change);
+    if (why !== undefined) return why;
+    const conf = applyChange(this.conf, change);
+    const index = this.#appendEntry(encodeConfEntry({ conf, change }));
+    this.#pendingConfIndex = index;
+    return index;
+  }
+
+  /**
+   * Starts handing leadership to voter `to` (NONE: the most up-to-date voter), as etcd's
+   * MsgTransferLeader does: proposals pause, the target is brought up to date, then told to
+   * campaign at once (timeoutNow). Returns the target, or a reason when it cannot start.
+   * The transfer is abandoned after an election timeout.
+   */
+  transferLeadership(to: NodeId): NodeId | string {
+    if (this.role !== "leader") return "This node is not the leader";
+    const target = to === NONE ? this.#bestVoter() : to;
+    if (target === this.id) return `Node ${target} is already the leader`;
+    if (target === NONE) return "There is no other voter to hand leadership to";
+    if (!this.peers.includes(target)) return `Node ${target} is not a voter`;
+    if (this.#transferee === target) return target;
+    this.#startTransfer(target);
+    return target;
+  }
+
+  #startTransfer(target: NodeId): void {
+    const pr = target === NONE ? undefined : this.prs.get(target);
+    if (!pr) return;
+    this.#transferee = target;
+    this.#transferElapsed = 0;
+    if (pr.match === this.log.lastIndex()) this.#sendTimeoutNow(target);
+    else this.#sendAppend(target, pr, true);
+  }
+
+  /** The tick counter, and when the leader last heard from `id` (undefined: not since leading). */
+  heardAgo(id: NodeId): number | undefined {
+    const at = this.#heardAt.get(id);
+    return at === undefined ? undefined : this.#now - at;
   }
 
   /**
@@ -837,7 +1159,10 @@ export class Raft {
   #releaseReads(): void {
     this.#reads.release((ctx) => {
       let acks = 0;
-      for (const [id, pr] of this.prs) if (id === this.id || pr.ackCtx >= ctx) acks++;
+      for (const id of this.peers) {
+        const pr = this.prs.get(id);
+        if (id === this.id || (pr && pr.ackCtx >= ctx)) acks++;
+      }
       return acks >= this.quorum;
     }, this.readStates);
   }

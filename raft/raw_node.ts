@@ -3,10 +3,11 @@
  * proposals into it, then takes a Ready, persists and sends what it says, and calls advance().
  * Pure and synchronous; the async driver around it is node.ts.
  */
+import { type ConfChange, isConfEntryData } from "./membership.ts";
 import type { ProgressState } from "./progress.ts";
 import { DEFAULT_RAFT_CONFIG, Raft, type RaftConfig, type Role } from "./raft.ts";
 import type { Storage } from "./storage.ts";
-import type { Entry, HardState, Message, NodeId, Ready } from "./types.ts";
+import type { ConfState, Entry, HardState, Message, NodeId, Ready } from "./types.ts";
 
 /** Options for a RawNode. */
 export interface RawNodeOptions {
@@ -43,6 +44,18 @@ export interface RawStatus {
   lastIndex: number;
   snapshotIndex: number;
   progress?: Record<string, ProgressStatus>;
+}
+
+/** The membership as this node sees it: the configuration in force and what is under way. */
+export interface MembershipStatus {
+  /** The configuration in force (the last committed one). */
+  conf: ConfState;
+  /** Index of the entry (or snapshot) that made it. */
+  confIndex: number;
+  /** Leadership transfer target while one runs (leader only), else 0. */
+  transferee: NodeId;
+  /** The last configuration changes this node saw commit, newest last. */
+  history: readonly { index: number; change: string }[];
 }
 
 function sameHardState(a: HardState, b: HardState): boolean {
@@ -92,7 +105,39 @@ export class RawNode {
    * when this node is not the leader. Proposals made before the next ready() share one Ready.
    */
   propose(data: Uint8Array): number {
+    if (isConfEntryData(data)) {
+      throw new RangeError("Cannot propose a command that starts with the configuration mark 0xc1");
+    }
     return this.#raft.propose(data);
+  }
+
+  /**
+   * Proposes a single-server membership change: its index, 0 when this node is not the
+   * leader, or the reason it is refused now.
+   */
+  proposeConfChange(change: ConfChange): number | string {
+    return this.#raft.proposeConfChange(change);
+  }
+
+  /** Starts a leadership transfer; returns the target voter or the reason it cannot start. */
+  transferLeadership(to: NodeId): NodeId | string {
+    return this.#raft.transferLeadership(to);
+  }
+
+  /** The configuration in force, its index, and a transfer under way. */
+  membership(): MembershipStatus {
+    const r = this.#raft;
+    return {
+      conf: structuredClone(r.conf),
+      confIndex: r.confIndex,
+      transferee: r.transferee,
+      history: r.confHistory.slice(),
+    };
+  }
+
+  /** Ticks since the leader last heard from `id` (undefined if not heard while leading). */
+  heardAgo(id: NodeId): number | undefined {
+    return this.#raft.heardAgo(id);
   }
 
   /** Starts a ReadIndex round; returns its context (> 0), or 0 when not the leader. */

@@ -5,7 +5,7 @@
  * this to its transport; here it rides in Raft messages so a slow follower resumes where it was.
  */
 import { crc32c } from "../util/crc32c.ts";
-import type { NodeId, Snapshot, SnapshotMessage } from "./types.ts";
+import type { ConfState, Snapshot, SnapshotMessage } from "./types.ts";
 
 /** An InstallSnapshot transfer the leader is running for one follower. */
 export interface SnapshotTransfer {
@@ -47,6 +47,7 @@ export function nextChunk(t: SnapshotTransfer, chunkBytes: number): SnapshotChun
     index: t.snapshot.meta.index,
     logTerm: t.snapshot.meta.term,
     peers: t.snapshot.meta.conf.peers.slice(),
+    conf: t.snapshot.meta.conf,
     offset: t.offset,
     total: data.length,
     crc: t.crc,
@@ -70,7 +71,7 @@ export type ChunkOutcome =
 interface Incoming {
   index: number;
   term: number;
-  peers: NodeId[];
+  conf: ConfState;
   total: number;
   crc: number;
   chunks: Uint8Array[];
@@ -95,7 +96,7 @@ export class SnapshotAssembler {
       inc = this.#incoming = {
         index: m.index,
         term: m.logTerm,
-        peers: m.peers.slice(),
+        conf: m.conf ?? { peers: m.peers.slice() },
         total: m.total,
         crc: m.crc,
         chunks: [],
@@ -121,7 +122,7 @@ export class SnapshotAssembler {
     }
     return {
       kind: "complete",
-      snapshot: { meta: { index: inc.index, term: inc.term, conf: { peers: inc.peers } }, data },
+      snapshot: { meta: { index: inc.index, term: inc.term, conf: inc.conf }, data },
     };
   }
 }

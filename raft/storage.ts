@@ -79,7 +79,7 @@ export class MemoryStorage implements DurableStorage {
   initialState(): { hardState: HardState; conf: ConfState } {
     return {
       hardState: { ...this.#hardState },
-      conf: { peers: [...this.#snapshot.meta.conf.peers] },
+      conf: structuredClone(this.#snapshot.meta.conf),
     };
   }
 

@@ -4,6 +4,7 @@
  * received from the network.
  */
 import { messageOutOfBounds } from "./bounds.ts";
+import { validateConfState } from "./membership.ts";
 
 /** Peer identifier: a positive integer, unique within a cluster; 0 means "nobody". */
 export type NodeId = number;
@@ -28,9 +29,21 @@ export interface HardState {
   commit: number;
 }
 
-/** Cluster membership; static for now, recorded in snapshots so a restored node knows it. */
+/**
+ * Cluster membership (raft/membership.ts says how it changes): recorded in configuration entries
+ * and snapshot headers, so a restarted or restored node knows it without any flag.
+ */
 export interface ConfState {
+  /** The voters. */
   peers: NodeId[];
+  /** Members that receive the log but neither vote nor count toward any quorum. */
+  learners?: NodeId[];
+  /** Ids removed from the cluster; never reused. */
+  removed?: NodeId[];
+  /** Peer addresses ("host:port") by id, opaque to Raft; recorded so every node can dial. */
+  addrs?: Record<string, string>;
+  /** The cluster's id, drawn by its first leader. */
+  clusterId?: string;
 }
 
 /** What a snapshot covers: every entry up to and including `index`, whose term is `term`. */
@@ -101,6 +114,16 @@ export interface VoteMessage extends MessageBase {
   type: "vote" | "preVote";
   index: number;
   logTerm: number;
+  /**
+   * Set by a candidate the leader told to campaign (leadership transfer): voters grant it even
+   * while they hear from that leader (etcd's campaignTransfer context).
+   */
+  transfer?: boolean;
+}
+
+/** Leadership transfer: the leader tells an up-to-date voter to campaign now (etcd MsgTimeoutNow). */
+export interface TimeoutNowMessage extends MessageBase {
+  type: "timeoutNow";
 }
 
 /** Reply to "vote" / "preVote". */
@@ -137,6 +160,8 @@ export interface SnapshotMessage extends MessageBase {
   index: number;
   logTerm: number;
   peers: NodeId[];
+  /** The snapshot's whole configuration (learners, addresses, cluster id); `peers` are its voters. */
+  conf?: ConfState;
   offset: number;
   total: number;
   crc: number;
@@ -161,7 +186,8 @@ export type Message =
   | HeartbeatMessage
   | HeartbeatResponseMessage
   | SnapshotMessage
-  | SnapshotResponseMessage;
+  | SnapshotResponseMessage
+  | TimeoutNowMessage;
 
 /** The message type names, for transports and metrics. */
 export const MESSAGE_TYPES: readonly Message["type"][] = [
@@ -175,6 +201,7 @@ export const MESSAGE_TYPES: readonly Message["type"][] = [
   "heartbeatResp",
   "snap",
   "snapResp",
+  "timeoutNow",
 ];
 
 /** A confirmed linearizable read point: once applied >= index, read request `ctx` may be served. */
@@ -289,8 +316,20 @@ function validateShape(x: unknown): Message {
         hintTerm: uint(o, "hintTerm"),
       };
     case "vote":
-    case "preVote":
-      return { type, from, to, term, index: uint(o, "index"), logTerm: uint(o, "logTerm") };
+    case "preVote": {
+      const m: VoteMessage = {
+        type,
+        from,
+        to,
+        term,
+        index: uint(o, "index"),
+        logTerm: uint(o, "logTerm"),
+      };
+      if (o.transfer !== undefined && bool(o, "transfer")) m.transfer = true;
+      return m;
+    }
+    case "timeoutNow":
+      return { type, from, to, term };
     case "voteResp":
     case "preVoteResp":
       return { type, from, to, term, reject: bool(o, "reject") };
@@ -321,7 +360,15 @@ function validateShape(x: unknown): Message {
       if (offset + data.length > total) fail("chunk extends past the snapshot's total length");
       const crc = uint(o, "crc");
       if (crc > 0xffffffff) fail("field crc is not a 32-bit value");
-      return {
+      let conf: ConfState | undefined;
+      if (o.conf !== undefined) {
+        try {
+          conf = validateConfState(o.conf);
+        } catch (error) {
+          fail((error as Error).message);
+        }
+      }
+      const snap: SnapshotMessage = {
         type,
         from,
         to,
@@ -335,6 +382,8 @@ function validateShape(x: unknown): Message {
         data,
         done: bool(o, "done"),
       };
+      if (conf) snap.conf = conf;
+      return snap;
     }
     case "snapResp":
       return {

@@ -45,6 +45,12 @@ export class FakeService implements KvService {
       progress: {
         2: { match: 4, next: 5, state: "replicate", recentActive: true, logWentBackwards: false },
       },
+      voters: [1, 2],
+      learners: [],
+      configIndex: 2,
+      configChanges: [{ index: 2, change: "formed cluster 0123456789abcdef" }],
+      transferee: 0,
+      clusterId: "0123456789abcdef",
       walBytes: 2048,
       walAllocatedBytes: 4 << 20,
       counters: {
@@ -64,6 +70,8 @@ export class FakeService implements KvService {
         messagesSent: 9,
         messagesDropped: 0,
         followerLogRegressions: 0,
+        confChanges: 1,
+        leaderTransfers: 0,
       },
       keys: this.sm.size,
       sessions: 0,

@@ -97,6 +97,13 @@ export class ProcessCluster {
   readonly #proxies = new Map<string, TcpProxy>();
   readonly #extraArgs: string[];
   readonly #peerArgs = new Map<number, string>();
+  /** Flags only one node is started with (e.g. --join for an added node). */
+  readonly #nodeArgs = new Map<number, string[]>();
+  /**
+   * The voters, when membership changed: waitForLeader() then wants a majority of these rather
+   * than of every node the harness ever started.
+   */
+  voters: number[] | undefined;
 
   private constructor(root: string, nodes: TestNode[], extraArgs: string[]) {
     this.root = root;
@@ -167,6 +174,33 @@ export class ProcessCluster {
     return `127.0.0.1:${this.node(id).peerPort}`;
   }
 
+  /**
+   * Adds a node with fresh ports and an empty data directory, not started: its --peers lists
+   * every node's own address and it starts with --join (add it as a member first).
+   */
+  addNode(): TestNode {
+    const id = Math.max(...this.ids) + 1;
+    const node: TestNode = {
+      id,
+      peerPort: freePort(),
+      httpPort: freePort(),
+      dataDir: `${this.root}/node-${id}`,
+      output: [],
+    };
+    this.nodes.push(node);
+    this.setPeers(id, this.ids);
+    this.#nodeArgs.set(id, ["--join"]);
+    return node;
+  }
+
+  /** Sets the --peers a node is started with next: these nodes' own peer addresses. */
+  setPeers(id: number, ids: number[]): void {
+    this.#peerArgs.set(
+      id,
+      ids.map((p) => `${p}=127.0.0.1:${this.node(p).peerPort}`).join(","),
+    );
+  }
+
   /** Starts (or restarts) a node's serve process on its data directory. */
   startNode(id: number): void {
     const node = this.node(id);
@@ -188,6 +222,7 @@ export class ProcessCluster {
         "--http",
         `127.0.0.1:${node.httpPort}`,
         ...this.#extraArgs,
+        ...(this.#nodeArgs.get(id) ?? []),
       ],
       stdout: "piped",
       stderr: "piped",
@@ -306,7 +341,7 @@ export class ProcessCluster {
    * may still believe it leads until CheckQuorum demotes it, is not returned); returns its id.
    */
   async waitForLeader(among?: number[], attempts = 400): Promise<number> {
-    const majority = Math.floor(this.nodes.length / 2) + 1;
+    const majority = Math.floor((this.voters ?? this.nodes).length / 2) + 1;
     for (let i = 0; i < attempts; i++) {
       const statuses = await this.statuses();
       for (const [id, status] of statuses) {

@@ -19,7 +19,7 @@ export function describeMessage(m: Message): string {
         : `${head} index=${m.index}`;
     case "vote":
     case "preVote":
-      return `${head} last=${m.index}/${m.logTerm}`;
+      return `${head} last=${m.index}/${m.logTerm}${m.transfer ? " transfer" : ""}`;
     case "voteResp":
     case "preVoteResp":
       return `${head} ${m.reject ? "reject" : "grant"}`;
@@ -33,5 +33,7 @@ export function describeMessage(m: Message): string {
       }`;
     case "snapResp":
       return `${head} snap=${m.index} offset=${m.offset}${m.reject ? " reject" : ""}`;
+    case "timeoutNow":
+      return head;
   }
 }

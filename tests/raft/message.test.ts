@@ -42,6 +42,23 @@ const SAMPLES: Message[] = [
     done: true,
   },
   { type: "snapResp", from: 3, to: 1, term: 3, index: 100, offset: 3, reject: false },
+  {
+    type: "snap",
+    from: 1,
+    to: 4,
+    term: 3,
+    index: 100,
+    logTerm: 2,
+    peers: [1, 2, 3],
+    conf: { peers: [1, 2, 3], learners: [4], addrs: { 4: "h:4" }, clusterId: "c" },
+    offset: 0,
+    total: 3,
+    crc: 1,
+    data: b("abc"),
+    done: true,
+  },
+  { type: "vote", from: 1, to: 2, term: 5, index: 6, logTerm: 3, transfer: true },
+  { type: "timeoutNow", from: 1, to: 2, term: 3 },
 ];
 
 Deno.test("validateMessage: every message type survives a msgpack round trip", () => {
@@ -69,6 +86,8 @@ Deno.test("validateMessage: rejects malformed input with TypeError, strips unkno
     { ...SAMPLES[8], offset: 2 }, // chunk past total
     { ...SAMPLES[8], peers: [1, -2] },
     { ...SAMPLES[8], crc: 2 ** 33 },
+    { ...SAMPLES[10], conf: { peers: [1, 1] } },
+    { ...SAMPLES[11], transfer: "yes" },
   ];
   for (const x of bad) assert.throws(() => validateMessage(x), TypeError, JSON.stringify(x));
   const extra = validateMessage({ ...SAMPLES[4], evil: "x", __proto__: { y: 1 } });

@@ -116,6 +116,8 @@ class Oracle {
   logs = new Map<number, Map<number, LogRecord>>();
   applied = new Map<number, AppliedRecord>();
   leaders = new Map<number, NodeId>();
+  /** Voters ("1,2,3") of the configuration in force at each configuration index seen. */
+  configs = new Map<number, string>();
   maxApplied = 0;
 
   fail(msg: string): never {
@@ -319,6 +321,8 @@ interface SimNodeState {
   /** Role, term and commit last seen, to record their changes. */
   seen: string;
   seenCommit: number;
+  /** Voters it bootstraps with on a fresh storage: the initial ids, or none for a joined node. */
+  bootstrap: NodeId[];
 }
 
 interface Delivery {
@@ -357,8 +361,8 @@ export interface ClusterOptions {
 
 /** A simulated cluster with the test helpers of the classic lab harness, on virtual time. */
 export class Cluster {
-  readonly n: number;
   readonly seed: number;
+  /** Every node: the initial ones, then those added with addNode(). */
   readonly ids: NodeId[];
   readonly oracle = new Oracle();
   readonly rand: () => number;
@@ -389,7 +393,6 @@ export class Cluster {
   readonly tickMs: number;
 
   constructor(opts: ClusterOptions) {
-    this.n = opts.n;
     this.seed = opts.seed;
     this.rand = prng(opts.seed);
     this.ids = Array.from({ length: opts.n }, (_, i) => i + 1);
@@ -409,9 +412,37 @@ export class Cluster {
         applied: 0,
         seen: "down",
         seenCommit: 0,
+        bootstrap: this.ids.slice(),
       });
       this.#connected.set(id, true);
     }
+  }
+
+  /** How many nodes exist (initial plus added). */
+  get n(): number {
+    return this.ids.length;
+  }
+
+  /**
+   * Starts a new node `id` with an empty log and no configuration (`serve --join`): it waits
+   * for a leader that added it to reach it.
+   */
+  async addNode(id: NodeId): Promise<void> {
+    if (this.#nodes.has(id)) throw new RangeError(`Node ${id} already exists`);
+    this.ids.push(id);
+    this.#nodes.set(id, {
+      id,
+      node: undefined,
+      storage: undefined,
+      sm: undefined,
+      incarnation: 0,
+      applied: 0,
+      seen: "down",
+      seenCommit: 0,
+      bootstrap: [],
+    });
+    this.#connected.set(id, true);
+    await this.restart(id);
   }
 
   /** Starts every node. */
@@ -495,14 +526,14 @@ export class Cluster {
     const s = this.#state(id);
     if (s.node) await this.crash(id);
     this.events.note(this.now, "restart", id);
-    const inner = await this.#factory.open(id, this.ids);
+    const inner = await this.#factory.open(id, s.bootstrap);
     s.storage = new CheckedStorage(id, inner, this.oracle);
     s.sm = new SimStateMachine(id, this.oracle, this.#padding);
     s.incarnation++;
     const inc = s.incarnation;
     const node = new RaftNode({
       id,
-      peers: this.ids,
+      peers: s.bootstrap,
       storage: s.storage,
       stateMachine: s.sm,
       send: (msgs) => this.#send(inc, msgs),
@@ -670,6 +701,46 @@ export class Cluster {
       if (st.role !== "leader") continue;
       if (this.oracle.leader(s.id, st.term)) this.#checkCompleteness(s, st.snapshotIndex);
     }
+    this.#checkConfigs();
+  }
+
+  /**
+   * Membership safety: configurations commit in log order, each one single-server change away
+   * from the one before (so consecutive majorities overlap), and every node whose configuration
+   * in force is a committed one agrees with the others on the one at that index.
+   */
+  #checkConfigs(): void {
+    for (const s of this.#nodes.values()) {
+      const ms = s.node?.membership();
+      // An uncommitted configuration entry may still be overwritten: compare committed ones.
+      if (!ms || ms.confIndex === 0 || ms.confIndex > s.node!.status().commit) continue;
+      const key = ms.confIndex;
+      const seen = this.oracle.configs.get(key);
+      const voters = ms.conf.peers.join(",");
+      if (seen === undefined) this.oracle.configs.set(key, voters);
+      else if (seen !== voters) {
+        this.oracle.fail(
+          `Configuration safety broken: node ${s.id} has voters [${voters}] at index ${key}, another node [${seen}]`,
+        );
+      }
+    }
+    let prev: string | undefined;
+    for (const key of [...this.oracle.configs.keys()].sort((a, b) => a - b)) {
+      const cur = this.oracle.configs.get(key)!;
+      if (prev !== undefined) {
+        const a = new Set(prev.split(",").filter(Boolean));
+        const b = new Set(cur.split(",").filter(Boolean));
+        let diff = 0;
+        for (const x of a) if (!b.has(x)) diff++;
+        for (const x of b) if (!a.has(x)) diff++;
+        if (diff > 1) {
+          this.oracle.fail(
+            `Membership safety broken: voters went from [${prev}] to [${cur}] at index ${key} in one step`,
+          );
+        }
+      }
+      prev = cur;
+    }
   }
 
   /** Leader completeness (Raft §5.4): a new leader holds every entry anyone applied. */
@@ -769,7 +840,10 @@ export class Cluster {
       if (!n) return `\n  ${id}: down`;
       const s = n.status();
       const pr = s.progress ? " " + JSON.stringify(s.progress) : "";
-      return `\n  ${id}: ${s.role} t${s.term} lead=${s.leader} commit=${s.commit} applied=${s.applied} last=${s.lastIndex} snap=${s.snapshotIndex}${
+      const conf = `voters=${s.voters.join(",")}${
+        s.learners.length > 0 ? ` learners=${s.learners.join(",")}` : ""
+      }@${s.configIndex}`;
+      return `\n  ${id}: ${s.role} t${s.term} lead=${s.leader} commit=${s.commit} applied=${s.applied} last=${s.lastIndex} snap=${s.snapshotIndex} ${conf}${
         this.isConnected(id) ? "" : " DISCONNECTED"
       }${pr}`;
     }).join("");
@@ -800,7 +874,9 @@ export class Cluster {
       }
       if (byTerm.size > 0) return byTerm.get(last)![0];
     }
-    throw new Error(`Expected one leader, got none (seed ${this.seed}, t=${this.now} ms)`);
+    throw new Error(
+      `Expected one leader, got none (seed ${this.seed}, t=${this.now} ms): ${this.describe()}`,
+    );
   }
 
   /** The term all connected nodes agree on; fails if they disagree. */

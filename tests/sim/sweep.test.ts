@@ -1,16 +1,66 @@
 /**
  * Randomized sweep: many seeds of mixed faults (crashes, restarts, partitions, one-way cuts,
  * loss, duplication, long reordering, stale messages from dead incarnations, snapshots with
- * chunked installs) against a stream of proposals, with every invariant checked after every
- * step and liveness checked at the end. SWEEP_SEEDS=n runs more seeds; SEED=n replays one.
+ * chunked installs, membership changes and leadership transfers) against a stream of
+ * proposals, with every invariant checked after every step and liveness checked at the end.
+ * SWEEP_SEEDS=n runs more seeds; SEED=n replays one.
  */
 import assert from "node:assert/strict";
+import { ChangeRefusedError } from "../../raft/errors.ts";
+import type { ConfChange } from "../../raft/membership.ts";
+import type { NodeId } from "../../raft/types.ts";
 import { type Cluster, cmd, prng, withCluster } from "./cluster.ts";
 
 let reads = 0;
+const membership = { accepted: 0, refused: 0, added: 0, transfers: 0 };
+
+/**
+ * One random membership operation on whichever node leads now: add a learner (a new node that
+ * then starts with --join), promote a learner, remove any member (the leader included), or
+ * hand leadership over. Refusals (a change pending, a lagging learner, no quorum reachable)
+ * are expected; the invariants must hold whatever commits.
+ */
+async function membershipOp(c: Cluster, rand: () => number, nextId: { id: number }) {
+  const leader = c.ids.find((id) => c.isAlive(id) && c.getState(id).isLeader);
+  if (leader === undefined) return;
+  const node = c.node(leader)!;
+  const conf = node.membership()!.conf;
+  const learners = conf.learners ?? [];
+  const members = [...conf.peers, ...learners];
+  const r = rand();
+  let ch: ConfChange | undefined;
+  if (r < 0.3 && nextId.id <= c.ids[0] + 7) {
+    ch = { type: "addLearner", id: nextId.id, addr: `sim:${nextId.id}` };
+  } else if (r < 0.55 && learners.length > 0) {
+    ch = { type: "promote", id: learners[Math.floor(rand() * learners.length)] };
+  } else if (r < 0.8 && members.length > 1) {
+    ch = { type: "remove", id: members[Math.floor(rand() * members.length)] };
+  }
+  if (ch === undefined) {
+    membership.transfers++;
+    const to: NodeId = rand() < 0.5 ? 0 : conf.peers[Math.floor(rand() * conf.peers.length)];
+    node.transferLeadership(to).catch(() => {});
+    return;
+  }
+  let refused = false;
+  node.changeMembership(ch).catch((e) => refused = e instanceof ChangeRefusedError);
+  await Promise.resolve();
+  if (refused) {
+    membership.refused++;
+    return;
+  }
+  membership.accepted++;
+  if (ch.type === "addLearner") {
+    nextId.id++;
+    membership.added++;
+    await c.addNode(ch.id);
+  }
+}
 
 async function chaos(c: Cluster, rand: () => number): Promise<void> {
   const pick = () => c.ids[Math.floor(rand() * c.n)];
+  const nextId = { id: c.n + 1 };
+  const withMembership = rand() < 0.5;
   let proposed = 0;
   const staleReads: string[] = [];
   for (let step = 0; step < 60; step++) {
@@ -27,6 +77,7 @@ async function chaos(c: Cluster, rand: () => number): Promise<void> {
     else if (r < 0.38) c.setLink(pick(), pick(), false);
     else if (r < 0.43) c.reliable = !c.reliable;
     else if (r < 0.45) c.longReordering = !c.longReordering;
+    else if (withMembership && r < 0.55) await membershipOp(c, rand, nextId);
     // Linearizable reads: a read started now must return an index covering everything any node
     // has applied (so every acknowledged write). A deposed leader must never confirm one.
     if (rand() < 0.3) {
@@ -58,7 +109,12 @@ async function chaos(c: Cluster, rand: () => number): Promise<void> {
     if (!c.isAlive(id)) await c.restart(id);
     c.connect(id);
   }
-  await c.one(cmd("final"), c.n, true);
+  // Every member of the leader's configuration applies the final command (removed nodes, and
+  // nodes whose addition was overwritten, do not).
+  await c.run(1000);
+  const leader = await c.checkOneLeader();
+  const conf = c.node(leader)!.membership()!.conf;
+  await c.one(cmd("final"), conf.peers.length + (conf.learners ?? []).length, true);
   if (staleReads.length > 0) throw new Error(`Stale read: ${staleReads[0]}`);
 }
 
@@ -104,5 +160,12 @@ Deno.test("Randomized sweep: mixed faults over many seeds, invariants checked th
       `only ${sum.snapshotsInstalled} installs`,
     );
   }
-  console.log(`sweep: ${seeds.length} seeds, ${JSON.stringify({ ...sum, reads })}`);
+  if (seeds.length >= 100) {
+    // Membership changes must really happen: added nodes, accepted changes, transfers.
+    assert.ok(membership.added > seeds.length / 10, `only ${membership.added} nodes added`);
+    assert.ok(membership.accepted > seeds.length / 4, `only ${membership.accepted} changes`);
+  }
+  console.log(
+    `sweep: ${seeds.length} seeds, ${JSON.stringify({ ...sum, reads, membership })}`,
+  );
 });

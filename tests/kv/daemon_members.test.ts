@@ -1,0 +1,307 @@
+/**
+ * Membership changes on real `raftmr serve` processes: replace a node under concurrent writes
+ * (histories checked for linearizability), remove the leader, grow a one-node cluster to three,
+ * restart every node in turn with SIGTERM under load, and the HTTP refusals (409) and malformed
+ * requests (400). A removed node and a stale --peers refuse to start, saying why.
+ */
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { ProcessCluster } from "../lib/cluster.ts";
+import { call, type HttpResult, poll, SERVE_ARGS } from "./daemon_helpers.ts";
+import { checkConverged, checkHistory, record } from "./lin_workload.ts";
+
+const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
+const CONFIG = fileURLToPath(new URL("../../deno.json", import.meta.url));
+
+interface Members {
+  members: { id: number; peerAddr: string; role: string; leader: boolean; match: number }[];
+  configIndex: number;
+}
+
+function json(body: string, headers = {}): RequestInit {
+  return { method: "POST", body, headers: { "content-type": "application/json", ...headers } };
+}
+
+/** Repeats a request until `accept` likes the answer (by default: 200). */
+async function until(
+  cluster: ProcessCluster,
+  what: string,
+  attempt: () => ReturnType<typeof call>,
+  accept: (r: HttpResult) => boolean = (r) => r.status === 200,
+) {
+  let last: HttpResult | undefined;
+  return await poll(
+    async () => {
+      last = await attempt();
+      return accept(last) ? last : undefined;
+    },
+    () => `${what}: ${JSON.stringify(last)}\n${cluster.dump()}`,
+    150,
+    100,
+  );
+}
+
+/**
+ * A change is done on 200, or on the 409 a retry gets when an earlier attempt whose answer was
+ * lost (5xx) did apply it.
+ */
+function done(r: HttpResult): boolean {
+  return r.status === 200 ||
+    (r.status === 409 && /already a (voter|learner)|is not a member/.test(r.body));
+}
+
+async function members(cluster: ProcessCluster, via: number): Promise<Members> {
+  const r = await until(cluster, "GET /v1/members", () => call(`${cluster.url(via)}/v1/members`));
+  return JSON.parse(r.body);
+}
+
+/** Adds a learner, starts it with --join and promotes it once it has caught up. */
+async function addAndPromote(cluster: ProcessCluster, via: number): Promise<number> {
+  const node = cluster.addNode();
+  const body = JSON.stringify({ id: node.id, peerAddr: `127.0.0.1:${node.peerPort}` });
+  await until(cluster, "add", () => call(`${cluster.url(via)}/v1/members`, json(body)), done);
+  cluster.startNode(node.id);
+  await cluster.waitForHttp(node.id);
+  // 409 while the learner is behind: the operator (here, the test) retries.
+  await until(
+    cluster,
+    "promote",
+    () => call(`${cluster.url(via)}/v1/members/${node.id}/promote`, { method: "POST" }),
+    done,
+  );
+  return node.id;
+}
+
+/** Runs `serve` for a node in the foreground and returns its exit code and stderr. */
+async function serveOnce(cluster: ProcessCluster, id: number, peers: number[]) {
+  const node = cluster.node(id);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--config",
+      CONFIG,
+      MAIN,
+      "serve",
+      "--id",
+      String(id),
+      "--peers",
+      peers.map((p) => `${p}=127.0.0.1:${cluster.node(p).peerPort}`).join(","),
+      "--data-dir",
+      node.dataDir,
+      "--http",
+      `127.0.0.1:${node.httpPort}`,
+    ],
+    stdout: "null",
+    stderr: "piped",
+    stdin: "null",
+  }).output();
+  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+}
+
+Deno.test("daemon members: replace node 3 with node 4 under concurrent writes", async () => {
+  const cluster = await ProcessCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
+  try {
+    const history = await record(cluster, async () => {
+      const id = await addAndPromote(cluster, 1);
+      assert.equal(id, 4);
+      await until(
+        cluster,
+        "remove 3",
+        () => call(`${cluster.url(2)}/v1/members/3`, { method: "DELETE" }),
+        done,
+      );
+      cluster.voters = [1, 2, 4];
+      // Node 3 learns it was removed (and records it) before it is stopped.
+      await poll(async () => {
+        const s = await cluster.status(3).catch(() => undefined);
+        return s && !(s.voters as number[]).includes(3) ? true : undefined;
+      }, () => cluster.dump());
+      await cluster.terminate(3);
+    }, 8_000);
+    checkHistory(cluster, history);
+    await checkConverged(cluster);
+    const view = await members(cluster, 4);
+    assert.deepEqual(view.members.map((m) => [m.id, m.role]), [[1, "voter"], [2, "voter"], [
+      4,
+      "voter",
+    ]]);
+    // The removed node's data directory cannot serve again.
+    const again = await serveOnce(cluster, 3, [1, 2, 3]);
+    assert.equal(again.code, 1, again.stderr);
+    assert.match(again.stderr, /Node 3 was removed from the cluster/);
+    // Node 1 restarted with a --peers that still names 3 refuses to start and says why.
+    await cluster.kill(1);
+    const stale = await serveOnce(cluster, 1, [1, 2, 3]);
+    assert.equal(stale.code, 1, stale.stderr);
+    assert.match(stale.stderr, /Stored membership disagrees with --peers: --peers lists 3/);
+    // With --peers omitting 3 (node 4's address comes from the configuration) it rejoins.
+    cluster.setPeers(1, [1, 2]);
+    cluster.startNode(1);
+    await cluster.waitForHttp(1);
+    await poll(async () => {
+      const s = await cluster.status(1).catch(() => undefined);
+      return s && s.leader !== 0 && (s.voters as number[]).join() === "1,2,4" ? true : undefined;
+    }, () => cluster.dump());
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("daemon members: removing the leader hands over; refusals are 409, bad input 400", async () => {
+  const cluster = await ProcessCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
+  try {
+    const leader = await cluster.waitForLeader();
+    const follower = cluster.ids.find((id) => id !== leader)!;
+    const base = cluster.url(follower);
+    const view = await members(cluster, follower);
+    assert.equal(view.members.find((m) => m.leader)?.id, leader);
+    const taken = view.members.find((m) => m.id !== leader)!.peerAddr;
+    const cases: [string, string, RequestInit, number, RegExp][] = [
+      [
+        "duplicate id",
+        "/v1/members",
+        json(`{"id": ${leader}, "peerAddr": "127.0.0.1:1"}`),
+        409,
+        /already a voter/,
+      ],
+      [
+        "duplicate address",
+        "/v1/members",
+        json(`{"id": 9, "peerAddr": "${taken}"}`),
+        409,
+        /already used by node/,
+      ],
+      [
+        "promote a voter",
+        `/v1/members/${leader}/promote`,
+        { method: "POST" },
+        409,
+        /already a voter/,
+      ],
+      ["remove unknown", "/v1/members/77", { method: "DELETE" }, 409, /not a member/],
+      ["malformed JSON", "/v1/members", json("{"), 400, /Invalid JSON/],
+      ["bad id", "/v1/members/abc", { method: "DELETE" }, 400, /Invalid id/],
+      [
+        "voter directly, no quorum reachable",
+        "/v1/members",
+        json(`{"id": 9, "peerAddr": "127.0.0.1:2", "learner": false}`),
+        200,
+        /members/,
+      ],
+    ];
+    for (const [what, path, init, status, pattern] of cases) {
+      const r = await until(
+        cluster,
+        what,
+        () => call(`${base}${path}`, init),
+        (r) => r.status !== 0 && r.status < 500,
+      );
+      assert.equal(r.status, status, `${what}: ${r.body}`);
+      assert.match(r.body, pattern, what);
+    }
+    // Node 9 never started: removing a second voter now would leave 2 of 4... remove 9 first.
+    await until(
+      cluster,
+      "remove 9",
+      () => call(`${base}/v1/members/9`, { method: "DELETE" }),
+      done,
+    );
+    // Remove the leader through a follower: another node leads afterwards, writes go on.
+    await until(
+      cluster,
+      "remove leader",
+      () => call(`${base}/v1/members/${leader}`, { method: "DELETE" }),
+      done,
+    );
+    const rest = cluster.ids.filter((id) => id !== leader);
+    cluster.voters = rest;
+    const next = await cluster.waitForLeader(rest);
+    assert.notEqual(next, leader);
+    const put = await until(
+      cluster,
+      "put",
+      () => call(`${cluster.url(next)}/v1/kv/k`, { method: "PUT", body: "v" }),
+    );
+    assert.equal(put.status, 200);
+    // The removed node no longer campaigns: it never leads again.
+    const s = await cluster.status(leader);
+    assert.notEqual(s.role, "leader");
+    assert.ok(!(s.voters as number[]).includes(leader));
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("daemon members: grow a one-node cluster to three, then lose one node", async () => {
+  const cluster = await ProcessCluster.start({ nodes: 1, extraArgs: SERVE_ARGS });
+  try {
+    await until(
+      cluster,
+      "put",
+      () => call(`${cluster.url(1)}/v1/kv/a`, { method: "PUT", body: "1" }),
+    );
+    await addAndPromote(cluster, 1);
+    await addAndPromote(cluster, 1);
+    const view = await members(cluster, 3);
+    assert.deepEqual(view.members.map((m) => m.role), ["voter", "voter", "voter"]);
+    cluster.voters = [1, 2, 3];
+    await cluster.kill(1);
+    const put = await until(
+      cluster,
+      "put after losing node 1",
+      () => call(`${cluster.url(2)}/v1/kv/a`, { method: "PUT", body: "2" }),
+    );
+    assert.equal(put.status, 200);
+    const got = await until(cluster, "get", () => call(`${cluster.url(3)}/v1/kv/a`));
+    assert.equal(got.body, "2");
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("daemon members: rolling SIGTERM restart under load; leaders hand over", async () => {
+  const cluster = await ProcessCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
+  try {
+    let handovers = 0;
+    const history = await record(cluster, async () => {
+      for (const id of cluster.ids) {
+        const wasLeader = (await cluster.leaders()).includes(id);
+        const code = await cluster.terminate(id);
+        assert.equal(code, 0, cluster.dump());
+        if (wasLeader && /Handed leadership to node/.test(cluster.node(id).output.join(""))) {
+          handovers++;
+        }
+        cluster.startNode(id);
+        await cluster.waitForHttp(id);
+        await cluster.waitForLeader();
+      }
+    }, 10_000);
+    checkHistory(cluster, history);
+    await checkConverged(cluster);
+    assert.ok(handovers >= 1, `no leader handed over on SIGTERM\n${cluster.dump()}`);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("daemon members: POST /v1/leader/transfer moves leadership to the named voter", async () => {
+  const cluster = await ProcessCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
+  try {
+    const leader = await cluster.waitForLeader();
+    const target = cluster.ids.find((id) => id !== leader)!;
+    const other = cluster.ids.find((id) => id !== leader && id !== target)!;
+    const r = await until(
+      cluster,
+      "transfer",
+      () => call(`${cluster.url(other)}/v1/leader/transfer`, json(`{"to": ${target}}`)),
+    );
+    assert.equal(JSON.parse(r.body).leader, target);
+    assert.equal(await cluster.waitForLeader(), target);
+    const refused = await call(`${cluster.url(other)}/v1/leader/transfer`, json(`{"to": 42}`));
+    assert.equal(refused.status, 409, refused.body);
+    assert.match(refused.body, /not a voter/);
+  } finally {
+    await cluster.stop();
+  }
+});
