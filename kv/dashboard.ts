@@ -23,6 +23,12 @@ export function nodePage(report: NodeReport): Html {
     body: html`${healthLine(health(report, members))}
 <h2>Members</h2>
 ${membersTable(report, members)}
+${
+      report.voters
+        ? html`<h2>Configuration</h2>
+${statsTable(configStats(report))}`
+        : ""
+    }
 <h2>Log and storage</h2>
 ${statsTable(storageStats(report))}
 <h2>Activity since start</h2>
@@ -148,6 +154,25 @@ function downNote(m: MemberReport): string {
     ? "never reached"
     : `last seen ${formatDuration(m.lastSeenAgoMs)} ago`;
   return m.error ? `${seen}: ${m.error}` : seen;
+}
+
+/** The configuration in force and the last changes (issue 15: voters, learners, changes). */
+function configStats(r: NodeReport): Stat[] {
+  const ids = (xs: number[] | undefined) => xs && xs.length > 0 ? xs.join(", ") : "none";
+  const changes = r.configChanges ?? [];
+  return [
+    { label: "Voters", value: ids(r.voters) },
+    { label: "Learners", value: ids(r.learners), note: "replicate, never vote or count" },
+    { label: "Configuration index", value: formatCount(r.configIndex ?? 0) },
+    ...(r.clusterId ? [{ label: "Cluster id", value: r.clusterId }] : []),
+    ...(r.transferee
+      ? [{ label: "Leadership transfer", value: `to node ${r.transferee}`, note: "in progress" }]
+      : []),
+    ...changes.slice(-5).reverse().map((c) => ({
+      label: `Change at ${formatCount(c.index)}`,
+      value: c.change,
+    })),
+  ];
 }
 
 function storageStats(r: NodeReport): Stat[] {

@@ -160,3 +160,19 @@ Deno.test("pages: the worker page escapes its id and stops refreshing once it ex
   html = await render(workerPage(status, 3500));
   assert.match(html, /data-refresh=""/);
 });
+
+Deno.test("pages: the node page shows voters, learners and the last configuration changes", async () => {
+  const report = new FakeService().status();
+  report.learners = [4];
+  report.transferee = 2;
+  report.configChanges = [
+    { index: 2, change: "formed cluster 0123456789abcdef" },
+    { index: 9, change: "added node 4 (127.0.0.1:7004) as a learner" },
+  ];
+  const html = await render(nodePage(report));
+  assert.match(html, /Voters<\/td><td[^>]*>1, 2</);
+  assert.match(html, /Learners<\/td><td[^>]*>4</);
+  assert.match(html, /added node 4 \(127\.0\.0\.1:7004\) as a learner/);
+  assert.match(html, /to node 2/);
+  assert.match(html, /0123456789abcdef/);
+});
