@@ -180,9 +180,12 @@ export class RaftNode {
   #appliedConf: ConfState = { peers: [] };
   #transferWaiters: {
     to: NodeId;
+    until: number;
     resolve: (leader: NodeId) => void;
     reject: (e: Error) => void;
   }[] = [];
+  /** Ticks stepped since start. */
+  #ticks = 0;
   #snapshotIndex = 0;
   #bytesSinceSnapshot = 0;
   #leader: NodeId = 0;
@@ -408,7 +411,10 @@ export class RaftNode {
     this.#metrics.leaderTransfers++;
     this.#log(`Handing leadership to node ${got}`);
     const p = new Promise<NodeId>((resolve, reject) => {
-      this.#transferWaiters.push({ to: got, resolve, reject });
+      // Bounded in ticks (so virtual time works too): the core abandons the transfer after an
+      // election timeout, and a leader that stepped down meanwhile may never see a successor.
+      const until = this.#ticks + 2 * this.#cfg.electionTicks;
+      this.#transferWaiters.push({ to: got, until, resolve, reject });
     });
     this.#kick();
     return p;
@@ -558,7 +564,10 @@ export class RaftNode {
     if (leader !== 0 && leader !== this.id) {
       for (const w of this.#transferWaiters) w.resolve(leader);
       this.#transferWaiters = [];
-    } else if (raw.role === "leader" && raw.membership().transferee === 0) {
+    } else if (
+      (raw.role === "leader" && raw.membership().transferee === 0) ||
+      this.#transferWaiters.some((w) => this.#ticks >= w.until)
+    ) {
       for (const w of this.#transferWaiters) {
         w.reject(
           new ProposalDroppedError(
@@ -586,8 +595,10 @@ export class RaftNode {
     const items = this.#inbox;
     this.#inbox = [];
     for (const item of items) {
-      if (item === TICK) raw.tick();
-      else raw.step(item);
+      if (item === TICK) {
+        this.#ticks++;
+        raw.tick();
+      } else raw.step(item);
     }
     const { lines, suppressed } = raw.takeWarnings();
     for (const line of lines) this.#log(line);

@@ -127,6 +127,14 @@ Deno.test("Leadership transfer: the target leads; proposals pause; abandoned if 
     assert.match(String(failed), /did not finish within an election timeout/);
     assert.equal(c.getState(target).isLeader, true);
     await c.one(cmd("d"), 2, true);
+    // Alone (the others down), the leader steps down during the transfer: the caller still
+    // gets an answer rather than waiting forever.
+    await c.crash(old);
+    let alone: Error | undefined;
+    c.node(target)!.transferLeadership(old).catch((e) => alone = e);
+    const t1 = c.now;
+    while (alone === undefined && c.now - t1 < 10_000) await c.run(20);
+    assert.match(String(alone), /did not finish/);
   });
 });
 
