@@ -1,15 +1,21 @@
 /**
- * `deno task bench kv [--duration 5s] [--steady 60s] [--failovers 5] [--workloads TEXT]`: raftmr
- * against etcd on the
- * same machine in the same run. Both get a 3-node cluster on loopback with fsync on, data on the
- * normal disk; wrk drives both over HTTP (raftmr through PUT/GET /v1/kv/{key}, etcd through its
- * v3 JSON gateway) with 100-byte values over 1000 keys, at the leader and at a follower. Runs
- * alternate A B A B so drift on a shared machine hits both. Without etcd, raftmr runs alone.
+ * `deno task bench kv [--duration 5s] [--steady 60s] [--failovers 5] [--rolling 1]
+ * [--workloads TEXT]`: raftmr against etcd on the same machine in the same run. Both get a 3-node
+ * cluster on loopback with fsync on, data on the normal disk; wrk drives both over HTTP (raftmr
+ * through PUT/GET /v1/kv/{key}, etcd through its v3 JSON gateway) with 100-byte values over 1000
+ * keys, at the leader and at a follower. Runs alternate A B A B so drift on a shared machine hits
+ * both. Then failovers (kill -9 of the leader) and rolling restarts (each node in turn stopped
+ * with SIGTERM and started again under PUT c=64). Without etcd, raftmr runs alone.
  */
 import { parseArgs } from "node:util";
 import { parseDuration } from "../cli/command.ts";
 import { printTable } from "./table.ts";
-import { type BenchCluster, EtcdCluster, RaftmrCluster } from "./kv_clusters.ts";
+import {
+  type BenchCluster,
+  EtcdCluster,
+  RaftmrCluster,
+  type RollingRestartResult,
+} from "./kv_clusters.ts";
 import { runWrk, type WrkResult } from "./wrk.ts";
 
 interface Workload {
@@ -38,6 +44,7 @@ export async function main(args: string[]): Promise<void> {
       duration: { type: "string", default: "5s" },
       steady: { type: "string", default: "60s" },
       failovers: { type: "string", default: "5" },
+      rolling: { type: "string", default: "1" },
       only: { type: "string" },
       // Runs only the workloads whose name contains this text, e.g. "PUT c=64".
       workloads: { type: "string", default: "" },
@@ -55,6 +62,11 @@ export async function main(args: string[]): Promise<void> {
   const failovers = Number(values.failovers);
   if (!Number.isSafeInteger(failovers) || failovers < 0) {
     console.error(`--failovers must be a whole number ≥ 0, got ${values.failovers}`);
+    Deno.exit(2);
+  }
+  const rollingRounds = Number(values.rolling);
+  if (!Number.isSafeInteger(rollingRounds) || rollingRounds < 0) {
+    console.error(`--rolling must be a whole number ≥ 0, got ${values.rolling}`);
     Deno.exit(2);
   }
   if (values.only !== undefined && values.only !== "raftmr") {
@@ -98,6 +110,14 @@ export async function main(args: string[]): Promise<void> {
         failoverFigures.set(system.name, [...(failoverFigures.get(system.name) ?? []), ms]);
       }
     }
+    // Rolling restarts, A B A B: each node in turn stopped with SIGTERM and started again.
+    const rolling = new Map<string, RollingRestartResult[]>();
+    for (let run = 0; run < rollingRounds; run++) {
+      for (const system of systems) {
+        const r = await system.rollingRestart(64);
+        rolling.set(system.name, [...(rolling.get(system.name) ?? []), r]);
+      }
+    }
     const steady = new Map<string, number>();
     if (steadyMs > 0) {
       for (const system of systems) {
@@ -112,6 +132,7 @@ export async function main(args: string[]): Promise<void> {
       workloads,
       results,
       failoverFigures,
+      rolling,
       steady,
       durationMs,
       steadyMs,
@@ -127,6 +148,7 @@ function report(
   workloads: Workload[],
   results: Map<string, WrkResult[]>,
   failovers: Map<string, number[]>,
+  rolling: Map<string, RollingRestartResult[]>,
   steady: Map<string, number>,
   durationMs: number,
   steadyMs: number,
@@ -178,6 +200,28 @@ function report(
   if (failRows.length > 0) {
     console.log("");
     printTable(failHeader, failRows);
+  }
+  const rolls = names.map((n) => rolling.get(n) ?? []);
+  if (rolls[0].length > 0) {
+    const worst = (rs: RollingRestartResult[]) => Math.max(...rs.map((r) => r.longestGapMs));
+    const sum = (rs: RollingRestartResult[], k: "ok" | "failed") =>
+      rs.reduce((a, r) => a + r[k], 0);
+    const header = ["rolling restart (SIGTERM each node, PUT c=64)", ...names];
+    if (theirs) header.push("ratio");
+    const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}x` : "-");
+    const gapRow = [
+      "longest stretch without a successful write",
+      ...rolls.map((r) => ms(worst(r))),
+    ];
+    const failRow = ["failed requests", ...rolls.map((r) => fmt(sum(r, "failed")))];
+    const okRow = ["successful writes", ...rolls.map((r) => fmt(sum(r, "ok")))];
+    if (theirs) {
+      gapRow.push(ratio(worst(rolls[0]), worst(rolls[1])));
+      failRow.push(ratio(sum(rolls[0], "failed"), sum(rolls[1], "failed")));
+      okRow.push(ratio(sum(rolls[0], "ok"), sum(rolls[1], "ok")));
+    }
+    console.log("");
+    printTable(header, [gapRow, failRow, okRow, ["rounds", ...rolls.map((r) => String(r.length))]]);
   }
   if (ours && theirs) console.log(`\nratios are ${ours} / ${theirs}`);
 }

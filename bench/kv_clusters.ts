@@ -18,7 +18,20 @@ export interface BenchCluster {
   failover(): Promise<number>;
   /** A counter that grows by one per election (the Raft term). */
   leaderChanges(): Promise<number>;
+  /**
+   * Stops every member in turn with SIGTERM and starts it again, under PUT load from
+   * `connections` concurrent clients spread over the members still running.
+   */
+  rollingRestart(connections: number): Promise<RollingRestartResult>;
   stop(): Promise<void>;
+}
+
+/** What a rolling restart under load cost the writers. */
+export interface RollingRestartResult {
+  /** The longest time between two consecutive successful writes, in ms. */
+  longestGapMs: number;
+  ok: number;
+  failed: number;
 }
 
 const KEYS = 1000;
@@ -119,6 +132,54 @@ abstract class ProcessBenchCluster implements BenchCluster {
 
   async leaderChanges(): Promise<number> {
     return await this.term(await this.leader());
+  }
+
+  async rollingRestart(connections: number): Promise<RollingRestartResult> {
+    // Clients avoid a member once it is told to stop (as a load balancer draining it would), so
+    // what is measured is the cluster's unavailability, not a client dialing a dead port.
+    const draining = new Set<Member>();
+    let running = true;
+    let lastOk = performance.now();
+    const result: RollingRestartResult = { longestGapMs: 0, ok: 0, failed: 0 };
+    const worker = async (w: number) => {
+      for (let n = 0; running; n++) {
+        const live = this.members.filter((m) => m.child && !draining.has(m));
+        if (live.length === 0) {
+          await sleep(5);
+          continue;
+        }
+        const member = live[(w + n) % live.length];
+        const ok = await this.put(member.url, `key${(w * 7919 + n) % KEYS}`, VALUE)
+          .catch(() => false);
+        const now = performance.now();
+        if (ok) {
+          result.longestGapMs = Math.max(result.longestGapMs, now - lastOk);
+          lastOk = now;
+          result.ok++;
+        } else {
+          result.failed++;
+        }
+      }
+    };
+    const workers = Array.from({ length: connections }, (_, w) => worker(w));
+    await sleep(1000);
+    for (const member of this.members) {
+      draining.add(member);
+      member.child!.kill("SIGTERM");
+      await member.child!.status;
+      member.child = undefined;
+      this.startMember(member);
+      // Back once it answers its status endpoint again; then a second to catch up.
+      for (let i = 0; i < 400; i++) {
+        if (await this.term(member).then(() => true, () => false)) break;
+        await sleep(25);
+      }
+      draining.delete(member);
+      await sleep(1000);
+    }
+    running = false;
+    await Promise.all(workers);
+    return result;
   }
 
   async stop(): Promise<void> {

@@ -15,6 +15,7 @@ Deno.test("bench: bad names and flags are refused with one line and exit 2", asy
     [["kv", "--bogus"], /^bench kv: Unknown option '--bogus'$/],
     [["kv", "--duration", "abc"], /^bench kv: --duration: expected a duration/],
     [["kv", "--failovers=-1"], /^--failovers must be a whole number ≥ 0, got -1$/],
+    [["kv", "--rolling=x"], /^--rolling must be a whole number ≥ 0, got x$/],
     [["kv", "--only", "etcd"], /^--only accepts raftmr \(to skip etcd\), got etcd$/],
     [["kv", "--workloads", "DELETE"], /^--workloads DELETE matches none of: PUT c=1 leader, /],
   ];
