@@ -64,7 +64,7 @@ export const BENCHMARKS: Record<string, BenchSpec> = {
   },
   kv: {
     summary: "raftmr against etcd (when installed) over HTTP with wrk: PUT/GET at the leader " +
-      "and a follower, failover time, leader changes under load",
+      "and a follower, failover time, rolling restarts, leader changes under load",
     flags: {
       duration: { type: "string", value: "DURATION", description: "Per run (default 5s)" },
       steady: {
@@ -73,6 +73,11 @@ export const BENCHMARKS: Record<string, BenchSpec> = {
         description: "Steady load for counting leader changes (default 60s)",
       },
       failovers: { type: "string", value: "N", description: "Leader kills to time (default 5)" },
+      rolling: {
+        type: "string",
+        value: "N",
+        description: "Rolling restarts (SIGTERM each node in turn) under PUT c=64 (default 1)",
+      },
       only: { type: "string", value: "raftmr", description: "Skip etcd" },
       workloads: {
         type: "string",
