@@ -13,6 +13,8 @@ export interface MapTaskOptions {
   nReduce: number;
   /** Final path of partition r's run (written under a temporary name, then renamed). */
   partitionPath: (r: number) => string;
+  /** False when the caller commits the partitions' directory itself (see MapOutputOptions). */
+  renameIntoPlace?: boolean;
   /** Directory for spill files; the same file system as the partitions. */
   spillDir: string;
   /** Spill bound in estimated bytes (default: MapOutput's, from the heap limit). */
@@ -34,6 +36,7 @@ export async function runMap(
     nReduce: options.nReduce,
     combine: app.combine,
     partitionPath: options.partitionPath,
+    renameIntoPlace: options.renameIntoPlace,
     spillDir: options.spillDir,
     memoryLimit: options.memoryLimit,
   });
@@ -49,8 +52,9 @@ export async function runMap(
 
 /**
  * Merges the sorted runs at `inputs` (one partition of every map task) and writes the reduce
- * output to `outputPath`, one `<key> <value>` line per key in byte order of keys, synced to disk.
- * The caller renames the output into place: this writes it whole or throws.
+ * output to `outputPath`, one `<key> <value>` line per key in byte order of keys. Not synced: the
+ * caller renames (or uploads) the output and makes the copy it keeps durable; this writes it
+ * whole or throws.
  */
 export async function runReduce(
   app: MapReduceApp,
@@ -69,8 +73,6 @@ export async function runReduce(
     const out = await Deno.open(outputPath, { write: true, create: true, truncate: true });
     try {
       const stats = await reduceRuns(readers, app.reduce, fileSink(out));
-      // The job's final output: on disk before anyone is told it is done.
-      await out.syncData();
       return { ...stats, bytesRead };
     } finally {
       out.close();

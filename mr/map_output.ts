@@ -18,6 +18,12 @@ export interface MapOutputOptions {
   combine?: Combiner;
   /** Final path of partition r's run. */
   partitionPath: (r: number) => string;
+  /**
+   * Write each partition under a temporary name and rename it into place (default true). A
+   * caller that commits a whole directory of partitions with one rename passes false and saves
+   * a rename per partition.
+   */
+  renameIntoPlace?: boolean;
   /** Directory for spill files (removed again by finish()); default: the partition's directory. */
   spillDir: string;
   /** Estimated bytes of table the map may hold before it spills (default: defaultMemoryLimit()). */
@@ -240,7 +246,10 @@ export class MapOutput {
     this.#finished = true;
     const nReduce = this.#options.nReduce;
     const finals = Array.from({ length: nReduce }, (_, r) => this.#options.partitionPath(r));
-    const temps = finals.map((path) => `${path}.${Deno.pid}.${++spillCounter}.tmp`);
+    const rename = this.#options.renameIntoPlace ?? true;
+    const temps = rename
+      ? finals.map((path) => `${path}.${Deno.pid}.${++spillCounter}.tmp`)
+      : finals;
     try {
       let stats: MapOutputStats;
       if (this.#spills.length === 0) {
@@ -255,7 +264,7 @@ export class MapOutput {
           stats.records += written.records;
         }
       }
-      for (let r = 0; r < nReduce; r++) Deno.renameSync(temps[r], finals[r]);
+      if (rename) { for (let r = 0; r < nReduce; r++) Deno.renameSync(temps[r], finals[r]); }
       return stats;
     } catch (err) {
       await Promise.all(temps.map((path) => Deno.remove(path).catch(() => {})));

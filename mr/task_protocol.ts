@@ -58,6 +58,8 @@ export async function handleTaskRequest(
         nReduce: request.nReduce,
         partitionPath: (r) => join(request.dir, partitionFileName(r)),
         spillDir: request.dir,
+        // The worker renames the attempt's whole directory into place once the map is done.
+        renameIntoPlace: false,
       });
       return {
         type: "done",

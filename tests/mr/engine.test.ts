@@ -141,3 +141,35 @@ Deno.test("a failing map leaves no partition and no spill behind", async () => {
     assert.deepEqual([...Deno.readDirSync(work)], []);
   });
 });
+
+Deno.test("one key with a million values, empty ones among them, reaches reduce whole", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "many_app.ts");
+    await Deno.writeTextFile(
+      path,
+      `export function map(_f, _c, emit) {\n` +
+        `  for (let i = 0; i < 1000000; i++) emit("one key\\t東", i % 3 === 0 ? "" : "v");\n` +
+        `  emit("other", "");\n}\n` +
+        `export function reduce(key, values) {\n` +
+        `  const empty = values.filter((v) => v === "").length;\n` +
+        `  return values.length + "/" + empty;\n}\n`,
+    );
+    const mr = await loadApp(path);
+    const work = join(dir, "work");
+    await Deno.mkdir(work);
+    // A small bound: the key's values are spilled in pieces and merged back.
+    const stats = await runMap(mr, "in", "", {
+      nReduce: 1,
+      partitionPath: () => join(work, "run"),
+      spillDir: work,
+      memoryLimit: 1 << 20,
+    });
+    assert.ok(stats.spills > 1, `expected spills, got ${stats.spills}`);
+    assert.equal(stats.records, 1_000_001);
+    await runReduce(mr, [join(work, "run")], join(work, "out"));
+    assert.equal(
+      await Deno.readTextFile(join(work, "out")),
+      `one key\t東 1000000/${Math.ceil(1_000_000 / 3)}\nother 1/1\n`,
+    );
+  });
+});

@@ -77,6 +77,7 @@ Deno.test("map output without a combiner keeps every value; empty partitions are
       partitionPath: (r) => join(dir, `part-${r}`),
       spillDir: dir,
       memoryLimit: 4096,
+      renameIntoPlace: false,
     });
     const emitted: [string, string][] = [];
     for (let i = 0; i < 300; i++) {
