@@ -1,5 +1,6 @@
 /**
- * Partitioning and the intermediate file encoding shared by map and reduce workers.
+ * Partitioning shared by map and reduce workers, and the name of an output file. The
+ * intermediate record format is in record_format.ts.
  */
 
 /** FNV-1a 32-bit hash of the UTF-8 bytes of `key`, as an unsigned integer. */
@@ -45,55 +46,7 @@ export function partition(key: string, nReduce: number): number {
   return (fnv1a32(key) & 0x7fffffff) % nReduce;
 }
 
-/** Name of the intermediate file map task `map` writes for reduce task `reduce`. */
-export function intermediateName(map: number, reduce: number): string {
-  return `mr-${map}-${reduce}`;
-}
-
 /** Name of the output file reduce task `reduce` writes. */
 export function outputName(reduce: number): string {
   return `mr-out-${reduce}`;
-}
-
-const NEEDS_ESCAPE = /[\\\t\n]/;
-const ESCAPED = /\\[\\tn]/g;
-
-function escapeField(text: string): string {
-  if (!NEEDS_ESCAPE.test(text)) return text;
-  return text.replaceAll("\\", "\\\\").replaceAll("\t", "\\t").replaceAll("\n", "\\n");
-}
-
-function unescapeField(text: string): string {
-  if (!text.includes("\\")) return text;
-  return text.replace(ESCAPED, (m) => (m === "\\\\" ? "\\" : m === "\\t" ? "\t" : "\n"));
-}
-
-/**
- * Encodes one intermediate pair as a `key<TAB>value<LF>` line; backslash, tab and newline are
- * escaped so any string round-trips, while the common case costs one regex test per field.
- */
-export function encodePair(key: string, value: string): string {
-  return `${escapeField(key)}\t${escapeField(value)}\n`;
-}
-
-/**
- * Decodes the lines of an intermediate file, calling `onPair` for each; throws on a malformed
- * line (a truncated or foreign file), which fails the reduce attempt rather than the output.
- */
-export function decodePairs(
-  text: string,
-  onPair: (key: string, value: string) => void,
-): void {
-  let start = 0;
-  const length = text.length;
-  while (start < length) {
-    const end = text.indexOf("\n", start);
-    if (end < 0) throw new Error(`Intermediate data is truncated at character ${start}`);
-    const tab = text.indexOf("\t", start);
-    if (tab < 0 || tab > end) {
-      throw new Error(`Intermediate line at character ${start} has no tab`);
-    }
-    onPair(unescapeField(text.slice(start, tab)), unescapeField(text.slice(tab + 1, end)));
-    start = end + 1;
-  }
 }

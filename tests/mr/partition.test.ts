@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { decodePairs, encodePair, fnv1a32, partition } from "../../mr/partition.ts";
+import { fnv1a32, partition } from "../../mr/partition.ts";
 import { seeded } from "./helpers.ts";
 
 function referenceFnv(key: string): number {
@@ -43,20 +43,4 @@ Deno.test("partition masks to 31 bits before taking the remainder", () => {
     const p = partition(key, 7);
     assert.ok(p >= 0 && p < 7);
   }
-});
-
-Deno.test("intermediate encoding round-trips tabs, newlines and backslashes", () => {
-  const pairs: [string, string][] = [
-    ["plain", "1"],
-    ["tab\there", "new\nline"],
-    ["back\\slash", "\\t literally"],
-    ["", ""],
-    ["東京", "😀"],
-  ];
-  const text = pairs.map(([k, v]) => encodePair(k, v)).join("");
-  const decoded: [string, string][] = [];
-  decodePairs(text, (k, v) => decoded.push([k, v]));
-  assert.deepEqual(decoded, pairs);
-  assert.throws(() => decodePairs("no tab\n", () => {}), /no tab/);
-  assert.throws(() => decodePairs("key\tvalue", () => {}), /truncated/);
 });
