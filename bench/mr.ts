@@ -19,6 +19,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { printTable } from "./table.ts";
 import { shuffleBench, splitsBench } from "./mr_network.ts";
+import { UsageError } from "../cli/command.ts";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
 const BOOKS = ["/work/shared/data/gutenberg", join(REPO, "..", "shared", "data", "gutenberg")];
@@ -247,19 +248,19 @@ export async function main(args: string[]): Promise<void> {
     },
   });
   const size = Number(values.mb);
-  if (!(size > 0)) throw new RangeError(`--mb must be a positive number, got ${values.mb}`);
+  if (!(size > 0)) throw new UsageError(`--mb must be a positive number, got ${values.mb}`);
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) {
-    throw new RangeError(`--runs must be a whole number ≥ 1, got ${values.runs}`);
+    throw new UsageError(`--runs must be a whole number ≥ 1, got ${values.runs}`);
   }
   const scale = values.scale.split(",").map(Number);
   if (scale.some((s) => !(s > 0))) {
-    throw new RangeError(`--scale takes sizes in MiB like 64,256,1024, got ${values.scale}`);
+    throw new UsageError(`--scale takes sizes in MiB like 64,256,1024, got ${values.scale}`);
   }
   const only = values.only.split(",");
   const unknown = only.filter((s) => !SECTIONS.includes(s));
   if (unknown.length > 0) {
-    throw new RangeError(`--only accepts ${SECTIONS.join(", ")}, got ${unknown.join(", ")}`);
+    throw new UsageError(`--only accepts ${SECTIONS.join(", ")}, got ${unknown.join(", ")}`);
   }
 
   const dir = await Deno.makeTempDir({ prefix: "raftmr-bench-mr-" });

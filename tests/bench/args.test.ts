@@ -18,6 +18,11 @@ Deno.test("bench: bad names and flags are refused with one line and exit 2", asy
     [["kv", "--rolling=x"], /^--rolling must be a whole number ≥ 0, got x$/],
     [["kv", "--only", "etcd"], /^--only accepts raftmr \(to skip etcd\), got etcd$/],
     [["kv", "--workloads", "DELETE"], /^--workloads DELETE matches none of: PUT c=1 leader, /],
+    [["mr", "--runs", "0"], /^bench mr: --runs must be a whole number ≥ 1, got 0$/],
+    [
+      ["mr", "--only", "nope"],
+      /^bench mr: --only accepts compare, workers, scale, splits, shuffle, got nope$/,
+    ],
   ];
   for (const [args, message] of cases) {
     const { code, stderr } = await bench(...args);
