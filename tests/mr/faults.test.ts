@@ -160,3 +160,34 @@ Deno.test("mr run: one command gives the same output as coordinator + workers", 
     assert.match(missing.stderr, /Cannot read input file: missing\.txt/);
   });
 });
+
+Deno.test("an app that never returns fails the job after 3 timeouts, naming the task and the limit", async () => {
+  await withTempDir(async (dir) => {
+    const files = await writeInputs(dir, 2, 5, ["ok.txt", "forever.txt"]);
+    await Deno.writeTextFile(
+      join(dir, "forever.ts"),
+      [
+        "export async function map(file: string) {",
+        '  if (file === "forever.txt") await new Promise(() => {});',
+        '  return [{ key: file, value: "1" }];',
+        "}",
+        "export function reduce(_k: string, v: string[]) { return String(v.length); }",
+      ].join("\n"),
+    );
+    const { proc, rpc } = await startCoordinator(dir, files, ["--task-timeout", "1s"]);
+    // Each stuck worker holds one attempt; three of them see the three timeouts.
+    const workers = [1, 2, 3].map(() =>
+      raftmr(["worker", "--coordinator", rpc, "--app", join(dir, "forever.ts")], dir)
+    );
+    const coordinator = await proc.done;
+    assert.equal(coordinator.code, 1);
+    assert.match(
+      coordinator.stderr,
+      /Job failed: map task 1 \(forever\.txt\) timed out 3 times \(the limit is 3\): no attempt finished within the task timeout of 1000 ms/,
+    );
+    // The stuck workers learn the job is over from a heartbeat and exit on their own: 1 when
+    // they still hear "failed", 0 when the coordinator was already gone (it lingers 1 s).
+    for (const worker of workers) assert.ok([0, 1].includes((await worker.done).code));
+    assert.deepEqual(await listDir(dir, /^mr-out-/), []);
+  });
+});
