@@ -1,0 +1,82 @@
+/**
+ * The task thread: app code runs in a Web Worker, so an app that exits or throws from a timer
+ * ends that thread only; the runner reports it and starts a fresh thread for the next task.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { AppLoadError } from "../../mr/app.ts";
+import { partitionFileName } from "../../mr/shuffle_server.ts";
+import { TaskExitedError, TaskFailedError, TaskRunner } from "../../mr/task_runner.ts";
+import { withTempDir } from "./helpers.ts";
+
+const APP = [
+  "export function map(file: string, contents: string) {",
+  '  if (contents.startsWith("exit")) Deno.exit(3);',
+  '  if (contents.startsWith("throw")) throw new RangeError("bad input " + file);',
+  '  if (contents.startsWith("later")) setTimeout(() => { throw new Error("from a timer"); }, 0);',
+  '  return contents.split(/\\s+/).filter(Boolean).map((w) => ({ key: w, value: "1" }));',
+  "}",
+  "export function reduce(_k: string, v: string[]) { return String(v.length); }",
+].join("\n");
+
+Deno.test("task runner: an app that exits or throws ends its task, never the worker", async () => {
+  await withTempDir(async (dir) => {
+    const appPath = join(dir, "app.ts");
+    await Deno.writeTextFile(appPath, APP);
+    const runner = await TaskRunner.start(appPath);
+    assert.equal(runner.isolated, true);
+    const split = async (name: string, text: string) => {
+      const path = join(dir, name);
+      await Deno.writeTextFile(path, text);
+      const out = join(dir, `${name}.out`);
+      await Deno.mkdir(out, { recursive: true });
+      return { path, out };
+    };
+    try {
+      const run = async (name: string, text: string) => {
+        const { path, out } = await split(name, text);
+        const io = await runner.run({
+          type: "map",
+          filename: name,
+          splitPath: path,
+          nReduce: 2,
+          dir: out,
+        });
+        return { io, out };
+      };
+      const ok = await run("a.txt", "x y x\n");
+      assert.equal(ok.io.bytesRead, 6);
+      const parts = [0, 1].map((r) => Deno.statSync(join(ok.out, partitionFileName(r))).size);
+      assert.ok(parts[0] + parts[1] > 0 && ok.io.bytesWritten === parts[0] + parts[1]);
+
+      await assert.rejects(run("b.txt", "exit now"), TaskExitedError);
+      // A fresh thread serves the next task.
+      assert.equal((await run("c.txt", "z\n")).io.bytesRead, 2);
+      await assert.rejects(run("d.txt", "throw it"), (err: unknown) => {
+        assert.ok(err instanceof TaskFailedError);
+        assert.equal(err.message, "RangeError: bad input d.txt");
+        return true;
+      });
+      // An error thrown from a timer after the map returned ends the thread: the next task
+      // either sees that (TaskExitedError) or runs on a fresh thread; the process lives on.
+      await run("e.txt", "later\n").catch((err) => assert.ok(err instanceof TaskExitedError));
+      await run("f.txt", "w\n").catch((err) => assert.ok(err instanceof TaskExitedError));
+      assert.equal((await run("g.txt", "v\n")).io.bytesRead, 2);
+    } finally {
+      runner.close();
+    }
+  });
+});
+
+Deno.test("task runner: an app that cannot be loaded is an AppLoadError at start", async () => {
+  await withTempDir(async (dir) => {
+    const half = join(dir, "half.ts");
+    await Deno.writeTextFile(half, "export function map() { return []; }\n");
+    await assert.rejects(TaskRunner.start(half), (err: unknown) => {
+      assert.ok(err instanceof AppLoadError);
+      assert.match(err.message, /does not export reduce/);
+      return true;
+    });
+    await assert.rejects(TaskRunner.start(join(dir, "missing.ts")), AppLoadError);
+  });
+});
