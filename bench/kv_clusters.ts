@@ -165,7 +165,11 @@ abstract class ProcessBenchCluster implements BenchCluster {
     await sleep(1000);
     for (const member of this.members) {
       draining.add(member);
-      member.child!.kill("SIGTERM");
+      try {
+        member.child!.kill("SIGTERM");
+      } catch {
+        console.error(`${this.name}: member ${member.id} had exited on its own; see ${this.dir}`);
+      }
       await member.child!.status;
       member.child = undefined;
       this.startMember(member);

@@ -6,10 +6,12 @@
  *
  * Model: the whole configuration travels in each configuration entry (as hashicorp/raft's
  * Configuration does), so applying an entry is replacing the configuration, and a snapshot header
- * holds exactly one. A configuration takes effect when its entry commits (etcd-io/raft applies a
- * ConfChange once committed, not when appended as the thesis' §4.1 does); with one change in
- * flight at a time and the own-term rule below, any two configurations in use at once differ by
- * one server, so their majorities overlap.
+ * holds exactly one. A node uses the newest configuration in its log, committed or not (thesis
+ * §4.1, as hashicorp/raft's "latest" configuration): etcd-io/raft applies a ConfChange only once
+ * committed, but then a leader that dies right after committing a promotion can leave the others
+ * unable to elect anyone (they still count the dead leader and not the promoted learner; our
+ * simulator found it). With one change in flight at a time and the own-term rule below, any two
+ * configurations in use at once differ by one server, so their majorities overlap.
  */
 import type { ConfState, NodeId } from "./types.ts";
 

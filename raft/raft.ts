@@ -117,8 +117,6 @@ export class Raft {
   #baseIndex = 0;
   /** The configuration entries in the log after the snapshot, in index order. */
   #confLog: { index: number; term: number; conf: ConfState }[] = [];
-  /** Index of the newest configuration entry in the log (committed or not); leader only. */
-  #pendingConfIndex = 0;
   /** Leadership transfer target (etcd leadTransferee), NONE when no transfer runs. */
   #transferee: NodeId = NONE;
   #transferElapsed = 0;
@@ -347,7 +345,10 @@ export class Raft {
     }
   }
 
-  /** Brings the leader's trackers in line with a new configuration; a removed leader steps down. */
+  /**
+   * Brings a leader's trackers in line with a new configuration (new members probed, removed
+   * ones fed a while longer) and drops a transfer to a node that is no longer a voter.
+   */
   #onConfChanged(): void {
     if (this.#transferee !== NONE && !this.peers.includes(this.#transferee)) {
       this.#transferee = NONE;
@@ -420,16 +421,6 @@ export class Raft {
     this.#reset(this.term);
     this.lead = this.id;
     this.role = "leader";
-    // A configuration entry an earlier leader left uncommitted counts as pending: it commits
-    // (or is overwritten) before this leader may propose another (one change at a time).
-    this.#pendingConfIndex = 0;
-    const last = this.log.lastIndex();
-    const from = Math.max(this.log.committed + 1, this.log.firstIndex());
-    if (from <= last) {
-      for (const e of this.log.slice(from, last + 1)) {
-        if (isConfEntryData(e.data)) this.#pendingConfIndex = e.index;
-      }
-    }
     const self = this.prs.get(this.id);
     if (self) {
       self.becomeReplicate();
@@ -1070,7 +1061,9 @@ export class Raft {
     const why = refusal({
       conf: this.conf,
       leader: this.id,
-      pending: this.#pendingConfIndex > this.log.committed,
+      // A configuration entry not yet committed (this leader's, or one an earlier leader left)
+      // is pending: it commits, or is overwritten, before another may be proposed.
+      pending: this.confIndex > this.log.committed,
       ownTermCommitted: this.log.term(this.log.committed) === this.term,
       transferring: this.#transferee !== NONE,
       active,
@@ -1079,9 +1072,7 @@ export class Raft {
     }, change);
     if (why !== undefined) return why;
     const conf = applyChange(this.conf, change);
-    const index = this.#appendEntry(encodeConfEntry({ conf, change }));
-    this.#pendingConfIndex = index;
-    return index;
+    return this.#appendEntry(encodeConfEntry({ conf, change }));
   }
 
   /**

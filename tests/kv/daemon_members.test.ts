@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { ProcessCluster } from "../lib/cluster.ts";
+import { runScript } from "../lib/run.ts";
 import { call, type HttpResult, poll, SERVE_ARGS } from "./daemon_helpers.ts";
 import { checkConverged, checkHistory, record } from "./lin_workload.ts";
 
@@ -301,6 +302,33 @@ Deno.test("daemon members: POST /v1/leader/transfer moves leadership to the name
     const refused = await call(`${cluster.url(other)}/v1/leader/transfer`, json(`{"to": 42}`));
     assert.equal(refused.status, 409, refused.body);
     assert.match(refused.body, /not a voter/);
+    // The same through the CLI, over the native protocol on the peer ports.
+    const endpoints = cluster.ids.map((id) => cluster.peerAddress(id)).join(",");
+    const list = await runScript(MAIN, ["member", "list", "--endpoints", endpoints]);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /^ID\s+PEER ADDRESS\s+ROLE\s+LEADER\s+MATCH/);
+    assert.equal(list.stdout.match(/ voter /g)?.length, 3, list.stdout);
+    const promote = await runScript(MAIN, [
+      "member",
+      "promote",
+      String(target),
+      "--endpoints",
+      endpoints,
+    ]);
+    assert.equal(promote.code, 1);
+    assert.match(
+      promote.stderr,
+      new RegExp(`raftmr member promote: Node ${target} is already a voter`),
+    );
+    const back = await runScript(MAIN, [
+      "leader",
+      "transfer",
+      String(leader),
+      "--endpoints",
+      endpoints,
+    ]);
+    assert.equal(back.code, 0, back.stderr);
+    assert.match(back.stdout, new RegExp(`Node ${leader} is the leader`));
   } finally {
     await cluster.stop();
   }
