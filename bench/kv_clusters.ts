@@ -34,6 +34,22 @@ export interface RollingRestartResult {
   failed: number;
 }
 
+/**
+ * A port free now on 127.0.0.1. The benchmark used fixed ports (17001, 26001, ...), so two runs
+ * on a shared machine silently measured each other's clusters; each run now takes its own.
+ */
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** Three free ports, one per member. */
+function freePorts(): number[] {
+  return [freePort(), freePort(), freePort()];
+}
+
 const KEYS = 1000;
 const VALUE = "v".repeat(100);
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -167,8 +183,10 @@ abstract class ProcessBenchCluster implements BenchCluster {
       draining.add(member);
       try {
         member.child!.kill("SIGTERM");
-      } catch {
-        console.error(`${this.name}: member ${member.id} had exited on its own; see ${this.dir}`);
+      } catch (error) {
+        console.error(
+          `${this.name}: member ${member.id} could not be signalled (${error}); see ${this.dir}`,
+        );
       }
       await member.child!.status;
       member.child = undefined;
@@ -208,9 +226,11 @@ export class RaftmrCluster extends ProcessBenchCluster {
     const cluster = new RaftmrCluster();
     cluster.dir = dir;
     await Deno.mkdir(dir, { recursive: true });
-    const peers = [1, 2, 3].map((id) => `${id}=127.0.0.1:${17000 + id}`).join(",");
+    const peerPorts = freePorts();
+    const httpPorts = freePorts();
+    const peers = [1, 2, 3].map((id) => `${id}=127.0.0.1:${peerPorts[id - 1]}`).join(",");
     for (const id of [1, 2, 3]) {
-      const http = `127.0.0.1:${18000 + id}`;
+      const http = `127.0.0.1:${httpPorts[id - 1]}`;
       cluster.members.push({
         id,
         url: `http://${http}`,
@@ -280,9 +300,12 @@ export class EtcdCluster extends ProcessBenchCluster {
     const cluster = new EtcdCluster();
     cluster.dir = dir;
     await Deno.mkdir(dir, { recursive: true });
-    const initial = [1, 2, 3].map((id) => `e${id}=http://127.0.0.1:${27000 + id}`).join(",");
+    const peerPorts = freePorts();
+    const clientPorts = freePorts();
+    const peerUrl = (id: number) => `http://127.0.0.1:${peerPorts[id - 1]}`;
+    const initial = [1, 2, 3].map((id) => `e${id}=${peerUrl(id)}`).join(",");
     for (const id of [1, 2, 3]) {
-      const client = `http://127.0.0.1:${26000 + id}`;
+      const client = `http://127.0.0.1:${clientPorts[id - 1]}`;
       cluster.members.push({
         id,
         url: client,
@@ -296,9 +319,9 @@ export class EtcdCluster extends ProcessBenchCluster {
           "--advertise-client-urls",
           client,
           "--listen-peer-urls",
-          `http://127.0.0.1:${27000 + id}`,
+          peerUrl(id),
           "--initial-advertise-peer-urls",
-          `http://127.0.0.1:${27000 + id}`,
+          peerUrl(id),
           "--initial-cluster",
           initial,
           "--initial-cluster-state",
