@@ -42,7 +42,7 @@ import {
   rangeStream,
   TransferError,
 } from "./transfer.ts";
-import { describeError } from "./worker.ts";
+import { describeError, newWorkerStatus, type WorkerStatus } from "./worker.ts";
 import { errorMessage } from "../util/errors.ts";
 import { sleep } from "../util/sleep.ts";
 
@@ -61,6 +61,8 @@ export interface ClusterWorkerOptions {
   log?: (line: string) => void;
   /** Aborted to stop the worker (SIGTERM): its current task is handed back. */
   signal?: AbortSignal;
+  /** Kept up to date as the worker runs, for its optional status endpoint (--http). */
+  status?: WorkerStatus;
 }
 
 /** The task stopped because the worker is shutting down. */
@@ -188,6 +190,7 @@ class ClusterWorkerLoop {
   readonly #log: (line: string) => void;
   readonly #link: LeaderLink;
   readonly #id = workerId();
+  readonly #status: WorkerStatus;
   readonly #apps = new Map<string, TaskRunner>();
   #heartbeat?: ReturnType<typeof setTimeout>;
   #heartbeatMs = 1000;
@@ -207,6 +210,9 @@ class ClusterWorkerLoop {
     this.#served = served;
     this.#log = log;
     this.#link = new LeaderLink(options.cluster, options.signal);
+    this.#status = options.status ?? newWorkerStatus(options.cluster.join(","), "(each job's)");
+    this.#status.id = this.#id;
+    this.#status.address = address;
     this.#aborted = new Promise((_, reject) => {
       const stop = () => reject(new Stopped("Worker is stopping"));
       if (options.signal?.aborted) stop();
@@ -225,6 +231,7 @@ class ClusterWorkerLoop {
         await this.#link.call(JOBS_HEARTBEAT, { workerId: this.#id, address: this.#address }),
       );
       this.#heartbeatMs = reply.heartbeatMs;
+      this.#status.lastHeartbeat = Date.now();
       const running = new Map(reply.jobs.map((j) => [j.id, j.token]));
       for (const [id, token] of running) this.#served.set(id, token);
       // A job that is over (done, failed, cancelled, or forgotten): drop its data and app.
@@ -264,11 +271,21 @@ class ClusterWorkerLoop {
         continue;
       }
       if (assignment.type === "wait") {
+        this.#status.state = "waiting";
         await sleep(pollMs);
         continue;
       }
+      this.#status.state = "working";
+      this.#status.current = {
+        kind: assignment.type,
+        task: assignment.task,
+        attempt: assignment.attempt,
+        since: Date.now(),
+      };
       await this.#runTask(assignment);
+      this.#status.current = undefined;
     }
+    this.#status.state = "exited";
     return 0;
   }
 
@@ -290,6 +307,9 @@ class ClusterWorkerLoop {
         ? this.#map(app, assignment, report)
         : this.#reduce(app, assignment);
       await Promise.race([work, this.#aborted]);
+      this.#status.tasksDone++;
+      this.#status.bytesRead += report.bytesRead;
+      this.#status.bytesWritten += report.bytesWritten;
     } catch (err) {
       report.ok = false;
       report.error = err instanceof TaskFailedError ? err.message : describeError(err);
@@ -300,6 +320,8 @@ class ClusterWorkerLoop {
         // Not the app's fault (stopping, a map output not ready, a transfer, an app that ended
         // its thread): the task goes back without counting as a failure.
         report.release = true;
+      } else {
+        this.#status.tasksFailed++;
       }
       this.#log(
         `worker: job ${assignment.job} ${assignment.type} task ${assignment.task} ` +

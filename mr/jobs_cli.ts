@@ -18,10 +18,14 @@ import {
 } from "../cli/command.ts";
 import { ConnectionLostError, RpcClient, RpcTimeoutError } from "../net/rpc.ts";
 import { runClusterWorker } from "./cluster_worker.ts";
+import { newWorkerStatus } from "./worker.ts";
+import { createWorkerHttpApp } from "./worker_http.ts";
+import { routeByPathOnly } from "../net/http_host.ts";
 import { JOBS_CLIENT } from "./job_rpc.ts";
 import { checkOutputDir, inputSplits } from "./job_submit.ts";
 import type { JobView } from "./job_view.ts";
 import { parseSize } from "./splits.ts";
+import { resolveAppPath } from "./app.ts";
 import { errorMessage } from "../util/errors.ts";
 import { sleep } from "../util/sleep.ts";
 
@@ -175,6 +179,7 @@ export const mrSubmitCommand: Command = {
     wait: { type: "boolean", description: "Follow the job; exit 0 when done, 1 otherwise" },
   },
   details: [
+    "MODULE is a path, or the bare name of a bundled app (wc.ts, indexer.ts, ...).",
     "INPUT (files, directories, globs) and --output are paths every worker and peer can read",
     "and write: a shared mount. They are resolved to absolute paths here. The app module is",
     "bundled with its imports (deno bundle) into one module that travels with the job; the",
@@ -202,7 +207,7 @@ export const mrSubmitCommand: Command = {
       // limited to its data directory (raftmr cluster starts it so).
       const { files: inputs, splits } = await inputSplits(paths, splitSize);
       await checkOutputDir(output);
-      const app = await bundleApp(appPath);
+      const app = await bundleApp(resolveAppPath(appPath));
       const reply = await clientCall(cluster, {
         op: "submit",
         job: { app, appName: appPath, inputs, splits, output, nReduce, splitSize, taskTimeoutMs },
@@ -304,6 +309,15 @@ export async function runClusterWorkerCommand(args: ParsedArgs): Promise<number>
   const listen = hostPortValue(listenRaw, "flag --listen");
   const advertiseRaw = stringFlag(args, "advertise");
   if (advertiseRaw !== undefined) hostPortValue(advertiseRaw, "flag --advertise");
+  const httpRaw = stringFlag(args, "http");
+  const http = httpRaw === undefined ? undefined : hostPortValue(httpRaw, "flag --http");
+  const status = newWorkerStatus(cluster.join(","), "(each job's)");
+  const server = http
+    ? Deno.serve(
+      { hostname: http.hostname, port: http.port, onListen: () => {} },
+      routeByPathOnly(createWorkerHttpApp(status).fetch),
+    )
+    : undefined;
   const controller = new AbortController();
   const stop = () => controller.abort();
   Deno.addSignalListener("SIGTERM", stop);
@@ -315,8 +329,10 @@ export async function runClusterWorkerCommand(args: ParsedArgs): Promise<number>
       advertise: advertiseRaw,
       dataDir: stringFlag(args, "data-dir"),
       signal: controller.signal,
+      status,
     });
   } finally {
+    await server?.shutdown();
     Deno.removeSignalListener("SIGTERM", stop);
     Deno.removeSignalListener("SIGINT", stop);
   }

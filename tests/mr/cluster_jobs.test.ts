@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { fetchWithTimeout, ProcessCluster } from "../lib/cluster.ts";
+import { fetchWithTimeout, freePort, ProcessCluster } from "../lib/cluster.ts";
 import { runScript, withTempDir } from "../lib/run.ts";
 import { sleep } from "../../util/sleep.ts";
 
@@ -28,9 +28,10 @@ interface JobView {
 class WorkerProcess {
   readonly child: Deno.ChildProcess;
   readonly output: Promise<string>;
-  constructor(cluster: string) {
+  constructor(cluster: string, readonly httpPort?: number) {
+    const http = httpPort === undefined ? [] : ["--http", `127.0.0.1:${httpPort}`];
     this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--config", CONFIG, MAIN, "worker", "--cluster", cluster],
+      args: ["run", "-A", "--config", CONFIG, MAIN, "worker", "--cluster", cluster, ...http],
       stdin: "null",
       stdout: "null",
       stderr: "piped",
@@ -215,7 +216,9 @@ Deno.test({
     await withTempDir("raftmr-jobs-", async (root) => {
       const expected = await writeInputs(join(root, "in"), 2, 60);
       const cluster = await ProcessCluster.start();
-      const workers = [0, 1].map(() => new WorkerProcess(clusterArg(cluster)));
+      const workers = [freePort(), undefined].map((port) =>
+        new WorkerProcess(clusterArg(cluster), port)
+      );
       try {
         // Bad submissions: each refused with one clear line, exit 1, and no job created.
         const bad: [string[], RegExp][] = [
@@ -311,6 +314,19 @@ Deno.test({
         assert.equal(waitB.code, 0, waitB.stderr);
         assert.deepEqual(await readOutput(join(root, "out-a")), expected);
         assert.deepEqual(await readOutput(join(root, "out-b")), expected);
+        // The worker's --http status page shows the cluster worker: its id, data address,
+        // heartbeats answered by the leader, no failed task.
+        const page = await fetchWithTimeout(
+          `http://127.0.0.1:${workers[0].httpPort}/status`,
+          {},
+          20_000,
+        );
+        const worker = await page.json();
+        assert.equal(worker.tasksFailed, 0);
+        assert.match(worker.id, /\S+/);
+        assert.match(worker.address, /^127\.0\.0\.1:\d+$/);
+        assert.equal(typeof worker.lastHeartbeat, "number");
+        assert.ok(["waiting", "working"].includes(worker.state), worker.state);
 
         // Cancel a running job: it ends "cancelled" and `mr wait` exits 1.
         const slow = await submit(cluster, [
