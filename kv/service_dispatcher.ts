@@ -9,7 +9,7 @@
  * Snapshots: while the job table is empty the snapshot is the KV snapshot alone, the very bytes
  * a peer wrote before jobs existed. Otherwise it is the tag byte followed by a msgpack array
  * `[version, kvSection, jobSection]`. restore() tells the two apart by the first byte (a KV
- * snapshot is a msgpack array, never 0xC1), so every existing data directory stays readable.
+ * snapshot is a msgpack array, never 0xC7), so every existing data directory stays readable.
  */
 import { Decoder, Encoder } from "@msgpack/msgpack";
 import type { Entry, StateMachine } from "../raft/types.ts";

@@ -5,14 +5,16 @@
  * worker that holds a map's output and its partition sizes), a task failed, a worker declared
  * dead, a job failed or cancelled. Assignments, deadlines and heartbeats stay on the leader.
  *
- * Wire form: one tag byte, 0xC1, then a msgpack array `[version, kind, body]`. 0xC1 is the one
- * byte msgpack never uses, so no KV command (a msgpack array, 0x98) can start with it: the
- * dispatcher (kv/service_dispatcher.ts) routes on that first byte alone, without decoding.
+ * Wire form: one tag byte, 0xC7, then a msgpack array `[version, kind, body]`. A KV command is a
+ * msgpack array of 8 (first byte 0x98) and Raft owns entries that start with 0xC1 (configuration
+ * changes, raft/membership.ts), so the dispatcher (kv/service_dispatcher.ts) routes on the first
+ * byte alone, without decoding. 0xC7 is msgpack's ext 8 header, which no command of ours starts
+ * with as msgpack.
  */
 import { Decoder, Encoder } from "@msgpack/msgpack";
 
-/** First byte of every job command (msgpack's never-used code). */
-export const JOB_COMMAND_TAG = 0xc1;
+/** First byte of every job command (neither a KV command's 0x98 nor Raft's 0xC1). */
+export const JOB_COMMAND_TAG = 0xc7;
 
 /** Bound on an encoded job command, the spec with its app source included: 1 MiB. */
 export const MAX_JOB_COMMAND_BYTES = 1024 * 1024;

@@ -71,10 +71,10 @@ function commandStream(seed: number, count: number): JobCommand[] {
   return commands;
 }
 
-Deno.test("job commands: encode and decode round-trip every kind, tagged 0xC1", () => {
+Deno.test("job commands: encode and decode round-trip every kind, tagged 0xC7", () => {
   for (const command of commandStream(1, 200)) {
     const data = encodeJobCommand(command);
-    assert.equal(data[0], 0xc1);
+    assert.equal(data[0], 0xc7);
     assert.deepEqual(decodeJobCommand(data), command);
   }
 });
@@ -248,7 +248,7 @@ Deno.test("dispatcher: snapshots are the KV bytes alone without jobs, sectioned 
     data: encodeJobCommand({ kind: "submit", time: 2, id: "j", spec: spec(2, 1) }),
   });
   const sectioned = dispatcher.snapshot();
-  assert.equal(sectioned[0], 0xc1);
+  assert.equal(sectioned[0], 0xc7);
   const kv2 = new KvStateMachine();
   const jobs2 = new JobStateMachine();
   new ServiceDispatcher(kv2, jobs2).restore(sectioned);
