@@ -5,14 +5,12 @@
  * requests (400). A removed node and a stale --peers refuse to start, saying why.
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { ProcessCluster } from "../lib/cluster.ts";
 import { runScript } from "../lib/run.ts";
 import { call, type HttpResult, poll, SERVE_ARGS } from "./daemon_helpers.ts";
 import { checkConverged, checkHistory, record } from "./lin_workload.ts";
 
-const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
-const CONFIG = fileURLToPath(new URL("../../deno.json", import.meta.url));
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
 interface Members {
   members: { id: number; peerAddr: string; role: string; leader: boolean; match: number }[];
@@ -73,26 +71,11 @@ async function addAndPromote(cluster: ProcessCluster, via: number): Promise<numb
   return node.id;
 }
 
-/** Runs `serve` for a node in the foreground and returns its exit code and stderr. */
+/** Runs `serve` for a node in the foreground with this --peers; returns its exit code and stderr. */
 async function serveOnce(cluster: ProcessCluster, id: number, peers: number[]) {
-  const node = cluster.node(id);
+  cluster.setPeers(id, peers);
   const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--config",
-      CONFIG,
-      MAIN,
-      "serve",
-      "--id",
-      String(id),
-      "--peers",
-      peers.map((p) => `${p}=127.0.0.1:${cluster.node(p).peerPort}`).join(","),
-      "--data-dir",
-      node.dataDir,
-      "--http",
-      `127.0.0.1:${node.httpPort}`,
-    ],
+    args: cluster.serveArgs(id),
     stdout: "null",
     stderr: "piped",
     stdin: "null",

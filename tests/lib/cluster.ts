@@ -201,29 +201,35 @@ export class ProcessCluster {
     );
   }
 
+  /** The arguments of `deno` that run node `id`'s serve process (as startNode() runs it). */
+  serveArgs(id: number): string[] {
+    const node = this.node(id);
+    return [
+      "run",
+      "-A",
+      "--config",
+      CONFIG,
+      MAIN,
+      "serve",
+      "--id",
+      String(id),
+      "--peers",
+      this.#peerArgs.get(id)!,
+      "--data-dir",
+      node.dataDir,
+      "--http",
+      `127.0.0.1:${node.httpPort}`,
+      ...this.#extraArgs,
+      ...(this.#nodeArgs.get(id) ?? []),
+    ];
+  }
+
   /** Starts (or restarts) a node's serve process on its data directory. */
   startNode(id: number): void {
     const node = this.node(id);
     if (node.child) throw new Error(`Node ${id} is already running`);
     const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "--config",
-        CONFIG,
-        MAIN,
-        "serve",
-        "--id",
-        String(id),
-        "--peers",
-        this.#peerArgs.get(id)!,
-        "--data-dir",
-        node.dataDir,
-        "--http",
-        `127.0.0.1:${node.httpPort}`,
-        ...this.#extraArgs,
-        ...(this.#nodeArgs.get(id) ?? []),
-      ],
+      args: this.serveArgs(id),
       stdout: "piped",
       stderr: "piped",
       stdin: "null",

@@ -402,20 +402,23 @@ export class Cluster {
     this.#padding = opts.snapshotPadding ?? 0;
     this.#dropStale = opts.dropStale ?? true;
     this.events = new EventRing(opts.traceEvents ?? 300);
-    for (const id of this.ids) {
-      this.#nodes.set(id, {
-        id,
-        node: undefined,
-        storage: undefined,
-        sm: undefined,
-        incarnation: 0,
-        applied: 0,
-        seen: "down",
-        seenCommit: 0,
-        bootstrap: this.ids.slice(),
-      });
-      this.#connected.set(id, true);
-    }
+    for (const id of this.ids) this.#addState(id, this.ids.slice());
+  }
+
+  /** Registers node `id` (not started), connected, bootstrapping with `bootstrap` as voters. */
+  #addState(id: NodeId, bootstrap: NodeId[]): void {
+    this.#nodes.set(id, {
+      id,
+      node: undefined,
+      storage: undefined,
+      sm: undefined,
+      incarnation: 0,
+      applied: 0,
+      seen: "down",
+      seenCommit: 0,
+      bootstrap,
+    });
+    this.#connected.set(id, true);
   }
 
   /** How many nodes exist (initial plus added). */
@@ -430,18 +433,7 @@ export class Cluster {
   async addNode(id: NodeId): Promise<void> {
     if (this.#nodes.has(id)) throw new RangeError(`Node ${id} already exists`);
     this.ids.push(id);
-    this.#nodes.set(id, {
-      id,
-      node: undefined,
-      storage: undefined,
-      sm: undefined,
-      incarnation: 0,
-      applied: 0,
-      seen: "down",
-      seenCommit: 0,
-      bootstrap: [],
-    });
-    this.#connected.set(id, true);
+    this.#addState(id, []);
     await this.restart(id);
   }
 
