@@ -166,13 +166,6 @@ Deno.test("daemon members: removing the leader hands over; refusals are 409, bad
       ["remove unknown", "/v1/members/77", { method: "DELETE" }, 409, /not a member/],
       ["malformed JSON", "/v1/members", json("{"), 400, /Invalid JSON/],
       ["bad id", "/v1/members/abc", { method: "DELETE" }, 400, /Invalid id/],
-      [
-        "voter directly, no quorum reachable",
-        "/v1/members",
-        json(`{"id": 9, "peerAddr": "127.0.0.1:2", "learner": false}`),
-        200,
-        /members/,
-      ],
     ];
     for (const [what, path, init, status, pattern] of cases) {
       const r = await until(
@@ -184,7 +177,19 @@ Deno.test("daemon members: removing the leader hands over; refusals are 409, bad
       assert.equal(r.status, status, `${what}: ${r.body}`);
       assert.match(r.body, pattern, what);
     }
-    // Node 9 never started: removing a second voter now would leave 2 of 4... remove 9 first.
+    // A voter added directly (allowed, not advised): 3 of the 4 voters it makes are reachable,
+    // a quorum. On a loaded machine the leader may not have heard from a follower within the
+    // last election timeout (the strict check's window): the operator then retries.
+    const voter = await until(
+      cluster,
+      "add a voter directly",
+      () =>
+        call(`${base}/v1/members`, json(`{"id": 9, "peerAddr": "127.0.0.1:2", "learner": false}`)),
+      (r) => r.status === 200 || (r.status === 409 && !/reachable/.test(r.body)),
+    );
+    assert.equal(voter.status, 200, voter.body);
+    // Now a voter is down for good (9 never starts): removing a live one would leave 2 of 3
+    // voters with one unreachable, still a quorum; remove 9 first all the same.
     await until(
       cluster,
       "remove 9",
