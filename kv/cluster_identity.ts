@@ -3,6 +3,12 @@
  * bootstrap members' addresses, as a configuration entry (like the configuration itself, it then
  * lives in every node's log and snapshots, so in every data directory). A leader of a cluster
  * that has one does nothing.
+ *
+ * It waits until every voter has answered it: the peer handshake refuses a node with an empty
+ * data directory that was not started with --join once the cluster has an id (net/
+ * cluster_match.ts), and a bootstrap member that is merely slow to start must not be taken for
+ * a wiped one. (etcd's members all compute the same cluster id from --initial-cluster instead;
+ * ours is random, so two clusters with the same --peers still differ.)
  */
 import type { HostPort } from "../net/host_port.ts";
 import { ChangeRefusedError, NotLeaderError } from "../raft/errors.ts";
@@ -52,6 +58,11 @@ export class ClusterIdentity {
     for (const [id, a] of this.#o.peers) addrs[id] = `${a.hostname}:${a.port}`;
     const clusterId = newClusterId();
     while (!this.#o.stopping() && node.role === "leader" && this.id === undefined) {
+      const voters = node.membership()?.conf.peers ?? [];
+      if (voters.some((v) => v !== node.id && node.heardAgo(v) === undefined)) {
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS * 5));
+        continue;
+      }
       try {
         await node.changeMembership({ type: "bootstrap", clusterId, addrs });
         this.#o.log(`Formed cluster ${this.id}`);
