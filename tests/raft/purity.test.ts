@@ -61,6 +61,7 @@ Deno.test("Purity: raft/ except node.ts does no I/O, no clock, no randomness, no
   }
   for (
     const f of [
+      "bounds.ts",
       "log.ts",
       "progress.ts",
       "raft.ts",
