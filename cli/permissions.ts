@@ -19,13 +19,20 @@ export const ENV_VARS = "NOTIFY_SOCKET,JOURNAL_STREAM";
  */
 export const NOTIFY_FLAG = "--unstable-net";
 
-/** Deno flags for `raftmr serve` on `dataDir` (and the sd_notify socket, when there is one). */
-export function servePermissions(dataDir: string, notifySocket?: string): string[] {
+/**
+ * Deno flags for `raftmr serve` on `dataDir`, plus the sd_notify socket when there is one and
+ * `readFiles` the peer reads besides its data (e.g. a TLS certificate and key).
+ */
+export function servePermissions(
+  dataDir: string,
+  notifySocket?: string,
+  readFiles: string[] = [],
+): string[] {
   const write = notifySocket ? `${dataDir},${notifySocket}` : dataDir;
   return [
     "--no-prompt",
     "--allow-net",
-    `--allow-read=${dataDir}`,
+    `--allow-read=${unique([dataDir, ...readFiles]).join(",")}`,
     `--allow-write=${write}`,
     `--allow-env=${ENV_VARS}`,
     NOTIFY_FLAG,

@@ -10,7 +10,7 @@
  * needs `--allow-net`, the send needs write access to the socket's path.
  */
 
-/** Why a notification was not sent, or undefined when it was (or there is no systemd). */
+/** Whether a notification was sent, and if it should have been but was not, why. */
 export type NotifyOutcome = { sent: boolean; problem?: string };
 
 /**

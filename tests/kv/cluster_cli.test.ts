@@ -5,18 +5,22 @@
  * the data intact, and a port that is taken stops it before anything starts, naming the port.
  */
 import assert from "node:assert/strict";
+import { clusterPermissions } from "../../cli/permissions.ts";
 import { freePort } from "../lib/cluster.ts";
 import { withTempDir } from "../lib/run.ts";
 import { CONFIG, MAIN, type Running, spawn, taskFlags, waitUntil } from "../lib/roles.ts";
 
-/** `deno task start cluster ...` in its own session and process group, as a shell's job. */
-function startCluster(args: string[]): Running {
+/**
+ * `deno task start cluster ...` (or `cluster` with other permission flags) in its own session
+ * and process group, as a shell's job.
+ */
+function startCluster(args: string[], permissions = taskFlags("start")): Running {
   return spawn("setsid", [
     Deno.execPath(),
     "run",
     "--config",
     CONFIG,
-    ...taskFlags("start"),
+    ...permissions,
     MAIN,
     "cluster",
     ...args,
@@ -90,8 +94,9 @@ Deno.test("cluster: Ctrl-C on the process group stops every node cleanly, data i
       assert.doesNotMatch(first.stderr(), /exited with status|error/i);
 
       // The data survived: the same cluster comes back with the write, and a plain SIGTERM to
-      // the cluster process alone (as a supervisor sends it) stops the nodes too.
-      second = startCluster(args);
+      // the cluster process alone (as a supervisor sends it) stops the nodes too. This time the
+      // cluster itself runs with only its role's permissions.
+      second = startCluster(args, clusterPermissions(dir, Deno.execPath()));
       await waitUntil(
         () => /^Started 3 nodes/m.test(second!.stdout()) || second!.done(),
         () => `Never restarted:\n${second!.stdout()}\n${second!.stderr()}`,
