@@ -7,9 +7,8 @@
 import assert from "node:assert/strict";
 import { createLogger } from "../../cli/log.ts";
 import { servePermissions } from "../../cli/permissions.ts";
-import { freePort } from "../lib/cluster.ts";
 import { withTempDir } from "../lib/run.ts";
-import { CONFIG, MAIN, spawn, waitUntil } from "../lib/roles.ts";
+import { startSingleNode, waitUntil } from "../lib/roles.ts";
 
 const NOW = Date.UTC(2026, 11, 1, 12, 0, 0);
 
@@ -68,23 +67,8 @@ Deno.test("log: text lines, levels, the reserved level field and journald priori
 
 Deno.test("log: a live peer with --log-format json writes parseable lines with its fields", async () => {
   await withTempDir("raftmr-jsonlog-", async (dir) => {
-    const httpPort = freePort();
     const data = `${dir}/data`;
-    const node = spawn(Deno.execPath(), [
-      "run",
-      "--config",
-      CONFIG,
-      ...servePermissions(data),
-      MAIN,
-      "serve",
-      "--id",
-      "1",
-      "--peers",
-      `1=127.0.0.1:${freePort()}`,
-      "--http",
-      `127.0.0.1:${httpPort}`,
-      "--data-dir",
-      data,
+    const { node } = startSingleNode(servePermissions(data), data, [
       "--log-format",
       "json",
       "--log-level",

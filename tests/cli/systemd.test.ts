@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { freePort } from "../lib/cluster.ts";
 import { withTempDir } from "../lib/run.ts";
-import { CONFIG, MAIN, spawn, unitExecStart, waitUntil } from "../lib/roles.ts";
+import { CONFIG, MAIN, spawn, startSingleNode, unitExecStart, waitUntil } from "../lib/roles.ts";
 
 Deno.test("systemd: a peer started as the unit starts it notifies READY=1 and STOPPING=1", async () => {
   await withTempDir("raftmr-systemd-", async (dir) => {
@@ -81,23 +81,7 @@ Deno.test("systemd: a peer started as the unit starts it notifies READY=1 and ST
 
 Deno.test("systemd: a peer without a permission it needs says which flag, in one line", async () => {
   await withTempDir("raftmr-perm-", async (dir) => {
-    const node = spawn(Deno.execPath(), [
-      "run",
-      "--no-prompt",
-      "--allow-net",
-      "--config",
-      CONFIG,
-      MAIN,
-      "serve",
-      "--id",
-      "1",
-      "--peers",
-      `1=127.0.0.1:${freePort()}`,
-      "--http",
-      `127.0.0.1:${freePort()}`,
-      "--data-dir",
-      `${dir}/data`,
-    ]);
+    const { node } = startSingleNode(["--no-prompt", "--allow-net"], `${dir}/data`, []);
     assert.equal(await node.exited, 2, node.stderr());
     const lines = node.stderr().trim().split("\n");
     assert.equal(lines.length, 1, node.stderr());

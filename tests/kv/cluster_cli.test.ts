@@ -27,6 +27,11 @@ function startCluster(args: string[], permissions = taskFlags("start")): Running
   ]);
 }
 
+/** The flags of a cluster on these base ports and data directory. */
+function clusterArgs(peerBase: number, httpBase: number, dir: string): string[] {
+  return ["--base-port", `${peerBase}`, "--http-base-port", `${httpBase}`, "--data-dir", dir];
+}
+
 /** Kills a started cluster's whole process group (after a failed assertion). */
 function killGroup(run: Running): void {
   if (run.done()) return;
@@ -60,14 +65,7 @@ Deno.test("cluster: Ctrl-C on the process group stops every node cleanly, data i
   await withTempDir("raftmr-cluster-cli-", async (dir) => {
     const peerBase = freeRun(3);
     const httpBase = freeRun(3);
-    const args = [
-      "--base-port",
-      String(peerBase),
-      "--http-base-port",
-      String(httpBase),
-      "--data-dir",
-      dir,
-    ];
+    const args = clusterArgs(peerBase, httpBase, dir);
     const first = startCluster(args);
     let second: Running | undefined;
     try {
@@ -122,14 +120,7 @@ Deno.test("cluster: a port in use stops it before any node starts, naming the po
     const httpBase = freeRun(3);
     const taken = Deno.listen({ hostname: "127.0.0.1", port: peerBase + 1 });
     try {
-      const out = startCluster([
-        "--base-port",
-        String(peerBase),
-        "--http-base-port",
-        String(httpBase),
-        "--data-dir",
-        dir,
-      ]);
+      const out = startCluster(clusterArgs(peerBase, httpBase, dir));
       assert.equal(await out.exited, 1, out.stderr());
       assert.match(
         out.stderr(),

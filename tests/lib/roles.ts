@@ -3,6 +3,7 @@
  * permission flags of a deno.json task or of a systemd unit's ExecStart, never with -A.
  */
 import { fileURLToPath } from "node:url";
+import { freePort } from "./cluster.ts";
 
 /** Absolute path of main.ts. */
 export const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
@@ -37,6 +38,36 @@ export function unitExecStart(unitFile: string, replace: Record<string, string>)
     for (const key of keys) word = word.split(key).join(replace[key]);
     return word;
   });
+}
+
+/**
+ * `raftmr serve` as a one-node cluster on free ports, run with `permissions` (Deno flags) and
+ * `extra` serve flags; returns the process and its HTTP port.
+ */
+export function startSingleNode(
+  permissions: string[],
+  dataDir: string,
+  extra: string[] = [],
+): { node: Running; httpPort: number } {
+  const httpPort = freePort();
+  const node = spawn(Deno.execPath(), [
+    "run",
+    "--config",
+    CONFIG,
+    ...permissions,
+    MAIN,
+    "serve",
+    "--id",
+    "1",
+    "--peers",
+    `1=127.0.0.1:${freePort()}`,
+    "--http",
+    `127.0.0.1:${httpPort}`,
+    "--data-dir",
+    dataDir,
+    ...extra,
+  ]);
+  return { node, httpPort };
 }
 
 /** A spawned process whose output is collected as it arrives. */
