@@ -26,8 +26,12 @@ import { outputName } from "./partition.ts";
 import { selfCommand } from "../cli/self.ts";
 import { sleep } from "../util/sleep.ts";
 import { firstTaken } from "../net/probe.ts";
+import { stopSignal } from "../cli/signals.ts";
 import { workerPermissions } from "../cli/permissions.ts";
 import { LOG_FLAGS, logFlagArgs, type LogFn, loggerFromFlags } from "../cli/log.ts";
+
+/** Exit status after SIGINT or SIGTERM stopped a job early (128 + SIGINT, as shells report). */
+const INTERRUPTED = 130;
 
 /** How long a finished coordinator keeps answering "job done" so workers exit cleanly. */
 const LINGER_MS = 1000;
@@ -196,7 +200,12 @@ export const coordinatorCommand: Command = {
       { inputs: files.length, maps: nMap, reduces: nReduce, listen: `${rpc.hostname}:${rpc.port}` },
     );
     const started = Date.now();
-    const result = await coordinator.finished;
+    const result = await Promise.race([coordinator.finished, stopSignal()]);
+    if (typeof result === "string") {
+      log.warn(`coordinator: ${result}: stopping; the job is not finished`, { signal: result });
+      await coordinator.close();
+      return INTERRUPTED;
+    }
     reportResult(log, "coordinator", result, started, nReduce);
     // MIT 6.824 lab 1: linger so workers asking for work hear "done" instead of a closed port.
     await sleep(LINGER_MS);
@@ -290,6 +299,8 @@ export const workerCommand: Command = {
     const httpFlag = stringFlag(args, "http");
     const http = httpFlag === undefined ? undefined : hostPortValue(httpFlag, "flag --http");
     const log = loggerFromFlags(args);
+    // Ctrl-C: exit at once; the worker's unload handler still removes its temporary directory.
+    stopSignal().then(() => Deno.exit(INTERRUPTED));
     const bound = [{ ...listen, what: "--listen" }];
     let server: Deno.HttpServer | undefined;
     try {
@@ -378,6 +389,7 @@ export const mrRunCommand: Command = {
       splitSize,
       log: loggerFromFlags(args),
       workerArgs: logFlagArgs(args),
+      interrupted: stopSignal(),
     });
   },
 };
@@ -398,6 +410,8 @@ export interface LocalJobOptions {
   log?: LogFn;
   /** Extra flags for every worker process (e.g. --log-format json). */
   workerArgs?: string[];
+  /** Resolves with a signal's name when the job is to stop now (Ctrl-C). */
+  interrupted?: Promise<string>;
 }
 
 /**
@@ -481,12 +495,20 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
 
   const showProgress = options.progress ?? Deno.stderr.isTerminal();
   const bar = showProgress ? setInterval(() => drawProgress(coordinator, started), 200) : undefined;
+  let interrupted = false;
   const result: JobResult = await Promise.race([
     coordinator.finished,
     allGone.then((): JobResult => ({
       ok: false,
       error: "Every worker process exited before the job finished",
     })),
+    new Promise<JobResult>((resolve) =>
+      options.interrupted?.then((signal) => {
+        // At once: the terminal's SIGINT is ending the workers too, and none may be replaced.
+        interrupted = over = true;
+        resolve({ ok: false, error: `Interrupted by ${signal}` });
+      })
+    ),
   ]);
   over = true;
   clearInterval(bar);
@@ -494,8 +516,9 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
     drawProgress(coordinator, started);
     await Deno.stderr.write(new TextEncoder().encode("\n"));
   }
-  // Workers learn the job is over on their next ask; give stragglers (a stalled app) a moment.
-  const deadline = Date.now() + 2000;
+  // Workers learn the job is over on their next ask; give stragglers (a stalled app) a moment,
+  // unless the user asked to stop now.
+  const deadline = interrupted ? 0 : Date.now() + 2000;
   while (running.size > 0 && Date.now() < deadline) await sleep(50);
   for (const child of running) {
     try {
@@ -508,7 +531,7 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
   await coordinator.close();
   await Deno.remove(jobDir, { recursive: true }).catch(() => {});
   reportResult(log, "mr run", result, started, options.nReduce);
-  return result.ok ? 0 : 1;
+  return interrupted ? INTERRUPTED : result.ok ? 0 : 1;
 }
 
 function drawProgress(coordinator: Coordinator, started: number): void {
