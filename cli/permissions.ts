@@ -5,8 +5,8 @@
  *
  * Rule (least privilege, as Deno's permission model intends): a process gets the network and the
  * paths its role touches and nothing else. Only `cluster` and `mr run` may start processes; a
- * peer reads and writes only its data directory; a worker reads its app and its data directory. deploy/*.service repeat these sets with their own paths; README.md lists
- * them.
+ * peer reads and writes only its data directory; a worker reads its app and its data directory.
+ * deploy/*.service repeat these sets with their own paths; README.md lists them.
  */
 import { dirname, resolve } from "node:path";
 
