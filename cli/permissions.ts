@@ -113,6 +113,18 @@ const KEEPS: Record<string, readonly Deno.PermissionName[]> = {
   coordinator: ["net", "read", "write", "env"],
   worker: ["net", "read", "write", "env", "sys"],
   "mr run": ["net", "read", "write", "env", "sys", "run"],
+  // Clients of a running cluster: requests over the network and nothing else.
+  "member list": ["net"],
+  "member add": ["net"],
+  "member promote": ["net"],
+  "member remove": ["net"],
+  "leader transfer": ["net"],
+  "mr status": ["net"],
+  "mr list": ["net"],
+  "mr cancel": ["net"],
+  "mr wait": ["net"],
+  // Bundles the app with `deno bundle` in a temporary directory, checks inputs and output.
+  "mr submit": ["net", "read", "write", "env", "run"],
 };
 
 const ALL: readonly Deno.PermissionName[] = ["net", "read", "write", "env", "run", "sys", "ffi"];
