@@ -8,6 +8,7 @@ import { html } from "hono/html";
 import { formatBytes, formatCount, formatDuration } from "../status/format.ts";
 import { healthLine, type Html, page, type Stat, statsTable, type Tone } from "../status/layout.ts";
 import type { MemberReport, NodeReport } from "./node_status.ts";
+import { jobsTable } from "../mr/job_page.ts";
 
 /** Seconds between live updates of the node page. */
 export const NODE_PAGE_REFRESH_SECONDS = 1;
@@ -27,6 +28,12 @@ ${
       report.voters
         ? html`<h2>Configuration</h2>
 ${statsTable(configStats(report))}`
+        : ""
+    }
+${
+      report.jobs && report.jobs.length > 0
+        ? html`<h2>MapReduce jobs</h2>
+${jobsTable(report.jobs)}`
         : ""
     }
 <h2>Log and storage</h2>

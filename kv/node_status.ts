@@ -5,6 +5,7 @@
  */
 import type { RaftMetrics } from "../raft/node.ts";
 import type { ProgressStatus } from "../raft/raw_node.ts";
+import type { JobView } from "../mr/job_view.ts";
 
 /** What this node last heard from one member of the cluster (itself included). */
 export interface MemberReport {
@@ -68,4 +69,6 @@ export interface NodeReport {
   version?: string;
   /** Milliseconds since the process started serving. */
   uptimeMs?: number;
+  /** The MapReduce jobs of the replicated table (running counts on the leader only). */
+  jobs?: JobView[];
 }

@@ -442,6 +442,7 @@ export class KvServer implements KvService {
       }),
       version: BUILD_VERSION,
       uptimeMs: Math.round(performance.now() - this.#startedAt),
+      jobs: this.#jobPeer.views(),
     };
   }
 

@@ -145,6 +145,11 @@ export class JobPeer {
     throw new TypeError(`Invalid forward op: ${String(p.op)}`);
   }
 
+  /** This peer's copy of every job, with running counts when it leads (GET /status). */
+  views(): JobView[] {
+    return this.#localViews();
+  }
+
   #localViews(): JobView[] {
     return this.#host.table.jobs().map((job) => jobView(job, this.#service.softView(job.id)));
   }

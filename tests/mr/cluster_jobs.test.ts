@@ -314,6 +314,12 @@ Deno.test({
         assert.equal(waitB.code, 0, waitB.stderr);
         assert.deepEqual(await readOutput(join(root, "out-a")), expected);
         assert.deepEqual(await readOutput(join(root, "out-b")), expected);
+        // Every node's dashboard lists the jobs with their progress.
+        const dashboard = await (await fetchWithTimeout(`${cluster.url(3)}/`, {}, 20_000)).text();
+        assert.match(dashboard, /<h2>MapReduce jobs<\/h2>/);
+        for (const id of [a.stdout.trim(), b.stdout.trim()]) {
+          assert.match(dashboard, new RegExp(`<td>${id}</td>\\s*<td class="state">done</td>`));
+        }
         // The worker's --http status page shows the cluster worker: its id, data address,
         // heartbeats answered by the leader, no failed task.
         const page = await fetchWithTimeout(
