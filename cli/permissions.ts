@@ -8,6 +8,7 @@
  * peer reads and writes only its data directory; a worker reads its app and its data directory.
  * deploy/*.service repeat these sets with their own paths; README.md lists them.
  */
+import { fileURLToPath } from "node:url";
 import { dirname, resolve } from "node:path";
 
 /** Environment variables a role may read: sd_notify's socket and journald's stream marker. */
@@ -48,7 +49,7 @@ export function workerPermissions(appPath: string, dataDir: string): string[] {
   return [
     "--no-prompt",
     "--allow-net",
-    `--allow-read=${unique([appDir(appPath), dataDir]).join(",")}`,
+    `--allow-read=${unique([appDir(appPath), dataDir, ...programDir()]).join(",")}`,
     `--allow-write=${dataDir}`,
     "--allow-sys=hostname",
     `--allow-env=${ENV_VARS}`,
@@ -154,6 +155,15 @@ export function dropPermissions(command: string): void {
 export function permissionMessage(command: string | undefined, err: Error): string {
   const who = command ? `${command}: ` : "";
   return `${who}missing a Deno permission: ${err.message.split("\n")[0]}`;
+}
+
+/**
+ * The program's own source tree, when it runs from files: a worker's task thread (a Web Worker,
+ * mr/task_thread.ts) loads its modules from there, which needs read access.
+ */
+function programDir(): string[] {
+  const url = new URL("..", import.meta.url);
+  return url.protocol === "file:" ? [fileURLToPath(url).replace(/\/$/, "")] : [];
 }
 
 /** Where a worker's app lives: the directory a worker must be able to read. */

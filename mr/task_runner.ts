@@ -70,7 +70,13 @@ export class TaskRunner {
   static async start(appPath: string): Promise<TaskRunner> {
     if (!threadAvailable()) return new TaskRunner(appPath, await loadApp(appPath));
     const runner = new TaskRunner(appPath);
-    await runner.#spawn();
+    try {
+      await runner.#spawn();
+    } catch (err) {
+      if (err instanceof AppLoadError) throw err;
+      // The thread could not start at all (its modules unreadable): run tasks here instead.
+      return new TaskRunner(appPath, await loadApp(appPath));
+    }
     return runner;
   }
 

@@ -3,6 +3,7 @@
  * binary share one list, none of them is --allow-all, and every task says what it does.
  */
 import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
 import {
   ALL_ROLES_PERMISSIONS,
   servePermissions,
@@ -35,7 +36,9 @@ Deno.test("permissions: a peer gets its data directory only, a worker no --allow
   assert.ok(serve.includes("--allow-read=/d/node-1") && serve.includes("--allow-write=/d/node-1"));
   assert.ok(!serve.some((flag) => /^--allow-(run|ffi|sys|all)/.test(flag)), serve.join(" "));
   const worker = workerPermissions("/apps/wc.ts", "/job");
-  assert.ok(worker.includes("--allow-read=/apps,/job"), worker.join(" "));
+  // The program's own tree too: the worker's task thread loads its modules from it.
+  const program = fileURLToPath(new URL("../../", import.meta.url)).replace(/\/$/, "");
+  assert.ok(worker.includes(`--allow-read=/apps,/job,${program}`), worker.join(" "));
   assert.ok(worker.includes("--allow-write=/job"), worker.join(" "));
   assert.ok(!worker.some((flag) => /^--allow-(run|ffi|all)/.test(flag)), worker.join(" "));
 });
