@@ -1,0 +1,261 @@
+/**
+ * Membership in the core, through RawNode over a hand-driven network: a configuration entry is
+ * in force from the moment it is appended and goes back when a new leader overwrites it (thesis
+ * §4.1), a restart rebuilds it from the snapshot header plus the log (MemoryStorage and
+ * DiskStorage), learners never campaign (not on timeoutNow, not after a restart that lists them
+ * in --peers), a stale or foreign timeoutNow starts no election, a removed node's votes move no
+ * term, and a cluster keeps committing after its leader removed itself.
+ */
+import assert from "node:assert/strict";
+import { DiskStorage } from "../../persist/disk_storage.ts";
+import { applyChange, type ConfChange, encodeConfEntry } from "../../raft/membership.ts";
+import { RawNode } from "../../raft/raw_node.ts";
+import { type DurableStorage, MemoryStorage } from "../../raft/storage.ts";
+import type { ConfState, Entry, Message, NodeId } from "../../raft/types.ts";
+import { withTempDir } from "../lib/run.ts";
+
+function rng(seed: number): () => number {
+  let s = seed;
+  return () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
+}
+
+/** RawNodes over MemoryStorage that survive restarts; `allow` decides which messages arrive. */
+class Cluster {
+  readonly nodes = new Map<NodeId, RawNode>();
+  readonly stores = new Map<NodeId, MemoryStorage>();
+  allow: (m: Message) => boolean = () => true;
+  #queue: Message[] = [];
+
+  constructor(ids: NodeId[]) {
+    for (const id of ids) this.start(id, ids);
+  }
+
+  /** Starts (or restarts, keeping its storage) node `id` with `peers` as its --peers. */
+  start(id: NodeId, peers: NodeId[]): RawNode {
+    let storage = this.stores.get(id);
+    if (!storage) this.stores.set(id, storage = new MemoryStorage(peers));
+    const raw = new RawNode({ id, peers, storage, rand: rng(id) });
+    this.nodes.set(id, raw);
+    return raw;
+  }
+
+  get(id: NodeId): RawNode {
+    return this.nodes.get(id)!;
+  }
+
+  /** Handles every Ready (persisting synchronously) and delivers messages until quiet. */
+  settle(): void {
+    for (let round = 0; round < 1000; round++) {
+      let busy = false;
+      for (const [id, raw] of this.nodes) {
+        while (raw.hasReady()) {
+          busy = true;
+          const rd = raw.ready();
+          void this.stores.get(id)!.save(rd.hardState, rd.entries, rd.snapshot);
+          this.#queue.push(...rd.messages, ...rd.messagesAfterSave);
+          raw.advance(rd);
+        }
+      }
+      const q = this.#queue;
+      this.#queue = [];
+      for (const m of q) if (this.allow(m)) this.nodes.get(m.to)?.step(m);
+      if (!busy && q.length === 0) return;
+    }
+    throw new Error("The network did not settle");
+  }
+
+  /** Ticks the given nodes `n` times, settling after each tick. */
+  tick(n: number, ids: NodeId[] = [...this.nodes.keys()]): void {
+    for (let i = 0; i < n; i++) {
+      for (const id of ids) this.nodes.get(id)?.tick();
+      this.settle();
+    }
+  }
+
+  /** Elects `id` and lets its no-op commit everywhere. */
+  elect(id: NodeId): RawNode {
+    const raw = this.get(id);
+    raw.campaign();
+    this.settle();
+    assert.equal(raw.role, "leader");
+    this.tick(3);
+    return raw;
+  }
+}
+
+function conf(raw: RawNode): ConfState {
+  return raw.membership().conf;
+}
+
+function propose(leader: RawNode, change: ConfChange): number {
+  const got = leader.proposeConfChange(change);
+  assert.equal(typeof got, "number", `refused: ${got}`);
+  assert.ok((got as number) > 0);
+  return got as number;
+}
+
+Deno.test("A configuration entry is in force once appended and reverts when a new leader overwrites it", () => {
+  const c = new Cluster([1, 2, 3, 4, 5]);
+  const old = c.elect(1);
+  // Only node 2 receives the leader's configuration entry.
+  c.allow = (m) => m.from !== 1 || m.to === 2;
+  const at = propose(old, { type: "addLearner", id: 9, addr: "h:9" });
+  c.settle();
+  assert.deepEqual(conf(c.get(2)).learners, [9], "a follower uses the entry before it commits");
+  assert.equal(c.get(2).membership().confIndex, at);
+  assert.ok(c.get(2).commit < at);
+  assert.equal(conf(c.get(3)).learners, undefined);
+  // Nodes 3, 4, 5 elect 3 without 1 and 2; then 3's log overwrites node 2's suffix.
+  c.allow = (m) => ![1, 2].includes(m.from) && ![1, 2].includes(m.to);
+  for (let i = 0; i < 100 && c.get(3).role !== "leader"; i++) {
+    c.tick(1, [4, 5]);
+    c.get(3).campaign();
+    c.settle();
+  }
+  assert.equal(c.get(3).role, "leader");
+  c.allow = (m) => m.from !== 1 && m.to !== 1;
+  c.tick(5, [2, 3, 4, 5]);
+  assert.ok(c.get(2).termAt(at)! > old.term, "node 2's entry was overwritten");
+  assert.equal(conf(c.get(2)).learners, undefined, "the overwritten configuration is in force");
+  assert.ok(c.get(2).membership().confIndex < at);
+  // A restart rebuilds the same configuration from storage.
+  c.start(2, [1, 2, 3, 4, 5]);
+  assert.equal(conf(c.get(2)).learners, undefined);
+  assert.deepEqual(conf(c.get(2)).peers, [1, 2, 3, 4, 5]);
+});
+
+/** A configuration entry at (index, term) installing `change` on top of `from`. */
+function confEntry(index: number, term: number, from: ConfState, change: ConfChange) {
+  const next = applyChange(from, change);
+  return { next, entry: { index, term, data: encodeConfEntry({ conf: next, change }) } };
+}
+
+/**
+ * Writes a log whose snapshot (index 3) holds a configuration with learner 4 and whose entry 4
+ * (uncommitted) promotes it, reopens the storage and checks a new core sees the promotion; then
+ * overwrites entry 4, reopens again and checks the snapshot's configuration is back in force.
+ */
+async function restartScenario(open: () => Promise<DurableStorage>): Promise<void> {
+  const noop = (index: number, term: number): Entry => ({ index, term, data: new Uint8Array(0) });
+  const base: ConfState = { peers: [1, 2, 3] };
+  const add = confEntry(2, 1, base, { type: "addLearner", id: 4, addr: "h:4" });
+  const promote = confEntry(4, 2, add.next, { type: "promote", id: 4 });
+  let s = await open();
+  await s.save({ term: 2, vote: 1, commit: 3 }, [noop(1, 1), add.entry, noop(3, 2)]);
+  await s.compact({ meta: { index: 3, term: 2, conf: add.next }, data: new Uint8Array(1) });
+  await s.save(undefined, [promote.entry, noop(5, 2)]);
+  await s.close();
+  s = await open();
+  let raw = new RawNode({ id: 4, peers: [1, 2, 3], storage: s, rand: rng(4), applied: 3 });
+  assert.deepEqual(conf(raw).peers, [1, 2, 3, 4], "the uncommitted promotion is in force");
+  assert.equal(raw.membership().confIndex, 4);
+  // A new leader of term 3 overwrites entries 4 and 5.
+  await s.save({ term: 3, vote: 0, commit: 3 }, [noop(4, 3)]);
+  await s.close();
+  s = await open();
+  raw = new RawNode({ id: 4, peers: [1, 2, 3, 4], storage: s, rand: rng(4), applied: 3 });
+  assert.deepEqual(conf(raw).peers, [1, 2, 3], "the snapshot's configuration is back");
+  assert.deepEqual(conf(raw).learners, [4]);
+  assert.equal(raw.membership().confIndex, 3);
+  // A learner, whatever its --peers says: it never campaigns.
+  for (let i = 0; i < 100; i++) raw.tick();
+  assert.equal(raw.role, "follower");
+  assert.equal(raw.term, 3);
+  await s.close();
+}
+
+Deno.test("A restart rebuilds the configuration from the snapshot header plus the log (MemoryStorage)", async () => {
+  // MemoryStorage stands for what a crash keeps: reopening returns the same object.
+  const s = new MemoryStorage([1, 2, 3]);
+  const kept: DurableStorage = {
+    initialState: () => s.initialState(),
+    entries: (lo, hi, maxBytes) => s.entries(lo, hi, maxBytes),
+    term: (i) => s.term(i),
+    firstIndex: () => s.firstIndex(),
+    lastIndex: () => s.lastIndex(),
+    snapshot: () => s.snapshot(),
+    save: (hs, entries, snap) => s.save(hs, entries, snap),
+    compact: (snap) => s.compact(snap),
+    close: () => Promise.resolve(),
+  };
+  await restartScenario(() => Promise.resolve(kept));
+});
+
+Deno.test("A restart rebuilds the configuration from the snapshot header plus the log (DiskStorage)", async () => {
+  await withTempDir("raftmr-conf-restart-", async (dir) => {
+    await restartScenario(() => DiskStorage.open(dir, { peers: [1, 2, 3], log: () => {} }));
+  });
+});
+
+Deno.test("A learner never campaigns: not on timeoutNow, not after a restart listing it as a peer", () => {
+  const c = new Cluster([1, 2, 3]);
+  const leader = c.elect(1);
+  propose(leader, { type: "addLearner", id: 4, addr: "h:4" });
+  c.start(4, []);
+  c.tick(10);
+  assert.deepEqual(conf(c.get(4)).learners, [4]);
+  assert.match(String(leader.transferLeadership(4)), /not a voter/);
+  assert.match(String(leader.transferLeadership(7)), /not a voter/);
+  const term = leader.term;
+  c.get(4).step({ type: "timeoutNow", from: 1, to: 4, term });
+  c.settle();
+  assert.equal(c.get(4).term, term, "a learner campaigned on timeoutNow");
+  // Cut off from the leader, it times out again and again, and never campaigns.
+  c.allow = (m) => m.from !== 1 && m.to !== 1;
+  for (const peers of [[], [1, 2, 3, 4]]) {
+    const raw = c.start(4, peers);
+    for (let i = 0; i < 100; i++) c.tick(1, [4]);
+    assert.equal(raw.term, term, `learner restarted with --peers [${peers}] campaigned`);
+    assert.equal(raw.counters().electionsStarted, 0);
+  }
+});
+
+Deno.test("timeoutNow from an old term or from a node that is not the leader starts no election", () => {
+  const c = new Cluster([1, 2, 3]);
+  const leader = c.elect(1);
+  const term = leader.term;
+  c.get(2).step({ type: "timeoutNow", from: 1, to: 2, term: term - 1 });
+  c.get(2).step({ type: "timeoutNow", from: 3, to: 2, term });
+  c.settle();
+  assert.equal(c.get(2).term, term);
+  assert.equal(leader.role, "leader");
+  // The leader's own, in its term, does (the transfer path).
+  c.get(2).step({ type: "timeoutNow", from: 1, to: 2, term });
+  c.settle();
+  assert.equal(c.get(2).role, "leader");
+  assert.equal(c.get(2).term, term + 1);
+});
+
+Deno.test("A removed node's votes move no term; a leader that removed itself leaves a working cluster", () => {
+  const c = new Cluster([1, 2, 3]);
+  const leader = c.elect(1);
+  propose(leader, { type: "remove", id: 3 });
+  c.tick(5);
+  assert.deepEqual(conf(c.get(2)).peers, [1, 2]);
+  const term = leader.term;
+  // Node 2 stops hearing from the leader, so no leader lease shields it from votes any more.
+  c.allow = (m) => m.to !== 2;
+  c.tick(40, [2]);
+  c.allow = () => true;
+  for (const type of ["preVote", "vote"] as const) {
+    c.get(2).step({ type, from: 3, to: 2, term: term + 10, index: 1e6, logTerm: term + 5 });
+    c.settle();
+    assert.equal(c.get(2).term, term, `a removed node's ${type} moved node 2's term`);
+  }
+  assert.equal(leader.term, term);
+  assert.equal(leader.role, "leader");
+  // Two voters left; the leader removes itself, commits that with node 2's copy and hands over.
+  const at = propose(leader, { type: "remove", id: 1 });
+  c.tick(30);
+  assert.ok(c.get(2).commit >= at);
+  assert.equal(c.get(2).role, "leader");
+  assert.deepEqual(conf(c.get(2)).peers, [2]);
+  const next = c.get(2).propose(new Uint8Array([1]));
+  c.tick(1);
+  assert.ok(c.get(2).commit >= next, "the remaining voter commits alone");
+  // The old leader never campaigns again.
+  const started = c.get(1).counters().electionsStarted;
+  for (let i = 0; i < 100; i++) c.tick(1, [1]);
+  assert.equal(c.get(1).role, "follower");
+  assert.equal(c.get(1).counters().electionsStarted, started);
+});
