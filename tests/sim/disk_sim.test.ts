@@ -5,46 +5,9 @@
  * installed from the leader and compaction under load.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { DiskStorage } from "../../persist/disk_storage.ts";
-import type { NodeId } from "../../raft/types.ts";
-import { type Cluster, cmd, type SimStorageFactory, withCluster } from "./cluster.ts";
+import { type Cluster, cmd, withCluster } from "./cluster.ts";
+import { type DiskFactory, diskFactory, SEGMENT_BYTES } from "./disk_factory.ts";
 import { figure8, persist1, persist3 } from "./scenarios.ts";
-
-/** Small segments so that rotation and segment deletion happen within a short scenario. */
-const SEGMENT_BYTES = 4096;
-
-interface DiskFactory extends SimStorageFactory {
-  /** The open storage of node `id` (undefined while crashed). */
-  current(id: NodeId): DiskStorage | undefined;
-}
-
-function diskFactory(): DiskFactory {
-  let root: string | undefined;
-  const open = new Map<NodeId, DiskStorage>();
-  return {
-    async open(id, peers) {
-      root ??= await Deno.makeTempDir({ prefix: "raftmr-disk-sim-" });
-      const s = await DiskStorage.open(join(root, `n${id}`), {
-        peers,
-        segmentBytes: SEGMENT_BYTES,
-        log: () => {},
-      });
-      open.set(id, s);
-      return s;
-    },
-    async crash(id, storage) {
-      open.delete(id);
-      await storage.close();
-    },
-    async cleanup() {
-      for (const s of open.values()) await s.close();
-      open.clear();
-      if (root) await Deno.remove(root, { recursive: true });
-    },
-    current: (id) => open.get(id),
-  };
-}
 
 Deno.test("Disk Persist1: restarts of all, of the leader and of a follower recover from disk", async () => {
   await withCluster("DiskPersist1", { n: 3, storage: diskFactory() }, persist1);
