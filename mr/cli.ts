@@ -348,7 +348,7 @@ export const mrRunCommand: Command = {
     "split-size": {
       type: "string",
       value: "SIZE",
-      description: "Split size (default: input size / (4 x workers), between 4 MiB and 64 MiB)",
+      description: "Split size (default: input size / (4 x workers), between 4 MiB and 16 MiB)",
     },
     http: {
       type: "string",

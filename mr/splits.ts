@@ -29,17 +29,24 @@ export const DEFAULT_SPLIT_SIZE = 64 * 1024 * 1024;
 export const SPLITS_PER_WORKER = 4;
 /** The smallest split size `mr run` picks: below it a map's fixed costs start to show. */
 export const MIN_LOCAL_SPLIT_SIZE = 4 * 1024 * 1024;
+/**
+ * The largest split size `mr run` picks. A map holds its split twice (bytes, then the string
+ * `map` gets) beside its table, so the split size sets a worker's memory: at 16 MiB a worker stays
+ * near 200 MiB whatever the input, and a map's fixed cost (thread hand-off, R partition files,
+ * sorting) stays a few percent of its work.
+ */
+export const MAX_LOCAL_SPLIT_SIZE = 16 * 1024 * 1024;
 
 /**
  * The split size `mr run` uses when none is given: about SPLITS_PER_WORKER splits per worker,
- * between MIN_LOCAL_SPLIT_SIZE and DEFAULT_SPLIT_SIZE. Many more map tasks than workers keep
+ * between MIN_LOCAL_SPLIT_SIZE and MAX_LOCAL_SPLIT_SIZE. Many more map tasks than workers keep
  * every core busy to the end (paper §3.5: M much larger than the number of machines balances
  * the load); with one split per worker, the worker that draws the larger or slower one finishes
  * alone while the others idle.
  */
 export function localSplitSize(totalBytes: number, workers: number): number {
   const wanted = Math.ceil(totalBytes / (SPLITS_PER_WORKER * Math.max(1, workers)));
-  return Math.min(DEFAULT_SPLIT_SIZE, Math.max(MIN_LOCAL_SPLIT_SIZE, wanted));
+  return Math.min(MAX_LOCAL_SPLIT_SIZE, Math.max(MIN_LOCAL_SPLIT_SIZE, wanted));
 }
 
 const SCAN_CHUNK = 64 * 1024;
