@@ -114,78 +114,57 @@ function parseTimes(line: string): number {
   return total;
 }
 
-/** Peak RSS (VmHWM) in bytes of every descendant of `pid`, sampled from /proc (Linux). */
-function sampleDescendants(pid: number, peaks: Map<number, number>): void {
-  const children = (p: number): number[] => {
-    try {
-      const ids: number[] = [];
-      for (const task of Deno.readDirSync(`/proc/${p}/task`)) {
-        const text = Deno.readTextFileSync(`/proc/${p}/task/${task.name}/children`).trim();
-        if (text !== "") ids.push(...text.split(/\s+/).map(Number));
-      }
-      return ids;
-    } catch {
-      return [];
-    }
-  };
-  const stack = children(pid);
-  while (stack.length > 0) {
-    const child = stack.pop()!;
-    try {
-      const status = Deno.readTextFileSync(`/proc/${child}/status`);
-      const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
-      if (hwm) peaks.set(child, Math.max(peaks.get(child) ?? 0, Number(hwm[1]) * 1024));
-    } catch {
-      // Exited meanwhile.
-    }
-    stack.push(...children(child));
-  }
+/**
+ * Bash that runs `script` in the background and samples the peak RSS (VmHWM) of its direct
+ * children (mr run's workers) every 50 ms, with builtins only, then prints `peak <kB>`. Deno
+ * reads /proc only with --allow-all, which the bench task does not grant.
+ */
+function withRssWatch(script: string): string {
+  return [
+    `${script} >/dev/null &`,
+    "pid=$!; peak=0",
+    "while kill -0 $pid 2>/dev/null; do",
+    "  for f in /proc/$pid/task/*/children; do",
+    // The file has no final newline, so read reports EOF even when it read the pids.
+    "    kids=(); read -r -a kids < $f 2>/dev/null",
+    "    for c in ${kids[@]}; do",
+    "      while read -r k v _; do",
+    '        if [ "$k" = VmHWM: ] && [ "$v" -gt "$peak" ]; then peak=$v; fi',
+    "      done < /proc/$c/status 2>/dev/null",
+    "    done",
+    "  done",
+    "  sleep 0.05",
+    "done",
+    "wait $pid; status=$?",
+    "echo peak $peak",
+  ].join("\n");
 }
 
 /**
  * Runs a shell command in `cwd`; CPU time is its children's user+system time (bash `times`);
- * with `watchRss`, the peak RSS of the command's deno descendants is sampled every 50 ms.
+ * with `watchRss`, also the peak RSS of the command's child processes (mr run's workers).
  */
 async function shell(script: string, cwd: string, watchRss = false): Promise<Timing> {
   const start = performance.now();
-  const child = new Deno.Command("bash", {
-    args: ["-c", `${script} >/dev/null\nstatus=$?\ntimes\nexit $status`],
+  const body = watchRss ? withRssWatch(script) : `${script} >/dev/null\nstatus=$?`;
+  const out = await new Deno.Command("bash", {
+    args: ["-c", `${body}\ntimes\nexit $status`],
     cwd,
     stdout: "piped",
     stderr: "piped",
-  }).spawn();
-  const peaks = new Map<number, number>();
-  const timer = watchRss ? setInterval(() => sampleDescendants(child.pid, peaks), 50) : undefined;
-  const out = await child.output();
-  clearInterval(timer);
+  }).output();
   const wall = (performance.now() - start) / 1000;
   if (!out.success) {
     throw new Error(`${script} failed: ${new TextDecoder().decode(out.stderr)}`);
   }
-  const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
-  // The workers are the deno processes below `mr run` (its own process is the largest-pid-first
-  // child of bash); report the largest of them but not `mr run` itself.
-  const workerPeaks = [...peaks.entries()].filter(([pid]) => !isMrRun(pid)).map(([, v]) => v);
+  const stdout = new TextDecoder().decode(out.stdout);
+  const lines = stdout.trim().split("\n");
+  const peak = /^peak (\d+)$/m.exec(stdout);
   return {
     wall,
     cpu: parseTimes(lines[lines.length - 1]),
-    workerRss: watchRss && workerPeaks.length > 0 ? Math.max(...workerPeaks) : undefined,
+    workerRss: peak && Number(peak[1]) > 0 ? Number(peak[1]) * 1024 : undefined,
   };
-}
-
-const mrRunPids = new Set<number>();
-function isMrRun(pid: number): boolean {
-  if (mrRunPids.has(pid)) return true;
-  try {
-    const cmdline = Deno.readTextFileSync(`/proc/${pid}/cmdline`);
-    if (cmdline.includes("\0mr\0run\0")) {
-      mrRunPids.add(pid);
-      return true;
-    }
-  } catch {
-    // Gone: it was a worker if it was sampled (mr run outlives its workers).
-  }
-  return false;
 }
 
 function quote(arg: string): string {
