@@ -6,7 +6,7 @@
 import type { MapReduceApp } from "./app.ts";
 import { MapOutput, type MapOutputStats } from "./map_output.ts";
 import { reduceRuns, type ReduceStats } from "./merge.ts";
-import { fileSink, RecordReader } from "./record_format.ts";
+import { BLOCK_SIZE, fileSink, RecordReader } from "./record_format.ts";
 
 /** Where a map task's partitions go. */
 export interface MapTaskOptions {
@@ -64,12 +64,18 @@ export async function runReduce(
   const files: Deno.FsFile[] = [];
   try {
     let bytesRead = 0;
+    const sizes: number[] = [];
     for (const path of inputs) {
       const file = await Deno.open(path);
       files.push(file);
-      bytesRead += (await file.stat()).size;
+      sizes.push((await file.stat()).size);
+      bytesRead += sizes[sizes.length - 1];
     }
-    const readers = files.map((file, i) => new RecordReader(file, inputs[i]));
+    // A run smaller than a block gets a block its size (plus room to see the end): a reduce
+    // over many small runs would otherwise allocate and zero a megabyte per run.
+    const readers = files.map((file, i) =>
+      new RecordReader(file, inputs[i], Math.min(BLOCK_SIZE, sizes[i] + 64))
+    );
     const out = await Deno.open(outputPath, { write: true, create: true, truncate: true });
     try {
       const stats = await reduceRuns(readers, app.reduce, fileSink(out));

@@ -382,7 +382,8 @@ export class RecordReader {
       this.#pos = 0;
       this.#end = tail;
     }
-    const wanted = this.#wanted;
+    // Grow when the record needs more than the block, or when the block is full of it.
+    const wanted = this.#end === this.buffer.length ? this.buffer.length + 1 : this.#wanted;
     if (wanted > this.buffer.length) {
       const bigger = new Uint8Array(Math.max(wanted, this.buffer.length * 2));
       bigger.set(this.buffer.subarray(0, this.#end));
