@@ -1,8 +1,8 @@
 /**
  * The network side of the MapReduce benchmark (`deno task bench mr --only splits,shuffle`):
  *
- * - splits: one 64 MiB file through `raftmr mr run --workers 2`, with the default split size
- *   (64 MiB: one map task) and with 8 MiB splits (eight map tasks the two workers share).
+ * - splits: one 64 MiB file through `raftmr mr run --workers 2`, with the coordinator's default
+ *   split size (64 MiB: one map task) and with 8 MiB splits (eight map tasks the two workers share).
  * - shuffle: a worker's data server handing one partition file to a reducer over loopback HTTP,
  *   the reducer writing it to disk while checking its length and CRC-32C (the shuffle's per-byte
  *   path), against the CRC-32C alone and a plain local file copy.
@@ -40,7 +40,7 @@ async function timeMrRun(dir: string, file: string, splitSize?: string): Promise
   return (performance.now() - start) / 1000;
 }
 
-/** One 64 MiB file with the default split size and with 8 MiB splits; prints a table. */
+/** One 64 MiB file with 64 MiB splits (the default) and with 8 MiB splits; prints a table. */
 export async function splitsBench(
   dir: string,
   runs: number,
@@ -54,11 +54,12 @@ export async function splitsBench(
   for (let i = 0; i < runs; i++) {
     // Alternate the order, so a slow phase of the host is shared.
     if (i % 2 === 0) {
-      whole.push(await timeMrRun(dir, file));
+      // Explicitly 64 MiB: without --split-size, mr run now picks splits for its workers.
+      whole.push(await timeMrRun(dir, file, "64MiB"));
       eight.push(await timeMrRun(dir, file, "8MiB"));
     } else {
       eight.push(await timeMrRun(dir, file, "8MiB"));
-      whole.push(await timeMrRun(dir, file));
+      whole.push(await timeMrRun(dir, file, "64MiB"));
     }
   }
   const ratios = whole.map((w, i) => w / eight[i]);
