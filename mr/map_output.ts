@@ -102,7 +102,10 @@ class Pending {
 let spillCounter = 0;
 let scratch: Uint8Array | undefined;
 
-/** One block for every synchronous partition write: a fresh megabyte per partition cost more than the records. */
+/**
+ * The one block every synchronous partition write fills (writes never interleave: they block):
+ * a fresh megabyte per partition cost more than writing its records.
+ */
 function scratchBlock(): Uint8Array {
   return scratch ??= new Uint8Array(BLOCK_SIZE);
 }
