@@ -3,6 +3,7 @@
  * This is the composition root: it picks the subcommand, parses its flags and runs it.
  */
 import { type Command, commandHelp, parseCommandArgs, UsageError } from "./cli/command.ts";
+import { certsCommand } from "./cli/certs_cli.ts";
 import denoConfig from "./deno.json" with { type: "json" };
 import { dropPermissions, permissionMessage } from "./cli/permissions.ts";
 import { clusterCommand } from "./kv/cluster_cli.ts";
@@ -33,6 +34,7 @@ const COMMANDS: Command[] = [
   mrListCommand,
   mrCancelCommand,
   mrWaitCommand,
+  certsCommand,
 ];
 
 /** The program version, from deno.json. */

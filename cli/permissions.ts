@@ -67,9 +67,10 @@ export function coordinatorPermissions(outputDir: string, inputs: string[]): str
   ];
 }
 
-/** Deno flags for `raftmr kv`: the network only. */
-export function kvPermissions(): string[] {
-  return ["--no-prompt", "--allow-net"];
+/** Deno flags for `raftmr kv`: the network, and the CA and token files it is given. */
+export function kvPermissions(readPaths: string[] = []): string[] {
+  const read = readPaths.length > 0 ? [`--allow-read=${unique(readPaths).join(",")}`] : [];
+  return ["--no-prompt", "--allow-net", ...read];
 }
 
 /**
@@ -82,7 +83,8 @@ export function clusterPermissions(dataDir: string, program: string): string[] {
     "--allow-net",
     `--allow-read=${dataDir}`,
     `--allow-write=${dataDir}`,
-    `--allow-run=${program}`,
+    // openssl makes the cluster's credentials (cli/credentials.ts).
+    `--allow-run=${program},openssl`,
     `--allow-env=${ENV_VARS}`,
     NOTIFY_FLAG,
   ];
@@ -110,7 +112,8 @@ export const ALL_ROLES_PERMISSIONS: readonly string[] = [
 const KEEPS: Record<string, readonly Deno.PermissionName[]> = {
   serve: ["net", "read", "write", "env"],
   cluster: ["net", "read", "write", "env", "run"],
-  kv: ["net"],
+  kv: ["net", "read"],
+  certs: ["read", "write", "run"],
   coordinator: ["net", "read", "write", "env"],
   worker: ["net", "read", "write", "env", "sys"],
   "mr run": ["net", "read", "write", "env", "sys", "run"],

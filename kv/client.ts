@@ -10,6 +10,8 @@
  * keeps only each client's last sequence number (classic lab assumption). Use several clients
  * for parallel writes; reads are not serialised.
  */
+import { clientHello } from "../net/handshake.ts";
+import { dialTls } from "../net/peer_tls.ts";
 import { ConnectionLostError, RemoteError, RpcClient, RpcTimeoutError } from "../net/rpc.ts";
 import {
   KV_RPC_METHOD,
@@ -55,6 +57,10 @@ export interface KvClientOptions {
   clientId?: string;
   /** Opens a connection to "host:port" (default: an RpcClient). */
   connect?: (endpoint: string) => KvConnection;
+  /** The client token the cluster's --auth-token-file lists (sent in the handshake). */
+  token?: string;
+  /** The cluster CA (PEM): when given, connections use TLS and the nodes must prove it. */
+  ca?: string;
 }
 
 /** An operation did not complete before its deadline; a write's outcome is unknown. */
@@ -131,8 +137,14 @@ export class KvClient {
     this.#retryPauseMs = options.retryPauseMs ?? 50;
     this.#maxRetryPauseMs = options.maxRetryPauseMs ?? 1_000;
     this.#clientId = options.clientId ?? randomClientId();
+    const ca = options.ca;
     this.#connect = options.connect ??
-      ((endpoint) => new RpcClient(parseEndpoint(endpoint), { timeoutMs: this.#callTimeoutMs }));
+      ((endpoint) =>
+        new RpcClient(parseEndpoint(endpoint), {
+          timeoutMs: this.#callTimeoutMs,
+          hello: clientHello(options.token),
+          dial: ca ? (address) => dialTls(address, { ca }) : undefined,
+        }));
     // Spread load (and first-contact failures) across clients.
     this.#current = Math.floor(Math.random() * endpoints.length);
   }

@@ -12,10 +12,14 @@ import {
 } from "../cli/command.ts";
 import { LOG_FLAGS, logFlagArgs } from "../cli/log.ts";
 import { servePermissions } from "../cli/permissions.ts";
+import { credentialPaths, generateCredentials } from "../cli/credentials.ts";
 import { selfCommand } from "../cli/self.ts";
 import { stopSignal } from "../cli/signals.ts";
 import { firstTaken } from "../net/probe.ts";
 import { waitForClusterReady } from "./cluster_ready.ts";
+
+/** Where a node reads its open-file limit, which its default connection caps come from. */
+const PROC_LIMITS = "/proc/self/limits";
 
 /** The `cluster` command. */
 export const clusterCommand: Command = {
@@ -43,11 +47,20 @@ export const clusterCommand: Command = {
       description: "Parent directory; node i keeps its data in DIR/node-i",
     },
     host: { type: "string", value: "HOST", default: "127.0.0.1", description: "Address to bind" },
+    insecure: {
+      type: "boolean",
+      description: "No credentials: plain peer connections and no client tokens",
+    },
     ...LOG_FLAGS,
   },
   details: 'Prints "Started" once every node serves and a leader is elected, then a command to ' +
-    "try.\nExits 1 when a node cannot start (a port in use, a damaged data directory) or dies.\n\n" +
-    "Example:\n  raftmr cluster --nodes 3\n  raftmr kv put hello world",
+    "try.\nExits 1 when a node cannot start (a port in use, a damaged data directory) or dies.\n" +
+    "Peers use mutual TLS and clients a token: the credentials (CA, node certificates, token)\n" +
+    "are made with openssl on first use in DATA-DIR/credentials and reused afterwards.\n\n" +
+    "Example:\n  raftmr cluster --nodes 3\n" +
+    "  raftmr kv put hello world      # finds data/credentials by itself\n" +
+    '  curl -H "Authorization: Bearer $(cat data/credentials/token)" ' +
+    "http://127.0.0.1:8001/v1/kv/hello",
   run: runCluster,
 };
 
@@ -83,6 +96,23 @@ async function runCluster(args: ParsedArgs): Promise<number> {
     return 1;
   }
 
+  const credentials = args.flags.insecure === true
+    ? undefined
+    : await clusterCredentials(`${dataDir}/credentials`, nodes, host);
+  const security = (id: number) =>
+    credentials
+      ? [
+        "--peer-cert",
+        credentials.nodes[id - 1].cert,
+        "--peer-key",
+        credentials.nodes[id - 1].key,
+        "--peer-ca",
+        credentials.ca,
+        "--auth-token-file",
+        credentials.token,
+      ]
+      : ["--insecure"];
+
   // Installed before the nodes start: the terminal's Ctrl-C reaches them too, and a second
   // signal to this process must not kill it while it waits for them.
   let stopping = false;
@@ -102,8 +132,9 @@ async function runCluster(args: ParsedArgs): Promise<number> {
       dir,
       "--http",
       httpAddress(id),
+      ...security(id),
       ...logFlagArgs(args),
-    ], servePermissions(dir));
+    ], servePermissions(dir, undefined, [...(credentials ? [credentials.dir] : []), PROC_LIMITS]));
     const child = new Deno.Command(program, { args: argv, stdin: "null" }).spawn();
     console.log(`node ${id}: peer ${peerAddress(id)}, http http://${httpAddress(id)}`);
     return { id, child, status: undefined as Deno.CommandStatus | undefined };
@@ -131,17 +162,30 @@ async function runCluster(args: ParsedArgs): Promise<number> {
     }
   }));
 
+  const token = credentials ? (await Deno.readTextFile(credentials.token)).trim() : undefined;
   const ready = await waitForClusterReady(
     ids.map((id) => `http://${httpAddress(id)}`),
     () => stopping,
+    token ? { authorization: `Bearer ${token}` } : {},
   );
   if (ready !== undefined && !stopping) {
     console.log(
       `Started ${nodes} node${nodes === 1 ? "" : "s"}: node ${ready} leads; press Ctrl-C to stop`,
     );
+    // `raftmr kv` finds data/credentials by itself; another --data-dir must be named.
+    const auth = credentials && credentials.dir !== "data/credentials" &&
+        credentials.dir !== "./data/credentials"
+      ? ` --credentials ${credentials.dir}`
+      : "";
     console.log(
-      `Try: ${tryCommand(host, basePort, nodes)}   (dashboard: http://${httpAddress(1)}/)`,
+      `Try: ${tryCommand(host, basePort, nodes)}${auth}   (dashboard: http://${httpAddress(1)}/)`,
     );
+    if (credentials) {
+      console.log(
+        `Peers use mutual TLS (CA ${credentials.ca}); clients send the token in ` +
+          `${credentials.token} (HTTP: Authorization: Bearer TOKEN)`,
+      );
+    }
   }
   await Promise.race([stopped, exits]);
   stopping = true;
@@ -162,4 +206,19 @@ function tryCommand(host: string, basePort: number, nodes: number): string {
   const endpoints = Array.from({ length: nodes }, (_, i) => `${host}:${basePort + i}`).join(",");
   const standard = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003";
   return `raftmr kv put hello world${endpoints === standard ? "" : ` --endpoints ${endpoints}`}`;
+}
+
+/**
+ * The credentials of a local cluster: reused when DIR already holds a complete set for these
+ * nodes (restarting the cluster keeps the token users were given), created otherwise.
+ */
+async function clusterCredentials(dir: string, nodes: number, host: string) {
+  const paths = credentialPaths(dir, nodes);
+  const files = [paths.ca, paths.token, ...paths.nodes.flatMap((n) => [n.cert, n.key])];
+  const present = await Promise.all(
+    files.map((file) => Deno.stat(file).then(() => true, () => false)),
+  );
+  if (present.every((p) => p)) return paths;
+  const hosts = [...new Set([host, "127.0.0.1", "::1", "localhost"])];
+  return await generateCredentials(dir, { nodes, hosts });
 }

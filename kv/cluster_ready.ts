@@ -9,14 +9,16 @@ const POLL_MS = 100;
 
 /**
  * Polls every node's GET /status until all answer and a majority names the same leader in one
- * term; resolves with the leader's id, or undefined once `cancelled()` is true.
+ * term; resolves with the leader's id, or undefined once `cancelled()` is true. `headers` go
+ * with every probe (the bearer token of a secure cluster).
  */
 export async function waitForClusterReady(
   urls: string[],
   cancelled: () => boolean,
+  headers: Record<string, string> = {},
 ): Promise<number | undefined> {
   while (!cancelled()) {
-    const statuses = await Promise.all(urls.map((url) => probe(`${url}/status`)));
+    const statuses = await Promise.all(urls.map((url) => probe(`${url}/status`, headers)));
     if (statuses.every((s) => s !== undefined)) {
       const votes = new Map<string, number>();
       for (const s of statuses) {
@@ -33,11 +35,14 @@ export async function waitForClusterReady(
   return undefined;
 }
 
-async function probe(url: string): Promise<{ leader: number; term: number } | undefined> {
+async function probe(
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ leader: number; term: number } | undefined> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), PROBE_TIMEOUT_MS);
   try {
-    const response = await fetch(url, { signal: controller.signal });
+    const response = await fetch(url, { headers, signal: controller.signal });
     if (!response.ok) {
       await response.body?.cancel();
       return undefined;

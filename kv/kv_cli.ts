@@ -14,6 +14,7 @@ import { DeadlineExceededError, KvClient, KvRequestError, parseEndpoint } from "
 import type { KvErrorCode } from "./service.ts";
 import { errorMessage } from "../util/errors.ts";
 import { probeEndpoints } from "../net/probe.ts";
+import { CLIENT_SECURITY_FLAGS, clientSecurity } from "../cli/client_security.ts";
 
 const OPS = ["get", "put", "append", "del", "cas"];
 
@@ -65,6 +66,7 @@ export const kvCommand: Command = {
     expect: { type: "string", value: "VALUE", description: "cas: the value the key must hold" },
     absent: { type: "boolean", description: "cas: the key must not exist" },
     stale: { type: "boolean", description: "get: read the node's local state" },
+    ...CLIENT_SECURITY_FLAGS,
     timeout: {
       type: "string",
       value: "DURATION",
@@ -79,6 +81,7 @@ export const kvCommand: Command = {
     "  raftmr kv cas greeting 'hi' --expect 'hello, world'\n" +
     "  raftmr kv cas lock me --absent\n" +
     "  raftmr kv del greeting\n" +
+    "  raftmr kv get greeting --ca /etc/raftmr/tls/ca.pem --token-file /etc/raftmr/tls/token\n" +
     "Exit status: 0 done; 1 the key is absent (get, del), the comparison failed (cas) or the\n" +
     "cluster refused the request; 2 a bad command line; 3 the cluster is unavailable: no\n" +
     "endpoint accepts connections (reported at once), or no answer within --timeout (a\n" +
@@ -108,6 +111,7 @@ async function runKv(args: ParsedArgs): Promise<number> {
       throw new UsageError(`flag --endpoints: ${errorMessage(err)}`);
     }
   }
+  const { token, ca } = await clientSecurity(args);
   const timeoutMs = durationFlag(args, "timeout");
   // Nothing listening anywhere (no cluster started, or the wrong ports) is known at once:
   // say so rather than retry until the deadline.
@@ -122,7 +126,7 @@ async function runKv(args: ParsedArgs): Promise<number> {
     );
     return EXIT_STATUS.unavailable;
   }
-  const client = new KvClient(endpoints, { timeoutMs });
+  const client = new KvClient(endpoints, { timeoutMs, token, ca });
   try {
     switch (op) {
       case "get": {

@@ -4,6 +4,12 @@
  * the request and forwards it to the leader; a node that cannot be reached is skipped.
  */
 import {
+  CLIENT_SECURITY_FLAGS,
+  clientSecurity,
+  type PeerPortAccess,
+} from "../cli/client_security.ts";
+import { clientHello } from "../net/handshake.ts";
+import {
   type Command,
   durationFlag,
   type FlagSpec,
@@ -39,6 +45,7 @@ const COMMON_FLAGS: Record<string, FlagSpec> = {
     description: "Give up after this long",
   },
   json: { type: "boolean", description: "Print the answer as JSON" },
+  ...CLIENT_SECURITY_FLAGS,
 };
 
 /** A refusal or a malformed request: the cluster answered, retrying elsewhere would not help. */
@@ -52,6 +59,7 @@ export async function sendMembersRequest(
   endpoints: string[],
   request: MembersRequest,
   timeoutMs: number,
+  access: Pick<PeerPortAccess, "hello" | "dial"> = { hello: clientHello() },
 ): Promise<MembersView | TransferView> {
   const deadline = performance.now() + timeoutMs;
   let last = "no endpoint answered";
@@ -59,7 +67,11 @@ export async function sendMembersRequest(
     for (const endpoint of endpoints) {
       const left = deadline - performance.now();
       if (left <= 0) break;
-      const client = new RpcClient(parseEndpoint(endpoint), { maxBackoffMs: 100 });
+      const client = new RpcClient(parseEndpoint(endpoint), {
+        maxBackoffMs: 100,
+        hello: access.hello,
+        dial: access.dial,
+      });
       try {
         return await client.call<MembersView | TransferView>(MEMBERS_RPC_METHOD, request, {
           timeoutMs: left,
@@ -126,8 +138,9 @@ function noMore(name: string, extra: string[]): void {
 async function run(name: string, args: ParsedArgs, request: MembersRequest): Promise<number> {
   const endpoints = endpointsOf(args);
   const timeoutMs = durationFlag(args, "timeout");
+  const access = await clientSecurity(args);
   try {
-    const answer = await sendMembersRequest(endpoints, request, timeoutMs);
+    const answer = await sendMembersRequest(endpoints, request, timeoutMs, access);
     if (args.flags.json === true) console.log(JSON.stringify(answer));
     else if ("members" in answer) console.log(formatMembers(answer));
     else console.log(`Node ${answer.leader} is the leader (term ${answer.term})`);

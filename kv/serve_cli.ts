@@ -16,6 +16,8 @@ import type { HostPort } from "../net/host_port.ts";
 import { LOG_FLAGS, loggerFromFlags } from "../cli/log.ts";
 import { sdNotify } from "../cli/sd_notify.ts";
 import { stopSignal } from "../cli/signals.ts";
+import { loadNodeSecurity } from "../net/security.ts";
+import { parseSecurityFlags, SECURITY_FLAGS } from "./security_flags.ts";
 import { KvServer } from "./server.ts";
 
 /** Parses `1=host:port,2=host:port,...` into a map; throws UsageError on bad input. */
@@ -94,6 +96,7 @@ export const serveCommand: Command = {
       description: "How long a request waits for a leader and a commit",
     },
     ...LOG_FLAGS,
+    ...SECURITY_FLAGS,
   },
   details: "Example (three terminals, or see `raftmr cluster`):\n" +
     "  raftmr serve --id 1 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 \\\n" +
@@ -120,16 +123,19 @@ async function runServe(args: ParsedArgs): Promise<number> {
   }
   const tickMs = durationFlag(args, "tick");
   if (tickMs < 1) throw new UsageError("flag --tick must be at least 1ms");
+  const http = hostPortFlag(args, "http");
+  const settings = parseSecurityFlags(args, { peer: peers.get(id)!, http });
   const log = loggerFromFlags(args, `node ${id}`).with({ node: id });
   // Installed before the server starts: a signal during start-up must not kill it mid-write.
   const stopped = stopSignal((signal, repeated) => {
     if (repeated) log.info(`Already shutting down: ${signal} ignored`, { signal });
   });
+  const security = await loadNodeSecurity(settings.files);
   const server = await KvServer.start({
     id,
     peers,
     dataDir: requiredFlag(args, "data-dir"),
-    http: hostPortFlag(args, "http"),
+    http,
     raft: {
       tickMs,
       electionTicks,
@@ -143,6 +149,10 @@ async function runServe(args: ParsedArgs): Promise<number> {
     requestTimeoutMs: durationFlag(args, "request-timeout"),
     join: args.flags.join === true,
     log,
+    security,
+    openPaths: settings.openPaths,
+    listenerLimits: settings,
+    frameBudgetBytes: settings.frameBudgetBytes,
   });
   // systemd (Type=notify): ready once the peer and HTTP ports are listening.
   const ready = await sdNotify("READY=1");

@@ -5,9 +5,16 @@
  */
 import type { HostPort } from "../net/host_port.ts";
 import { Deadlines } from "../net/deadlines.ts";
-import { routeByPathOnly } from "../net/http_host.ts";
 import { PeerTransport } from "../net/transport.ts";
 import { RpcServer } from "../net/rpc.ts";
+import { setPartialFrameBudget } from "../net/byte_budget.ts";
+import { defaultConnectionCap, type ListenerLimits } from "../net/conn_gate.ts";
+import { registerListenerMetrics } from "../net/listener_metrics.ts";
+import { dialTls } from "../net/peer_tls.ts";
+import { requireBearer } from "../net/bearer_auth.ts";
+import { type HttpListener, serveHttp } from "../net/http_listener.ts";
+import type { NodeSecurity } from "../net/security.ts";
+import { DEFAULT_OPEN_PATHS } from "./security_flags.ts";
 import { DiskStorage } from "../persist/disk_storage.ts";
 import { NodeStoppedError, NotLeaderError, ProposalDroppedError } from "../raft/errors.ts";
 import { RaftNode, type RaftNodeConfig } from "../raft/node.ts";
@@ -72,6 +79,14 @@ export interface ServerConfig {
   join?: boolean;
   /** Logs an event; `fields` carry its details (term, leader, ...) for structured logs. */
   log: (line: string, fields?: Record<string, unknown>) => void;
+  /** Peer TLS, client tokens, HTTPS (net/security.ts); absent: an insecure node. */
+  security?: NodeSecurity;
+  /** HTTP paths served without a token when tokens are configured. */
+  openPaths?: ReadonlySet<string>;
+  /** Connection caps and HTTP timeouts (default cap: from the open-file limit). */
+  listenerLimits?: ListenerLimits;
+  /** Bound on partially received frames, all peer connections together (bytes). */
+  frameBudgetBytes?: number;
 }
 
 const LEADER_POLL_MS = 5;
@@ -98,7 +113,8 @@ export class KvServer implements KvService {
   readonly #identity: ClusterIdentity;
   /** Every peer's address as the transport dials it: --peers plus the configuration's. */
   #addresses: Map<number, HostPort>;
-  #http?: Deno.HttpServer;
+  #http?: HttpListener;
+  #httpRefused = 0;
   #stopping = false;
   #markedRemoved = false;
   #forwarded = 0;
@@ -119,8 +135,26 @@ export class KvServer implements KvService {
     this.#metrics = metrics;
     this.#addresses = addresses;
     this.#machine = new KvStateMachine();
-    this.#rpc = new RpcServer({ maxFrameBytes: config.maxFrameBytes, log: config.log });
+    const security = config.security;
+    const peerTls = security?.peerTls;
+    if (config.frameBudgetBytes !== undefined) setPartialFrameBudget(config.frameBudgetBytes);
+    this.#rpc = new RpcServer({
+      maxFrameBytes: config.maxFrameBytes,
+      log: config.log,
+      name: "peer",
+      tls: peerTls,
+      maxConnections: config.listenerLimits?.maxConnections ?? defaultConnectionCap(),
+      handshake: {
+        selfId: config.id,
+        // Members change at run time: the configuration's ids (and --peers) are the peers.
+        isPeer: (id) => this.#addresses.has(id),
+        requirePeerCertificate: peerTls !== undefined,
+        // A secure node without a token file admits no native client at all.
+        tokenDigests: security?.tokenDigests ?? (peerTls ? [] : undefined),
+      },
+    });
     this.#transport = new PeerTransport<Message>({
+      dial: peerTls ? (address) => dialTls(address, peerTls) : undefined,
       selfId: config.id,
       peers: addresses,
       server: this.#rpc,
@@ -212,6 +246,11 @@ export class KvServer implements KvService {
       forwardedRequests: () => this.#forwarded,
       peerReachable: () => this.#prober.reachability(),
     });
+    registerListenerMetrics(metrics.registry, {
+      gates: () => [this.#rpc.gate, ...(this.#http ? [this.#http.gate] : [])],
+      httpUnauthorized: () => this.#httpRefused,
+      httpTimeouts: () => this.#http?.timedOut ?? 0,
+    });
   }
 
   /** Opens storage, starts Raft, and listens on the peer and HTTP addresses. */
@@ -235,7 +274,7 @@ export class KvServer implements KvService {
     }
     const server = new KvServer(config, storage, metrics, peerAddresses(stored.conf, config.peers));
     try {
-      server.#rpc.listen(self.hostname, self.port);
+      await server.#rpc.open(self.hostname, self.port);
     } catch (err) {
       server.#transport.close();
       await storage.close();
@@ -257,12 +296,25 @@ export class KvServer implements KvService {
       server.#members,
       (error) => config.log(`HTTP handler failed: ${errorMessage(error)}`, { level: "error" }),
     );
+    const tokenDigests = config.security?.tokenDigests;
+    const handler = tokenDigests
+      ? requireBearer(app.fetch, {
+        tokenDigests,
+        openPaths: config.openPaths ?? new Set(DEFAULT_OPEN_PATHS),
+        onRefused: () => server.#httpRefused++,
+      })
+      : app.fetch;
     try {
-      server.#http = Deno.serve({
+      server.#http = serveHttp({
         hostname: config.http.hostname,
         port: config.http.port,
-        onListen: () => {},
-      }, routeByPathOnly(app.fetch));
+        handler,
+        tls: config.security?.httpTls,
+        maxConnections: config.listenerLimits?.maxConnections ?? defaultConnectionCap(),
+        headerTimeoutMs: config.listenerLimits?.headerTimeoutMs,
+        idleTimeoutMs: config.listenerLimits?.idleTimeoutMs,
+        log: config.log,
+      });
     } catch (err) {
       await server.shutdown();
       throw new Error(
@@ -270,15 +322,19 @@ export class KvServer implements KvService {
       );
     }
     server.#prober.start();
+    const scheme = config.security?.httpTls ? "https" : "http";
     config.log(
       `Node ${config.id} serving peers on ${self.hostname}:${self.port}, ` +
-        `HTTP on http://${config.http.hostname}:${config.http.port}, data in ${config.dataDir}`,
+        `HTTP on ${scheme}://${config.http.hostname}:${config.http.port}, data in ${config.dataDir}`,
       {
         peerAddress: `${self.hostname}:${self.port}`,
         httpAddress: `${config.http.hostname}:${config.http.port}`,
         dataDir: config.dataDir,
       },
     );
+    if (!config.security?.peerTls) {
+      config.log("Peer port is insecure: anyone who can reach it can act as a peer");
+    }
     return server;
   }
 

@@ -1,6 +1,7 @@
 /**
  * The MapReduce subcommands: `coordinator`, `worker` and the one-command local form `mr run`.
  */
+import { CLIENT_SECURITY_FLAGS } from "../cli/client_security.ts";
 import { formatHostPort } from "../net/host_port.ts";
 import {
   type Command,
@@ -249,6 +250,7 @@ export const workerCommand: Command = {
       description: "Work for the Raft cluster's jobs (no --app): the peers' native addresses, " +
         "e.g. 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003",
     },
+    ...CLIENT_SECURITY_FLAGS,
     "data-dir": {
       type: "string",
       value: "DIR",

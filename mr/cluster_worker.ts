@@ -12,6 +12,8 @@
  * deterministic), so a later rename of a duplicate is harmless; only the first attempt whose
  * commit goes through the log counts for the job.
  */
+import type { PeerPortAccess } from "../cli/client_security.ts";
+import { clientHello } from "../net/handshake.ts";
 import { join } from "node:path";
 import { AppLoadError } from "./app.ts";
 import { routeByPathOnly } from "../net/http_host.ts";
@@ -50,6 +52,8 @@ import { sleep } from "../util/sleep.ts";
 export interface ClusterWorkerOptions {
   /** The peers' native addresses, host:port each. */
   cluster: string[];
+  /** How to pass the peer ports' handshake (cli/client_security.ts); default: no token. */
+  access?: Pick<PeerPortAccess, "hello" | "dial">;
   /** Intermediate data lives here (default: a fresh temporary directory, removed at exit). */
   dataDir?: string;
   /** Where map output is served to reducers (default 127.0.0.1, any free port). */
@@ -101,9 +105,16 @@ class LeaderLink {
   readonly #signal?: AbortSignal;
   #current = 0;
 
-  constructor(endpoints: string[], signal?: AbortSignal) {
+  readonly #access: Pick<PeerPortAccess, "hello" | "dial">;
+
+  constructor(
+    endpoints: string[],
+    signal?: AbortSignal,
+    access: Pick<PeerPortAccess, "hello" | "dial"> = { hello: clientHello() },
+  ) {
     this.#endpoints = [...endpoints];
     this.#signal = signal;
+    this.#access = access;
   }
 
   #client(endpoint: string): RpcClient {
@@ -114,6 +125,8 @@ class LeaderLink {
       client = new RpcClient({ hostname, port: Number(endpoint.slice(at + 1)) }, {
         timeoutMs: CALL_TIMEOUT_MS,
         maxBackoffMs: 250,
+        hello: this.#access.hello,
+        dial: this.#access.dial,
       });
       this.#clients.set(endpoint, client);
     }
@@ -209,7 +222,7 @@ class ClusterWorkerLoop {
     this.#address = address;
     this.#served = served;
     this.#log = log;
-    this.#link = new LeaderLink(options.cluster, options.signal);
+    this.#link = new LeaderLink(options.cluster, options.signal, options.access);
     this.#status = options.status ?? newWorkerStatus(options.cluster.join(","), "(each job's)");
     this.#status.id = this.#id;
     this.#status.address = address;

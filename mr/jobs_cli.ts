@@ -5,6 +5,11 @@
  * has no leader. Exit status: 0 ok, 1 the cluster refused or the job failed or was cancelled,
  * 2 a bad command line, 3 no peer answered in time.
  */
+import {
+  CLIENT_SECURITY_FLAGS,
+  clientSecurity,
+  type PeerPortAccess,
+} from "../cli/client_security.ts";
 import { isAbsolute, resolve } from "node:path";
 import {
   type Command,
@@ -43,24 +48,35 @@ const CLUSTER_FLAG = {
 /** No peer answered before the deadline (exit 3). */
 class NoAnswerError extends Error {}
 
-function clusterAddresses(args: ParsedArgs): string[] {
+/** The peers to call and how to pass their handshake (token, CA). */
+interface ClusterTarget {
+  addresses: string[];
+  access: PeerPortAccess;
+}
+
+async function clusterTarget(args: ParsedArgs): Promise<ClusterTarget> {
   const raw = stringFlag(args, "cluster") ?? DEFAULT_CLUSTER;
   const list = raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
   if (list.length === 0) throw new UsageError("flag --cluster: expected HOST:PORT,...");
   for (const address of list) hostPortValue(address, "flag --cluster");
-  return list;
+  return { addresses: list, access: await clientSecurity(args) };
 }
 
 /** Calls mrjobs.client on the first peer that answers; returns `{status, body}`. */
 async function clientCall(
-  cluster: string[],
+  cluster: ClusterTarget,
   params: Record<string, unknown>,
 ): Promise<{ status: number; body: Record<string, unknown> }> {
   const deadline = Date.now() + CLIENT_DEADLINE_MS;
   let last = "no peer tried";
   for (let i = 0; Date.now() < deadline; i++) {
-    const address = hostPortValue(cluster[i % cluster.length], "flag --cluster");
-    const client = new RpcClient(address, { timeoutMs: 15_000 });
+    const addresses = cluster.addresses;
+    const address = hostPortValue(addresses[i % addresses.length], "flag --cluster");
+    const client = new RpcClient(address, {
+      timeoutMs: 15_000,
+      hello: cluster.access.hello,
+      dial: cluster.access.dial,
+    });
     try {
       const reply = await client.call(JOBS_CLIENT, params) as {
         status: number;
@@ -131,7 +147,7 @@ function progressLine(view: JobView): string {
 }
 
 /** Follows a job until it ends; returns 0 when done, 1 when failed or cancelled. */
-async function waitForJob(cluster: string[], id: string, name: string): Promise<number> {
+async function waitForJob(cluster: ClusterTarget, id: string, name: string): Promise<number> {
   const terminal = Deno.stderr.isTerminal();
   for (;;) {
     const reply = await clientCall(cluster, { op: "get", id });
@@ -157,6 +173,7 @@ export const mrSubmitCommand: Command = {
   usage: "mr submit [--cluster ADDRS] --app MODULE --output DIR [flags] INPUT...",
   flags: {
     cluster: CLUSTER_FLAG,
+    ...CLIENT_SECURITY_FLAGS,
     app: { type: "string", value: "MODULE", description: "App module path (required)" },
     output: {
       type: "string",
@@ -187,7 +204,7 @@ export const mrSubmitCommand: Command = {
   ].join("\n"),
   run(args) {
     return clientCommand("mr submit", async () => {
-      const cluster = clusterAddresses(args);
+      const cluster = await clusterTarget(args);
       const appPath = requiredFlag(args, "app");
       const output = resolve(requiredFlag(args, "output"));
       const nReduce = intFlag(args, "reduce", 1, 100_000);
@@ -226,10 +243,14 @@ export const mrStatusCommand: Command = {
   name: "mr status",
   summary: "Show one cluster job's state and progress",
   usage: "mr status [--cluster ADDRS] [--json] JOB",
-  flags: { cluster: CLUSTER_FLAG, json: { type: "boolean", description: "Print the JSON" } },
+  flags: {
+    cluster: CLUSTER_FLAG,
+    json: { type: "boolean", description: "Print the JSON" },
+    ...CLIENT_SECURITY_FLAGS,
+  },
   run(args) {
     return clientCommand("mr status", async () => {
-      const cluster = clusterAddresses(args);
+      const cluster = await clusterTarget(args);
       const reply = await clientCall(cluster, { op: "get", id: jobArg(args, "mr status") });
       if (reply.status !== 200) return refused("mr status", reply);
       const view = reply.body as unknown as JobView;
@@ -249,10 +270,14 @@ export const mrListCommand: Command = {
   name: "mr list",
   summary: "List the cluster's jobs (running ones and the last 100 finished)",
   usage: "mr list [--cluster ADDRS] [--json]",
-  flags: { cluster: CLUSTER_FLAG, json: { type: "boolean", description: "Print the JSON" } },
+  flags: {
+    cluster: CLUSTER_FLAG,
+    json: { type: "boolean", description: "Print the JSON" },
+    ...CLIENT_SECURITY_FLAGS,
+  },
   run(args) {
     return clientCommand("mr list", async () => {
-      const cluster = clusterAddresses(args);
+      const cluster = await clusterTarget(args);
       const reply = await clientCall(cluster, { op: "list" });
       if (reply.status !== 200) return refused("mr list", reply);
       const jobs = reply.body.jobs as JobView[];
@@ -270,10 +295,10 @@ export const mrCancelCommand: Command = {
   name: "mr cancel",
   summary: "Cancel a running cluster job",
   usage: "mr cancel [--cluster ADDRS] JOB",
-  flags: { cluster: CLUSTER_FLAG },
+  flags: { cluster: CLUSTER_FLAG, ...CLIENT_SECURITY_FLAGS },
   run(args) {
     return clientCommand("mr cancel", async () => {
-      const cluster = clusterAddresses(args);
+      const cluster = await clusterTarget(args);
       const reply = await clientCall(cluster, { op: "cancel", id: jobArg(args, "mr cancel") });
       if (reply.status !== 200) return refused("mr cancel", reply);
       console.log(progressLine(reply.body as unknown as JobView));
@@ -287,10 +312,10 @@ export const mrWaitCommand: Command = {
   name: "mr wait",
   summary: "Wait for a cluster job to end: exit 0 when done, 1 when failed or cancelled",
   usage: "mr wait [--cluster ADDRS] JOB",
-  flags: { cluster: CLUSTER_FLAG },
+  flags: { cluster: CLUSTER_FLAG, ...CLIENT_SECURITY_FLAGS },
   run(args) {
     return clientCommand("mr wait", async () => {
-      const cluster = clusterAddresses(args);
+      const cluster = await clusterTarget(args);
       return await waitForJob(cluster, jobArg(args, "mr wait"), "mr wait");
     });
   },
@@ -304,7 +329,7 @@ export async function runClusterWorkerCommand(args: ParsedArgs): Promise<number>
   if (args.positionals.length > 0) {
     throw new UsageError(`worker: unexpected argument "${args.positionals[0]}"`);
   }
-  const cluster = clusterAddresses(args);
+  const cluster = await clusterTarget(args);
   const listenRaw = stringFlag(args, "listen") ?? "127.0.0.1:0";
   const listen = hostPortValue(listenRaw, "flag --listen");
   const advertiseRaw = stringFlag(args, "advertise");
@@ -324,7 +349,8 @@ export async function runClusterWorkerCommand(args: ParsedArgs): Promise<number>
   Deno.addSignalListener("SIGINT", stop);
   try {
     return await runClusterWorker({
-      cluster,
+      cluster: cluster.addresses,
+      access: cluster.access,
       listen,
       advertise: advertiseRaw,
       dataDir: stringFlag(args, "data-dir"),

@@ -5,6 +5,7 @@
  */
 import { Decoder, Encoder } from "@msgpack/msgpack";
 import { errorMessage } from "../util/errors.ts";
+import type { ByteBudget } from "./byte_budget.ts";
 
 /** Default bound on one frame's body: large enough for a 1 MiB snapshot chunk plus headroom. */
 export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
@@ -48,16 +49,34 @@ export function decodeBody(body: Uint8Array): unknown {
  * chunk; after it throws, the connection is unusable and must be closed.
  */
 export class FrameDecoder {
-  readonly #maxFrameBytes: number;
+  #maxFrameBytes: number;
+  readonly #budget: ByteBudget | undefined;
   #buffer = new Uint8Array(0);
   #start = 0;
   #end = 0;
 
-  constructor(maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES) {
-    if (!Number.isInteger(maxFrameBytes) || maxFrameBytes <= 0) {
-      throw new RangeError(`Invalid maximum frame size: ${maxFrameBytes}`);
-    }
-    this.#maxFrameBytes = maxFrameBytes;
+  /**
+   * `budget`, when given, is charged for the buffer that holds partial frames; a push that
+   * would take more than it grants throws FrameError (and the caller closes the connection).
+   */
+  constructor(maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES, budget?: ByteBudget) {
+    this.#maxFrameBytes = checkMax(maxFrameBytes);
+    this.#budget = budget;
+  }
+
+  /** The current bound on one frame's body. */
+  get maxFrameBytes(): number {
+    return this.#maxFrameBytes;
+  }
+
+  /** Changes the bound on one frame's body, e.g. raised once a connection has authenticated. */
+  set maxFrameBytes(value: number) {
+    this.#maxFrameBytes = checkMax(value);
+  }
+
+  /** Gives the partial-frame buffer back to the budget; call when the connection ends. */
+  dispose(): void {
+    this.#reset();
   }
 
   /** Bytes received but not yet forming a complete frame. */
@@ -110,6 +129,7 @@ export class FrameDecoder {
   }
 
   #reset(): void {
+    this.#budget?.release(this.#buffer.byteLength);
     this.#buffer = new Uint8Array(0);
     this.#start = this.#end = 0;
   }
@@ -135,6 +155,12 @@ export class FrameDecoder {
           Math.min(frameBytes, this.#maxFrameBytes + 4),
         ),
       );
+      if (this.#budget && !this.#budget.reserve(next.byteLength - this.#buffer.byteLength)) {
+        throw new FrameError(
+          `Partial frames over the budget of ${this.#budget.limit} bytes: ` +
+            `this connection wanted ${next.byteLength} bytes`,
+        );
+      }
       next.set(this.#buffer.subarray(this.#start, this.#end), 0);
       this.#buffer = next;
       this.#start = 0;
@@ -143,4 +169,11 @@ export class FrameDecoder {
     this.#buffer.set(bytes, this.#end);
     this.#end += bytes.byteLength;
   }
+}
+
+function checkMax(maxFrameBytes: number): number {
+  if (!Number.isInteger(maxFrameBytes) || maxFrameBytes <= 0) {
+    throw new RangeError(`Invalid maximum frame size: ${maxFrameBytes}`);
+  }
+  return maxFrameBytes;
 }

@@ -4,8 +4,20 @@
  * the same turn of the event loop) into one write, handling partial writes.
  */
 import { setImmediate } from "node:timers";
+import { type ByteBudget, partialFrameBudget } from "./byte_budget.ts";
 import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, FrameDecoder } from "./frame.ts";
 import { asError } from "../util/errors.ts";
+
+/**
+ * The byte stream a FramedConn runs over: a Deno.Conn (TCP or TLS) fits, and so does the
+ * adapter around a node:tls socket (net/node_socket_conn.ts).
+ */
+export interface ByteConn {
+  readonly remoteAddr: Deno.Addr;
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  close(): void;
+}
 
 /** Why a framed connection ended; `error` is set when it was not a clean close. */
 export interface CloseInfo {
@@ -21,6 +33,8 @@ export interface FramedConnOptions {
   onClose?: (info: CloseInfo) => void;
   /** Bound on bytes queued behind a slow reader; past it the connection is closed. */
   maxQueuedBytes?: number;
+  /** Charged for partially received frames (default: the process-wide partialFrameBudget). */
+  budget?: ByteBudget;
 }
 
 /** Default bound on queued output: two maximal frames. */
@@ -31,7 +45,7 @@ const READ_BUFFER_BYTES = 256 * 1024;
 /** Owns one Deno.Conn: call send() to queue frames, close() to end it. */
 export class FramedConn {
   readonly remote: string;
-  readonly #conn: Deno.Conn;
+  readonly #conn: ByteConn;
   readonly #decoder: FrameDecoder;
   readonly #options: FramedConnOptions;
   #queue: Uint8Array[] = [];
@@ -44,14 +58,27 @@ export class FramedConn {
   bytesOut = 0;
   bytesIn = 0;
 
-  constructor(conn: Deno.Conn, options: FramedConnOptions) {
+  constructor(conn: ByteConn, options: FramedConnOptions) {
     this.#conn = conn;
     this.#options = options;
-    this.#decoder = new FrameDecoder(options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
+    this.#decoder = new FrameDecoder(
+      options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      options.budget ?? partialFrameBudget,
+    );
     const addr = conn.remoteAddr as Deno.NetAddr;
     this.remote = `${addr.hostname}:${addr.port}`;
-    if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
+    if ("setNoDelay" in conn && typeof conn.setNoDelay === "function") conn.setNoDelay(true);
     this.#readLoop();
+  }
+
+  /** The bound on one received frame; lowered until a connection authenticates. */
+  get maxFrameBytes(): number {
+    return this.#decoder.maxFrameBytes;
+  }
+
+  /** Changes the bound on received frames (applies to frames whose header is not yet read). */
+  set maxFrameBytes(value: number) {
+    this.#decoder.maxFrameBytes = value;
   }
 
   /** True once the connection has ended; sends are then dropped. */
@@ -100,6 +127,7 @@ export class FramedConn {
     this.#closed = true;
     this.#queue = [];
     this.#queuedBytes = 0;
+    this.#decoder.dispose();
     try {
       this.#conn.close();
     } catch {
@@ -149,7 +177,7 @@ export class FramedConn {
     try {
       while (!this.#closed) {
         const n = await this.#conn.read(buffer);
-        if (n === null) break;
+        if (n === null || this.#closed) break;
         this.bytesIn += n;
         // Copy out what was read: decoded binary fields are views and must outlive the buffer.
         for (const value of this.#decoder.push(buffer.slice(0, n))) {

@@ -7,10 +7,25 @@
  *   [0, id, method, params]  request      [1, id, result]   success reply
  *   [3, method, params]      notification [2, id, message]  error reply
  */
+import { acceptLoop, ConnectionGate, RateLimitedLog } from "./conn_gate.ts";
 import { Deadlines } from "./deadlines.ts";
-import { FramedConn } from "./framed_conn.ts";
-import { DEFAULT_MAX_FRAME_BYTES, FrameError } from "./frame.ts";
+import { type ByteConn, FramedConn } from "./framed_conn.ts";
 import { asError, errorMessage } from "../util/errors.ts";
+import { DEFAULT_MAX_FRAME_BYTES, FrameError } from "./frame.ts";
+import {
+  admit,
+  HANDSHAKE_MAX_FRAME_BYTES,
+  HANDSHAKE_TIMEOUT_MS,
+  HandshakeError,
+  type HandshakePolicy,
+  type Hello,
+  type Identity,
+  parseAnswer,
+  parseHello,
+  type TransportFacts,
+  welcome,
+} from "./handshake.ts";
+import { listenTls, type TlsListenerHandle, type TlsMaterial } from "./peer_tls.ts";
 
 const REQUEST = 0;
 const REPLY_OK = 1;
@@ -46,7 +61,12 @@ export interface RpcContext {
   remote: string;
   /** The connection the call came on, for handlers that keep per-connection state. */
   connection: FramedConn;
+  /** Who the handshake admitted (undefined on a server without a handshake). */
+  identity?: Identity;
 }
+
+/** Who may call a method: any admitted connection, or only an authenticated peer. */
+export type Access = "any" | "peer";
 
 /** Handles one method; the resolved value is the reply, a throw becomes a RemoteError. */
 export type RpcHandler = (params: unknown, context: RpcContext) => unknown | Promise<unknown>;
@@ -57,37 +77,107 @@ export interface RpcServerOptions {
   log?: (line: string) => void;
   /** Called when a connection ends, e.g. to forget a peer's identity. */
   onDisconnect?: (connection: FramedConn) => void;
+  /**
+   * When set, every connection must complete the handshake (net/handshake.ts) before any of
+   * its frames is dispatched, and "peer" methods are open to admitted peers only.
+   */
+  handshake?: HandshakePolicy;
+  /** When set, the port speaks TLS and verifies client certificates against the CA. */
+  tls?: TlsMaterial;
+  /** Cap on concurrent connections; connections past it are closed at once (default 1024). */
+  maxConnections?: number;
+  /** The listener's name in logs and metrics (default "rpc"). */
+  name?: string;
 }
+
+/** Default cap on one listener's concurrent connections. */
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+
+/** A connection's handshake state: admitted, still expected, or refused and about to close. */
+type ConnState = Identity | "pending" | "refused";
 
 /** Accepts connections and dispatches their requests to handlers, each call independently. */
 export class RpcServer {
-  readonly #handlers = new Map<string, RpcHandler>();
-  readonly #connections = new Set<FramedConn>();
+  readonly #handlers = new Map<string, { handler: RpcHandler; access: Access }>();
+  readonly #connections = new Map<FramedConn, ConnState>();
   readonly #options: RpcServerOptions;
+  readonly #gate: ConnectionGate;
+  readonly #refusals: RateLimitedLog;
   #listener?: Deno.Listener;
+  #tlsListener?: TlsListenerHandle;
   #acceptLoop?: Promise<void>;
 
   constructor(options: RpcServerOptions = {}) {
     this.#options = options;
+    this.#gate = new ConnectionGate(
+      options.name ?? "rpc",
+      options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    );
+    this.#refusals = new RateLimitedLog((line) => options.log?.(line));
   }
 
-  /** Registers the handler for a method (requests and notifications alike). */
-  handle(method: string, handler: RpcHandler): void {
-    this.#handlers.set(method, handler);
+  /**
+   * Registers the handler for a method (requests and notifications alike); a "peer" method is
+   * refused, and its connection closed, unless the handshake admitted the caller as a peer.
+   */
+  handle(method: string, handler: RpcHandler, access: Access = "any"): void {
+    this.#handlers.set(method, { handler, access });
   }
 
-  /** Starts listening (port 0 picks a free port) and returns the bound address. */
+  /** Starts listening on plain TCP (port 0 picks a free port) and returns the bound address. */
   listen(hostname: string, port: number): { hostname: string; port: number } {
+    if (this.#options.tls) throw new TypeError("A TLS RpcServer starts with open()");
     const listener = Deno.listen({ hostname, port, transport: "tcp" });
     this.#listener = listener;
-    this.#acceptLoop = this.#accept(listener);
+    this.#acceptLoop = acceptLoop(
+      listener,
+      this.#gate.name,
+      (conn) => this.#accept(conn),
+      this.#options.log,
+    );
     const addr = listener.addr as Deno.NetAddr;
     return { hostname: addr.hostname, port: addr.port };
+  }
+
+  /** Starts listening, over TLS when the server has TLS material; returns the bound address. */
+  async open(hostname: string, port: number): Promise<{ hostname: string; port: number }> {
+    const material = this.#options.tls;
+    if (!material) return this.listen(hostname, port);
+    this.#tlsListener = await listenTls({
+      hostname,
+      port,
+      material,
+      admit: (socket) => {
+        if (!this.#gate.enter()) {
+          this.#refuse("cap", `Refused a ${this.#gate.name} connection: ${this.#capReason()}`);
+          return false;
+        }
+        socket.once("close", () => this.#gate.leave());
+        return true;
+      },
+      onConnection: ({ conn, certificateVerified, certificateError }) =>
+        this.#serve(conn, { tls: true, certificateVerified, certificateError }),
+      onTlsError: (remote, error) => {
+        this.#gate.countRefusal();
+        this.#refuse(
+          "tls",
+          `Refused ${this.#gate.name} connection from ${remote}: ${error.message}`,
+        );
+      },
+      onListenerError: (error) =>
+        this.#refuse("listener", `${this.#gate.name} listener error: ${error.message}`),
+    });
+    return this.#tlsListener.addr;
   }
 
   /** Number of open connections (for status pages and tests). */
   get connectionCount(): number {
     return this.#connections.size;
+  }
+
+  /** The listener's connection counters (open, accepted, refused), for /metrics. */
+  get gate(): ConnectionGate {
+    return this.#gate;
   }
 
   /** Stops accepting, closes every connection, and waits for the accept loop to end. */
@@ -97,37 +187,109 @@ export class RpcServer {
     } catch {
       // Already closed.
     }
-    for (const connection of this.#connections) connection.close();
+    const closing = this.#tlsListener?.close();
+    for (const connection of this.#connections.keys()) connection.close();
     await this.#acceptLoop;
+    await closing;
   }
 
-  async #accept(listener: Deno.Listener): Promise<void> {
-    try {
-      for await (const conn of listener) this.#serve(conn);
-    } catch (err) {
-      // The listener was closed: the normal way out.
-      if (!(err instanceof Deno.errors.BadResource)) {
-        this.#options.log?.(`RPC listener stopped: ${errorMessage(err)}`);
+  /** A plain TCP connection: admitted under the cap or closed at once. */
+  #accept(conn: Deno.Conn): void {
+    if (!this.#gate.enter()) {
+      try {
+        conn.close();
+      } catch {
+        // Already gone.
       }
+      this.#refuse("cap", `Refused a ${this.#gate.name} connection: ${this.#capReason()}`);
+      return;
     }
+    this.#serve(conn, { tls: false, certificateVerified: false }, () => this.#gate.leave());
   }
 
-  #serve(conn: Deno.Conn): void {
+  #capReason(): string {
+    return `${this.#gate.max} connections open (the cap)`;
+  }
+
+  #refuse(key: string, line: string): void {
+    this.#refusals.line(key, line);
+  }
+
+  #serve(conn: ByteConn, facts: TransportFacts, onEnd?: () => void): void {
+    const policy = this.#options.handshake;
+    // A connection that has not completed its handshake in time is closed.
+    const timer = policy
+      ? setTimeout(() => {
+        if (this.#connections.get(connection) === "pending") {
+          connection.close(new Error(`No handshake within ${HANDSHAKE_TIMEOUT_MS} ms`));
+        }
+      }, HANDSHAKE_TIMEOUT_MS)
+      : undefined;
     const connection: FramedConn = new FramedConn(conn, {
-      maxFrameBytes: this.#options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
-      onFrame: (value) => this.#dispatch(connection, value),
+      // Until the handshake completes only a Hello may arrive, and a Hello is small: a
+      // stranger cannot make this node buffer a large frame.
+      maxFrameBytes: policy
+        ? HANDSHAKE_MAX_FRAME_BYTES
+        : this.#options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      onFrame: (value) => {
+        const state = this.#connections.get(connection);
+        if (state === "pending") this.#greet(connection, value, facts, timer);
+        else if (state !== "refused") this.#dispatch(connection, value, state);
+      },
       onClose: ({ error }) => {
+        clearTimeout(timer);
+        const state = this.#connections.get(connection);
         this.#connections.delete(connection);
-        if (error) {
+        onEnd?.();
+        if (error && state !== "pending" && state !== "refused") {
           this.#options.log?.(`Closed connection from ${connection.remote}: ${error.message}`);
+        } else if (error && state === "pending") {
+          this.#gate.countRefusal();
+          this.#refuse(
+            "handshake",
+            `Refused ${this.#gate.name} connection from ${connection.remote}: ${error.message}`,
+          );
         }
         this.#options.onDisconnect?.(connection);
       },
     });
-    this.#connections.add(connection);
+    if (!policy) {
+      this.#connections.set(connection, { role: "client" });
+      return;
+    }
+    this.#connections.set(connection, "pending");
   }
 
-  #dispatch(connection: FramedConn, frame: unknown): void {
+  /** Handles a connection's first frame: admits it, or answers Refused and closes it. */
+  #greet(
+    connection: FramedConn,
+    value: unknown,
+    facts: TransportFacts,
+    timer: ReturnType<typeof setTimeout> | undefined,
+  ): void {
+    clearTimeout(timer);
+    let identity: Identity;
+    try {
+      identity = admit(parseHello(value), facts, this.#options.handshake!);
+    } catch (error) {
+      const reason = errorMessage(error);
+      this.#connections.set(connection, "refused");
+      this.#gate.countRefusal();
+      this.#refuse(
+        "handshake",
+        `Refused ${this.#gate.name} connection from ${connection.remote}: ${reason}`,
+      );
+      connection.send({ type: "refused", reason }, true);
+      // Long enough for the refusal to be written; nothing it sends meanwhile is read.
+      setTimeout(() => connection.close(), 100);
+      return;
+    }
+    this.#connections.set(connection, identity);
+    connection.maxFrameBytes = this.#options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    connection.send(welcome(this.#options.handshake!.selfId), true);
+  }
+
+  #dispatch(connection: FramedConn, frame: unknown, identity: Identity | undefined): void {
     if (!Array.isArray(frame)) throw new FrameError("Expected an RPC frame (an array)");
     const kind = frame[0];
     if (kind === REQUEST) {
@@ -135,16 +297,17 @@ export class RpcServer {
       if (typeof id !== "number" || typeof method !== "string") {
         throw new FrameError("Malformed RPC request: expected [0, id, method, params]");
       }
-      this.#call(connection, id, method, params);
+      this.#call(connection, id, method, params, identity);
     } else if (kind === NOTIFY) {
       const [, method, params] = frame;
       if (typeof method !== "string") {
         throw new FrameError("Malformed RPC notification: expected [3, method, params]");
       }
-      const handler = this.#handlers.get(method);
-      if (!handler) throw new FrameError(`Unknown RPC notification method: ${method}`);
+      const entry = this.#handlers.get(method);
+      if (!entry) throw new FrameError(`Unknown RPC notification method: ${method}`);
+      this.#checkAccess(entry.access, method, identity);
       try {
-        const result = handler(params, { remote: connection.remote, connection });
+        const result = entry.handler(params, { remote: connection.remote, connection, identity });
         if (result instanceof Promise) result.catch((err) => this.#logHandlerError(method, err));
       } catch (err) {
         this.#logHandlerError(method, err);
@@ -154,15 +317,22 @@ export class RpcServer {
     }
   }
 
-  #call(connection: FramedConn, id: number, method: string, params: unknown): void {
-    const handler = this.#handlers.get(method);
-    if (!handler) {
+  #call(
+    connection: FramedConn,
+    id: number,
+    method: string,
+    params: unknown,
+    identity: Identity | undefined,
+  ): void {
+    const entry = this.#handlers.get(method);
+    if (!entry) {
       connection.send([REPLY_ERROR, id, `Unknown method: ${method}`]);
       return;
     }
+    this.#checkAccess(entry.access, method, identity);
     let result: unknown;
     try {
-      result = handler(params, { remote: connection.remote, connection });
+      result = entry.handler(params, { remote: connection.remote, connection, identity });
     } catch (err) {
       connection.send([REPLY_ERROR, id, errorMessage(err)]);
       return;
@@ -174,6 +344,14 @@ export class RpcServer {
       );
     } else {
       connection.send([REPLY_OK, id, result ?? null]);
+    }
+  }
+
+  /** A client calling a peer method is not a mistake to answer but a connection to close. */
+  #checkAccess(access: Access, method: string, identity: Identity | undefined): void {
+    if (access === "peer" && this.#options.handshake && identity?.role !== "peer") {
+      this.#gate.countRefusal();
+      throw new FrameError(`Method ${method} is open to cluster peers only`);
     }
   }
 
@@ -195,6 +373,10 @@ export interface RpcClientOptions {
   onConnect?: (connection: FramedConn) => void;
   /** Called when an open connection ends, or a dial fails. */
   onDisconnect?: (error?: Error) => void;
+  /** Sent as the first frame of every connection; the call waits for the Welcome. */
+  hello?: Hello;
+  /** Opens the byte stream (default: plain TCP); net/peer_tls.ts dialTls for TLS. */
+  dial?: (address: { hostname: string; port: number }) => Promise<ByteConn>;
 }
 
 interface PendingCall {
@@ -217,6 +399,8 @@ export class RpcClient {
   #failures = 0;
   #nextDialAt = 0;
   #closed = false;
+  /** The dial waiting for its Welcome, if any. */
+  #greeting?: { resolve(): void; reject(error: Error): void };
 
   constructor(address: { hostname: string; port: number }, options: RpcClientOptions = {}) {
     this.#address = address;
@@ -325,47 +509,100 @@ export class RpcClient {
   async #dial(): Promise<FramedConn> {
     const wait = this.#nextDialAt - performance.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-    let conn: Deno.TcpConn;
+    let conn: ByteConn;
     try {
-      conn = await Deno.connect({ ...this.#address, transport: "tcp" });
+      conn = this.#options.dial
+        ? await this.#options.dial(this.#address)
+        : await Deno.connect({ ...this.#address, transport: "tcp" });
     } catch (err) {
-      this.#failures++;
-      const backoff = Math.min(
-        INITIAL_BACKOFF_MS * 2 ** Math.min(this.#failures - 1, 16),
-        this.#options.maxBackoffMs ?? 2000,
-      );
-      this.#nextDialAt = performance.now() + backoff;
-      const error = new ConnectionLostError(
-        `Cannot connect to ${this.address}: ${errorMessage(err)}`,
-      );
-      this.#options.onDisconnect?.(error);
-      throw error;
+      throw this.#dialFailed(`Cannot connect to ${this.address}: ${errorMessage(err)}`);
     }
     if (this.#closed) {
       conn.close();
       throw new ConnectionLostError(`Client for ${this.address} is closed`);
     }
-    this.#failures = 0;
-    this.#nextDialAt = 0;
     const connection: FramedConn = new FramedConn(conn, {
       maxFrameBytes: this.#options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
       onFrame: (value) => this.#onFrame(value),
       onClose: ({ error }) => {
-        if (this.#connection === connection) this.#connection = undefined;
+        const established = this.#connection === connection;
+        if (established) this.#connection = undefined;
         // A drop right after connecting counts as a failure so redials back off.
         this.#nextDialAt = performance.now() + INITIAL_BACKOFF_MS;
         const reason = error ? `: ${error.message}` : "";
         const lost = new ConnectionLostError(`Connection to ${this.address} lost${reason}`);
+        // Closed during the handshake: the dial fails with the reason and reports it itself.
+        if (!established) return this.#greeting?.reject(lost);
         this.#failPending(lost);
         if (!this.#closed) this.#options.onDisconnect?.(lost);
       },
     });
+    const hello = this.#options.hello;
+    if (hello) {
+      try {
+        await this.#greet(connection, hello);
+      } catch (err) {
+        connection.close();
+        const lost = this.#dialFailed(`Cannot connect to ${this.address}: ${errorMessage(err)}`);
+        // An explicit refusal (bad token, not a member) will not go away by retrying.
+        if (err instanceof HandshakeError) throw new HandshakeError(lost.message);
+        throw lost;
+      }
+      if (this.#closed) {
+        connection.close();
+        throw new ConnectionLostError(`Client for ${this.address} is closed`);
+      }
+    }
+    this.#failures = 0;
+    this.#nextDialAt = 0;
     this.#connection = connection;
     this.#options.onConnect?.(connection);
     return connection;
   }
 
+  /** Sends the Hello and waits (bounded) for the Welcome; rejects with why it was refused. */
+  #greet(connection: FramedConn, hello: Hello): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new HandshakeError(`No handshake answer within ${HANDSHAKE_TIMEOUT_MS} ms`)),
+        HANDSHAKE_TIMEOUT_MS,
+      );
+      const settle = () => {
+        clearTimeout(timer);
+        this.#greeting = undefined;
+      };
+      this.#greeting = {
+        resolve: () => (settle(), resolve()),
+        reject: (error) => (settle(), reject(error)),
+      };
+      connection.send(hello, true);
+    });
+  }
+
+  /** Counts a failed dial for the backoff, reports it, and returns the error to throw. */
+  #dialFailed(message: string): ConnectionLostError {
+    this.#failures++;
+    const backoff = Math.min(
+      INITIAL_BACKOFF_MS * 2 ** Math.min(this.#failures - 1, 16),
+      this.#options.maxBackoffMs ?? 2000,
+    );
+    this.#nextDialAt = performance.now() + backoff;
+    const error = new ConnectionLostError(message);
+    this.#options.onDisconnect?.(error);
+    return error;
+  }
+
   #onFrame(frame: unknown): void {
+    const greeting = this.#greeting;
+    if (greeting) {
+      try {
+        parseAnswer(frame);
+        greeting.resolve();
+      } catch (error) {
+        greeting.reject(asError(error));
+      }
+      return;
+    }
     if (!Array.isArray(frame)) throw new FrameError("Expected an RPC frame (an array)");
     const [kind, a, b] = frame;
     if (kind === NOTIFY && typeof a === "string") {

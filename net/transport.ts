@@ -11,6 +11,8 @@
  * be reached is dropped and reported: Raft retries on its own.
  */
 import type { HostPort } from "./host_port.ts";
+import type { ByteConn } from "./framed_conn.ts";
+import { peerHello } from "./handshake.ts";
 import { RpcClient, type RpcServer } from "./rpc.ts";
 
 /** The RPC method that carries a batch of Raft messages. */
@@ -37,6 +39,11 @@ export interface PeerTransportOptions {
   maxFrameBytes?: number;
   /** Timeout for forwarded calls (ms). */
   callTimeoutMs?: number;
+  /**
+   * Opens the byte stream to a peer (default: plain TCP); a secure node passes a TLS dialer
+   * that presents its certificate. Every connection starts with this node's peer Hello.
+   */
+  dial?: (address: { hostname: string; port: number }) => Promise<ByteConn>;
 }
 
 /** Batches kept per peer while its connection is being dialed; older ones are dropped. */
@@ -64,10 +71,11 @@ export class PeerTransport<M extends Addressed> {
 
   constructor(options: PeerTransportOptions) {
     this.#options = options;
+    // Raft messages are accepted from authenticated peers only (see net/handshake.ts).
     options.server.handle(RAFT_METHOD, (params) => {
       if (!Array.isArray(params)) throw new TypeError("Raft batch must be an array");
       options.onMessages(params);
-    });
+    }, "peer");
     for (const [id, address] of options.peers) this.#addClient(id, address);
   }
 
@@ -77,6 +85,8 @@ export class PeerTransport<M extends Addressed> {
       maxFrameBytes: this.#options.maxFrameBytes,
       timeoutMs: this.#options.callTimeoutMs,
       maxBackoffMs: 1000,
+      hello: peerHello(this.#options.selfId),
+      dial: this.#options.dial,
       onConnect: () => this.#setReachable(id, true),
       onDisconnect: (error) => this.#setReachable(id, false, error?.message),
     });

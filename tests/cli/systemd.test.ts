@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { freePort } from "../lib/cluster.ts";
+import { testCredentials } from "../lib/credentials.ts";
 import { withTempDir } from "../lib/run.ts";
 import { CONFIG, MAIN, spawn, startSingleNode, unitExecStart, waitUntil } from "../lib/roles.ts";
 
@@ -23,7 +24,9 @@ Deno.test("systemd: a peer started as the unit starts it notifies READY=1 and ST
     })();
     const peerPort = freePort();
     const httpPort = freePort();
+    const creds = await testCredentials();
     const argv = unitExecStart("raftmr@.service", {
+      "/etc/raftmr/tls": creds.paths.dir,
       "/opt/raftmr/deno": Deno.execPath(),
       "/opt/raftmr/raftmr.js": MAIN,
       "/var/lib/raftmr/%i": dir,
@@ -51,6 +54,7 @@ Deno.test("systemd: a peer started as the unit starts it notifies READY=1 and ST
         const response = await fetch(`http://127.0.0.1:${httpPort}/v1/kv/k`, {
           method: "PUT",
           body: "v",
+          headers: { authorization: `Bearer ${creds.token}` },
         }).catch(() => undefined);
         await response?.body?.cancel();
         return response?.status === 200;

@@ -24,7 +24,7 @@ Deno.test("client: parseEndpoint", () => {
 
 Deno.test("client: all operations over a real RPC server", async () => {
   const service = new FakeService();
-  const server = new RpcServer();
+  const server = new RpcServer({ handshake: { selfId: 1, requirePeerCertificate: false } });
   server.handle(KV_RPC_METHOD, (params) => handleKvRpc(service, params));
   const { port } = server.listen("127.0.0.1", 0);
   const client = new KvClient([`127.0.0.1:${port}`]);

@@ -74,10 +74,14 @@ Deno.test("cluster: Ctrl-C on the process group stops every node cleanly, data i
         () => `Never started:\n${first.stdout()}\n${first.stderr()}`,
       );
       assert.ok(!first.done(), first.stderr());
-      // "Started" promises a leader: a write succeeds at once, through any node.
+      // "Started" promises a leader: a write succeeds at once, through any node. The cluster is
+      // secure by default: clients send the token it made in DATA-DIR/credentials.
+      const token = (await Deno.readTextFile(`${dir}/credentials/token`)).trim();
+      const auth = { authorization: `Bearer ${token}` };
       const put = await fetch(`http://127.0.0.1:${httpBase + 2}/v1/kv/kept`, {
         method: "PUT",
         body: "safe",
+        headers: auth,
       });
       assert.equal(put.status, 200, await put.text());
       assert.match(first.stdout(), /^Try: raftmr kv put hello world --endpoints 127\.0\.0\.1:/m);
@@ -99,7 +103,7 @@ Deno.test("cluster: Ctrl-C on the process group stops every node cleanly, data i
         () => /^Started 3 nodes/m.test(second!.stdout()) || second!.done(),
         () => `Never restarted:\n${second!.stdout()}\n${second!.stderr()}`,
       );
-      const got = await fetch(`http://127.0.0.1:${httpBase}/v1/kv/kept`);
+      const got = await fetch(`http://127.0.0.1:${httpBase}/v1/kv/kept`, { headers: auth });
       assert.equal(await got.text(), "safe");
       const restarted = second;
       restarted.child.kill("SIGTERM");

@@ -17,7 +17,11 @@ const raftmr = (args: string[]) => runScript(MAIN, args);
 Deno.test("cli: raftmr kv commands against a running cluster", async () => {
   const cluster = await ProcessCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
   try {
-    const endpoints = ["--endpoints", cluster.ids.map((id) => cluster.peerAddress(id)).join(",")];
+    const endpoints = [
+      "--endpoints",
+      cluster.ids.map((id) => cluster.peerAddress(id)).join(","),
+      ...cluster.kvArgs(),
+    ];
     const kv = (...args: string[]) => raftmr(["kv", ...args, ...endpoints]);
 
     const put = await kv("put", "greeting", "hello");
@@ -50,6 +54,7 @@ Deno.test("cli: raftmr kv commands against a running cluster", async () => {
       "1",
       "--endpoints",
       cluster.peerAddress(follower),
+      ...cluster.kvArgs(),
     ]);
     assert.equal(viaOne.code, 0, viaOne.stderr);
     await cluster.kill(follower);

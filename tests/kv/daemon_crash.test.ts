@@ -122,6 +122,7 @@ Deno.test("daemon: kill -9 of every node, then restart: all acknowledged data is
 Deno.test("daemon: the native client's retries across a leader crash apply each write once", async () => {
   const cluster = await ProcessCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
   const client = new KvClient(cluster.ids.map((id) => cluster.peerAddress(id)), {
+    ...cluster.clientOptions(),
     timeoutMs: 60_000, // Generous: a failover on a loaded machine must not turn into "unknown".
   });
   try {

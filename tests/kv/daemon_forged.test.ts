@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { encodeFrame } from "../../net/frame.ts";
+import { peerHello } from "../../net/handshake.ts";
 import { MAX_TERM_OR_INDEX } from "../../raft/bounds.ts";
 import { ProcessCluster } from "../lib/cluster.ts";
 import { Clerk, poll, read, SERVE_ARGS } from "./daemon_helpers.ts";
@@ -13,7 +14,9 @@ import { Clerk, poll, read, SERVE_ARGS } from "./daemon_helpers.ts";
 const NOTIFY = 3;
 
 Deno.test("daemon: forged huge terms on the peer port are dropped and never saved", async () => {
-  const cluster = await ProcessCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
+  // Insecure, and the forger says it is the leader: this tests the bound behind the handshake
+  // (a secure port refuses such a connection before any frame; see daemon_security.test.ts).
+  const cluster = await ProcessCluster.start({ nodes: 3, extraArgs: SERVE_ARGS, insecure: true });
   try {
     const leader = await cluster.waitForLeader();
     const termBefore = (await cluster.status(leader)).term;
@@ -24,6 +27,7 @@ Deno.test("daemon: forged huge terms on the peer port are dropped and never save
     ]);
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: cluster.node(target).peerPort });
     try {
+      await conn.write(encodeFrame(peerHello(leader)));
       await conn.write(encodeFrame([NOTIFY, "raft", batch]));
       const dropped = () => cluster.node(target).output.join("").split("past the bound").length - 1;
       await poll(

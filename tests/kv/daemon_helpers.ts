@@ -6,6 +6,7 @@
 import { type ProcessCluster } from "../lib/cluster.ts";
 import { errorMessage } from "../../util/errors.ts";
 import { sleep } from "../../util/sleep.ts";
+import { authHeaders } from "../lib/credentials.ts";
 
 /** What one HTTP call returned; status 0 means no answer (connection refused, reset, timeout). */
 export interface HttpResult {
@@ -30,7 +31,10 @@ export async function call(
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new Error("Request timed out")), timeoutMs);
   try {
-    const response = await fetch(url, { ...init, signal: controller.signal });
+    // Test clusters require the test token (tests/lib/credentials.ts); a test may override it.
+    const headers = new Headers(authHeaders());
+    for (const [name, value] of new Headers(init.headers)) headers.set(name, value);
+    const response = await fetch(url, { ...init, headers, signal: controller.signal });
     const body = await response.text();
     return { status: response.status, body, headers: response.headers };
   } catch (error) {

@@ -4,7 +4,8 @@
  * a closed connection, and the node keeps serving everyone else.
  */
 import assert from "node:assert/strict";
-import { encodeFrame } from "../../net/frame.ts";
+import { encodeFrame, FrameDecoder } from "../../net/frame.ts";
+import { peerHello } from "../../net/handshake.ts";
 import { ProcessCluster } from "../lib/cluster.ts";
 import { call, Clerk, poll, read, SERVE_ARGS } from "./daemon_helpers.ts";
 
@@ -95,7 +96,8 @@ async function assertHealthy(cluster: ProcessCluster, key: string): Promise<void
 }
 
 Deno.test("daemon: garbage and oversized frames on the peer port close that connection only", async () => {
-  const cluster = await ProcessCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
+  // Insecure, so the bytes reach the frame decoder and the handshake instead of failing TLS.
+  const cluster = await ProcessCluster.start({ nodes: 3, extraArgs: SERVE_ARGS, insecure: true });
   try {
     const leader = await cluster.waitForLeader();
     const follower = cluster.ids.find((id) => id !== leader)!;
@@ -122,13 +124,21 @@ Deno.test("daemon: garbage and oversized frames on the peer port close that conn
     // Well-framed but nonsensical Raft traffic and KV calls: dropped or answered with an error.
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: cluster.node(leader).peerPort });
     try {
+      await conn.write(encodeFrame(peerHello(follower)));
       await conn.write(encodeFrame([3, "raft", [{ type: "nonsense", to: leader, from: 99 }]]));
       await conn.write(encodeFrame([3, "raft", "not a batch"]));
       await conn.write(encodeFrame([0, 7, "kv", { op: "explode", key: "k" }]));
-      // The kv call gets an error reply on this same connection.
+      // The kv call is answered on this same connection (after the handshake's Welcome).
+      const decoder = new FrameDecoder();
       const buffer = new Uint8Array(4096);
-      const n = await conn.read(buffer);
-      assert.ok(n !== null && n > 4, "no reply to a malformed kv call");
+      const frames: unknown[] = [];
+      // A reply to call 7 (an error reply, or a typed error inside a reply).
+      while (!frames.some((f) => Array.isArray(f) && (f[0] === 1 || f[0] === 2) && f[1] === 7)) {
+        const n = await conn.read(buffer);
+        assert.ok(n !== null, `no reply to a malformed kv call; got ${JSON.stringify(frames)}`);
+        frames.push(...decoder.push(buffer.slice(0, n)));
+      }
+      assert.equal((frames[0] as { type?: string }).type, "welcome");
     } finally {
       conn.close();
     }

@@ -6,6 +6,7 @@
  * travel over the same peer links).
  */
 import { fileURLToPath } from "node:url";
+import { authHeaders, type TestCredentials, testCredentials } from "./credentials.ts";
 import { type BlockMode, TcpProxy } from "./tcp_proxy.ts";
 import { sleep } from "../../util/sleep.ts";
 
@@ -65,6 +66,14 @@ export interface ProcessClusterOptions {
   proxies?: boolean;
   /** Extra flags for every serve process (e.g. a small snapshot threshold). */
   extraArgs?: string[];
+  /**
+   * Start without credentials (plain peer connections, no tokens), for tests that write raw
+   * frames to a peer port. By default nodes use mutual TLS between peers and require the
+   * test token from clients (net/handshake.ts), as `raftmr cluster` does.
+   */
+  insecure?: boolean;
+  /** Run every node under this open-file limit (`ulimit -n` in a shell that execs the node). */
+  openFileLimit?: number;
 }
 
 /** One node of a test cluster. */
@@ -96,6 +105,7 @@ export class ProcessCluster {
   readonly root: string;
   readonly #proxies = new Map<string, TcpProxy>();
   readonly #extraArgs: string[];
+  #openFileLimit?: number;
   readonly #peerArgs = new Map<number, string>();
   /** Flags only one node is started with (e.g. --join for an added node). */
   readonly #nodeArgs = new Map<number, string[]>();
@@ -104,6 +114,8 @@ export class ProcessCluster {
    * than of every node the harness ever started.
    */
   voters: number[] | undefined;
+  /** The credentials every node uses; undefined for an insecure cluster. */
+  credentials?: TestCredentials;
 
   private constructor(root: string, nodes: TestNode[], extraArgs: string[]) {
     this.root = root;
@@ -124,6 +136,8 @@ export class ProcessCluster {
     }));
     const cluster = new ProcessCluster(root, nodes, options.extraArgs ?? []);
     try {
+      if (!options.insecure) cluster.credentials = await testCredentials();
+      cluster.#openFileLimit = options.openFileLimit;
       for (const node of nodes) {
         const entries: string[] = [];
         for (const peer of nodes) {
@@ -201,6 +215,34 @@ export class ProcessCluster {
     );
   }
 
+  /** KvClient options that authenticate to this cluster (token and CA; none when insecure). */
+  clientOptions(): { token?: string; ca?: string } {
+    const c = this.credentials;
+    return c ? { token: c.token, ca: c.ca } : {};
+  }
+
+  /** `raftmr kv` flags that authenticate to this cluster. */
+  kvArgs(): string[] {
+    const c = this.credentials;
+    return c ? ["--ca", c.paths.ca, "--token-file", c.paths.token] : [];
+  }
+
+  /** The serve flags that give node `id` its credentials (none when insecure). */
+  securityArgs(id: number): string[] {
+    const c = this.credentials;
+    if (!c) return [];
+    const node = c.paths.nodes[id - 1];
+    return [
+      "--peer-cert",
+      node.cert,
+      "--peer-key",
+      node.key,
+      "--peer-ca",
+      c.paths.ca,
+      "--auth-token-file",
+      c.paths.token,
+  }
+
   /** The arguments of `deno` that run node `id`'s serve process (as startNode() runs it). */
   serveArgs(id: number): string[] {
     const node = this.node(id);
@@ -219,6 +261,7 @@ export class ProcessCluster {
       node.dataDir,
       "--http",
       `127.0.0.1:${node.httpPort}`,
+      ...this.securityArgs(id),
       ...this.#extraArgs,
       ...(this.#nodeArgs.get(id) ?? []),
     ];
@@ -228,8 +271,14 @@ export class ProcessCluster {
   startNode(id: number): void {
     const node = this.node(id);
     if (node.child) throw new Error(`Node ${id} is already running`);
-    const child = new Deno.Command(Deno.execPath(), {
-      args: this.serveArgs(id),
+    const args = this.serveArgs(id);
+    // `exec` keeps the pid, so signals reach the node itself.
+    const limit = this.#openFileLimit;
+    const [program, argv] = limit === undefined
+      ? [Deno.execPath(), args]
+      : ["sh", ["-c", `ulimit -n ${limit} && exec "$0" "$@"`, Deno.execPath(), ...args]];
+    const child = new Deno.Command(program, {
+      args: argv,
       stdout: "piped",
       stderr: "piped",
       stdin: "null",
@@ -329,7 +378,11 @@ export class ProcessCluster {
 
   /** A node's /status JSON (throws when the node does not answer in time). */
   async status(id: number): Promise<NodeStatus> {
-    const response = await fetchWithTimeout(`${this.url(id)}/status`, {}, PROBE_TIMEOUT_MS);
+    const response = await fetchWithTimeout(
+      `${this.url(id)}/status`,
+      { headers: authHeaders() },
+      PROBE_TIMEOUT_MS,
+    );
     return await response.json();
   }
 

@@ -28,10 +28,15 @@ interface JobView {
 class WorkerProcess {
   readonly child: Deno.ChildProcess;
   readonly output: Promise<string>;
-  constructor(cluster: string, readonly httpPort?: number) {
+  /** `security`: the flags that pass the cluster's handshake (ProcessCluster.kvArgs()). */
+  constructor(cluster: string, readonly httpPort?: number, security: string[] = []) {
     const http = httpPort === undefined ? [] : ["--http", `127.0.0.1:${httpPort}`];
     this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--config", CONFIG, MAIN, "worker", "--cluster", cluster, ...http],
+      args: [
+        ...["run", "-A", "--config", CONFIG, MAIN, "worker", "--cluster", cluster],
+        ...http,
+        ...security,
+      ],
       stdin: "null",
       stdout: "null",
       stderr: "piped",
@@ -133,7 +138,14 @@ function clusterArg(cluster: ProcessCluster, nodes = cluster.ids): string {
 }
 
 async function submit(cluster: ProcessCluster, args: string[]) {
-  return await runScript(MAIN, ["mr", "submit", "--cluster", clusterArg(cluster), ...args]);
+  return await runScript(MAIN, [
+    "mr",
+    "submit",
+    "--cluster",
+    clusterArg(cluster),
+    ...cluster.kvArgs(),
+    ...args,
+  ]);
 }
 
 async function markerCounts(dir: string): Promise<Map<string, number>> {
@@ -154,7 +166,9 @@ Deno.test({
     await withTempDir("raftmr-jobs-", async (root) => {
       const expected = await writeInputs(join(root, "in"), 4, 120);
       const cluster = await ProcessCluster.start();
-      const workers = [0, 1].map(() => new WorkerProcess(clusterArg(cluster)));
+      const workers = [0, 1].map(() =>
+        new WorkerProcess(clusterArg(cluster), undefined, cluster.kvArgs())
+      );
       try {
         // ~3 splits per file: 12 map tasks of 400 ms each on two workers.
         const submitted = await submit(cluster, [
@@ -217,7 +231,7 @@ Deno.test({
       const expected = await writeInputs(join(root, "in"), 2, 60);
       const cluster = await ProcessCluster.start();
       const workers = [freePort(), undefined].map((port) =>
-        new WorkerProcess(clusterArg(cluster), port)
+        new WorkerProcess(clusterArg(cluster), port, cluster.kvArgs())
       );
       try {
         // Bad submissions: each refused with one clear line, exit 1, and no job created.
@@ -276,6 +290,7 @@ Deno.test({
           "--json",
           "--cluster",
           clusterArg(cluster),
+          ...cluster.kvArgs(),
         ]);
         assert.equal(list0.code, 0, list0.stderr);
         assert.deepEqual(JSON.parse(list0.stdout), [], "no job was created by a bad submission");
@@ -301,6 +316,7 @@ Deno.test({
           "wait",
           "--cluster",
           clusterArg(cluster),
+          ...cluster.kvArgs(),
           a.stdout.trim(),
         ]);
         assert.equal(wait.code, 0, wait.stderr);
@@ -309,6 +325,7 @@ Deno.test({
           "wait",
           "--cluster",
           clusterArg(cluster),
+          ...cluster.kvArgs(),
           b.stdout.trim(),
         ]);
         assert.equal(waitB.code, 0, waitB.stderr);
@@ -352,6 +369,7 @@ Deno.test({
           "cancel",
           "--cluster",
           clusterArg(cluster),
+          ...cluster.kvArgs(),
           slowId,
         ]);
         assert.equal(cancel.code, 0, cancel.stderr);
@@ -363,6 +381,7 @@ Deno.test({
           "wait",
           "--cluster",
           clusterArg(cluster),
+          ...cluster.kvArgs(),
           slowId,
         ]);
         assert.equal(waitC.code, 1);
@@ -374,6 +393,7 @@ Deno.test({
           "--json",
           "--cluster",
           clusterArg(cluster),
+          ...cluster.kvArgs(),
         ]);
         const leader = await cluster.waitForLeader();
         await cluster.kill(leader);
@@ -385,6 +405,7 @@ Deno.test({
           "--json",
           "--cluster",
           clusterArg(cluster, others),
+          ...cluster.kvArgs(),
         ]);
         assert.equal(listAfter.code, 0, listAfter.stderr);
         const summary = (text: string) =>
@@ -413,7 +434,7 @@ Deno.test({
       const expected = await writeInputs(join(root, "in"), 3, 100);
       const cluster = await ProcessCluster.start();
       // One worker first, so the maps committed before it dies are certainly its own.
-      const first = new WorkerProcess(clusterArg(cluster));
+      const first = new WorkerProcess(clusterArg(cluster), undefined, cluster.kvArgs());
       let second: WorkerProcess | undefined;
       try {
         const submitted = await submit(cluster, [
@@ -430,7 +451,7 @@ Deno.test({
         assert.equal(submitted.code, 0, submitted.stderr);
         const id = submitted.stdout.trim();
         await waitForJob(cluster, id, cluster.ids, (v) => v.tasks.map.done >= 2, "2 maps done");
-        second = new WorkerProcess(clusterArg(cluster));
+        second = new WorkerProcess(clusterArg(cluster), undefined, cluster.kvArgs());
         first.child.kill("SIGKILL");
         await first.stop();
         // Every peer dies mid-job and comes back on its data.

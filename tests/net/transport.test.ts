@@ -30,6 +30,11 @@ class Peer {
   }
 }
 
+/** A plain peer port of node `id`: the handshake runs, credentials are not required. */
+function peerServer(id: number): RpcServer {
+  return new RpcServer({ handshake: { selfId: id, requirePeerCertificate: false } });
+}
+
 async function until(check: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 400; i++) {
     if (check()) return;
@@ -47,8 +52,8 @@ function closedPort(): number {
 }
 
 Deno.test("PeerTransport: batches sent while the first dial is under way arrive, in order", async () => {
-  const a = new Peer(1, new RpcServer());
-  const b = new Peer(2, new RpcServer());
+  const a = new Peer(1, peerServer(1));
+  const b = new Peer(2, peerServer(2));
   const peers = new Map([
     [1, a.server.listen("127.0.0.1", 0)],
     [2, b.server.listen("127.0.0.1", 0)],
@@ -73,7 +78,7 @@ Deno.test("PeerTransport: batches sent while the first dial is under way arrive,
 });
 
 Deno.test("PeerTransport: a batch for a peer nobody answers for is dropped and reported", async () => {
-  const a = new Peer(1, new RpcServer());
+  const a = new Peer(1, peerServer(1));
   const peers = new Map([
     [1, a.server.listen("127.0.0.1", 0)],
     [3, { hostname: "127.0.0.1", port: closedPort() }],
@@ -89,7 +94,7 @@ Deno.test("PeerTransport: a batch for a peer nobody answers for is dropped and r
 });
 
 Deno.test("PeerTransport: a batch sent from the unreachable report of a failed dial is settled too", async () => {
-  const server = new RpcServer();
+  const server = peerServer(1);
   const unreachable: number[] = [];
   let resent = false;
   const transport: PeerTransport<Note> = new PeerTransport<Note>({

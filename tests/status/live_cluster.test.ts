@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Coordinator } from "../../mr/coordinator.ts";
 import { fetchWithTimeout, ProcessCluster } from "../lib/cluster.ts";
+import { authHeaders } from "../lib/credentials.ts";
 import { dumpDom, LivePage, requireChromium, visibleText } from "../lib/chromium.ts";
 import { withTempDir } from "../lib/run.ts";
 import { sleep } from "../../util/sleep.ts";
@@ -58,7 +59,10 @@ Deno.test("live cluster: alerts and dashboards find their metrics; the node page
       assert.match(nodeText, /^process_resident_memory_bytes [1-9]\d*$/m);
       assert.match(nodeText, /^process_open_fds [1-9]\d*$/m);
       // The route label is the pattern that matched, never the raw path.
-      await (await fetchWithTimeout(`${cluster.url(1)}/v1/kv/some/key`, {}, 5_000)).body?.cancel();
+      // With the test cluster's token (the KV API of a secure node needs it).
+      const init = { headers: authHeaders() };
+      await (await fetchWithTimeout(`${cluster.url(1)}/v1/kv/some/key`, init, 5_000)).body
+        ?.cancel();
       const after = await metricsOf(cluster.url(1));
       assert.match(
         after,
