@@ -84,6 +84,10 @@ export const BENCHMARKS: Record<string, BenchSpec> = {
         value: "TEXT",
         description: 'Only workloads whose name contains TEXT, e.g. "PUT c=64"',
       },
+      secure: {
+        type: "boolean",
+        description: "Both with peer TLS (client certificates) and HTTPS; raftmr with tokens too",
+      },
     },
   },
 };

@@ -10,8 +10,10 @@
 import { parseArgs } from "node:util";
 import { parseDuration } from "../cli/command.ts";
 import { printTable } from "./table.ts";
+import { generateCredentials } from "../cli/credentials.ts";
 import {
   type BenchCluster,
+  type BenchSecurity,
   EtcdCluster,
   RaftmrCluster,
   type RollingRestartResult,
@@ -48,6 +50,7 @@ export async function main(args: string[]): Promise<void> {
       only: { type: "string" },
       // Runs only the workloads whose name contains this text, e.g. "PUT c=64".
       workloads: { type: "string", default: "" },
+      secure: { type: "boolean", default: false },
     },
   });
   const workloads = WORKLOADS.filter((w) => w.name.includes(values.workloads!));
@@ -86,8 +89,18 @@ export async function main(args: string[]): Promise<void> {
     );
   }
   const root = await Deno.makeTempDir({ dir: Deno.cwd(), prefix: ".bench-kv-" });
-  const systems: BenchCluster[] = [await RaftmrCluster.start(`${root}/raftmr`)];
-  if (withEtcd) systems.push(await EtcdCluster.start(`${root}/etcd`));
+  // --secure: one CA for both; every node certificate is also its HTTPS certificate.
+  let security: BenchSecurity | undefined;
+  if (values.secure) {
+    const paths = await generateCredentials(`${root}/credentials`, { nodes: 3 });
+    security = {
+      paths,
+      ca: await Deno.readTextFile(paths.ca),
+      token: (await Deno.readTextFile(paths.token)).trim(),
+    };
+  }
+  const systems: BenchCluster[] = [await RaftmrCluster.start(`${root}/raftmr`, security)];
+  if (withEtcd) systems.push(await EtcdCluster.start(`${root}/etcd`, security));
   try {
     for (const system of systems) await system.preload(1000);
     const results = new Map<string, WrkResult[]>();
@@ -136,6 +149,7 @@ export async function main(args: string[]): Promise<void> {
       steady,
       durationMs,
       steadyMs,
+      values.secure === true,
     );
   } finally {
     for (const system of systems) await system.stop();
@@ -152,6 +166,7 @@ function report(
   steady: Map<string, number>,
   durationMs: number,
   steadyMs: number,
+  secure: boolean,
 ): void {
   const [ours, theirs] = names;
   console.log(
@@ -161,7 +176,8 @@ function report(
       `${navigator.hardwareConcurrency} cores; ${
         durationMs / 1000
       } s per run, 2 runs each (A B A B), ` +
-      "100-byte values over 1000 keys, wrk over HTTP",
+      "100-byte values over 1000 keys, wrk over " +
+      (secure ? "HTTPS; peers on mutual TLS, raftmr checks a bearer token per request" : "HTTP"),
   );
   const header = ["workload", ...names.flatMap((n) => [`${n} req/s`, `${n} p50`, `${n} p99`])];
   if (theirs) header.push("throughput ratio", "p99 ratio");

@@ -3,6 +3,7 @@
  * `serve` processes and a 3-member etcd cluster, both on loopback with their data on disk.
  */
 import { writeWrkScript } from "./wrk.ts";
+import type { CredentialPaths } from "../cli/credentials.ts";
 import { sleep } from "../util/sleep.ts";
 
 /** A running 3-node cluster the benchmark can load, inspect and break. */
@@ -54,6 +55,17 @@ const KEYS = 1000;
 const VALUE = "v".repeat(100);
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
+/**
+ * Security for `bench kv --secure`: both systems get peer TLS with client certificates and
+ * HTTPS from the same CA; raftmr also checks a bearer token on every request (etcd's own auth
+ * is a user/password scheme, left off).
+ */
+export interface BenchSecurity {
+  paths: CredentialPaths;
+  ca: string;
+  token: string;
+}
+
 interface Member {
   id: number;
   args: string[];
@@ -77,7 +89,11 @@ function spawn(program: string, args: string[], logPath: string): Deno.ChildProc
   return child;
 }
 
-async function fetchWithTimeout(url: string, init: RequestInit, ms: number): Promise<Response> {
+async function fetchWithTimeout(
+  url: string,
+  init: RequestInit & { client?: Deno.HttpClient },
+  ms: number,
+): Promise<Response> {
   return await fetch(url, { ...init, signal: AbortSignal.timeout(ms) });
 }
 
@@ -85,6 +101,18 @@ abstract class ProcessBenchCluster implements BenchCluster {
   abstract readonly name: string;
   protected members: Member[] = [];
   protected dir = "";
+  /** What every control request carries: a client trusting the CA, the token (secure runs). */
+  protected fetchInit: RequestInit & { client?: Deno.HttpClient } = {};
+  protected security?: BenchSecurity;
+
+  protected secure(security: BenchSecurity | undefined, token: boolean): void {
+    if (!security) return;
+    this.security = security;
+    this.fetchInit = {
+      client: Deno.createHttpClient({ caCerts: [security.ca] }),
+      headers: token ? { authorization: `Bearer ${security.token}` } : {},
+    };
+  }
 
   protected abstract program(): string;
   protected abstract isLeader(member: Member): Promise<boolean>;
@@ -222,18 +250,27 @@ abstract class ProcessBenchCluster implements BenchCluster {
 export class RaftmrCluster extends ProcessBenchCluster {
   readonly name = "raftmr";
 
-  static async start(dir: string): Promise<RaftmrCluster> {
+  static async start(dir: string, security?: BenchSecurity): Promise<RaftmrCluster> {
     const cluster = new RaftmrCluster();
     cluster.dir = dir;
+    cluster.secure(security, true);
     await Deno.mkdir(dir, { recursive: true });
     const peerPorts = freePorts();
     const httpPorts = freePorts();
     const peers = [1, 2, 3].map((id) => `${id}=127.0.0.1:${peerPorts[id - 1]}`).join(",");
     for (const id of [1, 2, 3]) {
       const http = `127.0.0.1:${httpPorts[id - 1]}`;
+      const node = security?.paths.nodes[id - 1];
+      const secureArgs = security && node
+        ? [
+          ...["--peer-cert", node.cert, "--peer-key", node.key, "--peer-ca", security.paths.ca],
+          ...["--auth-token-file", security.paths.token],
+          ...["--http-cert", node.cert, "--http-key", node.key],
+        ]
+        : [];
       cluster.members.push({
         id,
-        url: `http://${http}`,
+        url: `${security ? "https" : "http"}://${http}`,
         args: [
           "run",
           "-A",
@@ -247,6 +284,7 @@ export class RaftmrCluster extends ProcessBenchCluster {
           `${dir}/node-${id}`,
           "--http",
           http,
+          ...secureArgs,
         ],
       });
     }
@@ -260,17 +298,20 @@ export class RaftmrCluster extends ProcessBenchCluster {
   }
 
   protected async isLeader(member: Member): Promise<boolean> {
-    const status = await (await fetchWithTimeout(`${member.url}/status`, {}, 1000)).json();
+    const status = await (await fetchWithTimeout(`${member.url}/status`, this.fetchInit, 1000))
+      .json();
     return status.role === "leader";
   }
 
   protected async term(member: Member): Promise<number> {
-    const status = await (await fetchWithTimeout(`${member.url}/status`, {}, 1000)).json();
+    const status = await (await fetchWithTimeout(`${member.url}/status`, this.fetchInit, 1000))
+      .json();
     return Number(status.term);
   }
 
   protected async put(baseUrl: string, key: string, value: string): Promise<boolean> {
     const response = await fetchWithTimeout(`${baseUrl}/v1/kv/${key}`, {
+      ...this.fetchInit,
       method: "PUT",
       body: value,
     }, 2000);
@@ -279,12 +320,13 @@ export class RaftmrCluster extends ProcessBenchCluster {
   }
 
   async wrkScript(op: "put" | "get", dir: string): Promise<string> {
+    const authorization = this.security ? `Bearer ${this.security.token}` : undefined;
     const requests = Array.from(
       { length: KEYS },
       (_, i) =>
         op === "put"
-          ? { method: "PUT", path: `/v1/kv/key${i}`, body: VALUE }
-          : { method: "GET", path: `/v1/kv/key${i}` },
+          ? { method: "PUT", path: `/v1/kv/key${i}`, body: VALUE, authorization }
+          : { method: "GET", path: `/v1/kv/key${i}`, authorization },
     );
     return await writeWrkScript(`${dir}/raftmr-${op}.lua`, requests);
   }
@@ -296,16 +338,27 @@ const b64 = (s: string) => btoa(s);
 export class EtcdCluster extends ProcessBenchCluster {
   readonly name = "etcd";
 
-  static async start(dir: string): Promise<EtcdCluster> {
+  static async start(dir: string, security?: BenchSecurity): Promise<EtcdCluster> {
     const cluster = new EtcdCluster();
     cluster.dir = dir;
+    cluster.secure(security, false);
     await Deno.mkdir(dir, { recursive: true });
     const peerPorts = freePorts();
     const clientPorts = freePorts();
-    const peerUrl = (id: number) => `http://127.0.0.1:${peerPorts[id - 1]}`;
+    const scheme = security ? "https" : "http";
+    const peerUrl = (id: number) => `${scheme}://127.0.0.1:${peerPorts[id - 1]}`;
     const initial = [1, 2, 3].map((id) => `e${id}=${peerUrl(id)}`).join(",");
     for (const id of [1, 2, 3]) {
-      const client = `http://127.0.0.1:${clientPorts[id - 1]}`;
+      const client = `${scheme}://127.0.0.1:${clientPorts[id - 1]}`;
+      const node = security?.paths.nodes[id - 1];
+      // Peer TLS with client certificates (etcd's --peer-client-cert-auth) and client TLS.
+      const secureArgs = security && node
+        ? [
+          ...["--cert-file", node.cert, "--key-file", node.key],
+          ...["--peer-cert-file", node.cert, "--peer-key-file", node.key],
+          ...["--peer-trusted-ca-file", security.paths.ca, "--peer-client-cert-auth"],
+        ]
+        : [];
       cluster.members.push({
         id,
         url: client,
@@ -326,6 +379,7 @@ export class EtcdCluster extends ProcessBenchCluster {
           initial,
           "--initial-cluster-state",
           "new",
+          ...secureArgs,
         ],
       });
     }
@@ -342,6 +396,7 @@ export class EtcdCluster extends ProcessBenchCluster {
     member: Member,
   ): Promise<{ header: { member_id: string; raft_term: string }; leader: string }> {
     const response = await fetchWithTimeout(`${member.url}/v3/maintenance/status`, {
+      ...this.fetchInit,
       method: "POST",
       body: "{}",
     }, 1000);
@@ -359,6 +414,7 @@ export class EtcdCluster extends ProcessBenchCluster {
 
   protected async put(baseUrl: string, key: string, value: string): Promise<boolean> {
     const response = await fetchWithTimeout(`${baseUrl}/v3/kv/put`, {
+      ...this.fetchInit,
       method: "POST",
       body: JSON.stringify({ key: b64(key), value: b64(value) }),
     }, 2000);

@@ -15,7 +15,13 @@ export interface WrkResult {
  */
 export async function writeWrkScript(
   path: string,
-  requests: { method: string; path: string; body?: string; contentType?: string }[],
+  requests: {
+    method: string;
+    path: string;
+    body?: string;
+    contentType?: string;
+    authorization?: string;
+  }[],
 ): Promise<string> {
   const quote = (s: string) => JSON.stringify(s); // JSON string escapes are valid Lua escapes here
   // wrk.format fills in the Host header from wrk.host, which is only set once the run starts,
@@ -23,7 +29,11 @@ export async function writeWrkScript(
   const lines = [
     "local specs = {",
     ...requests.map((r) => {
-      const headers = r.contentType ? `{["Content-Type"]=${quote(r.contentType)}}` : "{}";
+      const fields = [
+        ...(r.contentType ? [`["Content-Type"]=${quote(r.contentType)}`] : []),
+        ...(r.authorization ? [`["Authorization"]=${quote(r.authorization)}`] : []),
+      ];
+      const headers = `{${fields.join(", ")}}`;
       const body = r.body === undefined ? "nil" : quote(r.body);
       return `  {${quote(r.method)}, ${quote(r.path)}, ${headers}, ${body}},`;
     }),

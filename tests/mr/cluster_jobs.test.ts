@@ -2,6 +2,7 @@
  * MapReduce jobs on the Raft cluster, with real processes: three `serve` peers, two
  * `worker --cluster` processes, jobs submitted with `raftmr mr submit`.
  */
+import { authHeaders } from "../lib/credentials.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -269,6 +270,7 @@ Deno.test({
           const response = await fetchWithTimeout(`${cluster.url(2)}/v1/mr/jobs`, {
             method: "POST",
             body: JSON.stringify(body),
+            headers: authHeaders(), // The cluster's API needs the test token.
           }, 60_000);
           const text = await response.text();
           assert.equal(response.status, status, text);
