@@ -336,7 +336,7 @@ export async function runClusterWorkerCommand(args: ParsedArgs): Promise<number>
   if (advertiseRaw !== undefined) hostPortValue(advertiseRaw, "flag --advertise");
   const httpRaw = stringFlag(args, "http");
   const http = httpRaw === undefined ? undefined : hostPortValue(httpRaw, "flag --http");
-  const status = newWorkerStatus(cluster.join(","), "(each job's)");
+  const status = newWorkerStatus(cluster.addresses.join(","), "(each job's)");
   const server = http
     ? Deno.serve(
       { hostname: http.hostname, port: http.port, onListen: () => {} },

@@ -241,6 +241,7 @@ export class ProcessCluster {
       c.paths.ca,
       "--auth-token-file",
       c.paths.token,
+    ];
   }
 
   /** The arguments of `deno` that run node `id`'s serve process (as startNode() runs it). */
