@@ -300,7 +300,13 @@ Deno.test("daemon members: POST /v1/leader/transfer moves leadership to the name
     assert.match(refused.body, /not a voter/);
     // The same through the CLI, over the native protocol on the peer ports.
     const endpoints = cluster.ids.map((id) => cluster.peerAddress(id)).join(",");
-    const list = await runScript(MAIN, ["member", "list", "--endpoints", endpoints]);
+    const list = await runScript(MAIN, [
+      "member",
+      "list",
+      "--endpoints",
+      endpoints,
+      ...cluster.kvArgs(),
+    ]);
     assert.equal(list.code, 0, list.stderr);
     assert.match(list.stdout, /^ID\s+PEER ADDRESS\s+ROLE\s+LEADER\s+MATCH/);
     assert.equal(list.stdout.match(/ voter /g)?.length, 3, list.stdout);
@@ -310,6 +316,7 @@ Deno.test("daemon members: POST /v1/leader/transfer moves leadership to the name
       String(target),
       "--endpoints",
       endpoints,
+      ...cluster.kvArgs(),
     ]);
     assert.equal(promote.code, 1);
     assert.match(
@@ -322,6 +329,7 @@ Deno.test("daemon members: POST /v1/leader/transfer moves leadership to the name
       String(leader),
       "--endpoints",
       endpoints,
+      ...cluster.kvArgs(),
     ]);
     assert.equal(back.code, 0, back.stderr);
     assert.match(back.stdout, new RegExp(`Node ${leader} is the leader`));

@@ -100,7 +100,9 @@ async function getJob(cluster: ProcessCluster, id: string, nodes: number[]): Pro
   let last = "";
   for (const node of nodes) {
     try {
-      const response = await fetchWithTimeout(`${cluster.url(node)}/v1/mr/jobs/${id}`, {}, 20_000);
+      const response = await fetchWithTimeout(`${cluster.url(node)}/v1/mr/jobs/${id}`, {
+        headers: authHeaders(),
+      }, 20_000);
       if (response.ok) return await response.json();
       last = await response.text();
     } catch (error) {
