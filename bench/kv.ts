@@ -1,5 +1,5 @@
 /**
- * `deno task bench kv [--duration 5s] [--steady 60s] [--failovers 5] [--rolling 1]
+ * `deno task bench kv [--duration 5s] [--steady 60s] [--failovers 5] [--rolling 1] [--secure]
  * [--workloads TEXT]`: raftmr against etcd on the same machine in the same run. Both get a 3-node
  * cluster on loopback with fsync on, data on the normal disk; wrk drives both over HTTP (raftmr
  * through PUT/GET /v1/kv/{key}, etcd through its v3 JSON gateway) with 100-byte values over 1000

@@ -146,7 +146,12 @@ Deno.test("daemon members: removing the leader hands over; refusals are 409, bad
     const leader = await cluster.waitForLeader();
     const follower = cluster.ids.find((id) => id !== leader)!;
     const base = cluster.url(follower);
-    const view = await members(cluster, follower);
+    // The members' addresses are recorded with the cluster id, once the leader has heard from
+    // every voter (kv/cluster_identity.ts): wait for that entry, or "duplicate address" races it.
+    const view = await poll(async () => {
+      const v = await members(cluster, follower);
+      return v.configIndex > 0 ? v : undefined;
+    }, () => cluster.dump());
     assert.equal(view.members.find((m) => m.leader)?.id, leader);
     const taken = view.members.find((m) => m.id !== leader)!.peerAddr;
     const cases: [string, string, RequestInit, number, RegExp][] = [
