@@ -117,16 +117,17 @@ const KEEPS: Record<string, readonly Deno.PermissionName[]> = {
   coordinator: ["net", "read", "write", "env"],
   worker: ["net", "read", "write", "env", "sys"],
   "mr run": ["net", "read", "write", "env", "sys", "run"],
-  // Clients of a running cluster: requests over the network and nothing else.
-  "member list": ["net"],
-  "member add": ["net"],
-  "member promote": ["net"],
-  "member remove": ["net"],
-  "leader transfer": ["net"],
-  "mr status": ["net"],
-  "mr list": ["net"],
-  "mr cancel": ["net"],
-  "mr wait": ["net"],
+  // Clients of a running cluster: requests over the network, and reading the cluster's CA and
+  // token (--ca, --token-file, --credentials; cli/client_security.ts).
+  "member list": ["net", "read"],
+  "member add": ["net", "read"],
+  "member promote": ["net", "read"],
+  "member remove": ["net", "read"],
+  "leader transfer": ["net", "read"],
+  "mr status": ["net", "read"],
+  "mr list": ["net", "read"],
+  "mr cancel": ["net", "read"],
+  "mr wait": ["net", "read"],
   // Bundles the app with `deno bundle` in a temporary directory, checks inputs and output.
   "mr submit": ["net", "read", "write", "env", "run"],
 };
