@@ -3,8 +3,9 @@
  * in force from the moment it is appended and goes back when a new leader overwrites it (thesis
  * §4.1), a restart rebuilds it from the snapshot header plus the log (MemoryStorage and
  * DiskStorage), learners never campaign (not on timeoutNow, not after a restart that lists them
- * in --peers), a stale or foreign timeoutNow starts no election, a removed node's votes move no
- * term, and a cluster keeps committing after its leader removed itself.
+ * in --peers) and their acknowledgements neither commit nor confirm a ReadIndex, a stale or
+ * foreign timeoutNow starts no election, a removed node's votes move no term, and a cluster keeps
+ * committing after its leader removed itself.
  */
 import assert from "node:assert/strict";
 import { DiskStorage } from "../../persist/disk_storage.ts";
@@ -24,6 +25,8 @@ class Cluster {
   readonly nodes = new Map<NodeId, RawNode>();
   readonly stores = new Map<NodeId, MemoryStorage>();
   allow: (m: Message) => boolean = () => true;
+  /** ReadIndex contexts each node saw confirmed. */
+  readonly confirmed = new Map<NodeId, number[]>();
   #queue: Message[] = [];
 
   constructor(ids: NodeId[]) {
@@ -53,6 +56,9 @@ class Cluster {
           const rd = raw.ready();
           void this.stores.get(id)!.save(rd.hardState, rd.entries, rd.snapshot);
           this.#queue.push(...rd.messages, ...rd.messagesAfterSave);
+          for (const r of rd.readStates) {
+            this.confirmed.set(id, [...this.confirmed.get(id) ?? [], r.ctx]);
+          }
           raw.advance(rd);
         }
       }
@@ -258,4 +264,32 @@ Deno.test("A removed node's votes move no term; a leader that removed itself lea
   for (let i = 0; i < 100; i++) c.tick(1, [1]);
   assert.equal(c.get(1).role, "follower");
   assert.equal(c.get(1).counters().electionsStarted, started);
+});
+
+Deno.test("A learner's acknowledgements confirm no read and commit nothing; a promoted one's do", () => {
+  const c = new Cluster([1, 2, 3]);
+  const leader = c.elect(1);
+  propose(leader, { type: "addLearner", id: 4, addr: "h:4" });
+  c.start(4, []);
+  c.tick(10);
+  // Voters 2 and 3 go silent; only the learner answers the leader.
+  c.allow = (m) => ![2, 3].includes(m.from) && ![2, 3].includes(m.to);
+  const ctx = leader.readIndex();
+  const at = leader.propose(new Uint8Array([1]));
+  c.tick(5, [1, 4]);
+  assert.ok((c.get(4).termAt(at) ?? 0) > 0, "the learner holds the entry");
+  assert.ok(leader.commit < at, "a learner's copy completed a commit quorum");
+  assert.equal(c.confirmed.get(1)?.includes(ctx) ?? false, false, "a learner confirmed a read");
+  // Voter 2 comes back (node 3 stays away) and node 4 is promoted: nodes 1, 2 and 4 are a
+  // majority of the four voters, for commits and reads alike.
+  c.allow = (m) => m.from !== 3 && m.to !== 3;
+  c.tick(5);
+  propose(leader, { type: "promote", id: 4 });
+  c.tick(5);
+  assert.deepEqual(conf(leader).peers, [1, 2, 3, 4]);
+  const ctx2 = leader.readIndex();
+  const at2 = leader.propose(new Uint8Array([2]));
+  c.tick(5);
+  assert.ok(leader.commit >= at2);
+  assert.ok(c.confirmed.get(1)?.includes(ctx2), "voters 1, 2 and 4 confirm a read");
 });
