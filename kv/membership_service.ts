@@ -156,6 +156,16 @@ export class MembershipService implements MembershipApi {
         throw this.#translate(error);
       }
     }
+    if (request.op === "add") {
+      // The configuration records addresses from the cluster id entry on; before it commits,
+      // the bootstrap members' addresses are only in --peers, so look at both.
+      const conf = node.membership()?.conf;
+      for (const id of [...(conf?.peers ?? []), ...(conf?.learners ?? [])]) {
+        if (id !== request.id && this.#o.addressOf(id) === request.peerAddr) {
+          throw new ConflictError(`Address ${request.peerAddr} is already used by node ${id}`);
+        }
+      }
+    }
     const change = toChange(request);
     // Refusals that mean "not yet" (a change or the leader's first commit pending) are retried
     // until the deadline, so a script adding members back to back need not sleep in between.
