@@ -543,7 +543,9 @@ export class RpcClient {
         await this.#greet(connection, hello);
       } catch (err) {
         connection.close();
-        const lost = this.#dialFailed(`Cannot connect to ${this.address}: ${errorMessage(err)}`);
+        const lost = this.#dialFailed(
+          `Cannot connect to ${this.address}: ${errorMessage(err)}${this.#tlsHint(err)}`,
+        );
         // An explicit refusal (bad token, not a member) will not go away by retrying.
         if (err instanceof HandshakeError) throw new HandshakeError(lost.message);
         throw lost;
@@ -577,6 +579,18 @@ export class RpcClient {
       };
       connection.send(hello, true);
     });
+  }
+
+  /**
+   * A plain client that meets a TLS port reads the server's TLS alert (bytes 15 03 0x) as the
+   * length of a frame; say what that means instead of only "frame too large".
+   */
+  #tlsHint(err: unknown): string {
+    const length = /Frame of (\d+) bytes/.exec(errorMessage(err))?.[1];
+    const tlsAlert = length !== undefined && Math.floor(Number(length) / 0x10000) === 0x1503;
+    return tlsAlert && !this.#options.dial
+      ? " (the server speaks TLS: give the cluster's CA, e.g. --ca or --credentials)"
+      : "";
   }
 
   /** Counts a failed dial for the backoff, reports it, and returns the error to throw. */

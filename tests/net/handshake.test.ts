@@ -141,3 +141,14 @@ Deno.test("handshake: plain TCP bytes to a TLS peer port are closed without a fr
     await server.close();
   }
 });
+
+Deno.test("handshake: a plain client at a TLS port is told the server speaks TLS", async () => {
+  const { server, addr, creds } = await secureServer();
+  const client = new RpcClient(addr, { hello: clientHello(creds.token) });
+  try {
+    await assert.rejects(client.call("echo", 1), /the server speaks TLS/);
+  } finally {
+    client.close();
+    await server.close();
+  }
+});
