@@ -560,10 +560,13 @@ export class Raft {
       return;
     }
     const isVote = m.type === "vote" || m.type === "preVote";
-    // Only voters of our configuration may ask for votes: a removed node (or a stranger) must
-    // not disrupt the cluster. Leaders' messages come from anyone: a joining node knows no
-    // members yet, and a follower may learn of a configuration after the leader does.
-    if (isVote && !this.peers.includes(m.from)) return;
+    // Only members of our configuration may ask for votes: a removed node (or a stranger) must
+    // not disrupt the cluster. A learner may: it may already be a voter in a newer configuration
+    // we have not received, and its vote can be the one an election needs (thesis §4.1: a server
+    // votes for a candidate outside its configuration; sweep seed 1720 deadlocked without it).
+    // Leaders' messages come from anyone: a joining node knows no members yet, and a follower
+    // may learn of a configuration after the leader does.
+    if (isVote && !this.peers.includes(m.from) && !this.learners.includes(m.from)) return;
     if (m.term > this.term) {
       if (isVote && !(m as VoteMessage).transfer) {
         // Thesis §4.2.3: while we hear from a live leader, ignore would-be disruptors.

@@ -293,3 +293,29 @@ Deno.test("A learner's acknowledgements confirm no read and commit nothing; a pr
   assert.ok(leader.commit >= at2);
   assert.ok(c.confirmed.get(1)?.includes(ctx2), "voters 1, 2 and 4 confirm a read");
 });
+
+Deno.test("A voter lagging behind a promotion votes for the promoted learner (thesis §4.1)", () => {
+  // Sweep seed 1720 (membership-heavy variant): the leader committed a promotion with the
+  // learner's copy alone and died; the other voter had not received the promotion and ignored
+  // the promoted node's votes, so neither could ever be elected.
+  const c = new Cluster([1, 2]);
+  const leader = c.elect(1);
+  propose(leader, { type: "addLearner", id: 4, addr: "h:4" });
+  c.start(4, []);
+  c.tick(10);
+  // Node 2 still answers heartbeats (so it counts as reachable) but receives no entries.
+  c.allow = (m) => m.to !== 2 || m.type === "heartbeat";
+  const at = propose(leader, { type: "promote", id: 4 });
+  c.tick(5);
+  assert.ok(leader.commit >= at, "the promotion commits with nodes 1 and 4");
+  assert.deepEqual(conf(c.get(2)).peers, [1, 2], "node 2 lacks the promotion");
+  // The leader crashes for good; nodes 2 and 4 must elect node 4 (node 2's log is too short).
+  c.nodes.delete(1);
+  c.allow = () => true;
+  for (let i = 0; i < 300 && c.get(4).role !== "leader"; i++) c.tick(1);
+  assert.equal(c.get(4).role, "leader", "no leader: node 2 ignored the promoted node's votes");
+  const next = c.get(4).propose(new Uint8Array([3]));
+  c.tick(5);
+  assert.ok(c.get(2).commit >= next);
+  assert.deepEqual(conf(c.get(2)).peers, [1, 2, 4]);
+});
