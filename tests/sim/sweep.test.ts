@@ -208,5 +208,11 @@ Deno.test("Randomized sweep on DiskStorage: membership changes among crashes and
     assert.ok(sum.crashes > 0, "no crash, so nothing was rebuilt from disk");
     assert.ok(membership.accepted > before.accepted, "no membership change was accepted");
   }
-  console.log(`disk sweep: ${seeds.length} seeds, ${JSON.stringify({ ...sum, membership })}`);
+  const changes = {
+    accepted: membership.accepted - before.accepted,
+    refused: membership.refused - before.refused,
+    added: membership.added - before.added,
+    transfers: membership.transfers - before.transfers,
+  };
+  console.log(`disk sweep: ${seeds.length} seeds, ${JSON.stringify({ ...sum, changes })}`);
 });
