@@ -123,3 +123,27 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "systemd: systemd-analyze verify finds nothing to say about either unit",
+  ignore: !hasSystemdAnalyze(),
+  fn: async () => {
+    await withTempDir("raftmr-verify-", async (dir) => {
+      for (const unit of ["raftmr@.service", "raftmr-worker@.service"]) {
+        const text = await Deno.readTextFile(new URL(`../../deploy/${unit}`, import.meta.url));
+        // verify checks that ExecStart's program exists: point it at this machine's Deno.
+        const path = `${dir}/${unit}`;
+        await Deno.writeTextFile(path, text.replaceAll("/opt/raftmr/deno", Deno.execPath()));
+        const out = await new Deno.Command("systemd-analyze", {
+          args: ["verify", path],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const said = new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);
+        assert.ok(out.success, `${unit}: ${said}`);
+        // Unknown keys and bad values are warnings with exit status 0: none may appear.
+        assert.equal(said.trim(), "", `${unit}: ${said}`);
+      }
+    });
+  },
+});
