@@ -34,8 +34,13 @@ import { LOG_FLAGS, logFlagArgs, type LogFn, loggerFromFlags } from "../cli/log.
 /** Exit status after SIGINT or SIGTERM stopped a job early (128 + SIGINT, as shells report). */
 const INTERRUPTED = 130;
 
-/** How long a finished coordinator keeps answering "job done" so workers exit cleanly. */
-const LINGER_MS = 1000;
+/**
+ * How long a finished coordinator keeps answering "job done" so workers exit cleanly. A worker
+ * that never reaches its coordinator fails (exit 1: most likely a wrong --coordinator), so one
+ * started just as the job ends must still find it: 5 s covers a worker process starting on a
+ * loaded machine.
+ */
+const LINGER_MS = 5000;
 
 function inputFiles(args: ParsedArgs): string[] {
   if (args.positionals.length === 0) throw new UsageError("no input files: give at least one FILE");
