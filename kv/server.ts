@@ -25,7 +25,14 @@ import { ClusterIdentity } from "./cluster_identity.ts";
 import { MEMBERS_RPC_METHOD } from "./members_api.ts";
 import { addMembersRoutes } from "./members_http.ts";
 import { MembershipService } from "./membership_service.ts";
-import { peerAddresses, startupRefusal, storedMembership } from "./member_startup.ts";
+import {
+  peerAddresses,
+  startupRefusal,
+  type StoredMembership,
+  storedMembership,
+} from "./member_startup.ts";
+import { clusterMismatch } from "../net/cluster_match.ts";
+import { type Hello, peerHello } from "../net/handshake.ts";
 import { markRemoved, readRemoved, removedMessage } from "./removal_marker.ts";
 import { NodeMetrics } from "./node_metrics.ts";
 import type { NodeReport } from "./node_status.ts";
@@ -117,6 +124,8 @@ export class KvServer implements KvService {
   #httpRefused = 0;
   #stopping = false;
   #markedRemoved = false;
+  /** This node's peer Hello, cluster identity included (see the constructor). */
+  readonly #hello: Hello;
   #forwarded = 0;
   /** What a forwarded request runs on: this node as leader, never forwarding again. */
   readonly #leaderSide: KvOps = {
@@ -129,8 +138,17 @@ export class KvServer implements KvService {
     storage: DiskStorage,
     metrics: NodeMetrics,
     addresses: Map<number, HostPort>,
+    stored: StoredMembership,
   ) {
     this.#config = config;
+    // What this node says of itself in every peer Hello; the same object is sent on every
+    // dial, so the cluster id learned later and the end of "fresh" reach later dials.
+    this.#hello = {
+      ...peerHello(config.id),
+      joining: config.join === true,
+      fresh: !stored.hasState,
+    };
+    if (stored.conf?.clusterId) this.#hello.clusterId = stored.conf.clusterId;
     this.#storage = storage;
     this.#metrics = metrics;
     this.#addresses = addresses;
@@ -148,6 +166,9 @@ export class KvServer implements KvService {
         selfId: config.id,
         // Members change at run time: the configuration's ids (and --peers) are the peers.
         isPeer: (id) => this.#addresses.has(id),
+        // The cluster identity (net/cluster_match.ts): another cluster's node, or an empty
+        // data directory not started with --join, is refused and logged with both ids.
+        checkPeer: (hello) => this.#checkPeer(hello),
         requirePeerCertificate: peerTls !== undefined,
         // A secure node without a token file admits no native client at all.
         tokenDigests: security?.tokenDigests ?? (peerTls ? [] : undefined),
@@ -161,6 +182,7 @@ export class KvServer implements KvService {
       maxFrameBytes: config.maxFrameBytes,
       callTimeoutMs: config.requestTimeoutMs,
       log: config.log,
+      hello: this.#hello,
       onMessages: (batch) => this.#receive(batch),
       onUnreachable: (id) => this.#node.reportUnreachable(id),
     });
@@ -179,9 +201,13 @@ export class KvServer implements KvService {
             : `Term ${term}: leader is node ${leader}${leader === config.id ? " (this node)" : ""}`,
           { term, leader },
         );
+        // A term means this node took part in an election: its data directory is no longer
+        // empty, whatever it held at start.
+        if (term > 0) this.#hello.fresh = false;
         if (leader === config.id) this.#identity.onLeader();
       },
       onMembershipChange: (conf) => {
+        if (conf.clusterId) this.#hello.clusterId = conf.clusterId;
         this.#addresses = peerAddresses(conf, config.peers);
         this.#transport.updatePeers(this.#addresses);
         if ((conf.removed ?? []).includes(config.id) && !this.#markedRemoved) {
@@ -272,7 +298,13 @@ export class KvServer implements KvService {
       await storage.close();
       throw new Error(refusal);
     }
-    const server = new KvServer(config, storage, metrics, peerAddresses(stored.conf, config.peers));
+    const server = new KvServer(
+      config,
+      storage,
+      metrics,
+      peerAddresses(stored.conf, config.peers),
+      stored,
+    );
     try {
       await server.#rpc.open(self.hostname, self.port);
     } catch (err) {
@@ -336,6 +368,22 @@ export class KvServer implements KvService {
       config.log("Peer port is insecure: anyone who can reach it can act as a peer");
     }
     return server;
+  }
+
+  /** Why a peer's Hello must be refused for its cluster identity, or undefined to admit it. */
+  #checkPeer(hello: Hello): string | undefined {
+    const status = this.#node.status();
+    const local = {
+      clusterId: this.#node.membership()?.conf.clusterId ?? this.#hello.clusterId,
+      joining: this.#hello.joining === true,
+      fresh: status.term === 0 && status.lastIndex === 0,
+    };
+    const remote = {
+      clusterId: hello.clusterId,
+      joining: hello.joining === true,
+      fresh: hello.fresh === true,
+    };
+    return clusterMismatch(local, remote, hello.id ?? 0);
   }
 
   /**

@@ -40,6 +40,12 @@ export interface Hello {
   id?: number;
   /** A client token (role "client"). */
   token?: string;
+  /** The dialing node's cluster id, once it knows one (role "peer"). */
+  clusterId?: string;
+  /** The dialing node was started with --join: a member being added (role "peer"). */
+  joining?: boolean;
+  /** The dialing node holds no Raft state: no term, no log (role "peer"). */
+  fresh?: boolean;
 }
 
 /** The listener's answer when the Hello is accepted. */
@@ -145,6 +151,18 @@ export function parseHello(raw: unknown): Hello {
       throw new HandshakeError("Invalid token in hello");
     }
     hello.token = r.token;
+  }
+  if (r.clusterId !== undefined) {
+    if (typeof r.clusterId !== "string" || r.clusterId.length === 0 || r.clusterId.length > 64) {
+      throw new HandshakeError("Invalid cluster id in hello");
+    }
+    hello.clusterId = r.clusterId;
+  }
+  for (const flag of ["joining", "fresh"] as const) {
+    const v = r[flag];
+    if (v === undefined) continue;
+    if (typeof v !== "boolean") throw new HandshakeError(`Invalid ${flag} flag in hello`);
+    hello[flag] = v;
   }
   return hello;
 }

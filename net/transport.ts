@@ -12,7 +12,7 @@
  */
 import type { HostPort } from "./host_port.ts";
 import type { ByteConn } from "./framed_conn.ts";
-import { peerHello } from "./handshake.ts";
+import { type Hello, peerHello } from "./handshake.ts";
 import { RpcClient, type RpcServer } from "./rpc.ts";
 
 /** The RPC method that carries a batch of Raft messages. */
@@ -44,6 +44,11 @@ export interface PeerTransportOptions {
    * that presents its certificate. Every connection starts with this node's peer Hello.
    */
   dial?: (address: { hostname: string; port: number }) => Promise<ByteConn>;
+  /**
+   * The Hello every connection starts with (default: peerHello(selfId)). The same object is
+   * sent on every dial, so a field updated later (a cluster id learned) is what later dials say.
+   */
+  hello?: Hello;
 }
 
 /** Batches kept per peer while its connection is being dialed; older ones are dropped. */
@@ -85,7 +90,7 @@ export class PeerTransport<M extends Addressed> {
       maxFrameBytes: this.#options.maxFrameBytes,
       timeoutMs: this.#options.callTimeoutMs,
       maxBackoffMs: 1000,
-      hello: peerHello(this.#options.selfId),
+      hello: this.#options.hello ?? peerHello(this.#options.selfId),
       dial: this.#options.dial,
       onConnect: () => this.#setReachable(id, true),
       onDisconnect: (error) => this.#setReachable(id, false, error?.message),
