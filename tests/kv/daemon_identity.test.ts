@@ -57,7 +57,7 @@ Deno.test("daemon identity: a wiped node and another cluster's data are refused"
       400,
       50,
     );
-    const wiped = await a.status(3);
+    const wiped = await poll(() => a.status(3).catch(() => undefined), () => a.dump(), 200, 100);
     assert.equal(wiped.leader, 0, "the wiped node must not know (or be) a leader");
     assert.equal(wiped.commit, 0, "the wiped node must not receive the log");
 
@@ -82,7 +82,7 @@ Deno.test("daemon identity: a wiped node and another cluster's data are refused"
     );
     // Node 1 alone is no quorum: nothing can be acknowledged now, and nothing was by the
     // strangers; the value is still the one written before.
-    const s2 = await a.status(2);
+    const s2 = await poll(() => a.status(2).catch(() => undefined), () => a.dump(), 200, 100);
     assert.notEqual(s2.role, "leader");
     // Alone, node 1 steps down (CheckQuorum) if it led.
     await poll(
