@@ -427,6 +427,13 @@ export class Coordinator {
           `coordinator: reduce task ${report.task} could not fetch the output of map task ` +
             `${map}: ${report.error}${rerun ? ": running that map again" : ""}`,
         );
+      } else {
+        // Not counted as a failure (a crash of the app's thread, input not ready), but an
+        // operator still wants to see why a task went round again.
+        this.#log(
+          `coordinator: ${report.kind} task ${report.task} attempt ${report.attempt} handed ` +
+            `back by worker ${report.workerId}: ${report.error ?? "no reason given"}`,
+        );
       }
       this.#scheduler.release(report, now);
     } else {
