@@ -246,7 +246,7 @@ export class RpcServer {
         } else if (error && state === "pending") {
           this.#gate.countRefusal();
           this.#refuse(
-            "handshake",
+            refusalKey(error.message),
             `Refused ${this.#gate.name} connection from ${connection.remote}: ${error.message}`,
           );
         }
@@ -276,7 +276,7 @@ export class RpcServer {
       this.#connections.set(connection, "refused");
       this.#gate.countRefusal();
       this.#refuse(
-        "handshake",
+        refusalKey(reason),
         `Refused ${this.#gate.name} connection from ${connection.remote}: ${reason}`,
       );
       connection.send({ type: "refused", reason }, true);
@@ -636,4 +636,14 @@ export class RpcClient {
     const calls = [...this.#pending.values()];
     for (const call of calls) call.reject(error);
   }
+}
+
+/**
+ * The rate-limit key of a handshake refusal: its kind, not its details. One noisy kind (a wiped
+ * node redialing every few milliseconds) must not hide another (a node with another cluster's
+ * data) for as long as it keeps going. The first two words with digits blanked name the kind
+ * and keep the key space small even when a reason quotes what an attacker sent.
+ */
+export function refusalKey(reason: string): string {
+  return "handshake:" + reason.replace(/[0-9]/g, "#").split(/\s+/, 2).join(" ").slice(0, 32);
 }

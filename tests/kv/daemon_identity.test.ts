@@ -48,6 +48,14 @@ Deno.test("daemon identity: a wiped node and another cluster's data are refused"
     a.startNode(3);
     await a.waitForHttp(3);
     await putOk(a, 1, "k", "during");
+    // Node 1 may learn that the write committed only from the leader's next message: wait until
+    // it has applied it, so the stale read at the end can expect it whoever is killed meanwhile.
+    await poll(
+      async () => (await call(`${a.url(1)}/v1/kv/k?stale=true`)).body === "during" || undefined,
+      () => `node 1 never applied the write\n${a.dump()}`,
+      400,
+      50,
+    );
     await poll(
       () =>
         /empty data directory/.test(a.node(1).output.join("") + a.node(2).output.join(""))
