@@ -5,7 +5,8 @@
  * that reads the clock.
  */
 import { Hono } from "hono";
-import { routeByPathOnly } from "../net/http_host.ts";
+import { type HttpListener, serveHttp } from "../net/http_listener.ts";
+import { defaultConnectionCap } from "../net/conn_gate.ts";
 import { RpcServer } from "../net/rpc.ts";
 import { httpMetrics } from "../status/http_metrics.ts";
 import { metricsResponse, Registry } from "../status/metrics.ts";
@@ -157,7 +158,7 @@ export class Coordinator {
   /** Which workers called over which connection: a closed connection means a dead worker. */
   readonly #connectionWorkers = new Map<FramedConn, Set<string>>();
   readonly #workerConnections = new Map<string, Set<FramedConn>>();
-  #http!: Deno.HttpServer<Deno.NetAddr>;
+  #http!: HttpListener;
   #rpcAddress = { hostname: "", port: 0 };
   #httpAddress = { hostname: "", port: 0 };
   #timer?: ReturnType<typeof setInterval>;
@@ -264,14 +265,18 @@ export class Coordinator {
     this.#rpcAddress = this.#rpc.listen(this.#options.listen.hostname, this.#options.listen.port);
     const http = this.#options.http ?? { hostname: this.#options.listen.hostname, port: 0 };
     const app = this.#routes();
-    this.#http = Deno.serve(
-      { hostname: http.hostname, port: http.port, onListen() {} },
-      routeByPathOnly((request) =>
+    // The listener with a connection cap, header and idle timeouts and an accept loop that
+    // survives EMFILE (net/http_listener.ts): splits and outputs cross this port too.
+    this.#http = serveHttp({
+      hostname: http.hostname,
+      port: http.port,
+      maxConnections: defaultConnectionCap(),
+      log: (line) => this.#log(`coordinator: ${line}`),
+      handler: (request) =>
         this.#data.handles(new URL(request.url).pathname)
           ? this.#data.handle(request)
-          : app.fetch(request)
-      ),
-    );
+          : app.fetch(request),
+    });
     this.#httpAddress = { hostname: this.#http.addr.hostname, port: this.#http.addr.port };
     // Expiry also runs on every ask, but a timer keeps the status page honest when no worker
     // is asking (all busy or all dead), and notices workers that went silent.

@@ -5,7 +5,8 @@
  * a name that came over the network, so no request reaches outside the worker's data directory.
  */
 import { join } from "node:path";
-import { routeByPathOnly } from "../net/http_host.ts";
+import { type HttpListener, serveHttp } from "../net/http_listener.ts";
+import { defaultConnectionCap } from "../net/conn_gate.ts";
 import { bearerToken, sameSecret } from "./transfer.ts";
 
 /** The job a worker serves: its id and token (undefined until the first heartbeat reply). */
@@ -70,10 +71,13 @@ export function startShuffleServer(
   dataDir: string,
   job: () => ServedJob | undefined,
   onServed?: (bytes: number) => void,
-): Deno.HttpServer<Deno.NetAddr> {
-  return Deno.serve(
-    { hostname: listen.hostname, port: listen.port, onListen() {} },
-    // A Host header must not move the path the map output is chosen by (net/http_host.ts).
-    routeByPathOnly((request) => handleShuffleRequest(request, dataDir, job(), onServed)),
-  );
+): HttpListener {
+  // serveHttp caps connections, times out half-sent and idle requests, survives EMFILE, and
+  // routes by the path only: a Host header must not move the path the map output is chosen by.
+  return serveHttp({
+    hostname: listen.hostname,
+    port: listen.port,
+    maxConnections: defaultConnectionCap(),
+    handler: (request) => handleShuffleRequest(request, dataDir, job(), onServed),
+  });
 }
