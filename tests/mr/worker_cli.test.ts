@@ -8,6 +8,8 @@ import { freePort } from "../lib/cluster.ts";
 import { withTempDir } from "../lib/run.ts";
 import { MAIN, spawn, taskFlags, waitUntil } from "../lib/roles.ts";
 
+const SLOW_MAP = new URL("./fixtures/slow_map.ts", import.meta.url).pathname;
+
 Deno.test("worker: a coordinator that never answered is a failure naming its address", async () => {
   await withTempDir("raftmr-worker-cli-", async (dir) => {
     const address = `127.0.0.1:${freePort()}`;
@@ -33,7 +35,9 @@ Deno.test("mr run: Ctrl-C on its process group stops the job, exit 130, nothing 
     for (const name of ["a", "b", "c", "d"]) {
       await Deno.writeTextFile(`${dir}/${name}.txt`, `${name} words here\n`);
     }
-    // mtiming spends a second in every map: the job is still running when the signal comes.
+    // slow_map spends two seconds in every map (and, unlike mtiming, writes no marker file in
+    // the working directory, which mr run's workers may not write): the job is still running
+    // when the signal comes.
     const run = spawn("setsid", [
       Deno.execPath(),
       "run",
@@ -42,7 +46,7 @@ Deno.test("mr run: Ctrl-C on its process group stops the job, exit 130, nothing 
       "mr",
       "run",
       "--app",
-      "mtiming.ts",
+      SLOW_MAP,
       "--workers",
       "2",
       "a.txt",
