@@ -20,9 +20,9 @@ import { Coordinator, InputError, type JobResult } from "./coordinator.ts";
 import { newWorkerStatus, runWorker } from "./worker.ts";
 import { expandInputs } from "./inputs.ts";
 import { DEFAULT_SPLIT_SIZE, localSplitSize, parseSize } from "./splits.ts";
-import { createWorkerHttpApp } from "./worker_http.ts";
+import { serveWorkerHttp } from "./worker_http.ts";
 import { runClusterWorkerCommand } from "./jobs_cli.ts";
-import { routeByPathOnly } from "../net/http_host.ts";
+import type { HttpListener } from "../net/http_listener.ts";
 import { outputName } from "./partition.ts";
 import { selfCommand } from "../cli/self.ts";
 import { sleep } from "../util/sleep.ts";
@@ -309,14 +309,11 @@ export const workerCommand: Command = {
     // Ctrl-C: exit at once; the worker's unload handler still removes its temporary directory.
     stopSignal().then(() => Deno.exit(INTERRUPTED));
     const bound = [{ ...listen, what: "--listen" }];
-    let server: Deno.HttpServer | undefined;
+    let server: HttpListener | undefined;
     try {
       if (http) {
         bound.push({ ...http, what: "--http" });
-        server = Deno.serve(
-          { hostname: http.hostname, port: http.port, onListen: () => {} },
-          routeByPathOnly(createWorkerHttpApp(status).fetch),
-        );
+        server = serveWorkerHttp(http, status);
       }
       return await runWorker({
         coordinator,

@@ -16,7 +16,8 @@ import type { PeerPortAccess } from "../cli/client_security.ts";
 import { clientHello } from "../net/handshake.ts";
 import { join } from "node:path";
 import { AppLoadError } from "./app.ts";
-import { routeByPathOnly } from "../net/http_host.ts";
+import { serveHttp } from "../net/http_listener.ts";
+import { defaultConnectionCap } from "../net/conn_gate.ts";
 import { ConnectionLostError, RpcClient, RpcTimeoutError } from "../net/rpc.ts";
 import {
   isNotLeader,
@@ -170,9 +171,12 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<n
   await Deno.mkdir(dataDir, { recursive: true });
   /** Jobs whose map output this worker serves: id -> token. */
   const served = new Map<string, string>();
-  const server = Deno.serve(
-    { ...(options.listen ?? { hostname: "127.0.0.1", port: 0 }), onListen() {} },
-    routeByPathOnly((request) => {
+  const listen = options.listen ?? { hostname: "127.0.0.1", port: 0 };
+  const server = serveHttp({
+    hostname: listen.hostname,
+    port: listen.port,
+    maxConnections: defaultConnectionCap(),
+    handler: (request) => {
       const id = /^\/mr\/([0-9a-f]{8,64})\//.exec(new URL(request.url).pathname)?.[1];
       const token = id === undefined ? undefined : served.get(id);
       return handleShuffleRequest(
@@ -180,8 +184,8 @@ export async function runClusterWorker(options: ClusterWorkerOptions): Promise<n
         dataDir,
         id && token ? { id, token } : undefined,
       );
-    }),
-  );
+    },
+  });
   const bound = server.addr;
   const address = options.advertise ?? `${bound.hostname}:${bound.port}`;
   const loop = new ClusterWorkerLoop(options, dataDir, address, served, log);

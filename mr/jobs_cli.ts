@@ -24,8 +24,7 @@ import {
 import { ConnectionLostError, RpcClient, RpcTimeoutError } from "../net/rpc.ts";
 import { runClusterWorker } from "./cluster_worker.ts";
 import { newWorkerStatus } from "./worker.ts";
-import { createWorkerHttpApp } from "./worker_http.ts";
-import { routeByPathOnly } from "../net/http_host.ts";
+import { serveWorkerHttp } from "./worker_http.ts";
 import { JOBS_CLIENT } from "./job_rpc.ts";
 import { checkOutputDir, inputSplits } from "./job_submit.ts";
 import type { JobView } from "./job_view.ts";
@@ -337,12 +336,7 @@ export async function runClusterWorkerCommand(args: ParsedArgs): Promise<number>
   const httpRaw = stringFlag(args, "http");
   const http = httpRaw === undefined ? undefined : hostPortValue(httpRaw, "flag --http");
   const status = newWorkerStatus(cluster.addresses.join(","), "(each job's)");
-  const server = http
-    ? Deno.serve(
-      { hostname: http.hostname, port: http.port, onListen: () => {} },
-      routeByPathOnly(createWorkerHttpApp(status).fetch),
-    )
-    : undefined;
+  const server = http ? serveWorkerHttp(http, status) : undefined;
   const controller = new AbortController();
   const stop = () => controller.abort();
   Deno.addSignalListener("SIGTERM", stop);

@@ -8,6 +8,8 @@ import { metricsResponse, Registry } from "../status/metrics.ts";
 import { registerProcessMetrics } from "../status/process_metrics.ts";
 import type { WorkerStatus } from "./worker.ts";
 import { workerPage } from "./worker_page.ts";
+import { type HttpListener, serveHttp } from "../net/http_listener.ts";
+import { defaultConnectionCap } from "../net/conn_gate.ts";
 
 /** Registers a worker's metrics on `registry`, each read from the live `status` when scraped. */
 export function registerWorkerMetrics(registry: Registry, status: WorkerStatus): void {
@@ -60,4 +62,21 @@ export function createWorkerHttpApp(status: WorkerStatus): Hono {
   app.get("/metrics", () => metricsResponse(registry.render()));
   app.get("/", (c) => c.html(workerPage(status, Date.now())));
   return app;
+}
+
+/**
+ * Serves a worker's status page on `http` through the capped listener (connection cap, header
+ * and idle timeouts, EMFILE-surviving accept loop, routes from the path only); the caller shuts
+ * it down.
+ */
+export function serveWorkerHttp(
+  http: { hostname: string; port: number },
+  status: WorkerStatus,
+): HttpListener {
+  return serveHttp({
+    hostname: http.hostname,
+    port: http.port,
+    maxConnections: defaultConnectionCap(),
+    handler: createWorkerHttpApp(status).fetch,
+  });
 }
