@@ -48,6 +48,8 @@ function threadAvailable(): boolean {
 
 interface Pending {
   id: number;
+  /** The thread running the task: events from any other (replaced) thread never settle it. */
+  thread: Worker;
   resolve(io: EngineIo): void;
   reject(error: Error): void;
 }
@@ -60,6 +62,7 @@ export class TaskRunner {
   #ready?: Promise<void>;
   #pending?: Pending;
   #nextId = 1;
+  #threadsStarted = 0;
 
   private constructor(appPath: string, inProcess?: MapReduceApp) {
     this.#appPath = appPath;
@@ -85,8 +88,14 @@ export class TaskRunner {
     return this.#inProcess === undefined;
   }
 
+  /** How many task threads this runner has started: more than one means an app ended one. */
+  get threadsStarted(): number {
+    return this.#threadsStarted;
+  }
+
   #spawn(): Promise<void> {
     const thread = new Worker(THREAD_URL, { type: "module" });
+    this.#threadsStarted++;
     this.#thread = thread;
     this.#ready = new Promise<void>((resolve, reject) => {
       thread.onmessage = (event: MessageEvent<TaskReply>) => {
@@ -99,9 +108,9 @@ export class TaskRunner {
           this.#drop(thread);
           const error = new TaskExitedError("The app ended its task thread (Deno.exit)");
           reject(error);
-          this.#settle(undefined, error);
-        } else if (reply.type === "done") this.#settle(reply.io);
-        else this.#settle(undefined, new TaskFailedError(reply.error));
+          this.#settle(thread, undefined, error);
+        } else if (reply.type === "done") this.#settle(thread, reply.io);
+        else this.#settle(thread, undefined, new TaskFailedError(reply.error));
       };
       thread.onerror = (event: ErrorEvent) => {
         // An uncaught error ends the thread; it must not end the process.
@@ -109,7 +118,7 @@ export class TaskRunner {
         this.#drop(thread);
         const error = new TaskExitedError(`The app's task thread died: ${event.message}`);
         reject(error);
-        this.#settle(undefined, error);
+        this.#settle(thread, undefined, error);
       };
     });
     thread.postMessage({ type: "load", appPath: this.#appPath } satisfies TaskRequest);
@@ -124,9 +133,14 @@ export class TaskRunner {
     }
   }
 
-  #settle(io: EngineIo | undefined, error?: Error): void {
+  /**
+   * Settles the running task with what `thread` reported. A thread's death can be reported after
+   * a fresh thread took over (an app's timer threw after its task was done); that report belongs
+   * to no task still running, so it is ignored.
+   */
+  #settle(thread: Worker | undefined, io: EngineIo | undefined, error?: Error): void {
     const pending = this.#pending;
-    if (!pending) return;
+    if (!pending || (thread !== undefined && pending.thread !== thread)) return;
     this.#pending = undefined;
     if (error) pending.reject(error);
     else pending.resolve(io!);
@@ -148,7 +162,7 @@ export class TaskRunner {
     else await this.#ready;
     const thread = this.#thread!;
     return await new Promise<EngineIo>((resolve, reject) => {
-      this.#pending = { id: request.id, resolve, reject };
+      this.#pending = { id: request.id, thread, resolve, reject };
       thread.postMessage(request);
     });
   }
@@ -159,6 +173,6 @@ export class TaskRunner {
    */
   close(): void {
     if (this.#thread) this.#drop(this.#thread);
-    this.#settle(undefined, new TaskExitedError("The task runner was closed"));
+    this.#settle(undefined, undefined, new TaskExitedError("The task runner was closed"));
   }
 }
