@@ -18,6 +18,7 @@
  */
 import { acceptLoop, ConnectionGate, RateLimitedLog } from "./conn_gate.ts";
 import { type FetchHandler, routeByPathOnly } from "./http_host.ts";
+import { IdleSweep, type SweptConnection } from "./idle_sweep.ts";
 
 /** Default time a new connection has to send complete request headers. */
 export const DEFAULT_HEADER_TIMEOUT_MS = 10_000;
@@ -76,11 +77,15 @@ export function serveHttp(options: HttpListenerOptions): HttpListener {
   const refusals = new RateLimitedLog((line) => options.log?.(line));
   const headerTimeoutMs = options.headerTimeoutMs ?? DEFAULT_HEADER_TIMEOUT_MS;
   const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  let timedOut = 0;
+  // Header timeout until the first request's headers are complete, then the idle timeout
+  // between the end of one handler and the next request's headers; a request in progress is
+  // never cut. One interval sweeps them all (net/idle_sweep.ts): no timer per request.
+  const sweep = new IdleSweep(headerTimeoutMs, idleTimeoutMs, () => timedOut++);
   const listener: Deno.Listener = options.tls
     ? Deno.listenTls({ hostname: options.hostname, port: options.port, ...options.tls })
     : Deno.listen({ hostname: options.hostname, port: options.port });
   const open = new Set<{ close(): void; finished: Promise<void> }>();
-  let timedOut = 0;
 
   const serveOne = (conn: Deno.Conn) => {
     if (!gate.enter()) {
@@ -93,52 +98,42 @@ export function serveHttp(options: HttpListenerOptions): HttpListener {
       return;
     }
     const controller = new AbortController();
-    let active = 0;
     let ended = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const close = () => {
-      if (ended) return;
-      ended = true;
-      clearTimeout(timer);
-      try {
-        controller.abort();
-      } catch {
-        // The connection ended on its own meanwhile (Deno throws BadResource then).
-      }
+    const state: SweptConnection = {
+      active: 0,
+      idleSince: 0,
+      started: false,
+      close: () => {
+        if (ended) return;
+        ended = true;
+        try {
+          controller.abort();
+        } catch {
+          // The connection ended on its own meanwhile (Deno throws BadResource then).
+        }
+      },
     };
-    // Armed while no request is in progress: until the first request's headers are complete
-    // (header timeout), then between the end of one handler and the next request's headers
-    // (idle timeout). A request in progress is never cut.
-    const arm = (ms: number) => {
-      clearTimeout(timer);
-      timer = setTimeout(() => {
-        if (active > 0 || ended) return;
-        timedOut++;
-        close();
-      }, ms);
-    };
-    arm(headerTimeoutMs);
+    sweep.track(state);
     const served = serveOnConnection(
       conn,
       controller.signal,
       async (request, info) => {
-        clearTimeout(timer);
-        active++;
+        state.active++;
+        state.started = true;
         try {
           return await handler(request, info);
         } finally {
-          active--;
-          if (active === 0 && !ended) arm(idleTimeoutMs);
+          if (--state.active === 0) state.idleSince = sweep.now;
         }
       },
       onError,
       () => {},
     );
-    const entry = { close, finished: served.finished.catch(() => {}) };
+    const entry = { close: state.close, finished: served.finished.catch(() => {}) };
     open.add(entry);
     entry.finished.then(() => {
       ended = true;
-      clearTimeout(timer);
+      sweep.forget(state);
       open.delete(entry);
       gate.leave();
     });
@@ -159,6 +154,7 @@ export function serveHttp(options: HttpListenerOptions): HttpListener {
         // Already closed.
       }
       await loop;
+      sweep.close();
       const waiting = [...open].map((entry) => (entry.close(), entry.finished));
       await Promise.all(waiting);
     },

@@ -123,10 +123,36 @@ export class Counter {
     return this.#series.get(labels) ?? 0;
   }
 
+  /**
+   * The series with `labels`, resolved once (and rendered from then on, at 0 until counted):
+   * for a hot path, where building the series key on every inc() costs more than the count.
+   */
+  child(labels: Labels): CounterChild {
+    const entry = this.#series.entry(labels);
+    return {
+      inc(by = 1) {
+        if (!(by >= 0)) throw new RangeError(`Counter increment must be non-negative: ${by}`);
+        entry.value += by;
+      },
+    };
+  }
+
   /** Appends this counter's sample lines to `out`. */
   render(out: string[]): void {
     this.#series.render((name, labels, value) => out.push(sampleLine(name, labels, value)));
   }
+}
+
+/** One series of a Counter, bound to its label values (Counter.child). */
+export interface CounterChild {
+  /** Adds `by` (default 1, never negative). */
+  inc(by?: number): void;
+}
+
+/** One series of a Histogram, bound to its label values (Histogram.child). */
+export interface HistogramChild {
+  /** Records one observation. */
+  observe(value: number): void;
 }
 
 /** A value that goes up and down. */
@@ -186,12 +212,27 @@ export class Histogram {
   /** Records one observation (seconds, for a duration) in the series with `labels`. */
   observe(value: number, labels: Labels = {}): void {
     this.#series.update(labels, (s) => {
-      s.sum += value;
-      s.count++;
-      const i = this.#bounds.findIndex((bound) => value <= bound);
-      if (i !== -1) s.counts[i]++;
+      this.#record(s, value);
       return s;
     });
+  }
+
+  /** The series with `labels`, resolved once (as Counter.child; rendered from then on). */
+  child(labels: Labels): HistogramChild {
+    const state = this.#series.entry(labels).value;
+    return { observe: (value) => this.#record(state, value) };
+  }
+
+  #record(s: HistogramState, value: number): void {
+    s.sum += value;
+    s.count++;
+    const bounds = this.#bounds;
+    for (let i = 0; i < bounds.length; i++) {
+      if (value <= bounds[i]) {
+        s.counts[i]++;
+        return;
+      }
+    }
   }
 
   /** Observations so far in the series with `labels`. */
@@ -239,6 +280,17 @@ class Series<V> {
 
   get(labels: Labels): V | undefined {
     return this.#values.get(this.#key(labels))?.value;
+  }
+
+  /** The series with `labels`, created (at its fresh value) if absent. */
+  entry(labels: Labels): { labels: Labels; value: V } {
+    const key = this.#key(labels);
+    let entry = this.#values.get(key);
+    if (!entry) {
+      entry = { labels: { ...labels }, value: this.#fresh() };
+      this.#values.set(key, entry);
+    }
+    return entry;
   }
 
   update(labels: Labels, f: (value: V) => V): void {

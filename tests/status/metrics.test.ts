@@ -33,6 +33,32 @@ Deno.test("metrics: counters and gauges render HELP, TYPE and one line per serie
   assert.throws(() => requests.inc({ code: "200" }, -1), RangeError);
 });
 
+Deno.test("metrics: a child series counts and observes exactly as the labelled calls do", () => {
+  const viaLabels = new Registry();
+  const viaChild = new Registry();
+  const options = { name: "x_requests_total", help: "Requests", labels: ["method", "code"] };
+  const buckets = { name: "x_seconds", help: "Time", labels: ["route"], buckets: [0.1, 1] };
+  const c1 = viaLabels.counter(options);
+  const h1 = viaLabels.histogram(buckets);
+  const c2 = viaChild.counter(options);
+  const h2 = viaChild.histogram(buckets);
+  const get200 = c2.child({ method: "GET", code: "200" });
+  const kv = h2.child({ route: "/v1/kv/*" });
+  for (const value of [0.05, 0.1, 0.5, 3]) {
+    c1.inc({ method: "GET", code: "200" });
+    h1.observe(value, { route: "/v1/kv/*" });
+    get200.inc();
+    kv.observe(value);
+  }
+  c1.inc({ method: "GET", code: "200" }, 2);
+  get200.inc(2);
+  assert.equal(viaChild.render(), viaLabels.render());
+  assert.equal(c2.value({ method: "GET", code: "200" }), 6);
+  assert.equal(h2.count({ route: "/v1/kv/*" }), 4);
+  assert.throws(() => get200.inc(-1), RangeError);
+  assert.throws(() => c2.child({ method: "GET" }), TypeError);
+});
+
 Deno.test("metrics: label values and help text are escaped as the exposition format says", () => {
   const r = new Registry();
   const c = r.counter({ name: "x_total", help: 'Back\\slash and\nnewline "kept"', labels: ["v"] });
