@@ -17,6 +17,7 @@
  * is mounted through routeByPathOnly (net/http_host.ts): routes come from the path only.
  */
 import { acceptLoop, ConnectionGate, RateLimitedLog } from "./conn_gate.ts";
+import { abortQuietly } from "./quiet_abort.ts";
 import { type FetchHandler, routeByPathOnly } from "./http_host.ts";
 import { IdleSweep, type SweptConnection } from "./idle_sweep.ts";
 
@@ -106,11 +107,8 @@ export function serveHttp(options: HttpListenerOptions): HttpListener {
       close: () => {
         if (ended) return;
         ended = true;
-        try {
-          controller.abort();
-        } catch {
-          // The connection ended on its own meanwhile (Deno throws BadResource then).
-        }
+        // The connection may have ended on its own meanwhile (net/quiet_abort.ts).
+        abortQuietly(controller);
       },
     };
     sweep.track(state);
