@@ -30,6 +30,13 @@ import { firstTaken } from "../net/probe.ts";
 import { stopSignal } from "../cli/signals.ts";
 import { workerPermissions } from "../cli/permissions.ts";
 import { LOG_FLAGS, logFlagArgs, type LogFn, loggerFromFlags } from "../cli/log.ts";
+import {
+  COORDINATOR_AUTH_FLAGS,
+  coordinatorTokens,
+  newJobToken,
+  workerToken,
+  writeTokenFile,
+} from "./worker_auth.ts";
 
 /** Exit status after SIGINT or SIGTERM stopped a job early (128 + SIGINT, as shells report). */
 const INTERRUPTED = 130;
@@ -142,6 +149,7 @@ export const coordinatorCommand: Command = {
       type: "boolean",
       description: "Never give a straggling task a backup attempt near the end of a phase",
     },
+    ...COORDINATOR_AUTH_FLAGS,
     ...LOG_FLAGS,
   },
   details: [
@@ -164,6 +172,7 @@ export const coordinatorCommand: Command = {
     const splitSize = splitSizeFlag(args);
     const outputDir = stringFlag(args, "output-dir") ?? ".";
     const backupTasks = args.flags["no-backup-tasks"] !== true;
+    const tokens = await coordinatorTokens(args, listen);
     const log = loggerFromFlags(args);
     let coordinator: Coordinator;
     let files: string[];
@@ -184,6 +193,7 @@ export const coordinatorCommand: Command = {
         listen,
         http,
         log,
+        tokens,
       });
     } catch (err) {
       // A bad input is a bad command line: one line, exit 2, before anything listens.
@@ -205,6 +215,12 @@ export const coordinatorCommand: Command = {
         `http://${web.hostname}:${web.port}/`,
       { inputs: files.length, maps: nMap, reduces: nReduce, listen: `${rpc.hostname}:${rpc.port}` },
     );
+    if (tokens === undefined) {
+      log.warn(
+        `coordinator: no --token-file: any process that reaches ${rpc.hostname}:${rpc.port} ` +
+          "can act as a worker",
+      );
+    }
     const started = Date.now();
     const result = await Promise.race([coordinator.finished, stopSignal()]);
     if (typeof result === "string") {
@@ -302,6 +318,7 @@ export const workerCommand: Command = {
       ? undefined
       : formatHostPort(hostPortValue(advertiseFlag, "flag --advertise"));
     const dataDir = stringFlag(args, "data-dir");
+    const token = await workerToken(args);
     const status = newWorkerStatus(`${coordinator.hostname}:${coordinator.port}`, appPath);
     const httpFlag = stringFlag(args, "http");
     const http = httpFlag === undefined ? undefined : hostPortValue(httpFlag, "flag --http");
@@ -323,6 +340,7 @@ export const workerCommand: Command = {
         advertise,
         dataDir,
         log,
+        token,
       });
     } catch (err) {
       const message = startupError(err, bound);
@@ -434,9 +452,12 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
     log(`mr run: ${err.message}`, { level: "error" });
     return 1;
   }
+  // The job's own worker token: the coordinator's port admits only the workers started here.
+  const token = newJobToken();
   let coordinator: Coordinator;
   try {
     coordinator = await Coordinator.start({
+      tokens: [token],
       files: options.files,
       nReduce: options.nReduce,
       taskTimeoutMs: options.taskTimeoutMs,
@@ -464,15 +485,16 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
   // Each worker gets a data directory of its own under one job directory, and the permissions
   // of a worker: its app and that directory (the splits come from the coordinator over HTTP).
   const jobDir = await Deno.makeTempDir({ prefix: "raftmr-job-" });
+  const tokenFile = `${jobDir}/token`;
+  await writeTokenFile(tokenFile, token);
   const appPath = resolveAppPath(options.appPath);
   let workerCount = 0;
   const workerCommand = () => {
     const dataDir = `${jobDir}/worker-${++workerCount}`;
     return selfCommand(
-      ["worker", "--coordinator", address, "--app", appPath, "--data-dir", dataDir].concat(
-        options.workerArgs ?? [],
-      ),
-      workerPermissions(appPath, dataDir),
+      ["worker", "--coordinator", address, "--app", appPath, "--data-dir", dataDir]
+        .concat(["--token-file", tokenFile], options.workerArgs ?? []),
+      workerPermissions(appPath, dataDir, [tokenFile]),
     );
   };
   const running = new Set<Deno.ChildProcess>();

@@ -8,6 +8,8 @@ import { Hono } from "hono";
 import { type HttpListener, serveHttp } from "../net/http_listener.ts";
 import { defaultConnectionCap } from "../net/conn_gate.ts";
 import { RpcServer } from "../net/rpc.ts";
+import { tokenDigest } from "../net/handshake.ts";
+import { registerListenerMetrics } from "../net/listener_metrics.ts";
 import { httpMetrics } from "../status/http_metrics.ts";
 import { metricsResponse, Registry } from "../status/metrics.ts";
 import { registerProcessMetrics } from "../status/process_metrics.ts";
@@ -69,12 +71,21 @@ export interface CoordinatorOptions {
   maxFailures?: number;
   /** Where diagnostics go (default stderr). */
   log?: (line: string) => void;
+  /**
+   * Tokens a worker must present in its handshake (mr/worker_auth.ts); undefined admits any
+   * worker. A connection without one is closed before any of its calls is handled.
+   */
+  tokens?: string[];
 }
 
 /** The JSON served at GET /status. */
 export interface JobStatus {
   phase: string;
   error?: string;
+  /** The RPC address workers connect to (host:port); always set by Coordinator.status(). */
+  rpc?: string;
+  /** Whether workers must present a token; always set by Coordinator.status(). */
+  workerAuth?: boolean;
   startedAt: string;
   elapsedMs: number;
   nMap: number;
@@ -200,10 +211,25 @@ export class Coordinator {
     });
     this.finished = new Promise((resolve) => (this.#resolveFinished = resolve));
     this.#rpc = new RpcServer({
+      name: "mr-rpc",
       log: (line) => this.#log(`coordinator: ${line}`),
       onDisconnect: (connection) => this.#disconnected(connection),
+      // Every connection says who it is first: a worker's Hello, with its token when the job
+      // has one (net/handshake.ts); a frame before that, or a wrong token, closes it unread.
+      handshake: {
+        selfId: 0,
+        requirePeerCertificate: false,
+        // No Raft peers here: a Hello claiming role "peer" must not skip the token check.
+        checkPeer: () => "A MapReduce coordinator admits workers only",
+        tokenDigests: options.tokens?.map(tokenDigest),
+      },
     });
     registerCoordinatorMetrics(this.#metrics, () => this.status());
+    registerListenerMetrics(this.#metrics, {
+      gates: () => [this.#rpc.gate, this.#http.gate],
+      httpUnauthorized: () => this.#data.unauthorized,
+      httpTimeouts: () => this.#http.timedOut,
+    });
     registerProcessMetrics(this.#metrics);
   }
 
@@ -492,6 +518,8 @@ export class Coordinator {
     return {
       phase: this.#scheduler.phase,
       error: this.#scheduler.error,
+      rpc: `${this.#rpcAddress.hostname}:${this.#rpcAddress.port}`,
+      workerAuth: this.#options.tokens !== undefined,
       startedAt: new Date(this.#startedAt).toISOString(),
       elapsedMs: now - this.#startedAt,
       nMap: this.#scheduler.nMap,

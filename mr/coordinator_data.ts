@@ -52,6 +52,8 @@ export class CoordinatorData {
   outputBytesReceived = 0;
   /** Uploads refused because their bytes did not match their length or CRC-32C. */
   corruptUploads = 0;
+  /** Requests refused (403) for a missing or wrong job token. */
+  unauthorized = 0;
 
   constructor(options: CoordinatorDataOptions) {
     this.#options = options;
@@ -66,6 +68,7 @@ export class CoordinatorData {
   async handle(request: Request): Promise<Response> {
     const token = bearerToken(request);
     if (token === undefined || !sameSecret(token, this.#options.token)) {
+      this.unauthorized++;
       return text(403, "Forbidden: a data request needs the job's token");
     }
     const pathname = new URL(request.url).pathname;

@@ -12,6 +12,7 @@ import { AppLoadError } from "./app.ts";
 import { sleep } from "../util/sleep.ts";
 import { TaskExitedError, TaskFailedError, TaskRunner } from "./task_runner.ts";
 import { ConnectionLostError, RpcClient, RpcTimeoutError } from "../net/rpc.ts";
+import { clientHello, HandshakeError } from "../net/handshake.ts";
 import {
   type HeartbeatResult,
   LENGTH_HEADER,
@@ -63,6 +64,8 @@ export interface WorkerOptions {
   log?: (line: string, fields?: Record<string, unknown>) => void;
   /** Kept up to date as the worker runs, for its optional status endpoint. */
   status?: WorkerStatus;
+  /** The token the coordinator's --token-file lists (sent in the handshake). */
+  token?: string;
 }
 
 /** What a worker is doing, as its /status endpoint reports it. */
@@ -143,6 +146,11 @@ class FetchFailure extends Error {
     super(message);
     this.name = "FetchFailure";
   }
+}
+
+/** Whether the coordinator answered the handshake with a refusal (no token, a wrong one). */
+function isRefusal(err: unknown): err is HandshakeError {
+  return err instanceof HandshakeError && err.message.includes("Refused by the server");
 }
 
 /** A reduce was handed out while some map output was being recomputed: give it back. */
@@ -236,7 +244,11 @@ class WorkerLoop {
     this.#setJob = setJob;
     this.#giveUpMs = options.giveUpMs ?? 3000;
     status.id = this.#id;
-    this.#client = new RpcClient(options.coordinator, { timeoutMs: 5000, maxBackoffMs: 250 });
+    this.#client = new RpcClient(options.coordinator, {
+      timeoutMs: 5000,
+      maxBackoffMs: 250,
+      hello: clientHello(options.token),
+    });
   }
 
   /** Calls the coordinator, retrying while it is unreachable; undefined means "gone". */
@@ -246,7 +258,11 @@ class WorkerLoop {
       try {
         return await this.#client.call(method, params);
       } catch (err) {
-        if (!(err instanceof ConnectionLostError || err instanceof RpcTimeoutError)) throw err;
+        // A refusal stands (run() reports it); a Hello unanswered in time is a slow link.
+        if (isRefusal(err)) throw err;
+        const transient = err instanceof ConnectionLostError || err instanceof RpcTimeoutError ||
+          err instanceof HandshakeError;
+        if (!transient) throw err;
         firstFailure ??= Date.now();
         if (Date.now() - firstFailure >= this.#giveUpMs) return undefined;
         await sleep(Math.min(200, this.#giveUpMs / 5));
@@ -271,6 +287,14 @@ class WorkerLoop {
     return 1;
   }
 
+  /** A refused handshake (no token, a wrong one) will not pass by retrying: say why and stop. */
+  #refused(err: HandshakeError): number {
+    this.#log(`worker: ${err.message} (give the coordinator's token with --token-file)`, {
+      level: "error",
+    });
+    return 1;
+  }
+
   async #sendHeartbeat(): Promise<boolean> {
     const reply = await this.#call(RPC_HEARTBEAT, { workerId: this.#id, address: this.#address });
     if (reply === undefined) return false;
@@ -288,7 +312,14 @@ class WorkerLoop {
     const pollMs = this.#options.pollMs ?? 100;
     try {
       // Never reached at all: most likely a wrong --coordinator, not a job that ended.
-      if (!(await this.#sendHeartbeat())) return this.#neverReached();
+      let reached: boolean;
+      try {
+        reached = await this.#sendHeartbeat();
+      } catch (err) {
+        if (isRefusal(err)) return this.#refused(err);
+        throw err;
+      }
+      if (!reached) return this.#neverReached();
       // Heartbeats run beside the task: a long map must not look like a dead worker.
       this.#heartbeat = setInterval(() => {
         this.#client.call(RPC_HEARTBEAT, { workerId: this.#id, address: this.#address })

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Coordinator, InputError } from "../../mr/coordinator.ts";
 import { RemoteError, RpcClient } from "../../net/rpc.ts";
+import { clientHello } from "../../net/handshake.ts";
 import { withTempDir } from "./helpers.ts";
 import { crc32c } from "../../util/crc32c.ts";
 
@@ -38,7 +39,7 @@ Deno.test("coordinator validates RPC params and tolerates duplicate completions"
       });
       assert.equal(res.status, 200, await res.text());
     };
-    const client = new RpcClient(coordinator.rpcAddress);
+    const client = new RpcClient(coordinator.rpcAddress, { hello: clientHello() });
     try {
       await assert.rejects(client.call("mr.ask", {}), RemoteError);
       await assert.rejects(client.call("mr.ask", "w"), /Invalid mr.ask params: expected an object/);
@@ -133,7 +134,7 @@ Deno.test("coordinator data: splits carry length and CRC-32C; bad uploads are re
       listen: { hostname: "127.0.0.1", port: 0 },
       log: () => {},
     });
-    const client = new RpcClient(coordinator.rpcAddress);
+    const client = new RpcClient(coordinator.rpcAddress, { hello: clientHello() });
     try {
       const { job, token } = coordinator.credentials;
       const base = `http://127.0.0.1:${coordinator.httpAddress.port}/mr/${job}`;

@@ -379,8 +379,9 @@ Deno.test("bad data requests: no token, wrong token, ../../etc/passwd, unknown j
     // With the token (read from where a worker keeps it: nowhere on disk, so the test plays
     // the coordinator's side by asking over RPC like a worker does).
     const { RpcClient } = await import("../../net/rpc.ts");
+    const { clientHello } = await import("../../net/handshake.ts");
     const [host, port] = [rpc.split(":")[0], Number(rpc.split(":")[1])];
-    const client = new RpcClient({ hostname: host, port });
+    const client = new RpcClient({ hostname: host, port }, { hello: clientHello() });
     const beat = await client.call<{ token: string }>("mr.heartbeat", {
       workerId: "prober",
       address: "127.0.0.1:1",
