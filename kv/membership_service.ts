@@ -12,7 +12,7 @@ import {
   NotLeaderError,
   ProposalDroppedError,
 } from "../raft/errors.ts";
-import type { ConfChange } from "../raft/membership.ts";
+import { type ConfChange, isChangeInProgress } from "../raft/membership.ts";
 import type { RaftNode } from "../raft/node.ts";
 import {
   CONFLICT_PREFIX,
@@ -167,8 +167,11 @@ export class MembershipService implements MembershipApi {
       }
     }
     const change = toChange(request);
-    // Refusals that mean "not yet" (a change or the leader's first commit pending) are retried
-    // until the deadline, so a script adding members back to back need not sleep in between.
+    // Refusals that mean "in a moment" (the leader's first commit, a leadership transfer) are
+    // retried until the deadline. A change already in progress is refused at once, naming it:
+    // it may be stuck (a new voter that never starts), and waiting out --request-timeout for
+    // it only to refuse then told the operator nothing. Changes made back to back by one
+    // script do not meet it: each answer comes once its change is applied on the leader.
     while (true) {
       try {
         await node.changeMembership(change);
@@ -176,7 +179,7 @@ export class MembershipService implements MembershipApi {
       } catch (error) {
         if (
           error instanceof ChangeRefusedError && /retry/.test(error.message) &&
-          performance.now() + POLL_MS < deadline
+          !isChangeInProgress(error.message) && performance.now() + POLL_MS < deadline
         ) {
           await sleep(POLL_MS);
           if (node.leader !== this.#o.id) throw new NotLeaderError(node.leader);

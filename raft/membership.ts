@@ -257,6 +257,8 @@ export interface ChangeContext {
   leader: NodeId;
   /** Whether a configuration entry is in the log but not yet committed. */
   pending: boolean;
+  /** What that pending entry changes and where it is ("added node 4 (h:4) as a learner at index 12"). */
+  pendingChange?: string;
   /** Whether an entry of the leader's current term has committed. */
   ownTermCommitted: boolean;
   /** Whether a leadership transfer is under way. */
@@ -276,6 +278,18 @@ export interface ChangeContext {
  */
 export const PROMOTE_READY_FRACTION = 0.9;
 
+/** How the refusal for a change already in progress starts (see isChangeInProgress). */
+export const CHANGE_IN_PROGRESS = "A configuration change is already in progress";
+
+/**
+ * Whether a refusal is for a change already in progress: the caller answers it at once (409)
+ * instead of waiting for that change, which may never commit (etcd and hashicorp/raft also
+ * refuse a second change outright rather than queueing it).
+ */
+export function isChangeInProgress(reason: string): boolean {
+  return reason.startsWith(CHANGE_IN_PROGRESS);
+}
+
 /**
  * Why the leader must refuse `change` now, or undefined when it may propose it. Every reason is
  * a sentence the operator can act on (answered as HTTP 409).
@@ -287,7 +301,11 @@ export function refusal(ctx: ChangeContext, change: ConfChange): string | undefi
   }
   if (ctx.pending) {
     // Thesis §4.1: one single-server change at a time, or two majorities could be disjoint.
-    return "A configuration change is already in progress: retry once it has committed";
+    // Named, so the operator sees whose change blocks theirs (it may be stuck, not just slow).
+    return `${CHANGE_IN_PROGRESS}: ${
+      ctx.pendingChange ?? "an earlier change"
+    } has not committed yet; ` +
+      "retry once it has";
   }
   if (!ctx.ownTermCommitted) {
     // Ongaro, raft-dev, "bug in single-server membership changes" (July 2015): two changes

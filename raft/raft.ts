@@ -1067,6 +1067,9 @@ export class Raft {
       // A configuration entry not yet committed (this leader's, or one an earlier leader left)
       // is pending: it commits, or is overwritten, before another may be proposed.
       pending: this.confIndex > this.log.committed,
+      pendingChange: this.confIndex > this.log.committed
+        ? this.#describeConfAt(this.confIndex)
+        : undefined,
       ownTermCommitted: this.log.term(this.log.committed) === this.term,
       transferring: this.#transferee !== NONE,
       active,
@@ -1076,6 +1079,13 @@ export class Raft {
     if (why !== undefined) return why;
     const conf = applyChange(this.conf, change);
     return this.#appendEntry(encodeConfEntry({ conf, change }));
+  }
+
+  /** "added node 4 (h:4) as a learner at index 12": the configuration entry at `index`. */
+  #describeConfAt(index: number): string {
+    // An uncommitted entry is never compacted, so it is in the log.
+    const e = this.log.slice(index, index + 1)[0];
+    return `${describeChange(decodeConfEntry(e.data).change)} at index ${index}`;
   }
 
   /**
