@@ -560,13 +560,18 @@ export class Raft {
       return;
     }
     const isVote = m.type === "vote" || m.type === "preVote";
-    // Only members of our configuration may ask for votes: a removed node (or a stranger) must
-    // not disrupt the cluster. A learner may: it may already be a voter in a newer configuration
-    // we have not received, and its vote can be the one an election needs (thesis §4.1: a server
-    // votes for a candidate outside its configuration; sweep seed 1720 deadlocked without it).
+    // Only the ids our configuration says were removed may not ask for votes: a removed node
+    // must not disrupt the cluster. Anyone else may, a learner or an id we have never heard
+    // of: it may already be a voter in a newer configuration we have not received (a promoted
+    // learner, sweep seed 1720; a voter added directly to a 2-node cluster, whose addition
+    // committed with its own copy), and its vote can be the one an election needs. This is
+    // the thesis' rule (§4.1: a server votes for a candidate outside its configuration) and
+    // etcd-io/raft's (it grants any candidate whose log is up to date); hashicorp/raft ignores
+    // every id outside its latest configuration and deadlocks in the second case. Peers are
+    // authenticated by the handshake, so an id here is a node of this cluster.
     // Leaders' messages come from anyone: a joining node knows no members yet, and a follower
     // may learn of a configuration after the leader does.
-    if (isVote && !this.peers.includes(m.from) && !this.learners.includes(m.from)) return;
+    if (isVote && (this.conf.removed ?? []).includes(m.from)) return;
     if (m.term > this.term) {
       if (isVote && !(m as VoteMessage).transfer) {
         // Thesis §4.2.3: while we hear from a live leader, ignore would-be disruptors.

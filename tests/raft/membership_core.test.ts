@@ -319,3 +319,40 @@ Deno.test("A voter lagging behind a promotion votes for the promoted learner (th
   assert.ok(c.get(2).commit >= next);
   assert.deepEqual(conf(c.get(2)).peers, [1, 2, 4]);
 });
+
+Deno.test("A voter added directly is voted for by a voter that lacks the entry adding it", () => {
+  // Adding a voter directly to a 2-node cluster: the leader commits the addition with the new
+  // node's copy (2 of the 3 voters) and dies before node 2 receives it. Node 2 cannot win
+  // without node 1, so node 4 must get node 2's vote although node 2 has never heard of it.
+  const c = new Cluster([1, 2]);
+  const leader = c.elect(1);
+  c.start(4, []);
+  // Node 2 still answers heartbeats (so it counts as reachable) but receives no entries.
+  c.allow = (m) => m.to !== 2 || m.type === "heartbeat";
+  const at = propose(leader, { type: "addVoter", id: 4, addr: "h:4" });
+  c.tick(5);
+  assert.ok(leader.commit >= at, "the addition commits with nodes 1 and 4");
+  assert.deepEqual(conf(c.get(2)).peers, [1, 2], "node 2 lacks the addition");
+  c.nodes.delete(1);
+  c.allow = () => true;
+  for (let i = 0; i < 300 && c.get(4).role !== "leader"; i++) c.tick(1);
+  assert.equal(c.get(4).role, "leader", "no leader: node 2 ignored the new voter's votes");
+  const next = c.get(4).propose(new Uint8Array([3]));
+  c.tick(5);
+  assert.ok(c.get(2).commit >= next);
+  assert.deepEqual(conf(c.get(2)).peers, [1, 2, 4]);
+  // Ids the configuration says were removed are still ignored.
+  const term = c.get(2).term;
+  c.allow = (m) => m.to !== 2;
+  c.tick(40, [2]);
+  c.allow = () => true;
+  const removeAt = propose(c.get(4), { type: "remove", id: 1 });
+  c.tick(5);
+  assert.ok(c.get(2).commit >= removeAt);
+  c.allow = (m) => m.to !== 2;
+  c.tick(40, [2]);
+  c.allow = () => true;
+  c.get(2).step({ type: "vote", from: 1, to: 2, term: term + 10, index: 1e6, logTerm: term + 5 });
+  c.settle();
+  assert.ok(c.get(2).term < term + 10, "a removed node's vote moved node 2's term");
+});
