@@ -124,6 +124,13 @@ export interface RaftNodeOptions {
   config?: Partial<RaftNodeConfig>;
   /** Randomness for election timeouts (Math.random by default). */
   rand?: () => number;
+  /**
+   * This process's incarnation: larger at every start of the node (default: the wall clock in
+   * milliseconds when the node starts, which survives a wiped data directory, unlike anything
+   * stored in it). Acknowledgements carry it so a leader can ignore those a wiped follower
+   * sent before the wipe; simulators pass a counter.
+   */
+  incarnation?: number;
   /** Logs an event; `fields.level` ("warn", "error") marks the severe ones. */
   log?: (line: string, fields?: Record<string, unknown>) => void;
   /** Called whenever the known leader or the term changes. */
@@ -249,6 +256,7 @@ export class RaftNode {
       storage,
       applied: snap.meta.index,
       rand: this.#opts.rand ?? Math.random,
+      incarnation: this.#opts.incarnation ?? Date.now(),
       config: this.#cfg,
     });
     this.#term = this.#raw.term;

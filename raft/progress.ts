@@ -77,11 +77,41 @@ export class Progress {
   regressedFrom = 0;
   /** The InstallSnapshot transfer running while in snapshot state. */
   transfer: SnapshotTransfer | undefined;
+  /** The newest incarnation of the peer this leader heard from (0: none reported). */
+  newestInc = 0;
+  /** Replies from incarnations below this one are ignored (see lostEntriesReportedBy). */
+  minInc = 0;
   readonly inflights: Inflights = new Inflights();
 
   /** A fresh progress that will probe from `next`. */
   constructor(next: number) {
     this.next = next;
+  }
+
+  /**
+   * Notes a reply from incarnation `inc` (0 or undefined: the peer reports none) and returns
+   * whether it must be ignored: it was sent by a process older than the one that reported its
+   * log went backwards.
+   */
+  staleIncarnation(inc: number | undefined): boolean {
+    if (!inc) return false;
+    if (inc < this.minInc) return true;
+    if (inc > this.newestInc) this.newestInc = inc;
+    return false;
+  }
+
+  /**
+   * Incarnation `inc` reports that the peer's log ends below what it acknowledged. Returns
+   * false when an older process sent that report (a newer one has spoken since: its log is
+   * what counts now). Otherwise every older incarnation wrote to storage that is gone, so
+   * their replies still in flight (an ack sent just before a wipe) are ignored from now on.
+   * Replies without an incarnation cannot be told apart and always count.
+   */
+  lostEntriesReportedBy(inc: number | undefined): boolean {
+    if (!inc) return true;
+    if (inc < this.newestInc) return false;
+    this.minInc = inc;
+    return true;
   }
 
   /** Back to one append at a time, from just after what the peer is known to hold. */

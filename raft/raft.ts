@@ -27,6 +27,7 @@ import {
   type Entry,
   type HardState,
   type HeartbeatMessage,
+  type HeartbeatResponseMessage,
   type Message,
   type NodeId,
   NONE,
@@ -94,6 +95,12 @@ export interface RaftOptions extends RaftConfig {
   applied: number;
   /** Uniform random number in [0, 1): the only randomness the core uses. */
   rand: () => number;
+  /**
+   * This process's incarnation, different at every start (the driver draws it), carried in
+   * acknowledgements so a leader can ignore those sent before a wipe (HeartbeatResponseMessage
+   * inc). 0 or absent: none reported.
+   */
+  incarnation?: number;
 }
 
 /** The consensus state machine; reached only through RawNode. */
@@ -140,6 +147,7 @@ export class Raft {
   #heartbeatElapsed = 0;
   #randomizedElectionTimeout = 0;
   #rand: () => number;
+  readonly #incarnation: number;
   #needBroadcast = false;
   readonly #incoming = new SnapshotAssembler();
   readonly #reads = new ReadOnly();
@@ -179,6 +187,7 @@ export class Raft {
       );
     }
     this.#rand = opts.rand;
+    this.#incarnation = opts.incarnation ?? 0;
     this.log = new RaftLog(opts.storage, opts.applied);
     const { hardState, conf } = opts.storage.initialState();
     const stored = conf.peers.length > 0 || (conf.learners ?? []).length > 0;
@@ -693,9 +702,15 @@ export class Raft {
     }
   }
 
-  #appResp(to: NodeId, index: number, reject: boolean, hintIndex = 0, hintTerm = 0) {
-    return {
-      type: "appResp" as const,
+  #appResp(
+    to: NodeId,
+    index: number,
+    reject: boolean,
+    hintIndex = 0,
+    hintTerm = 0,
+  ): AppendResponseMessage {
+    const m: AppendResponseMessage = {
+      type: "appResp",
       from: this.id,
       to,
       term: this.term,
@@ -704,6 +719,8 @@ export class Raft {
       hintIndex,
       hintTerm,
     };
+    if (this.#incarnation) m.inc = this.#incarnation;
+    return m;
   }
 
   #handleAppend(m: AppendMessage): void {
@@ -745,7 +762,7 @@ export class Raft {
     const last = this.log.lastIndex();
     const lost = m.commit > last;
     this.log.commitTo(Math.min(m.commit, last));
-    this.#send({
+    const resp: HeartbeatResponseMessage = {
       type: "heartbeatResp",
       from: this.id,
       to: m.from,
@@ -753,7 +770,9 @@ export class Raft {
       ctx: m.ctx,
       reject: lost,
       index: last,
-    });
+    };
+    if (this.#incarnation) resp.inc = this.#incarnation;
+    this.#send(resp);
   }
 
   #snapResp(to: NodeId, index: number, offset: number, reject: boolean): SnapshotResponseMessage {
@@ -803,6 +822,13 @@ export class Raft {
   #stepLeader(m: Message): void {
     const pr = this.prs.get(m.from);
     if (!pr) return;
+    if (
+      (m.type === "appResp" || m.type === "heartbeatResp") && pr.staleIncarnation(m.inc)
+    ) {
+      // Sent by a process whose log has since been found gone (#followerLostEntries): its ack
+      // would count entries the follower no longer holds, and undo the detection.
+      return;
+    }
     this.#heardAt.set(m.from, this.#now);
     switch (m.type) {
       case "appResp":
@@ -812,7 +838,9 @@ export class Raft {
       case "heartbeatResp":
         pr.recentActive = true;
         pr.probeSent = false;
-        if (m.reject && m.index < pr.match) this.#followerLostEntries(m.from, pr, m.index);
+        if (m.reject && m.index < pr.match && pr.lostEntriesReportedBy(m.inc)) {
+          this.#followerLostEntries(m.from, pr, m.index);
+        }
         if (pr.match < this.log.lastIndex()) {
           // Appends may have been lost (or the follower restarted): free a slot so at least one
           // append goes out; if the follower lacks its predecessor it rejects and we probe.
@@ -888,9 +916,15 @@ export class Raft {
    * entries it had written (its data directory was wiped or replaced). Counting it at its old
    * match would let a commit rest on copies that no longer exist, so its match drops to nothing
    * and it is probed from its real end; its acknowledgements from then on are of entries it has
-   * written again, so they count as any durable copy does. The votes it forgot are beyond the
-   * leader's reach: refusing such a node at the handshake is the cure for those. Logged once per
-   * incident (until it is back at its old match) and counted for /status and /metrics.
+   * written again, so they count as any durable copy does. Acks still in flight from the
+   * process that held the lost entries (one sent just before the wipe, delivered after this)
+   * would count them again and undo all this: replies carry the sender's incarnation, which
+   * grows at every start, and those from incarnations older than the one reporting the loss
+   * are ignored from then on (Progress.lostEntriesReportedBy; "ignore acks older than the
+   * rejection"). etcd has no such case: its follower panics on a commit beyond its log. The
+   * votes it forgot are beyond the leader's reach: refusing such a node at the handshake is the
+   * cure for those. Logged once per incident (until it is back at its old match) and counted
+   * for /status and /metrics.
    */
   #followerLostEntries(id: NodeId, pr: Progress, last: number): void {
     if (pr.regressedFrom === 0) {

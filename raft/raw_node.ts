@@ -19,6 +19,8 @@ export interface RawNodeOptions {
   applied?: number;
   /** Uniform random in [0, 1); seed it in tests. */
   rand: () => number;
+  /** This process's incarnation, different at every start (0 or absent: none reported). */
+  incarnation?: number;
   config?: Partial<RaftConfig>;
 }
 
@@ -78,6 +80,7 @@ export class RawNode {
       storage: opts.storage,
       applied: opts.applied ?? opts.storage.snapshot().meta.index,
       rand: opts.rand,
+      incarnation: opts.incarnation,
     });
     this.#prevHardState = opts.storage.initialState().hardState;
   }

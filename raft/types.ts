@@ -107,6 +107,8 @@ export interface AppendResponseMessage extends MessageBase {
   reject: boolean;
   hintIndex: number;
   hintTerm: number;
+  /** The sender's incarnation, as in HeartbeatResponseMessage; absent when it reports none. */
+  inc?: number;
 }
 
 /** RequestVote or the PreVote probe (Raft §5.2, thesis §9.6), carrying the candidate's last log position. */
@@ -149,6 +151,12 @@ export interface HeartbeatResponseMessage extends MessageBase {
   ctx: number;
   reject: boolean;
   index: number;
+  /**
+   * The sender's incarnation: a number drawn anew each time its process starts. A leader that
+   * found this follower's log went backwards (a wiped data directory) ignores replies from the
+   * incarnations it had seen before: they speak of entries that are gone.
+   */
+  inc?: number;
 }
 
 /**
@@ -304,8 +312,8 @@ function validateShape(x: unknown): Message {
         commit: uint(o, "commit"),
       };
     }
-    case "appResp":
-      return {
+    case "appResp": {
+      const m: AppendResponseMessage = {
         type,
         from,
         to,
@@ -315,6 +323,9 @@ function validateShape(x: unknown): Message {
         hintIndex: uint(o, "hintIndex"),
         hintTerm: uint(o, "hintTerm"),
       };
+      if (o.inc !== undefined) m.inc = uint(o, "inc");
+      return m;
+    }
     case "vote":
     case "preVote": {
       const m: VoteMessage = {
@@ -335,8 +346,8 @@ function validateShape(x: unknown): Message {
       return { type, from, to, term, reject: bool(o, "reject") };
     case "heartbeat":
       return { type, from, to, term, commit: uint(o, "commit"), ctx: uint(o, "ctx") };
-    case "heartbeatResp":
-      return {
+    case "heartbeatResp": {
+      const m: HeartbeatResponseMessage = {
         type,
         from,
         to,
@@ -345,6 +356,9 @@ function validateShape(x: unknown): Message {
         reject: bool(o, "reject"),
         index: uint(o, "index"),
       };
+      if (o.inc !== undefined) m.inc = uint(o, "inc");
+      return m;
+    }
     case "snap": {
       const peers = o.peers;
       if (!Array.isArray(peers)) fail("field peers is not an array");

@@ -59,6 +59,19 @@ const SAMPLES: Message[] = [
   },
   { type: "vote", from: 1, to: 2, term: 5, index: 6, logTerm: 3, transfer: true },
   { type: "timeoutNow", from: 1, to: 2, term: 3 },
+  // Acknowledgements with the sender's incarnation (a wiped follower's old acks are told apart).
+  { type: "heartbeatResp", from: 2, to: 1, term: 3, ctx: 7, reject: true, index: 0, inc: 9 },
+  {
+    type: "appResp",
+    from: 2,
+    to: 1,
+    term: 3,
+    index: 6,
+    reject: false,
+    hintIndex: 0,
+    hintTerm: 0,
+    inc: 1764547200000,
+  },
 ];
 
 Deno.test("validateMessage: every message type survives a msgpack round trip", () => {
@@ -88,6 +101,8 @@ Deno.test("validateMessage: rejects malformed input with TypeError, strips unkno
     { ...SAMPLES[8], crc: 2 ** 33 },
     { ...SAMPLES[10], conf: { peers: [1, 1] } },
     { ...SAMPLES[11], transfer: "yes" },
+    { ...SAMPLES[13], inc: -1 },
+    { ...SAMPLES[14], inc: "1" },
   ];
   for (const x of bad) assert.throws(() => validateMessage(x), TypeError, JSON.stringify(x));
   const extra = validateMessage({ ...SAMPLES[4], evil: "x", __proto__: { y: 1 } });

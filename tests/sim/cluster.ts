@@ -531,6 +531,8 @@ export class Cluster {
       send: (msgs) => this.#send(inc, msgs),
       config: this.#config,
       rand: prng(Math.floor(this.rand() * 2 ** 32)),
+      // Grows at every start, like the wall clock a real node uses; deterministic here.
+      incarnation: inc,
       onFatal: (err) => {
         throw err;
       },
