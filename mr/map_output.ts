@@ -8,9 +8,9 @@ import { getHeapStatistics } from "node:v8";
 import { partition } from "./partition.ts";
 import { BLOCK_SIZE, RecordReader, RecordWriter, sortUtf8, syncFileSink } from "./record_format.ts";
 import { mergeGroups } from "./merge.ts";
+import { combined, type Combiner, PairTable } from "./pair_table.ts";
 
-/** Combines some values of one key into one; may run any number of times (paper §4.3). */
-export type Combiner = (key: string, values: string[]) => string;
+export type { Combiner } from "./pair_table.ts";
 
 /** How a map task's output is shaped and where it goes. */
 export interface MapOutputOptions {
@@ -61,44 +61,6 @@ export function defaultMemoryLimit(): number {
 /** V8's young generation limit on 64-bit hosts, included in heap_size_limit. */
 const YOUNG_GENERATION = 96 << 20;
 
-/** Distinct pending values of one key after which the combiner runs. */
-const COMBINE_VALUES = 32;
-/** Repeats of one value (a run, like wc's "1"s) after which the combiner runs. */
-const COMBINE_RUN = 4096;
-/** Estimated heap bytes of a table entry (Map slot, entry object, key string header). */
-const ENTRY_COST = 112;
-/** Estimated heap bytes of one pending value besides its characters. */
-const VALUE_COST = 24;
-/** Heap bytes of one more reference to a value already held. */
-const REF_COST = 8;
-
-/**
- * The values of one key not yet written: `values`, then `run` repeated `count` times. Repeats are
- * counted rather than stored because emitting the same value again and again (wc's "1") is the
- * common case: a counter costs no allocation, and the combiner sees them in batches of thousands.
- */
-class Pending {
-  values: string[] | undefined = undefined;
-  run: string;
-  count = 1;
-
-  constructor(value: string) {
-    this.run = value;
-  }
-
-  /** Every pending value, in emit order. */
-  all(): string[] {
-    const values = this.values ?? [];
-    for (let i = 0; i < this.count; i++) values.push(this.run);
-    return values;
-  }
-
-  /** Pending values in emit order. */
-  get size(): number {
-    return (this.values?.length ?? 0) + this.count;
-  }
-}
-
 let spillCounter = 0;
 let scratch: Uint8Array | undefined;
 
@@ -117,8 +79,7 @@ function scratchBlock(): Uint8Array {
 export class MapOutput {
   readonly #options: MapOutputOptions;
   readonly #limit: number;
-  #table = new Map<string, Pending>();
-  #bytes = 0;
+  #table: PairTable;
   #spills: string[][] = [];
   #finished = false;
 
@@ -129,53 +90,16 @@ export class MapOutput {
     }
     this.#options = options;
     this.#limit = options.memoryLimit ?? defaultMemoryLimit();
+    this.#table = new PairTable(options.combine);
   }
 
   /** Emits one pair; throws TypeError on a non-string key or value. Bound: pass it around freely. */
   readonly emit = (key: string, value: string): void => {
-    // The hot path (a key seen before, emitted with its previous value) is a lookup and an
-    // increment; the checks live on the other paths, which every bad call reaches: a key that
-    // is not a string is never in the table, and a repeated value is a string like its first.
-    const pending = this.#table.get(key);
-    if (pending === undefined) {
-      checkPair(key, value);
-      if (this.#finished) throw new Error("emit called after the map task finished");
-      this.#table.set(key, new Pending(value));
-      this.#bytes += ENTRY_COST + 2 * key.length + VALUE_COST + 2 * value.length;
-      if (this.#bytes > this.#limit) this.#spill();
-      return;
-    }
-    const combine = this.#options.combine;
-    if (value === pending.run) {
-      pending.count++;
-      if (combine !== undefined && pending.count >= COMBINE_RUN) this.#combine(key, pending);
-      return;
-    }
-    checkPair(key, value);
-    // Another value ends the run: the run's repeats become references in `values`.
-    const values = pending.values ?? (pending.values = []);
-    for (let i = 0; i < pending.count; i++) values.push(pending.run);
-    this.#bytes += pending.count * REF_COST + VALUE_COST + 2 * value.length;
-    pending.run = value;
-    pending.count = 1;
-    if (combine !== undefined && values.length >= COMBINE_VALUES) this.#combine(key, pending);
-    if (this.#bytes > this.#limit) this.#spill();
+    if (this.#finished) throw new Error("emit called after the map task finished");
+    const table = this.#table;
+    table.add(key, value);
+    if (table.bytes > this.#limit) this.#spill();
   };
-
-  /** Replaces a key's pending values with their combination (paper §4.3: any number of times). */
-  #combine(key: string, pending: Pending): void {
-    let freed = 0;
-    const values = pending.values;
-    if (values !== undefined) {
-      for (let i = 0; i < values.length; i++) freed += REF_COST + 2 * values[i].length;
-    }
-    freed += 2 * pending.run.length;
-    const one = combined(this.#options.combine!, key, pending.all());
-    pending.values = undefined;
-    pending.run = one;
-    pending.count = 1;
-    this.#bytes += 2 * one.length - freed;
-  }
 
   /** Writes the table as one run per partition: a spill (blocking: emit is synchronous). */
   #spill(): void {
@@ -194,10 +118,10 @@ export class MapOutput {
    */
   #writeTable(paths: string[]): { bytes: number; records: number } {
     const nReduce = this.#options.nReduce;
-    const combine = this.#options.combine;
     const buckets: string[][] = Array.from({ length: nReduce }, () => []);
+    const table = this.#table;
     // The partition is hashed once per distinct key here, never per emitted pair.
-    for (const key of this.#table.keys()) buckets[partition(key, nReduce)].push(key);
+    for (const key of table.keys()) buckets[partition(key, nReduce)].push(key);
     let bytes = 0;
     let records = 0;
     for (let r = 0; r < nReduce; r++) {
@@ -205,18 +129,8 @@ export class MapOutput {
       const file = Deno.openSync(paths[r], { write: true, create: true, truncate: true });
       try {
         const writer = new RecordWriter(syncFileSink(file), scratchBlock());
-        for (const key of keys) {
-          const pending = this.#table.get(key)!;
-          if (pending.size === 1) {
-            writer.add(key, pending.run);
-          } else if (combine !== undefined) {
-            writer.add(key, combined(combine, key, pending.all()));
-          } else {
-            const values = pending.values;
-            if (values !== undefined) { for (const value of values) writer.add(key, value); }
-            for (let i = 0; i < pending.count; i++) writer.add(key, pending.run);
-          }
-        }
+        const add = (key: string, value: string) => void writer.add(key, value);
+        for (const key of keys) table.writeKey(key, add);
         writer.close();
         bytes += writer.bytes;
         records += writer.records;
@@ -224,8 +138,7 @@ export class MapOutput {
         file.close();
       }
     }
-    this.#table = new Map();
-    this.#bytes = 0;
+    this.#table = new PairTable(this.#options.combine);
     return { bytes, records };
   }
 
@@ -233,7 +146,7 @@ export class MapOutput {
   async discard(): Promise<void> {
     this.#finished = true;
     if (this.#spills.length === 0) return;
-    this.#table = new Map();
+    this.#table = new PairTable(this.#options.combine);
     const spills = this.#spills.flat();
     this.#spills = [];
     await Promise.all(spills.map((path) => Deno.remove(path).catch(() => {})));
@@ -299,20 +212,4 @@ export class MapOutput {
       for (const input of inputs) input.close();
     }
   }
-}
-
-function checkPair(key: unknown, value: unknown): void {
-  if (typeof key !== "string" || typeof value !== "string") {
-    throw new TypeError(
-      `emit takes (key: string, value: string): got (${typeof key}, ${typeof value})`,
-    );
-  }
-}
-
-function combined(combine: Combiner, key: string, values: string[]): string {
-  const value: unknown = combine(key, values);
-  if (typeof value !== "string") {
-    throw new TypeError(`combine returned ${typeof value} for key ${key}, expected a string`);
-  }
-  return value;
 }

@@ -1,0 +1,71 @@
+/** The map side's hash table keeps every pair of every key, in emit order, across growth. */
+import assert from "node:assert/strict";
+import { PairTable } from "../../mr/pair_table.ts";
+import { seeded } from "./helpers.ts";
+
+/** What the table writes for every key, as a Map (key -> values). */
+function contents(table: PairTable): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const key of table.keys()) {
+    table.writeKey(key, (k, v) => {
+      assert.equal(k, key);
+      out.set(k, [...(out.get(k) ?? []), v]);
+    });
+  }
+  return out;
+}
+
+Deno.test("without a combiner: every value of every key in emit order, through many growths", () => {
+  const rand = seeded(7);
+  const table = new PairTable();
+  const expected = new Map<string, string[]>();
+  // Keys of all kinds: empty, spaces and tabs, multibyte, astral (surrogate pairs), and enough
+  // distinct ones (20,000) for the 1,024-slot table to double several times.
+  const special = ["", " ", "a\tb", "é", "日本語", "\u{1F600}x", "\ud800"];
+  for (let i = 0; i < 60_000; i++) {
+    const key = i % 10 === 0 ? special[i % special.length] : `k${Math.floor(20_000 * rand())}`;
+    // Mostly repeats of one value (the counted run), sometimes another or an empty string.
+    const r = rand();
+    const value = r < 0.7 ? "1" : r < 0.9 ? String(i % 5) : "";
+    table.add(key, value);
+    expected.set(key, [...(expected.get(key) ?? []), value]);
+  }
+  assert.equal(table.size, expected.size);
+  assert.ok(table.bytes > 0);
+  assert.deepEqual(contents(table), expected);
+});
+
+Deno.test("with a combiner: one value per key, equal to combining all its values", () => {
+  const rand = seeded(3);
+  let calls = 0;
+  const sum = (_key: string, values: string[]) => {
+    calls++;
+    return String(values.reduce((n, v) => n + Number(v), 0));
+  };
+  const table = new PairTable(sum);
+  const expected = new Map<string, number>();
+  for (let i = 0; i < 200_000; i++) {
+    // A few hot keys (long runs of "1", combined every few thousand) and many cold ones.
+    const key = rand() < 0.5 ? `hot${i % 3}` : `cold${Math.floor(5000 * rand())}`;
+    const value = rand() < 0.95 ? "1" : "2";
+    table.add(key, value);
+    expected.set(key, (expected.get(key) ?? 0) + Number(value));
+  }
+  assert.ok(calls > 0, "long runs are combined as they come");
+  const got = new Map([...contents(table)].map(([k, v]) => [k, v.map(Number)]));
+  assert.deepEqual(got, new Map([...expected].map(([k, n]) => [k, [n]])));
+});
+
+Deno.test("a key or value that is not a string, or a combiner result that is not, throws TypeError", () => {
+  const table = new PairTable();
+  assert.throws(() => table.add(1 as unknown as string, "v"), TypeError);
+  assert.throws(() => table.add("k", undefined as unknown as string), TypeError);
+  table.add("k", "v");
+  assert.throws(() => table.add("k", 2 as unknown as string), TypeError);
+  assert.equal(table.size, 1);
+  const bad = new PairTable(() => 5 as unknown as string);
+  // Distinct values pile up until the combiner runs, and its number is refused.
+  assert.throws(() => {
+    for (let i = 0; i < 100; i++) bad.add("x", String(i));
+  }, /combine returned number for key x/);
+});
