@@ -43,18 +43,20 @@ export function servePermissions(
 /**
  * Deno flags for `raftmr worker`: the network (it fetches splits from the coordinator and map
  * output from other workers, and serves its own), read access to its app's directory, read and
- * write access to its data directory, `readFiles` (its token file), and the host name (its
- * worker id and advertised address).
+ * write access to its data directory, `readFiles` (its token file; with `mr run` also the inputs,
+ * which it reads its splits from in place), and the host name (its worker id and advertised
+ * address).
  */
 export function workerPermissions(
   appPath: string,
   dataDir: string,
   readFiles: string[] = [],
 ): string[] {
+  const read = [appDir(appPath), dataDir, ...programDir(), ...readFiles.map((f) => resolve(f))];
   return [
     "--no-prompt",
     "--allow-net",
-    `--allow-read=${unique([appDir(appPath), dataDir, ...programDir(), ...readFiles]).join(",")}`,
+    `--allow-read=${unique(read).join(",")}`,
     `--allow-write=${dataDir}`,
     "--allow-sys=hostname",
     `--allow-env=${ENV_VARS}`,

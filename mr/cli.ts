@@ -463,6 +463,8 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
       taskTimeoutMs: options.taskTimeoutMs,
       splitSize: options.splitSize ??
         localSplitSize(await totalSize(options.files), options.workers),
+      // The workers run here: they read their splits from the inputs, not over HTTP.
+      localInputs: true,
       listen: { hostname: "127.0.0.1", port: 0 },
       http: options.http,
       log,
@@ -483,7 +485,7 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
   );
   const address = `${coordinator.rpcAddress.hostname}:${coordinator.rpcAddress.port}`;
   // Each worker gets a data directory of its own under one job directory, and the permissions
-  // of a worker: its app and that directory (the splits come from the coordinator over HTTP).
+  // of a worker: its app, that directory and the inputs (read in place: localInputs above).
   const jobDir = await Deno.makeTempDir({ prefix: "raftmr-job-" });
   const tokenFile = `${jobDir}/token`;
   await writeTokenFile(tokenFile, token);
@@ -494,7 +496,7 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
     return selfCommand(
       ["worker", "--coordinator", address, "--app", appPath, "--data-dir", dataDir]
         .concat(["--token-file", tokenFile], options.workerArgs ?? []),
-      workerPermissions(appPath, dataDir, [tokenFile]),
+      workerPermissions(appPath, dataDir, [tokenFile, ...options.files]),
     );
   };
   const running = new Set<Deno.ChildProcess>();

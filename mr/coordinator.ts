@@ -34,7 +34,9 @@ import {
 } from "./protocol.ts";
 import { checkInputs, InputError } from "./inputs.ts";
 import { DEFAULT_SPLIT_SIZE, type Split, SplitError, splitFile } from "./splits.ts";
+import { resolve } from "node:path";
 import { CoordinatorData } from "./coordinator_data.ts";
+import { fileIdentity, type LocalInput } from "./local_input.ts";
 import { errorMessage } from "../util/errors.ts";
 
 export { checkInputs, InputError };
@@ -58,6 +60,11 @@ export interface CoordinatorOptions {
   outputDir?: string;
   /** Backup attempts for stragglers near the end of a phase (default true). */
   backupTasks?: boolean;
+  /**
+   * Map assignments also name the split's range in the input file and the file's identity, so
+   * a worker on this machine reads it there instead of over HTTP (mr/local_input.ts; `mr run`).
+   */
+  localInputs?: boolean;
   /** Timeouts of one task that fail the job (default 3). */
   maxTimeouts?: number;
   /** RPC address for workers; port 0 picks a free port. */
@@ -160,6 +167,8 @@ export class Coordinator {
   readonly #startedAt = Date.now();
   readonly #log: (line: string) => void;
   readonly #splits: Split[];
+  /** Per split, where a worker on this machine reads it (with options.localInputs). */
+  readonly #localInputs: (LocalInput | undefined)[];
   readonly #data: CoordinatorData;
   readonly #job = randomHex(8);
   // 32 random bytes, URL-safe: the bearer token of every data request of this job.
@@ -186,9 +195,14 @@ export class Coordinator {
   readonly finished: Promise<JobResult>;
 
   /** Use Coordinator.start(). */
-  private constructor(options: CoordinatorOptions, splits: Split[]) {
+  private constructor(
+    options: CoordinatorOptions,
+    splits: Split[],
+    localInputs: (LocalInput | undefined)[],
+  ) {
     this.#options = options;
     this.#splits = splits;
+    this.#localInputs = localInputs;
     this.#log = options.log ?? ((line: string) => console.error(line));
     this.#outputDir = options.outputDir ?? ".";
     this.#workerTimeoutMs = options.workerTimeoutMs ?? DEFAULT_WORKER_TIMEOUT_MS;
@@ -247,7 +261,8 @@ export class Coordinator {
         throw err;
       }
     }
-    const coordinator = new Coordinator(options, splits);
+    const localInputs = options.localInputs ? await localInputsOf(splits) : [];
+    const coordinator = new Coordinator(options, splits, localInputs);
     coordinator.#listen();
     return coordinator;
   }
@@ -391,7 +406,10 @@ export class Coordinator {
     const { workerId } = parseAskParams(params);
     this.#bind(workerId, context.connection);
     this.#expire();
-    return this.#scheduler.assign(workerId, Date.now());
+    const assignment = this.#scheduler.assign(workerId, Date.now());
+    if (assignment.type !== "map") return assignment;
+    const input = this.#localInputs[assignment.task];
+    return input ? { ...assignment, input } : assignment;
   }
 
   #locations(params: unknown): LocationsResult {
@@ -594,4 +612,17 @@ function taskStatus(task: TaskView, now: number, split?: Split): TaskStatus {
     reruns: task.reruns || undefined,
     doneByBackup: task.doneByBackup || undefined,
   };
+}
+
+/** Each split's range in its file with the file's identity (undefined where stat cannot tell). */
+async function localInputsOf(splits: Split[]): Promise<(LocalInput | undefined)[]> {
+  const identities = new Map<string, Awaited<ReturnType<typeof fileIdentity>>>();
+  const inputs: (LocalInput | undefined)[] = [];
+  for (const split of splits) {
+    const path = resolve(split.path);
+    if (!identities.has(path)) identities.set(path, await fileIdentity(path));
+    const identity = identities.get(path);
+    inputs.push(identity && { path, offset: split.offset, length: split.length, ...identity });
+  }
+  return inputs;
 }

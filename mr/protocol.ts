@@ -3,6 +3,7 @@
  * until checked here: a confused or hostile peer gets an error, never a corrupted task table.
  */
 import type { Assignment, MapOutput, TaskKind } from "./scheduler.ts";
+import { parseLocalInput } from "./local_input.ts";
 
 /** Worker -> coordinator: "give me something to do"; params AskParams, result Assignment. */
 export const RPC_ASK = "mr.ask";
@@ -257,12 +258,14 @@ export function parseAssignment(value: unknown): Assignment {
       }
       const nReduce = count(a.nReduce, "nReduce");
       if (nReduce < 1) throw new TypeError("Invalid nReduce: expected at least 1");
+      const input = parseLocalInput(a.input);
       return {
         type: "map",
         task: count(a.task, "task"),
         attempt: count(a.attempt, "attempt"),
         file: a.file,
         nReduce,
+        ...(input ? { input } : {}),
       };
     }
     case "reduce":

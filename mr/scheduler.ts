@@ -6,6 +6,8 @@
  * a future Raft-replicated coordinator drive it identically.
  */
 
+import type { LocalInput } from "./local_input.ts";
+
 /** Where the job is: maps run first; reduces start only once every map is done. */
 export type Phase = "map" | "reduce" | "done" | "failed";
 
@@ -73,7 +75,15 @@ export interface WorkerView {
 
 /** What a worker asking for work is told to do. */
 export type Assignment =
-  | { type: "map"; task: number; attempt: number; file: string; nReduce: number }
+  | {
+    type: "map";
+    task: number;
+    attempt: number;
+    file: string;
+    nReduce: number;
+    /** The split in the input file itself, for a worker on the coordinator's machine. */
+    input?: LocalInput;
+  }
   | { type: "reduce"; task: number; attempt: number; nMap: number }
   | { type: "wait" }
   | { type: "done" }

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import type { MapReduceApp } from "./app.ts";
 import type { runMap, runReduce } from "./engine.ts";
 import { partitionFileName } from "./shuffle_server.ts";
+import { readRange } from "./local_input.ts";
 
 /** Bytes a task read and wrote, as reported to the coordinator. */
 export interface EngineIo {
@@ -21,8 +22,10 @@ export type TaskRequest =
     id: number;
     /** The split's file name as map() receives it. */
     filename: string;
-    /** Where the fetched split bytes are. */
+    /** Where the fetched split bytes are (or the input file, with `range`). */
     splitPath: string;
+    /** The split is bytes [offset, offset + length) of splitPath (a local input). */
+    range?: { offset: number; length: number };
     nReduce: number;
     /** Directory to write part-<r> files into. */
     dir: string;
@@ -53,7 +56,9 @@ export async function handleTaskRequest(
 ): Promise<TaskReply> {
   try {
     if (request.type === "map") {
-      const data = await Deno.readFile(request.splitPath);
+      const data = request.range
+        ? await readRange(request.splitPath, request.range.offset, request.range.length)
+        : await Deno.readFile(request.splitPath);
       const stats = await map(app, request.filename, utf8.decode(data), {
         nReduce: request.nReduce,
         partitionPath: (r) => join(request.dir, partitionFileName(r)),

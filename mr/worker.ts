@@ -36,6 +36,7 @@ import {
   startShuffleServer,
 } from "./shuffle_server.ts";
 import type { EngineIo } from "./task_protocol.ts";
+import { type LocalInput, readableLocally } from "./local_input.ts";
 import {
   CRC_HEADER,
   crcHex,
@@ -372,6 +373,7 @@ class WorkerLoop {
               assignment.file,
               assignment.nReduce,
               report,
+              assignment.input,
             )
             : await this.#reduce(assignment.task, assignment.attempt, assignment.nMap);
           report.bytesRead = io.bytesRead;
@@ -438,14 +440,19 @@ class WorkerLoop {
     file: string,
     nReduce: number,
     report: ReportParams,
+    input?: LocalInput,
   ): Promise<TaskIo> {
     const job = this.#job!;
     const dir = jobDir(this.#dataDir, job.job);
-    const splitFile = join(dir, `split-${task}-a${attempt}`);
-    await this.#withRetries(
-      `split of map task ${task}`,
-      () => fetchToFile(this.#dataUrl(splitPath(job.job, task)), job.token, splitFile),
-    );
+    // The input file itself when it is here (mr run), else a copy fetched from the coordinator.
+    const local = input !== undefined && await readableLocally(input);
+    const splitFile = local ? input.path : join(dir, `split-${task}-a${attempt}`);
+    if (!local) {
+      await this.#withRetries(
+        `split of map task ${task}`,
+        () => fetchToFile(this.#dataUrl(splitPath(job.job, task)), job.token, splitFile),
+      );
+    }
     // Partition files appear under their final directory name only once all are written, so
     // the data server never hands out a half-written attempt.
     const final = mapAttemptDir(this.#dataDir, job.job, task, attempt);
@@ -457,6 +464,7 @@ class WorkerLoop {
         type: "map",
         filename: file,
         splitPath: splitFile,
+        ...(local ? { range: { offset: input.offset, length: input.length } } : {}),
         nReduce,
         dir: tmp,
       });
@@ -475,7 +483,7 @@ class WorkerLoop {
       await Deno.remove(tmp, { recursive: true }).catch(() => {});
       throw err;
     } finally {
-      await Deno.remove(splitFile).catch(() => {});
+      if (!local) await Deno.remove(splitFile).catch(() => {});
     }
   }
 

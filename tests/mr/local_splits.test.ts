@@ -7,7 +7,9 @@ import {
   MIN_LOCAL_SPLIT_SIZE,
   SPLITS_PER_WORKER,
 } from "../../mr/splits.ts";
-import { app, mergedOutput, raftmr, reference, withTempDir } from "./helpers.ts";
+import { Coordinator } from "../../mr/coordinator.ts";
+import { runWorker } from "../../mr/worker.ts";
+import { app, mergedOutput, raftmr, reference, withTempDir, writeInputs } from "./helpers.ts";
 
 const MIB = 1024 * 1024;
 
@@ -37,3 +39,87 @@ Deno.test("mr run cuts one large input into several splits and still counts righ
     assert.deepEqual(await mergedOutput(dir), await reference("wc", dir, ["big.txt"]));
   });
 });
+
+/**
+ * Runs a coordinator (splits of 4 KiB) and one in-process worker over `names` in `dir`; returns
+ * the split bytes the coordinator served over HTTP.
+ */
+async function runJob(dir: string, names: string[], localInputs: boolean): Promise<number> {
+  const coordinator = await Coordinator.start({
+    files: names.map((name) => join(dir, name)),
+    nReduce: 3,
+    splitSize: 4096,
+    taskTimeoutMs: 60_000,
+    outputDir: dir,
+    localInputs,
+    listen: { hostname: "127.0.0.1", port: 0 },
+    http: { hostname: "127.0.0.1", port: 0 },
+    log: () => {},
+  });
+  try {
+    const code = await runWorker({
+      coordinator: coordinator.rpcAddress,
+      appPath: app("wc"),
+      log: () => {},
+    });
+    assert.equal(code, 0);
+    assert.deepEqual(await coordinator.finished, { ok: true });
+    return coordinator.status().splitBytes;
+  } finally {
+    await coordinator.close();
+  }
+}
+
+Deno.test("with localInputs a worker on the same machine reads its splits from the input files", async () => {
+  await withTempDir(async (dir) => {
+    const names = await writeInputs(dir, 3, 3000);
+    assert.equal(await runJob(dir, names, true), 0, "no split crossed HTTP");
+    assert.deepEqual(await mergedOutput(dir), await reference("wc", dir, names));
+  });
+});
+
+Deno.test("a worker fetches its splits over HTTP when the input is not the file the coordinator cut", async () => {
+  await withTempDir(async (dir) => {
+    const names = await writeInputs(dir, 2, 3000);
+    const expected = await reference("wc", dir, names);
+    // Without localInputs (`raftmr coordinator`): every split crosses HTTP.
+    const total = (await Promise.all(names.map((n) => Deno.stat(join(dir, n))))).reduce(
+      (sum, info) => sum + info.size,
+      0,
+    );
+    assert.equal(await runJob(dir, names, false), total);
+    assert.deepEqual(await mergedOutput(dir), expected);
+    // The coordinator named a file whose identity no longer matches (a file of the same path
+    // on another machine looks like this): the worker does not trust it and fetches.
+    const stale = await localInputsAfterTouch(dir, names);
+    assert.equal(stale, total);
+    assert.deepEqual(await mergedOutput(dir), expected);
+  });
+});
+
+/** Runs the job with localInputs while every input's mtime changes under the coordinator. */
+async function localInputsAfterTouch(dir: string, names: string[]): Promise<number> {
+  const coordinator = await Coordinator.start({
+    files: names.map((name) => join(dir, name)),
+    nReduce: 3,
+    splitSize: 4096,
+    taskTimeoutMs: 60_000,
+    outputDir: dir,
+    localInputs: true,
+    listen: { hostname: "127.0.0.1", port: 0 },
+    http: { hostname: "127.0.0.1", port: 0 },
+    log: () => {},
+  });
+  try {
+    // Same bytes, another modification time: not provably the file that was cut.
+    for (const name of names) await Deno.utime(join(dir, name), 1, 1_000_000);
+    assert.equal(
+      await runWorker({ coordinator: coordinator.rpcAddress, appPath: app("wc"), log: () => {} }),
+      0,
+    );
+    assert.deepEqual(await coordinator.finished, { ok: true });
+    return coordinator.status().splitBytes;
+  } finally {
+    await coordinator.close();
+  }
+}
