@@ -98,11 +98,15 @@ async function writeCorpus(
   return { names, bytes };
 }
 
-/** Wall and CPU seconds of one run, and the largest peak RSS among its worker processes. */
+/**
+ * Wall and CPU seconds of one run, the largest peak RSS among its worker processes, and the
+ * attempts beyond one per task that mr run reported (work done twice: timeouts, backups).
+ */
 interface Timing {
   wall: number;
   cpu: number;
   workerRss?: number;
+  extraAttempts: number;
 }
 
 function parseTimes(line: string): number {
@@ -160,10 +164,12 @@ async function shell(script: string, cwd: string, watchRss = false): Promise<Tim
   const stdout = new TextDecoder().decode(out.stdout);
   const lines = stdout.trim().split("\n");
   const peak = /^peak (\d+)$/m.exec(stdout);
+  const extra = /mr run: (\d+) extra attempts/.exec(new TextDecoder().decode(out.stderr));
   return {
     wall,
     cpu: parseTimes(lines[lines.length - 1]),
     workerRss: peak && Number(peak[1]) > 0 ? Number(peak[1]) * 1024 : undefined,
+    extraAttempts: extra ? Number(extra[1]) : 0,
   };
 }
 
@@ -315,7 +321,10 @@ async function compare(
       `${fixed(median(unix.map((t, i) => one[i].wall / t.wall)))}x`,
     ),
   ]);
-  console.log(`per-round mr speed-ups: ${ratios.map((r) => fixed(r)).join(", ")}\n`);
+  console.log(
+    `per-round mr speed-ups: ${ratios.map((r) => fixed(r)).join(", ")}; extra attempts ` +
+      `(timeouts, backups): ${mr.map((t) => t.extraAttempts).join(", ")}\n`,
+  );
 }
 
 async function speedup(
@@ -351,7 +360,12 @@ async function speedup(
     row("--workers 1", one, "1.00x"),
     row("--workers 2", two, `${fixed(median(ratios))}x`),
   ]);
-  console.log(`per-round speed-ups: ${ratios.map((r) => fixed(r)).join(", ")}\n`);
+  console.log(
+    `per-round speed-ups: ${ratios.map((r) => fixed(r)).join(", ")}; extra attempts ` +
+      `(1 worker / 2 workers): ${
+        one.map((t, i) => `${t.extraAttempts}/${two[i].extraAttempts}`).join(", ")
+      }\n`,
+  );
 }
 
 async function scaling(dir: string, sizes: number[]): Promise<void> {
@@ -372,7 +386,9 @@ async function scaling(dir: string, sizes: number[]): Promise<void> {
         fixed(t.cpu),
         fixed(mb(corpus.bytes) / t.wall, 1),
         `${fixed(perMb / base.perMb)}x`,
+        fixed(t.cpu / mb(corpus.bytes), 3),
         fixed(mb(t.workerRss ?? 0), 0),
+        String(t.extraAttempts),
       ]);
     } finally {
       await Deno.remove(sub, { recursive: true });
@@ -380,7 +396,16 @@ async function scaling(dir: string, sizes: number[]): Promise<void> {
   }
   console.log("scale: generated text, mr run --workers 2 --reduce 10 (wc)");
   printTable(
-    ["input", "wall s", "CPU s", "MiB/s", "wall per MiB vs first", "worker peak RSS MiB"],
+    [
+      "input",
+      "wall s",
+      "CPU s",
+      "MiB/s",
+      "wall per MiB vs first",
+      "CPU s per MiB",
+      "worker peak RSS MiB",
+      "extra attempts",
+    ],
     rows,
   );
 }

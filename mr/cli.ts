@@ -19,6 +19,7 @@ import { AppLoadError, loadApp, resolveAppPath } from "./app.ts";
 import { Coordinator, InputError, type JobResult } from "./coordinator.ts";
 import { newWorkerStatus, runWorker } from "./worker.ts";
 import { expandInputs } from "./inputs.ts";
+import { extraAttempts } from "./attempt_summary.ts";
 import { DEFAULT_SPLIT_SIZE, localSplitSize, parseSize } from "./splits.ts";
 import { serveWorkerHttp } from "./worker_http.ts";
 import { runClusterWorkerCommand } from "./jobs_cli.ts";
@@ -556,6 +557,8 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
     }
   }
   await Promise.all([...running].map((child) => child.status));
+  const extra = extraAttempts(coordinator.status());
+  if (extra !== undefined) log(`mr run: ${extra}`);
   await coordinator.close();
   await Deno.remove(jobDir, { recursive: true }).catch(() => {});
   reportResult(log, "mr run", result, started, options.nReduce);
