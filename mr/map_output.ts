@@ -6,7 +6,15 @@
 import { join } from "node:path";
 import { getHeapStatistics } from "node:v8";
 import { partition } from "./partition.ts";
-import { BLOCK_SIZE, RecordReader, RecordWriter, sortUtf8, syncFileSink } from "./record_format.ts";
+import {
+  BLOCK_SIZE,
+  type BlockSink,
+  RecordReader,
+  RecordWriter,
+  sortUtf8,
+  syncFileSink,
+} from "./record_format.ts";
+import { crc32c } from "../util/crc32c.ts";
 import { mergeGroups } from "./merge.ts";
 import { combined, type Combiner, PairTable } from "./pair_table.ts";
 
@@ -38,6 +46,30 @@ export interface MapOutputStats {
   records: number;
   /** Times the table was written out before finish(). */
   spills: number;
+  /**
+   * Each final partition's length and CRC-32C, computed from the blocks as they were written
+   * (so the worker need not read its partitions back to announce their checksums).
+   */
+  partitions: Checksum[];
+}
+
+/** A partition file's length in bytes and CRC-32C. */
+export interface Checksum {
+  length: number;
+  crc: number;
+}
+
+/** A sink that hands blocks on to `sink` and keeps the length and CRC-32C of all it was given. */
+function checksummed(sink: BlockSink): { sink: BlockSink; sum: Checksum } {
+  const sum = { length: 0, crc: 0 };
+  return {
+    sum,
+    sink: (bytes) => {
+      sum.crc = crc32c(bytes, sum.crc);
+      sum.length += bytes.length;
+      return sink(bytes);
+    },
+  };
 }
 
 /**
@@ -116,7 +148,7 @@ export class MapOutput {
    * Writes the table's keys of each partition, sorted by UTF-8 bytes, to `paths[r]`; a key's
    * values go out combined into one when there is a combiner, else one record per value.
    */
-  #writeTable(paths: string[]): { bytes: number; records: number } {
+  #writeTable(paths: string[]): { bytes: number; records: number; sums: Checksum[] } {
     const nReduce = this.#options.nReduce;
     const buckets: string[][] = Array.from({ length: nReduce }, () => []);
     const table = this.#table;
@@ -124,11 +156,14 @@ export class MapOutput {
     for (const key of table.keys()) buckets[partition(key, nReduce)].push(key);
     let bytes = 0;
     let records = 0;
+    const sums: Checksum[] = [];
     for (let r = 0; r < nReduce; r++) {
       const keys = sortUtf8(buckets[r]);
       const file = Deno.openSync(paths[r], { write: true, create: true, truncate: true });
       try {
-        const writer = new RecordWriter(syncFileSink(file), scratchBlock());
+        const { sink, sum } = checksummed(syncFileSink(file));
+        sums.push(sum);
+        const writer = new RecordWriter(sink, scratchBlock());
         const add = (key: string, value: string) => void writer.add(key, value);
         for (const key of keys) table.writeKey(key, add);
         writer.close();
@@ -139,7 +174,7 @@ export class MapOutput {
       }
     }
     this.#table = new PairTable(this.#options.combine);
-    return { bytes, records };
+    return { bytes, records, sums };
   }
 
   /** Drops the output of a failed map: the table and every spill file. */
@@ -169,15 +204,16 @@ export class MapOutput {
     try {
       let stats: MapOutputStats;
       if (this.#spills.length === 0) {
-        const { bytes, records } = this.#writeTable(temps);
-        stats = { bytesWritten: bytes, records, spills: 0 };
+        const { bytes, records, sums } = this.#writeTable(temps);
+        stats = { bytesWritten: bytes, records, spills: 0, partitions: sums };
       } else {
         if (this.#table.size > 0) this.#spill();
-        stats = { bytesWritten: 0, records: 0, spills: this.#spills.length };
+        stats = { bytesWritten: 0, records: 0, spills: this.#spills.length, partitions: [] };
         for (let r = 0; r < nReduce; r++) {
           const written = await this.#mergeSpills(r, temps[r]);
           stats.bytesWritten += written.bytes;
           stats.records += written.records;
+          stats.partitions.push(written.sum);
         }
       }
       if (rename) { for (let r = 0; r < nReduce; r++) Deno.renameSync(temps[r], finals[r]); }
@@ -191,13 +227,17 @@ export class MapOutput {
   }
 
   /** Merges partition r of every spill into `out`, combining a key's values across spills. */
-  async #mergeSpills(r: number, out: string): Promise<{ bytes: number; records: number }> {
+  async #mergeSpills(
+    r: number,
+    out: string,
+  ): Promise<{ bytes: number; records: number; sum: Checksum }> {
     const combine = this.#options.combine;
     const inputs = await Promise.all(this.#spills.map((paths) => Deno.open(paths[r])));
     const file = await Deno.open(out, { write: true, create: true, truncate: true });
     try {
       const readers = inputs.map((input, i) => new RecordReader(input, this.#spills[i][r]));
-      const writer = new RecordWriter(syncFileSink(file));
+      const { sink, sum } = checksummed(syncFileSink(file));
+      const writer = new RecordWriter(sink);
       await mergeGroups(readers, (key, values) => {
         if (combine !== undefined && values.length > 1) {
           writer.add(key, combined(combine, key, values));
@@ -206,7 +246,7 @@ export class MapOutput {
         }
       });
       writer.close();
-      return { bytes: writer.bytes, records: writer.records };
+      return { bytes: writer.bytes, records: writer.records, sum };
     } finally {
       file.close();
       for (const input of inputs) input.close();

@@ -12,6 +12,8 @@ import { readRange } from "./local_input.ts";
 export interface EngineIo {
   bytesRead: number;
   bytesWritten: number;
+  /** A map's partitions in order: length and CRC-32C of each, as written. */
+  partitions?: { length: number; crc: number }[];
 }
 
 /** Worker -> task thread. */
@@ -69,7 +71,11 @@ export async function handleTaskRequest(
       return {
         type: "done",
         id: request.id,
-        io: { bytesRead: data.length, bytesWritten: stats.bytesWritten },
+        io: {
+          bytesRead: data.length,
+          bytesWritten: stats.bytesWritten,
+          partitions: stats.partitions,
+        },
       };
     }
     const stats = await reduce(app, request.inputs, request.output);

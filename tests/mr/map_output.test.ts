@@ -4,6 +4,7 @@ import { MapOutput } from "../../mr/map_output.ts";
 import { partition } from "../../mr/partition.ts";
 import { RecordReader, sortUtf8 } from "../../mr/record_format.ts";
 import { withTempDir } from "../lib/run.ts";
+import { crc32c } from "../../util/crc32c.ts";
 import { seeded } from "./helpers.ts";
 
 async function readRun(path: string): Promise<[string, string][]> {
@@ -51,6 +52,9 @@ for (const memoryLimit of [undefined, 64 * 1024]) {
       else assert.equal(stats.spills, 0);
       const got = new Map<string, number>();
       for (let r = 0; r < nReduce; r++) {
+        // The checksum finish() reports is the one of the bytes on disk.
+        const bytes = await Deno.readFile(join(dir, `part-${r}`));
+        assert.deepEqual(stats.partitions[r], { length: bytes.length, crc: crc32c(bytes) });
         const pairs = await readRun(join(dir, `part-${r}`));
         const keys = pairs.map(([k]) => k);
         assert.deepEqual(keys, sortUtf8([...new Set(keys)]), "sorted, one record per key");
