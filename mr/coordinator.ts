@@ -387,9 +387,18 @@ export class Coordinator {
   }
 
   #heartbeat(params: unknown, context: { connection: FramedConn }): HeartbeatResult {
-    const { workerId, address } = parseHeartbeatParams(params);
+    const { workerId, address, progress } = parseHeartbeatParams(params);
     this.#bind(workerId, context.connection);
     this.#scheduler.touch(workerId, Date.now(), address);
+    if (progress) {
+      this.#scheduler.madeProgress(
+        workerId,
+        progress.kind,
+        progress.task,
+        progress.attempt,
+        Date.now(),
+      );
+    }
     const host = this.#httpAddress.hostname;
     return {
       job: this.#job,

@@ -19,6 +19,8 @@ export interface MapTaskOptions {
   spillDir: string;
   /** Spill bound in estimated bytes (default: MapOutput's, from the heap limit). */
   memoryLimit?: number;
+  /** Called now and then while the app emits (see MapOutputOptions.onProgress). */
+  onProgress?: () => void;
 }
 
 /**
@@ -39,6 +41,7 @@ export async function runMap(
     renameIntoPlace: options.renameIntoPlace,
     spillDir: options.spillDir,
     memoryLimit: options.memoryLimit,
+    onProgress: options.onProgress,
   });
   try {
     const result = app.mapEmit(filename, contents, output.emit);
@@ -54,12 +57,13 @@ export async function runMap(
  * Merges the sorted runs at `inputs` (one partition of every map task) and writes the reduce
  * output to `outputPath`, one `<key> <value>` line per key in byte order of keys. Not synced: the
  * caller renames (or uploads) the output and makes the copy it keeps durable; this writes it
- * whole or throws.
+ * whole or throws. `onProgress` is called every PROGRESS_EVERY keys reduced.
  */
 export async function runReduce(
   app: MapReduceApp,
   inputs: string[],
   outputPath: string,
+  onProgress?: () => void,
 ): Promise<ReduceStats & { bytesRead: number }> {
   const files: Deno.FsFile[] = [];
   try {
@@ -78,7 +82,7 @@ export async function runReduce(
     );
     const out = await Deno.open(outputPath, { write: true, create: true, truncate: true });
     try {
-      const stats = await reduceRuns(readers, app.reduce, fileSink(out));
+      const stats = await reduceRuns(readers, app.reduce, fileSink(out), onProgress);
       return { ...stats, bytesRead };
     } finally {
       out.close();

@@ -36,7 +36,12 @@ export interface MapOutputOptions {
   spillDir: string;
   /** Estimated bytes of table the map may hold before it spills (default: defaultMemoryLimit()). */
   memoryLimit?: number;
+  /** Called every PROGRESS_EVERY emitted pairs: the map is alive and working. */
+  onProgress?: () => void;
 }
+
+/** Emitted pairs between two onProgress calls (a countdown costs nothing per pair). */
+export const PROGRESS_EVERY = 1024;
 
 /** What finish() wrote. */
 export interface MapOutputStats {
@@ -114,6 +119,7 @@ export class MapOutput {
   #table: PairTable;
   #spills: string[][] = [];
   #finished = false;
+  #countdown = PROGRESS_EVERY;
 
   /** Starts an empty output for one map task. */
   constructor(options: MapOutputOptions) {
@@ -131,6 +137,10 @@ export class MapOutput {
     const table = this.#table;
     table.add(key, value);
     if (table.bytes > this.#limit) this.#spill();
+    if (--this.#countdown === 0) {
+      this.#countdown = PROGRESS_EVERY;
+      this.#options.onProgress?.();
+    }
   };
 
   /** Writes the table as one run per partition: a spill (blocking: emit is synchronous). */

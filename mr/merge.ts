@@ -112,6 +112,9 @@ export interface ReduceStats {
   bytesWritten: number;
 }
 
+/** Keys reduced between two onProgress calls. */
+const PROGRESS_KEYS = 1024;
+
 /**
  * Merges the runs of one partition and writes `<key> <reduce(key, values)>\n` per key, sorted by
  * key bytes, to `sink` (the paper's §4.2 ordering guarantee). Throws TypeError when reduce
@@ -121,6 +124,7 @@ export async function reduceRuns(
   readers: RecordReader[],
   reduce: Reducer,
   sink: BlockSink,
+  onProgress?: () => void,
 ): Promise<ReduceStats> {
   const out = new TextWriter(sink);
   let keys = 0;
@@ -143,6 +147,7 @@ export async function reduceRuns(
       throw new TypeError(`reduce returned ${typeof value} for key ${key}, expected a string`);
     }
     keys++;
+    if (onProgress !== undefined && keys % PROGRESS_KEYS === 0) onProgress();
     return out.add(`${key} ${value}\n`);
   }
 }

@@ -26,6 +26,8 @@ export interface HeartbeatParams {
   workerId: string;
   /** host:port where the worker serves its map output. */
   address: string;
+  /** The attempt this worker runs made progress since its previous heartbeat. */
+  progress?: { kind: TaskKind; task: number; attempt: number };
 }
 
 /** Result of mr.heartbeat: the job's identity and how to reach the coordinator's data server. */
@@ -141,7 +143,22 @@ function counts(value: unknown, what: string, max: number): number[] {
 /** Validates mr.heartbeat params; throws TypeError naming the bad field. */
 export function parseHeartbeatParams(params: unknown): HeartbeatParams {
   const p = record(params, "mr.heartbeat params");
-  return { workerId: workerIdOf(p.workerId), address: addressOf(p.address, "address") };
+  const heartbeat: HeartbeatParams = {
+    workerId: workerIdOf(p.workerId),
+    address: addressOf(p.address, "address"),
+  };
+  if (p.progress !== undefined && p.progress !== null) {
+    const g = record(p.progress, "progress");
+    if (g.kind !== "map" && g.kind !== "reduce") {
+      throw new TypeError('Invalid progress.kind: expected "map" or "reduce"');
+    }
+    heartbeat.progress = {
+      kind: g.kind,
+      task: count(g.task, "progress.task"),
+      attempt: count(g.attempt, "progress.attempt"),
+    };
+  }
+  return heartbeat;
 }
 
 /** Validates mr.locations params; throws TypeError naming the bad field. */

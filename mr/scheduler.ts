@@ -125,6 +125,8 @@ interface Attempt {
   worker: string;
   startedAt: number;
   backup: boolean;
+  /** When its worker last said it made progress (emitted pairs, reduced keys). */
+  progressAt?: number;
 }
 
 /** A task's internal record: the view's fields plus the attempts still running. */
@@ -493,16 +495,37 @@ export class Scheduler {
   }
 
   /**
-   * Gives up every attempt handed out at least taskTimeoutMs before `now`, so the next assign()
-   * gives its task to another worker (MapReduce §3.3). A task that timed out maxTimeouts times
-   * fails the job: its app never returns. Returns the tasks whose attempts it gave up.
+   * Records that an attempt running on `workerId` made progress at `now`: its task timeout
+   * counts from here. Reports about attempts no longer running (given up, done) are ignored.
+   */
+  madeProgress(
+    workerId: string,
+    kind: TaskKind,
+    index: number,
+    attempt: number,
+    now: number,
+  ): void {
+    const task = (kind === "map" ? this.#maps : this.#reduces)[index];
+    const running = task?.running.find((a) => a.attempt === attempt && a.worker === workerId);
+    if (running) running.progressAt = Math.max(running.progressAt ?? 0, now);
+  }
+
+  /**
+   * Gives up every attempt that has gone taskTimeoutMs without progress (since it was handed
+   * out, or since its worker last reported progress), so the next assign() gives its task to
+   * another worker (MapReduce §3.3). Progress is what Hadoop times too (mapreduce.task.timeout):
+   * an attempt that keeps emitting on a slow or loaded host is not presumed dead, so its work
+   * is not done twice; one that stalls, sleeps or hangs is re-issued as before. A task that
+   * timed out maxTimeouts times fails the job: its app never returns. Returns the tasks whose
+   * attempts it gave up.
    */
   expire(now: number): TaskView[] {
     if (this.#over !== undefined) return [];
     const expired: TaskView[] = [];
     for (const task of [...this.#maps, ...this.#reduces]) {
       for (const attempt of task.running) {
-        if (now - attempt.startedAt < this.#timeoutMs) continue;
+        const since = Math.max(attempt.startedAt, attempt.progressAt ?? 0);
+        if (now - since < this.#timeoutMs) continue;
         this.#dropAttempt(task, attempt.attempt);
         task.timeouts++;
         task.recentTimeouts++;

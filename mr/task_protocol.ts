@@ -40,7 +40,12 @@ export type TaskReply =
   | { type: "loadError"; message: string }
   | { type: "done"; id: number; io: EngineIo }
   | { type: "failed"; id: number; error: string }
+  /** The running task is making progress (sent at most every PROGRESS_MS). */
+  | { type: "progress"; id: number }
   | { type: "exited" };
+
+/** The least time between two progress replies of a task thread. */
+export const PROGRESS_MS = 500;
 
 /** The engine's map step (engine.ts's runMap, or a stand-in in tests). */
 export type MapStep = typeof runMap;
@@ -49,12 +54,16 @@ export type ReduceStep = typeof runReduce;
 
 const utf8 = new TextDecoder();
 
-/** Runs one map or reduce request with the app; app exceptions become a "failed" reply. */
+/**
+ * Runs one map or reduce request with the app; app exceptions become a "failed" reply.
+ * `onProgress` is called now and then while the app emits pairs or reduces keys.
+ */
 export async function handleTaskRequest(
   app: MapReduceApp,
   request: Exclude<TaskRequest, { type: "load" }>,
   map: MapStep,
   reduce: ReduceStep,
+  onProgress?: () => void,
 ): Promise<TaskReply> {
   try {
     if (request.type === "map") {
@@ -67,6 +76,7 @@ export async function handleTaskRequest(
         spillDir: request.dir,
         // The worker renames the attempt's whole directory into place once the map is done.
         renameIntoPlace: false,
+        onProgress,
       });
       return {
         type: "done",
@@ -78,7 +88,7 @@ export async function handleTaskRequest(
         },
       };
     }
-    const stats = await reduce(app, request.inputs, request.output);
+    const stats = await reduce(app, request.inputs, request.output, onProgress);
     return {
       type: "done",
       id: request.id,

@@ -63,6 +63,8 @@ export class TaskRunner {
   #pending?: Pending;
   #nextId = 1;
   #threadsStarted = 0;
+  /** Called when the running task reports progress (pairs emitted, keys reduced). */
+  onProgress?: () => void;
 
   private constructor(appPath: string, inProcess?: MapReduceApp) {
     this.#appPath = appPath;
@@ -109,6 +111,10 @@ export class TaskRunner {
           const error = new TaskExitedError("The app ended its task thread (Deno.exit)");
           reject(error);
           this.#settle(thread, undefined, error);
+        } else if (reply.type === "progress") {
+          if (this.#pending?.thread === thread && this.#pending.id === reply.id) {
+            this.onProgress?.();
+          }
         } else if (reply.type === "done") this.#settle(thread, reply.io);
         else this.#settle(thread, undefined, new TaskFailedError(reply.error));
       };
@@ -154,7 +160,13 @@ export class TaskRunner {
     if (this.#pending) throw new Error("A task is already running on this runner");
     const request = { ...job, id: this.#nextId++ } as Exclude<TaskRequest, { type: "load" }>;
     if (this.#inProcess) {
-      const reply = await handleTaskRequest(this.#inProcess, request, runMap, runReduce);
+      const reply = await handleTaskRequest(
+        this.#inProcess,
+        request,
+        runMap,
+        runReduce,
+        () => this.onProgress?.(),
+      );
       if (reply.type === "done") return reply.io;
       throw new TaskFailedError(reply.type === "failed" ? reply.error : "Task failed");
     }

@@ -9,7 +9,12 @@
 /// <reference lib="deno.worker" />
 import { AppLoadError, loadApp, type MapReduceApp } from "./app.ts";
 import { runMap, runReduce } from "./engine.ts";
-import { handleTaskRequest, type TaskReply, type TaskRequest } from "./task_protocol.ts";
+import {
+  handleTaskRequest,
+  PROGRESS_MS,
+  type TaskReply,
+  type TaskRequest,
+} from "./task_protocol.ts";
 
 let app: MapReduceApp | undefined;
 
@@ -28,5 +33,14 @@ self.onmessage = async (event: MessageEvent<TaskRequest>) => {
     }
     return;
   }
-  self.postMessage(await handleTaskRequest(app!, request, runMap, runReduce));
+  // Tells the worker, at most every PROGRESS_MS, that the app is emitting or reducing: its
+  // task timeout then counts from the last progress, not from the task's start.
+  let last = 0;
+  const progress = () => {
+    const now = Date.now();
+    if (now - last < PROGRESS_MS) return;
+    last = now;
+    self.postMessage({ type: "progress", id: request.id } as TaskReply);
+  };
+  self.postMessage(await handleTaskRequest(app!, request, runMap, runReduce, progress));
 };

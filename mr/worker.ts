@@ -226,6 +226,8 @@ class WorkerLoop {
   readonly #giveUpMs: number;
   #job?: HeartbeatResult;
   #heartbeat?: ReturnType<typeof setInterval>;
+  /** The running task reported progress since the last heartbeat. */
+  #progressed = false;
 
   constructor(
     app: TaskRunner,
@@ -321,9 +323,20 @@ class WorkerLoop {
         throw err;
       }
       if (!reached) return this.#neverReached();
-      // Heartbeats run beside the task: a long map must not look like a dead worker.
+      // Heartbeats run beside the task: a long map must not look like a dead worker, and one
+      // that keeps emitting is not timed out (the heartbeat carries its progress).
+      this.#app.onProgress = () => (this.#progressed = true);
       this.#heartbeat = setInterval(() => {
-        this.#client.call(RPC_HEARTBEAT, { workerId: this.#id, address: this.#address })
+        const current = this.#status.current;
+        const progress = this.#progressed && current
+          ? { kind: current.kind, task: current.task, attempt: current.attempt }
+          : undefined;
+        this.#progressed = false;
+        this.#client.call(RPC_HEARTBEAT, {
+          workerId: this.#id,
+          address: this.#address,
+          ...(progress ? { progress } : {}),
+        })
           .then((reply) => {
             this.#status.lastHeartbeat = Date.now();
             // The job ended while our app is stalled (its attempt long since re-issued): end

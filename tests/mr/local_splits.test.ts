@@ -123,3 +123,43 @@ async function localInputsAfterTouch(dir: string, names: string[]): Promise<numb
     await coordinator.close();
   }
 }
+
+Deno.test("a map that keeps emitting for longer than the task timeout is not re-issued", async () => {
+  await withTempDir(async (dir) => {
+    // The map emits for as many milliseconds as its input says: twice the task timeout.
+    const appPath = join(dir, "steady.ts");
+    await Deno.writeTextFile(
+      appPath,
+      [
+        "export function map(_f: string, text: string, emit: (k: string, v: string) => void) {",
+        "  const end = Date.now() + Number(text);",
+        "  let n = 0;",
+        "  while (Date.now() < end) emit(`k${n++ % 100}`, '1');",
+        "}",
+        "export function reduce(_k: string, v: string[]) { return String(v.length); }",
+      ].join("\n"),
+    );
+    await Deno.writeTextFile(join(dir, "in.txt"), "8000");
+    const coordinator = await Coordinator.start({
+      files: [join(dir, "in.txt")],
+      nReduce: 1,
+      taskTimeoutMs: 4000,
+      // Heartbeats (and so progress reports) every second.
+      workerTimeoutMs: 5000,
+      outputDir: dir,
+      listen: { hostname: "127.0.0.1", port: 0 },
+      http: { hostname: "127.0.0.1", port: 0 },
+      log: () => {},
+    });
+    try {
+      const code = await runWorker({ coordinator: coordinator.rpcAddress, appPath, log: () => {} });
+      assert.equal(code, 0);
+      assert.deepEqual(await coordinator.finished, { ok: true });
+      const status = coordinator.status();
+      assert.equal(status.timeouts, 0, "the attempt kept reporting progress");
+      assert.equal(status.tasks.done.find((t) => t.kind === "map")?.attempts, 1);
+    } finally {
+      await coordinator.close();
+    }
+  });
+});

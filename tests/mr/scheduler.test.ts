@@ -95,6 +95,25 @@ Deno.test("scheduler re-issues a task exactly when taskTimeout has passed", () =
   assert.deepEqual(s.expire(14_000).map((t) => t.index), [1, 2]);
 });
 
+Deno.test("scheduler times an attempt from its last progress, not from its start", () => {
+  const s = scheduler();
+  s.assign("w1", 0); // map 0, attempt 1
+  s.assign("w2", 0); // map 1, attempt 1
+  // w1 keeps reporting progress; w2 reports none, and reports about attempts or tasks that are
+  // not its own running attempt count for nothing.
+  s.madeProgress("w1", "map", 0, 1, 6_000);
+  s.madeProgress("w2", "map", 0, 1, 6_000); // not w2's task
+  s.madeProgress("w2", "map", 1, 2, 6_000); // no such attempt
+  s.madeProgress("w2", "reduce", 1, 1, 6_000); // not running
+  assert.deepEqual(s.expire(10_000).map((t) => [t.index, t.worker]), [[1, "w2"]]);
+  s.madeProgress("w1", "map", 0, 1, 14_000);
+  assert.deepEqual(s.expire(23_999), [], "10 s after the last progress: not yet");
+  assert.deepEqual(s.expire(24_000).map((t) => [t.index, t.worker]), [[0, "w1"]]);
+  // Progress of an attempt that was given up does not bring it back.
+  s.madeProgress("w1", "map", 0, 1, 24_500);
+  assert.equal(s.tasks()[0].state, "idle");
+});
+
 Deno.test("scheduler accepts the first completion of a re-issued task and ignores the second", () => {
   const s = new Scheduler({ files: ["a.txt"], nReduce: 1, taskTimeoutMs: 100 });
   s.assign("slow", 0);

@@ -94,3 +94,46 @@ Deno.test("task runner: an app that cannot be loaded is an AppLoadError at start
     await assert.rejects(TaskRunner.start(join(dir, "missing.ts")), AppLoadError);
   });
 });
+
+Deno.test("task runner: a map that keeps emitting reports progress while it runs, and reads a local range", async () => {
+  await withTempDir(async (dir) => {
+    const appPath = join(dir, "app.ts");
+    // Streaming form: every word goes to emit, so a long split makes thousands of calls.
+    await Deno.writeTextFile(
+      appPath,
+      [
+        "export function map(_f: string, text: string, emit: (k: string, v: string) => void) {",
+        "  for (const w of text.split(/\\s+/)) if (w) emit(w, '1');",
+        "}",
+        "export function reduce(_k: string, v: string[]) { return String(v.length); }",
+      ].join("\n"),
+    );
+    const runner = await TaskRunner.start(appPath);
+    let progress = 0;
+    runner.onProgress = () => progress++;
+    try {
+      // 5,000 words surrounded by bytes that are not the split: only the range is mapped.
+      const words = Array.from({ length: 5000 }, (_, i) => `w${i % 700}`).join(" ") + "\n";
+      const path = join(dir, "input.txt");
+      await Deno.writeTextFile(path, `skip me\n${words}and me`);
+      const out = join(dir, "out");
+      await Deno.mkdir(out);
+      const io = await runner.run({
+        type: "map",
+        filename: "input.txt",
+        splitPath: path,
+        range: { offset: "skip me\n".length, length: words.length },
+        nReduce: 1,
+        dir: out,
+      });
+      assert.equal(io.bytesRead, words.length);
+      assert.ok(progress >= 1, "at least one progress report during 5,000 emits");
+      // Each partition's checksum came back with the result.
+      const bytes = await Deno.readFile(join(out, partitionFileName(0)));
+      assert.equal(io.partitions?.[0].length, bytes.length);
+      assert.ok(!new TextDecoder().decode(bytes).includes("skip"), "only the range was mapped");
+    } finally {
+      runner.close();
+    }
+  });
+});
