@@ -44,8 +44,8 @@ export function servePermissions(
  * Deno flags for `raftmr worker`: the network (it fetches splits from the coordinator and map
  * output from other workers, and serves its own), read access to its app's directory, read and
  * write access to its data directory, `readFiles` (its token file; with `mr run` also the inputs,
- * which it reads its splits from in place), and the host name (its worker id and advertised
- * address).
+ * read in place for its splits, and the job directory, for the other workers' map output), and
+ * the host name (its worker id and advertised address).
  */
 export function workerPermissions(
   appPath: string,

@@ -465,7 +465,7 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
       splitSize: options.splitSize ??
         localSplitSize(await totalSize(options.files), options.workers),
       // The workers run here: they read their splits from the inputs, not over HTTP.
-      localInputs: true,
+      localWorkers: true,
       listen: { hostname: "127.0.0.1", port: 0 },
       http: options.http,
       log,
@@ -486,7 +486,8 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
   );
   const address = `${coordinator.rpcAddress.hostname}:${coordinator.rpcAddress.port}`;
   // Each worker gets a data directory of its own under one job directory, and the permissions
-  // of a worker: its app, that directory and the inputs (read in place: localInputs above).
+  // of a worker: its app, that directory, the inputs and the other workers' map output (read
+  // in place: localWorkers above).
   const jobDir = await Deno.makeTempDir({ prefix: "raftmr-job-" });
   const tokenFile = `${jobDir}/token`;
   await writeTokenFile(tokenFile, token);
@@ -497,7 +498,7 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
     return selfCommand(
       ["worker", "--coordinator", address, "--app", appPath, "--data-dir", dataDir]
         .concat(["--token-file", tokenFile], options.workerArgs ?? []),
-      workerPermissions(appPath, dataDir, [tokenFile, ...options.files]),
+      workerPermissions(appPath, dataDir, [tokenFile, ...options.files, jobDir]),
     );
   };
   const running = new Set<Deno.ChildProcess>();

@@ -61,10 +61,12 @@ export interface CoordinatorOptions {
   /** Backup attempts for stragglers near the end of a phase (default true). */
   backupTasks?: boolean;
   /**
-   * Map assignments also name the split's range in the input file and the file's identity, so
-   * a worker on this machine reads it there instead of over HTTP (mr/local_input.ts; `mr run`).
+   * The workers run on this machine (`mr run`): map assignments also name the split's range in
+   * the input file and the file's identity, and reducers are told the directory of each map's
+   * partitions, so a worker reads both in place instead of over HTTP when it may and the bytes
+   * are the ones announced (mr/local_input.ts). Without it every byte crosses HTTP.
    */
-  localInputs?: boolean;
+  localWorkers?: boolean;
   /** Timeouts of one task that fail the job (default 3). */
   maxTimeouts?: number;
   /** RPC address for workers; port 0 picks a free port. */
@@ -167,7 +169,7 @@ export class Coordinator {
   readonly #startedAt = Date.now();
   readonly #log: (line: string) => void;
   readonly #splits: Split[];
-  /** Per split, where a worker on this machine reads it (with options.localInputs). */
+  /** Per split, where a worker on this machine reads it (with options.localWorkers). */
   readonly #localInputs: (LocalInput | undefined)[];
   readonly #data: CoordinatorData;
   readonly #job = randomHex(8);
@@ -261,7 +263,7 @@ export class Coordinator {
         throw err;
       }
     }
-    const localInputs = options.localInputs ? await localInputsOf(splits) : [];
+    const localInputs = options.localWorkers ? await localInputsOf(splits) : [];
     const coordinator = new Coordinator(options, splits, localInputs);
     coordinator.#listen();
     return coordinator;
@@ -435,6 +437,9 @@ export class Coordinator {
           address: where.output.address,
           size: where.output.sizes[task],
           crc: where.output.crcs[task],
+          ...(this.#options.localWorkers && where.output.dir !== undefined
+            ? { dir: where.output.dir }
+            : {}),
         }
       ),
     };

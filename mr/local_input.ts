@@ -11,6 +11,7 @@
  * HTTP as usual.
  */
 import { isAbsolute } from "node:path";
+import { type Checksum, fileChecksum } from "./transfer.ts";
 
 /** A split as bytes [offset, offset + length) of the file at `path`, with that file's identity. */
 export interface LocalInput {
@@ -74,6 +75,25 @@ export async function readRange(path: string, offset: number, length: number): P
   } finally {
     file.close();
   }
+}
+
+/**
+ * Copies the file at `from` to `to` when this process may read it and the copy has the expected
+ * length and CRC-32C (a reducer on the mapper's machine: the file is the partition, or the check
+ * fails); returns false, leaving nothing at `to`, otherwise, and the caller fetches it instead.
+ */
+export async function copyLocal(from: string, to: string, expect: Checksum): Promise<boolean> {
+  try {
+    const status = await Deno.permissions.query({ name: "read", path: from });
+    if (status.state !== "granted") return false;
+    await Deno.copyFile(from, to);
+    const sum = await fileChecksum(to);
+    if (sum.length === expect.length && sum.crc === expect.crc) return true;
+  } catch {
+    // Not here, not readable, or gone: fetch it.
+  }
+  await Deno.remove(to).catch(() => {});
+  return false;
 }
 
 function nonNegative(value: unknown, what: string): number {

@@ -4,6 +4,7 @@
  */
 import type { Assignment, MapOutput, TaskKind } from "./scheduler.ts";
 import { parseLocalInput } from "./local_input.ts";
+import { isAbsolute } from "node:path";
 
 /** Worker -> coordinator: "give me something to do"; params AskParams, result Assignment. */
 export const RPC_ASK = "mr.ask";
@@ -59,6 +60,8 @@ export interface MapLocation {
   address: string;
   size: number;
   crc: number;
+  /** The partitions' directory on the mapper's machine (MapOutput.dir), when it said. */
+  dir?: string;
 }
 
 /** Result of mr.locations: one entry per map, null while that map's output is not available. */
@@ -100,6 +103,7 @@ export interface ReportResult {
 const MAX_ID_LENGTH = 256;
 const MAX_ADDRESS_LENGTH = 300;
 const MAX_ERROR_LENGTH = 4096;
+const MAX_PATH_LENGTH = 4096;
 /** The coordinator's --reduce maximum. */
 const MAX_PARTITIONS = 100_000;
 
@@ -129,6 +133,13 @@ function addressOf(value: unknown, what: string): string {
     typeof value !== "string" || value.length > MAX_ADDRESS_LENGTH || !/^\S+:\d{1,5}$/.test(value)
   ) {
     throw new TypeError(`Invalid ${what}: expected HOST:PORT`);
+  }
+  return value;
+}
+
+function pathOf(value: unknown, what: string): string {
+  if (typeof value !== "string" || !isAbsolute(value) || value.length > MAX_PATH_LENGTH) {
+    throw new TypeError(`Invalid ${what}: expected an absolute path`);
   }
   return value;
 }
@@ -205,6 +216,7 @@ export function parseLocationsResult(value: unknown, nMap: number): LocationsRes
         address: addressOf(e.address, "address"),
         size: count(e.size, "size"),
         crc: count(e.crc, "crc"),
+        ...(e.dir !== undefined ? { dir: pathOf(e.dir, "dir") } : {}),
       };
     }),
   };
@@ -241,6 +253,7 @@ export function parseReportParams(params: unknown): ReportParams {
     const crcs = counts(o.crcs, "output.crcs", MAX_PARTITIONS);
     if (sizes.length !== crcs.length) throw new TypeError("Invalid output: sizes and crcs differ");
     report.output = { address: addressOf(o.address, "output.address"), sizes, crcs };
+    if (o.dir !== undefined) report.output.dir = pathOf(o.dir, "output.dir");
   }
   if (p.release === true) report.release = true;
   if (p.fetchFailed !== undefined && p.fetchFailed !== null) {

@@ -28,6 +28,11 @@ export interface MapOutput {
   sizes: number[];
   /** CRC-32C of partition r. */
   crcs: number[];
+  /**
+   * The directory holding the partitions on the mapper's machine (part-<r> files), for a reducer
+   * that can read it there (mr run: every worker on one machine).
+   */
+  dir?: string;
 }
 
 /** A read-only view of one task, for status pages and tests. */

@@ -7,7 +7,7 @@
  * until the coordinator says the job is over or cannot be reached for a few seconds.
  */
 import { formatHostPort } from "../net/host_port.ts";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { AppLoadError } from "./app.ts";
 import { sleep } from "../util/sleep.ts";
 import { TaskExitedError, TaskFailedError, TaskRunner } from "./task_runner.ts";
@@ -36,7 +36,7 @@ import {
   startShuffleServer,
 } from "./shuffle_server.ts";
 import type { EngineIo } from "./task_protocol.ts";
-import { type LocalInput, readableLocally } from "./local_input.ts";
+import { copyLocal, type LocalInput, readableLocally } from "./local_input.ts";
 import {
   CRC_HEADER,
   crcHex,
@@ -491,7 +491,7 @@ class WorkerLoop {
       }
       await Deno.remove(final, { recursive: true }).catch(() => {});
       await Deno.rename(tmp, final);
-      report.output = { address: this.#address, sizes, crcs };
+      report.output = { address: this.#address, sizes, crcs, dir: resolve(final) };
       return io;
     } catch (err) {
       await Deno.remove(tmp, { recursive: true }).catch(() => {});
@@ -519,8 +519,16 @@ class WorkerLoop {
       // up the rest. The first failure stops new fetches; the reduce gives its task back.
       const fetcher = async () => {
         while (failure === undefined && next < maps.length) {
-          const { map, attempt: mapAttempt, address, size, crc } = maps[next++]!;
+          const { map, attempt: mapAttempt, address, size, crc, dir } = maps[next++]!;
           const url = `http://${address}${partitionPath(job.job, map, mapAttempt, task)}`;
+          // On the mapper's machine (mr run) a copy of its file, checked like a transfer.
+          const local = dir !== undefined &&
+            await copyLocal(join(dir, partitionFileName(task)), inputs[map], { length: size, crc });
+          if (local) {
+            bytesFetched += size;
+            this.#status.shuffleBytesFetched += size;
+            continue;
+          }
           try {
             await this.#withRetries(
               `partition ${task} of map task ${map}`,

@@ -8,7 +8,7 @@ import {
   SPLITS_PER_WORKER,
 } from "../../mr/splits.ts";
 import { Coordinator } from "../../mr/coordinator.ts";
-import { runWorker } from "../../mr/worker.ts";
+import { newWorkerStatus, runWorker } from "../../mr/worker.ts";
 import { app, mergedOutput, raftmr, reference, withTempDir, writeInputs } from "./helpers.ts";
 
 const MIB = 1024 * 1024;
@@ -42,38 +42,52 @@ Deno.test("mr run cuts one large input into several splits and still counts righ
 
 /**
  * Runs a coordinator (splits of 4 KiB) and one in-process worker over `names` in `dir`; returns
- * the split bytes the coordinator served over HTTP.
+ * the split bytes the coordinator served over HTTP, and the partition bytes the worker's shuffle
+ * server served (to itself, as reducer) and that its reduces took in.
  */
-async function runJob(dir: string, names: string[], localInputs: boolean): Promise<number> {
+async function runJob(
+  dir: string,
+  names: string[],
+  localWorkers: boolean,
+): Promise<{ split: number; served: number; shuffled: number }> {
   const coordinator = await Coordinator.start({
     files: names.map((name) => join(dir, name)),
     nReduce: 3,
     splitSize: 4096,
     taskTimeoutMs: 60_000,
     outputDir: dir,
-    localInputs,
+    localWorkers,
     listen: { hostname: "127.0.0.1", port: 0 },
     http: { hostname: "127.0.0.1", port: 0 },
     log: () => {},
   });
   try {
+    const status = newWorkerStatus("coordinator", "wc");
     const code = await runWorker({
       coordinator: coordinator.rpcAddress,
       appPath: app("wc"),
+      status,
       log: () => {},
     });
     assert.equal(code, 0);
     assert.deepEqual(await coordinator.finished, { ok: true });
-    return coordinator.status().splitBytes;
+    return {
+      split: coordinator.status().splitBytes,
+      served: status.shuffleBytesServed,
+      shuffled: coordinator.status().shuffleBytes,
+    };
   } finally {
     await coordinator.close();
   }
 }
 
-Deno.test("with localInputs a worker on the same machine reads its splits from the input files", async () => {
+Deno.test("with localWorkers a worker reads splits and map output in place, not over HTTP", async () => {
   await withTempDir(async (dir) => {
     const names = await writeInputs(dir, 3, 3000);
-    assert.equal(await runJob(dir, names, true), 0, "no split crossed HTTP");
+    const bytes = await runJob(dir, names, true);
+    assert.equal(bytes.split, 0, "no split crossed HTTP");
+    assert.equal(bytes.served, 0, "no partition crossed HTTP");
+    assert.ok(bytes.shuffled > 0, "the reduces still took in every partition");
     assert.deepEqual(await mergedOutput(dir), await reference("wc", dir, names));
   });
 });
@@ -82,30 +96,33 @@ Deno.test("a worker fetches its splits over HTTP when the input is not the file 
   await withTempDir(async (dir) => {
     const names = await writeInputs(dir, 2, 3000);
     const expected = await reference("wc", dir, names);
-    // Without localInputs (`raftmr coordinator`): every split crosses HTTP.
+    // Without localWorkers (`raftmr coordinator`): every split crosses HTTP.
     const total = (await Promise.all(names.map((n) => Deno.stat(join(dir, n))))).reduce(
       (sum, info) => sum + info.size,
       0,
     );
-    assert.equal(await runJob(dir, names, false), total);
+    const remote = await runJob(dir, names, false);
+    assert.equal(remote.split, total);
+    assert.equal(remote.served, remote.shuffled, "every partition crossed HTTP");
+    assert.ok(remote.served > 0);
     assert.deepEqual(await mergedOutput(dir), expected);
     // The coordinator named a file whose identity no longer matches (a file of the same path
     // on another machine looks like this): the worker does not trust it and fetches.
-    const stale = await localInputsAfterTouch(dir, names);
+    const stale = await localWorkersAfterTouch(dir, names);
     assert.equal(stale, total);
     assert.deepEqual(await mergedOutput(dir), expected);
   });
 });
 
-/** Runs the job with localInputs while every input's mtime changes under the coordinator. */
-async function localInputsAfterTouch(dir: string, names: string[]): Promise<number> {
+/** Runs the job with localWorkers while every input's mtime changes under the coordinator. */
+async function localWorkersAfterTouch(dir: string, names: string[]): Promise<number> {
   const coordinator = await Coordinator.start({
     files: names.map((name) => join(dir, name)),
     nReduce: 3,
     splitSize: 4096,
     taskTimeoutMs: 60_000,
     outputDir: dir,
-    localInputs: true,
+    localWorkers: true,
     listen: { hostname: "127.0.0.1", port: 0 },
     http: { hostname: "127.0.0.1", port: 0 },
     log: () => {},
