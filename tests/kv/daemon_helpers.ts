@@ -109,8 +109,16 @@ export function get(base: string, key: string, options: KeyCallOptions = {}) {
 }
 
 /**
+ * The least time poll() keeps trying, whatever its attempt count: on a machine at load 20+ a
+ * probe that fails at once (connection refused, 503 during an election) would use up its
+ * attempts long before a starting node or an election is done. Only a broken run waits this long.
+ */
+const MIN_POLL_MS = 60_000;
+
+/**
  * Polls `probe` until it returns a non-undefined value; throws with `describe()` after
- * `attempts` tries. No timing assertion: the bound only stops a broken run from hanging.
+ * `attempts` tries and at least MIN_POLL_MS. No timing assertion: the bound only stops a broken
+ * run from hanging.
  */
 export async function poll<T>(
   probe: () => T | undefined | Promise<T | undefined>,
@@ -118,7 +126,8 @@ export async function poll<T>(
   attempts = 200,
   pauseMs = 50,
 ): Promise<T> {
-  for (let i = 0; i < attempts; i++) {
+  const floor = performance.now() + MIN_POLL_MS;
+  for (let i = 0; i < attempts || performance.now() < floor; i++) {
     const value = await probe();
     if (value !== undefined) return value;
     await sleep(pauseMs);

@@ -15,6 +15,13 @@ const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
 const CONFIG = fileURLToPath(new URL("../../deno.json", import.meta.url));
 /** Bound on one harness HTTP call (a stalled node must not hang the harness). */
 const PROBE_TIMEOUT_MS = 2_000;
+/**
+ * The least time waitForLeader() and waitForHttp() keep trying, whatever their attempt count:
+ * on a machine at load 20+ a node takes seconds to start and an election after a restart
+ * longer, and a probe that fails at once (connection refused) would use up attempts in no time.
+ * Only a broken run waits this long.
+ */
+const MIN_WAIT_MS = 60_000;
 
 /** Ports handed out by this process, never reused by it. */
 const handedOut = new Set<number>();
@@ -402,7 +409,8 @@ export class ProcessCluster {
    */
   async waitForLeader(among?: number[], attempts = 400): Promise<number> {
     const majority = Math.floor((this.voters ?? this.nodes).length / 2) + 1;
-    for (let i = 0; i < attempts; i++) {
+    const floor = performance.now() + MIN_WAIT_MS;
+    for (let i = 0; i < attempts || performance.now() < floor; i++) {
       const statuses = await this.statuses();
       for (const [id, status] of statuses) {
         if (status?.role !== "leader" || (among && !among.includes(id))) continue;
@@ -417,9 +425,10 @@ export class ProcessCluster {
     throw new Error(`No leader elected; outputs:\n${this.dump()}`);
   }
 
-  /** Waits until a (re)started node answers /status. */
+  /** Waits until a (re)started node answers /status (attempts, and at least MIN_WAIT_MS). */
   async waitForHttp(id: number, attempts = 400): Promise<void> {
-    for (let i = 0; i < attempts; i++) {
+    const floor = performance.now() + MIN_WAIT_MS;
+    for (let i = 0; i < attempts || performance.now() < floor; i++) {
       if (await this.status(id).then(() => true, () => false)) return;
       await sleep(50);
     }
