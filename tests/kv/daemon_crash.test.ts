@@ -54,9 +54,20 @@ Deno.test("daemon: kill -9 of the leader during concurrent writes loses no ackno
   try {
     const leader = await cluster.waitForLeader();
     let ackedBefore = 0;
+    const started = (await poll(
+      () => cluster.status(leader).catch(() => undefined),
+      () => `node ${leader} never answered /status\n${cluster.dump()}`,
+    )).applied;
     const scenario = (async () => {
-      // Let the writers get going, then crash the leader mid-stream.
-      await sleep(500);
+      // Let the writers get going (entries applied, not a fixed time: a loaded machine may
+      // need seconds for the first), then crash the leader mid-stream.
+      await poll(
+        async () => {
+          const s = await cluster.status(leader).catch(() => undefined);
+          return s && s.applied >= started + 12 ? true : undefined;
+        },
+        () => `the writers made no progress on leader ${leader}\n${cluster.dump()}`,
+      );
       ackedBefore = (await cluster.status(leader)).applied;
       await cluster.kill(leader);
       const next = await cluster.waitForLeader();
@@ -85,13 +96,20 @@ Deno.test("daemon: kill -9 of every node, then restart: all acknowledged data is
   const cluster = await ProcessCluster.start({ nodes: 3, extraArgs: SERVE_ARGS });
   try {
     // Writes in flight while every process dies at once: the acknowledged ones must survive.
+    // The crash comes once some writes were acknowledged (a loaded machine may need seconds
+    // for the first), not after a fixed time.
+    const acked = new Map<string, string>();
     const crash = (async () => {
-      await sleep(700);
+      await poll(
+        () => (acked.size > 10 ? true : undefined),
+        () => `only ${acked.size} writes were acknowledged\n${cluster.dump()}`,
+        400,
+        20,
+      );
       await Promise.all(cluster.ids.map((id) => cluster.kill(id)));
     })();
     let stopped = false;
-    crash.then(() => stopped = true);
-    const acked = new Map<string, string>();
+    crash.then(() => stopped = true, () => stopped = true);
     await Promise.all(Array.from({ length: 4 }, async (_, c) => {
       for (let i = 0; !stopped; i++) {
         const running = cluster.running;
