@@ -42,14 +42,6 @@ import {
 /** Exit status after SIGINT or SIGTERM stopped a job early (128 + SIGINT, as shells report). */
 const INTERRUPTED = 130;
 
-/**
- * How long a finished coordinator keeps answering "job done" so workers exit cleanly. A worker
- * that never reaches its coordinator fails (exit 1: most likely a wrong --coordinator), so one
- * started just as the job ends must still find it: 5 s covers a worker process starting on a
- * loaded machine.
- */
-const LINGER_MS = 5000;
-
 function inputFiles(args: ParsedArgs): string[] {
   if (args.positionals.length === 0) throw new UsageError("no input files: give at least one FILE");
   return args.positionals;
@@ -140,6 +132,16 @@ export const coordinatorCommand: Command = {
       default: "10s",
       description: "A worker not heard from this long is dead: its maps run again",
     },
+    // A worker that never reaches its coordinator fails (exit 1: most likely a wrong
+    // --coordinator), so one started just as the job ends must still find it. 5 s covers a
+    // worker starting on a busy machine; a script that starts workers late can give more.
+    linger: {
+      type: "string",
+      value: "DURATION",
+      default: "5s",
+      description: 'After the job, answer "done" this long so late workers exit cleanly ' +
+        "(Ctrl-C ends it)",
+    },
     "output-dir": {
       type: "string",
       value: "DIR",
@@ -170,6 +172,7 @@ export const coordinatorCommand: Command = {
     const nReduce = intFlag(args, "reduce", 1, 100_000);
     const taskTimeoutMs = positiveDuration(args, "task-timeout");
     const workerTimeoutMs = positiveDuration(args, "worker-timeout");
+    const lingerMs = durationFlag(args, "linger");
     const splitSize = splitSizeFlag(args);
     const outputDir = stringFlag(args, "output-dir") ?? ".";
     const backupTasks = args.flags["no-backup-tasks"] !== true;
@@ -223,7 +226,8 @@ export const coordinatorCommand: Command = {
       );
     }
     const started = Date.now();
-    const result = await Promise.race([coordinator.finished, stopSignal()]);
+    const stop = stopSignal();
+    const result = await Promise.race([coordinator.finished, stop]);
     if (typeof result === "string") {
       log.warn(`coordinator: ${result}: stopping; the job is not finished`, { signal: result });
       await coordinator.close();
@@ -231,7 +235,8 @@ export const coordinatorCommand: Command = {
     }
     reportResult(log, "coordinator", result, started, nReduce);
     // MIT 6.824 lab 1: linger so workers asking for work hear "done" instead of a closed port.
-    await sleep(LINGER_MS);
+    // The job is over either way: a signal only cuts the wait short.
+    await Promise.race([sleep(lingerMs), stop]);
     await coordinator.close();
     return result.ok ? 0 : 1;
   },

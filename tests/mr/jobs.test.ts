@@ -102,19 +102,44 @@ Deno.test("reduce parallelism: two workers run reduce tasks at the same time", a
 Deno.test("job count: with healthy workers every map task runs exactly once", async () => {
   await withTempDir(async (dir) => {
     const files = await writeInputs(dir, 8, 5);
-    const { proc, rpc } = await startCoordinator(dir, files);
-    const first = startWorker(dir, rpc, "jobcount");
-    const second = startWorker(dir, rpc, "jobcount");
-    await sleep(2000);
-    const third = startWorker(dir, rpc, "jobcount"); // joins mid-job
-    assert.equal((await second.done).code, 0);
-    // Started after the job finished: must exit on its own, without running a map.
-    const late = startWorker(dir, rpc, "jobcount");
-    assert.equal((await late.done).code, 0);
-    for (const worker of [first, third]) assert.equal((await worker.done).code, 0);
-    assert.equal((await proc.done).code, 0);
-    assert.deepEqual(await mergedOutput(dir), ["a 8"]);
-    assert.equal((await listDir(dir, /^mr-worker-jobcount/)).length, 8);
+    // Healthy workers: a map (2-5 s of sleep) must not outlast the task or worker timeout
+    // (10 s by default) just because the machine is loaded, or it rightly runs twice. The
+    // coordinator lingers until the test stops it, so the late worker below finds it however
+    // long its process takes to start.
+    const { proc, rpc } = await startCoordinator(dir, files, [
+      "--task-timeout",
+      "10m",
+      "--worker-timeout",
+      "10m",
+      "--linger",
+      "10m",
+    ]);
+    try {
+      const first = startWorker(dir, rpc, "jobcount");
+      const second = startWorker(dir, rpc, "jobcount");
+      await sleep(2000);
+      const third = startWorker(dir, rpc, "jobcount"); // joins mid-job
+      const secondDone = await second.done;
+      assert.equal(secondDone.code, 0, secondDone.stderr);
+      // Started after the job finished: must exit on its own, without running a map.
+      const late = startWorker(dir, rpc, "jobcount");
+      const lateDone = await late.done;
+      assert.equal(lateDone.code, 0, lateDone.stderr);
+      for (const worker of [first, third]) assert.equal((await worker.done).code, 0);
+      assert.ok(!proc.exited(), "the coordinator left before its linger was over");
+      proc.child.kill("SIGTERM"); // Ends the linger; the job itself succeeded.
+      assert.equal((await proc.done).code, 0);
+      assert.deepEqual(await mergedOutput(dir), ["a 8"]);
+      assert.equal((await listDir(dir, /^mr-worker-jobcount/)).length, 8);
+    } finally {
+      // A failed assertion must not leave the coordinator lingering for ten minutes.
+      try {
+        proc.child.kill("SIGKILL");
+      } catch {
+        // Already exited.
+      }
+      await proc.done;
+    }
   });
 });
 
