@@ -6,6 +6,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadApp } from "../../mr/app.ts";
 import { withTempDir as withScratchDir } from "../lib/run.ts";
+import { freePort } from "../lib/cluster.ts";
+
+/** A free TCP port on 127.0.0.1 below the ephemeral range (the harness's freePort()). */
+export { freePort };
 import { sleep } from "../../util/sleep.ts";
 
 /** Absolute path of the repository's main.ts. */
@@ -49,15 +53,11 @@ export function raftmr(args: string[], cwd: string): Proc {
   return { child, done, exited: () => exited };
 }
 
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
-
-/** Ports for a coordinator's RPC and HTTP servers. */
+/**
+ * Ports for a coordinator's RPC and HTTP servers. From the harness's freePort(), below the
+ * ephemeral range: a port the kernel handed out for bind(0) and released could be taken by any
+ * process's outgoing connection before the coordinator (a process still starting) binds it.
+ */
 export function ports(): { rpc: string; http: string } {
   return { rpc: `127.0.0.1:${freePort()}`, http: `127.0.0.1:${freePort()}` };
 }

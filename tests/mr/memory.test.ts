@@ -28,7 +28,16 @@ Deno.test(`a ${KEYS * 64 / 2 ** 20} MiB partition on a worker with a ${HEAP_MB} 
       await Deno.writeTextFile(join(dir, name), lines.join("\n") + "\n");
       files.push(name);
     }
-    const { proc, rpc } = await startCoordinator(dir, files, ["--reduce", "1"]);
+    // What is tested is memory, not time: on a loaded machine the one worker's 64 MiB reduce
+    // may outlast the default 10 s task timeout, and is not re-issued for it here.
+    const { proc, rpc } = await startCoordinator(dir, files, [
+      "--reduce",
+      "1",
+      "--task-timeout",
+      "10m",
+      "--worker-timeout",
+      "10m",
+    ]);
     const worker = new Deno.Command(Deno.execPath(), {
       args: [
         "run",

@@ -200,8 +200,8 @@ Deno.test("crash: apps that exit or stall at random, workers in their own direct
     const d = await dirs(root, ["coord", "w0", "w1", "w2", "w3"]);
     const files = await writeInputs(d.coord, 8, 50);
     const expected = await reference("nocrash", d.coord, files);
-    // 4 s: see the classic crash test in faults.test.ts.
-    const { proc, rpc } = await startCoordinator(d.coord, files, ["--task-timeout", "4s"]);
+    // 6 s: see the classic crash test in faults.test.ts.
+    const { proc, rpc } = await startCoordinator(d.coord, files, ["--task-timeout", "6s"]);
     const workers: Proc[] = [];
     const loops = [d.w0, d.w1, d.w2, d.w3].map(async (dir, i) => {
       for (let n = 0; !proc.exited(); n++) {
