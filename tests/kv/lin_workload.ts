@@ -18,11 +18,21 @@ import { call, type HttpResult, untilDefinitive, waitConverged } from "./daemon_
 export const KEYS = ["x", "y", "z"];
 const CLIENTS = 5;
 const RUN_MS = 6_000;
+/** Completed operations a history needs for its check to mean something (not a timing bound). */
+const ENOUGH_OPS = 30;
+/**
+ * A run lasts its time and until ENOUGH_OPS operations completed: on a loaded machine (or with
+ * nodes down) a few seconds may not hold enough. Past this bound it stops anyway, and
+ * checkHistory() says how few completed.
+ */
+const MAX_RUN_MS = 180_000;
 /** Client-side bound on one attempt: above the servers' 2 s request timeout. */
 const ATTEMPT_TIMEOUT_MS = 4_000;
 
 interface Workload {
   history: KvHistoryOp[];
+  /** Operations with a definitive outcome so far. */
+  completed: number;
   stopped: () => boolean;
 }
 
@@ -120,6 +130,7 @@ async function runClient(cluster: ProcessCluster, c: number, work: Workload): Pr
       const r = await attempt(cluster.url(pick(running)), op, session);
       if (settle(op, r)) {
         op.return = performance.now();
+        work.completed++;
         break;
       }
       // An unknown read is simply retried as a new read (an unknown get constrains nothing).
@@ -143,7 +154,8 @@ async function runClient(cluster: ProcessCluster, c: number, work: Workload): Pr
 }
 
 /**
- * Runs the workload for `runMs` while `faults` runs; returns the history once both are done.
+ * Runs the workload for `runMs`, and until enough operations completed, while `faults` runs;
+ * returns the history once both are done.
  */
 export async function record(
   cluster: ProcessCluster,
@@ -151,7 +163,14 @@ export async function record(
   runMs = RUN_MS,
 ): Promise<KvHistoryOp[]> {
   const started = performance.now();
-  const work: Workload = { history: [], stopped: () => performance.now() - started > runMs };
+  const work: Workload = {
+    history: [],
+    completed: 0,
+    stopped: () => {
+      const elapsed = performance.now() - started;
+      return elapsed > MAX_RUN_MS || (elapsed > runMs && work.completed > ENOUGH_OPS);
+    },
+  };
   await Promise.all([
     ...Array.from({ length: CLIENTS }, (_, c) => runClient(cluster, c, work)),
     faults(work.stopped),
@@ -163,7 +182,7 @@ export async function record(
 export function checkHistory(cluster: ProcessCluster, history: KvHistoryOp[]): void {
   const completed = history.filter((o) => o.return !== undefined).length;
   // Enough completed operations that the check means something (not a timing bound).
-  assert.ok(completed > 30, `only ${completed} operations completed\n${cluster.dump()}`);
+  assert.ok(completed > ENOUGH_OPS, `only ${completed} operations completed\n${cluster.dump()}`);
   const result = checkLinearizability(history);
   if (!result.ok) {
     const key = result.key;
