@@ -227,8 +227,12 @@ Deno.test("daemon members: removing the leader hands over; refusals are 409, bad
       () => call(`${cluster.url(next)}/v1/kv/k`, { method: "PUT", body: "v" }),
     );
     assert.equal(put.status, 200);
-    // The removed node no longer campaigns: it never leads again.
-    const s = await cluster.status(leader);
+    // The removed node no longer campaigns: it never leads again. (Its /status is asked until
+    // it answers: a loaded node may miss one probe.)
+    const s = await poll(
+      () => cluster.status(leader).catch(() => undefined),
+      () => `node ${leader} never answered /status\n${cluster.dump()}`,
+    );
     assert.notEqual(s.role, "leader");
     assert.ok(!(s.voters as number[]).includes(leader));
   } finally {
@@ -268,16 +272,20 @@ Deno.test("daemon members: rolling SIGTERM restart under load; leaders hand over
   try {
     let handovers = 0;
     const history = await record(cluster, async () => {
-      for (const id of cluster.ids) {
-        const wasLeader = (await cluster.leaders()).includes(id);
-        const code = await cluster.terminate(id);
-        assert.equal(code, 0, cluster.dump());
-        if (wasLeader && /Handed leadership to node/.test(cluster.node(id).output.join(""))) {
-          handovers++;
+      // A handover is abandoned after an election timeout ("Stopping without handing over
+      // leadership"), which a loaded machine can exceed: another round then, up to five.
+      for (let round = 0; round < 5 && (round === 0 || handovers === 0); round++) {
+        for (const id of cluster.ids) {
+          const wasLeader = (await cluster.leaders()).includes(id);
+          const before = cluster.node(id).output.join("").split("Handed leadership").length;
+          const code = await cluster.terminate(id);
+          assert.equal(code, 0, cluster.dump());
+          const after = cluster.node(id).output.join("").split("Handed leadership").length;
+          if (wasLeader && after > before) handovers++;
+          cluster.startNode(id);
+          await cluster.waitForHttp(id);
+          await cluster.waitForLeader();
         }
-        cluster.startNode(id);
-        await cluster.waitForHttp(id);
-        await cluster.waitForLeader();
       }
     }, 10_000);
     checkHistory(cluster, history);
@@ -294,14 +302,51 @@ Deno.test("daemon members: POST /v1/leader/transfer moves leadership to the name
     const leader = await cluster.waitForLeader();
     const target = cluster.ids.find((id) => id !== leader)!;
     const other = cluster.ids.find((id) => id !== leader && id !== target)!;
+    // A transfer is done on 200, or on the 409 a retry gets when an earlier attempt whose
+    // answer was lost (a 5xx on a loaded machine) did move leadership (seen: the first answer
+    // timed out while node 3 handed over to node 1, and every retry said it already leads).
+    const alreadyLeads = new RegExp(`Node ${target} is already the leader`);
     const r = await until(
       cluster,
       "transfer",
       () => call(`${cluster.url(other)}/v1/leader/transfer`, json(`{"to": ${target}}`)),
+      (r) => r.status === 200 || (r.status === 409 && alreadyLeads.test(r.body)),
     );
-    assert.equal(JSON.parse(r.body).leader, target);
-    assert.equal(await cluster.waitForLeader(), target);
-    const refused = await call(`${cluster.url(other)}/v1/leader/transfer`, json(`{"to": 42}`));
+    let moved: { leader: number; term: number };
+    if (r.status === 200) {
+      moved = JSON.parse(r.body);
+    } else {
+      // The term the target leads, as the node that refused the retry sees it.
+      const s = await poll(
+        async () => {
+          const s = await cluster.status(other).catch(() => undefined);
+          return s?.leader === target ? s : undefined;
+        },
+        () => `node ${other} never saw node ${target} lead\n${cluster.dump()}`,
+      );
+      moved = { leader: s.leader, term: s.term };
+    }
+    assert.equal(moved.leader, target);
+    const now = await cluster.waitForLeader();
+    if (now !== target) {
+      // On a loaded machine a real election may follow the transfer (a late heartbeat): the
+      // leader found then leads a later term than the one the transfer gave the target.
+      const s = await poll(
+        () => cluster.status(now).catch(() => undefined),
+        () => `node ${now} never answered /status\n${cluster.dump()}`,
+      );
+      assert.ok(
+        s.term > moved.term,
+        `node ${now} leads term ${s.term}, the transfer made ${target} lead term ${moved.term}`,
+      );
+    }
+    // A 5xx or no answer (an election under way) is not the refusal: asked again.
+    const refused = await until(
+      cluster,
+      "transfer to a stranger",
+      () => call(`${cluster.url(other)}/v1/leader/transfer`, json(`{"to": 42}`)),
+      (r) => r.status !== 0 && r.status < 500,
+    );
     assert.equal(refused.status, 409, refused.body);
     assert.match(refused.body, /not a voter/);
     // The same through the CLI, over the native protocol on the peer ports.
@@ -329,16 +374,28 @@ Deno.test("daemon members: POST /v1/leader/transfer moves leadership to the name
       promote.stderr,
       new RegExp(`raftmr member promote: Node ${target} is already a voter`),
     );
-    const back = await runScript(MAIN, [
-      "leader",
-      "transfer",
-      String(leader),
-      "--endpoints",
-      endpoints,
-      ...cluster.kvArgs(),
-    ]);
-    assert.equal(back.code, 0, back.stderr);
-    assert.match(back.stdout, new RegExp(`Node ${leader} is the leader`));
+    const transferBack = () =>
+      runScript(MAIN, [
+        "leader",
+        "transfer",
+        String(leader),
+        "--endpoints",
+        endpoints,
+        ...cluster.kvArgs(),
+      ]);
+    // As over HTTP: an attempt whose outcome is unknown (the node's 2 s request timeout, on a
+    // loaded machine) is tried again, and then "already the leader" means it did move.
+    let back = await transferBack();
+    let unknown = false;
+    for (let i = 0; i < 10 && back.code === 1 && /Outcome unknown/i.test(back.stderr); i++) {
+      unknown = true;
+      back = await transferBack();
+    }
+    const movedEarlier = new RegExp(`Node ${leader} is already the leader`);
+    if (!(unknown && back.code === 1 && movedEarlier.test(back.stderr))) {
+      assert.equal(back.code, 0, back.stderr);
+      assert.match(back.stdout, new RegExp(`Node ${leader} is the leader`));
+    }
   } finally {
     await cluster.stop();
   }
