@@ -29,17 +29,32 @@ const handedOut = new Set<number>();
 /** Ports the Fetch standard refuses to connect to ("bad ports") that fall in our range. */
 const FETCH_BLOCKED_PORTS = new Set([10080]);
 
-/** The first port of the kernel's ephemeral range (outgoing connections take ports from it). */
-function ephemeralLow(): number {
+const PORT_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range";
+
+/** The text of the kernel's ephemeral port range, or undefined when it cannot be read. */
+function portRangeText(): string | undefined {
   try {
-    const low = Number(
-      Deno.readTextFileSync("/proc/sys/net/ipv4/ip_local_port_range").split(/\s+/)[0],
-    );
-    if (Number.isInteger(low) && low > 12_000) return low;
+    return Deno.readTextFileSync(PORT_RANGE_FILE);
   } catch {
-    // Not Linux, or no /proc: assume the IANA range.
+    // Deno reads /proc/sys only with --allow-all, which `deno task test` does not give: ask cat.
   }
-  return 49_152;
+  try {
+    const out = new Deno.Command("cat", { args: [PORT_RANGE_FILE], stderr: "null" }).outputSync();
+    return out.success ? new TextDecoder().decode(out.stdout) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The first port of the kernel's ephemeral range (outgoing connections take ports from it).
+ * When it cannot be read: 32768, Linux's default and below every common default (IANA's, and
+ * so macOS's and Windows', is 49152). Assuming 49152 on Linux put test ports in 32768-49151,
+ * where outgoing connections took them ("Address already in use" on a node's restart).
+ */
+function ephemeralLow(): number {
+  const low = Number(portRangeText()?.split(/\s+/)[0]);
+  return Number.isInteger(low) && low > 12_000 ? low : 32_768;
 }
 
 /**
