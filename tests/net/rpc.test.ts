@@ -39,7 +39,8 @@ Deno.test("replies come back out of order and a slow handler does not block othe
   const { server, port } = startServer();
   const client = new RpcClient({ hostname: "127.0.0.1", port });
   const order: number[] = [];
-  const slow = client.call("delayedEcho", { value: 1, ms: 200 }).then((v) =>
+  // 1 s apart: both frames leave in one turn, but a loaded process may read them in two.
+  const slow = client.call("delayedEcho", { value: 1, ms: 1_000 }).then((v) =>
     order.push(v as number)
   );
   const fast = client.call("delayedEcho", { value: 2, ms: 1 }).then((v) => order.push(v as number));
