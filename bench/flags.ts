@@ -88,6 +88,10 @@ export const BENCHMARKS: Record<string, BenchSpec> = {
         type: "boolean",
         description: "Both with peer TLS (client certificates) and HTTPS; raftmr with tokens too",
       },
+      "plain-too": {
+        type: "boolean",
+        description: "With --secure: plain clusters beside the secure ones, measured in turn",
+      },
     },
   },
 };

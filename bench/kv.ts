@@ -1,6 +1,6 @@
 /**
- * `deno task bench kv [--duration 5s] [--steady 60s] [--failovers 5] [--rolling 1] [--secure]
- * [--workloads TEXT]`: raftmr against etcd on the same machine in the same run. Both get a 3-node
+ * `deno task bench kv [--duration 5s] [--steady 60s] [--failovers 5] [--rolling 1] [--secure
+ * [--plain-too]] [--workloads TEXT]`: raftmr against etcd on the same machine in the same run. Both get a 3-node
  * cluster on loopback with fsync on, data on the normal disk; wrk drives both over HTTP (raftmr
  * through PUT/GET /v1/kv/{key}, etcd through its v3 JSON gateway) with 100-byte values over 1000
  * keys, at the leader and at a follower. Runs alternate A B A B so drift on a shared machine hits
@@ -19,6 +19,7 @@ import {
   type RollingRestartResult,
 } from "./kv_clusters.ts";
 import { runWrk, type WrkResult } from "./wrk.ts";
+import { compareSecurity } from "./kv_security.ts";
 
 interface Workload {
   name: string;
@@ -51,6 +52,8 @@ export async function main(args: string[]): Promise<void> {
       // Runs only the workloads whose name contains this text, e.g. "PUT c=64".
       workloads: { type: "string", default: "" },
       secure: { type: "boolean", default: false },
+      // With --secure: plain clusters beside the secure ones, in turn (bench/kv_security.ts).
+      "plain-too": { type: "boolean", default: false },
     },
   });
   const workloads = WORKLOADS.filter((w) => w.name.includes(values.workloads!));
@@ -89,6 +92,18 @@ export async function main(args: string[]): Promise<void> {
     );
   }
   const root = await Deno.makeTempDir({ dir: Deno.cwd(), prefix: ".bench-kv-" });
+  if (values["plain-too"]) {
+    if (!values.secure) {
+      console.error("--plain-too goes with --secure");
+      Deno.exit(2);
+    }
+    try {
+      await compareSecurity({ root, workloads, durationMs, withEtcd });
+    } finally {
+      await Deno.remove(root, { recursive: true }).catch(() => {});
+    }
+    return;
+  }
   // --secure: one CA for both; every node certificate is also its HTTPS certificate.
   let security: BenchSecurity | undefined;
   if (values.secure) {
