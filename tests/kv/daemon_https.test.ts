@@ -11,7 +11,7 @@ import { parseSecurityFlags } from "../../kv/security_flags.ts";
 import { serveCommand } from "../../kv/serve_cli.ts";
 import { freePort } from "../lib/cluster.ts";
 import { testCredentials } from "../lib/credentials.ts";
-import { CONFIG, MAIN, spawn, waitUntil } from "../lib/roles.ts";
+import { CONFIG, MAIN, spawn, startSingleNode, waitUntil } from "../lib/roles.ts";
 
 function serve(args: string[]) {
   return spawn(Deno.execPath(), ["run", "-A", "--config", CONFIG, MAIN, "serve", ...args]);
@@ -20,16 +20,7 @@ function serve(args: string[]) {
 Deno.test("https: --http-cert serves the KV API over TLS only; the token still guards it", async () => {
   const creds = await testCredentials();
   const dataDir = await Deno.makeTempDir({ prefix: "raftmr-https-" });
-  const httpPort = freePort();
-  const node = serve([
-    "--id",
-    "1",
-    "--peers",
-    `1=127.0.0.1:${freePort()}`,
-    "--http",
-    `127.0.0.1:${httpPort}`,
-    "--data-dir",
-    dataDir,
+  const { node, httpPort } = startSingleNode(["-A"], dataDir, [
     "--peer-cert",
     creds.paths.nodes[0].cert,
     "--peer-key",

@@ -91,6 +91,31 @@ export function startWorker(cwd: string, rpc: string, appName: string): Proc {
   return raftmr(["worker", "--coordinator", rpc, "--app", app(appName)], cwd);
 }
 
+/**
+ * Writes a wc app whose map of `gated` waits until the file `root/go` exists, so a test can act
+ * while the other maps' output sits on the workers; returns the app's path and the go file.
+ */
+export async function gatedWc(root: string, gated: string): Promise<{ app: string; go: string }> {
+  const go = join(root, "go");
+  const path = join(root, "gated.ts");
+  await Deno.writeTextFile(
+    path,
+    [
+      `import * as wc from ${JSON.stringify(app("wc"))};`,
+      "type Emit = (k: string, v: string) => void;",
+      "export async function map(file: string, contents: string, emit: Emit) {",
+      `  while (file === ${JSON.stringify(gated)}) {`,
+      `    try { Deno.statSync(${JSON.stringify(go)}); break; } catch { /* not yet */ }`,
+      "    await new Promise((resolve) => setTimeout(resolve, 50));",
+      "  }",
+      "  return wc.map(file, contents, emit);",
+      "}",
+      "export const reduce = wc.reduce;",
+    ].join("\n"),
+  );
+  return { app: path, go };
+}
+
 /** A seeded pseudo-random generator (tests must be reproducible). */
 export function seeded(seed: number): () => number {
   let state = seed >>> 0;

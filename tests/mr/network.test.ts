@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   app,
+  gatedWc,
   listDir,
   mergedOutput,
   type Proc,
@@ -78,31 +79,6 @@ async function tree(dir: string, prefix = ""): Promise<string[]> {
     if (entry.isDirectory) out.push(...await tree(join(dir, entry.name), `${rel}/`));
   }
   return out.sort();
-}
-
-/**
- * Writes a wc app whose map of `gated` waits until the file `root/go` exists, so a test can act
- * while the other maps' output sits on the workers; returns the app's path and the go file.
- */
-async function gatedWc(root: string, gated: string): Promise<{ app: string; go: string }> {
-  const go = join(root, "go");
-  const path = join(root, "gated.ts");
-  await Deno.writeTextFile(
-    path,
-    [
-      `import * as wc from ${JSON.stringify(app("wc"))};`,
-      "type Emit = (k: string, v: string) => void;",
-      "export async function map(file: string, contents: string, emit: Emit) {",
-      `  while (file === ${JSON.stringify(gated)}) {`,
-      `    try { Deno.statSync(${JSON.stringify(go)}); break; } catch { /* not yet */ }`,
-      "    await new Promise((resolve) => setTimeout(resolve, 50));",
-      "  }",
-      "  return wc.map(file, contents, emit);",
-      "}",
-      "export const reduce = wc.reduce;",
-    ].join("\n"),
-  );
-  return { app: path, go };
 }
 
 function pidOf(workerId: string): number {

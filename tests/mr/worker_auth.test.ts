@@ -16,6 +16,7 @@ import { sleep } from "../../util/sleep.ts";
 import {
   app,
   freePort,
+  gatedWc,
   mergedOutput,
   raftmr,
   reference,
@@ -292,23 +293,7 @@ Deno.test("mr run makes a token for its own workers: its coordinator refuses any
     const files = await writeInputs(dir, 2, 300);
     // The first file's map waits for the test, so the job is running while the port is probed;
     // the gate sits beside the app, which mr run's workers may read.
-    const go = join(dir, "go");
-    const gated = join(dir, "gated.ts");
-    await Deno.writeTextFile(
-      gated,
-      [
-        `import * as wc from ${JSON.stringify(app("wc"))};`,
-        "type Emit = (k: string, v: string) => void;",
-        "export async function map(file: string, contents: string, emit: Emit) {",
-        `  while (file === ${JSON.stringify(files[0])}) {`,
-        `    try { Deno.statSync(${JSON.stringify(go)}); break; } catch { /* not yet */ }`,
-        "    await new Promise((resolve) => setTimeout(resolve, 50));",
-        "  }",
-        "  return wc.map(file, contents, emit);",
-        "}",
-        "export const reduce = wc.reduce;",
-      ].join("\n"),
-    );
+    const { app: gated, go } = await gatedWc(dir, files[0]);
     const http = `127.0.0.1:${freePort()}`;
     const run = raftmr(
       ["mr", "run", "--app", gated, "--workers", "2", "--http", http, ...files],
