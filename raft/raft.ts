@@ -252,9 +252,25 @@ export class Raft {
   #promotable(): boolean {
     if (this.peers.includes(this.id)) return true;
     if (this.confIndex <= this.log.committed) return false;
+    return this.#committedConf().peers.includes(this.id);
+  }
+
+  /** The newest configuration this node knows to be committed. */
+  #committedConf(): ConfState {
+    if (this.confIndex <= this.log.committed) return this.conf;
     let committed = this.#baseConf;
     for (const c of this.#confLog) if (c.index <= this.log.committed) committed = c.conf;
-    return committed.peers.includes(this.id);
+    return committed;
+  }
+
+  /**
+   * Whether `id` was removed by a configuration this node knows committed: its vote requests
+   * are ignored. A removal still pending is not enough: until it commits the removed node is a
+   * member of the committed configuration, and it may be the only node able to win (and
+   * commit its removal, then hand over): see #promotable().
+   */
+  #removedForGood(id: NodeId): boolean {
+    return (this.#committedConf().removed ?? []).includes(id);
   }
 
   #send(m: Message): void {
@@ -569,18 +585,22 @@ export class Raft {
       return;
     }
     const isVote = m.type === "vote" || m.type === "preVote";
-    // Only the ids our configuration says were removed may not ask for votes: a removed node
-    // must not disrupt the cluster. Anyone else may, a learner or an id we have never heard
-    // of: it may already be a voter in a newer configuration we have not received (a promoted
-    // learner, sweep seed 1720; a voter added directly to a 2-node cluster, whose addition
-    // committed with its own copy), and its vote can be the one an election needs. This is
-    // the thesis' rule (§4.1: a server votes for a candidate outside its configuration) and
-    // etcd-io/raft's (it grants any candidate whose log is up to date); hashicorp/raft ignores
-    // every id outside its latest configuration and deadlocks in the second case. Peers are
-    // authenticated by the handshake, so an id here is a node of this cluster.
-    // Leaders' messages come from anyone: a joining node knows no members yet, and a follower
-    // may learn of a configuration after the leader does.
-    if (isVote && (this.conf.removed ?? []).includes(m.from)) return;
+    // Only the ids a committed configuration says were removed may not ask for votes: a
+    // removed node must not disrupt the cluster. Anyone else may, a learner or an id we have
+    // never heard of: it may already be a voter in a newer configuration we have not received
+    // (a promoted learner, sweep seed 1720; a voter added directly to a 2-node cluster, whose
+    // addition committed with its own copy), and its vote can be the one an election needs.
+    // This is the thesis' rule (§4.1: a server votes for a candidate outside its
+    // configuration) and etcd-io/raft's (it grants any candidate whose log is up to date);
+    // hashicorp/raft ignores every id outside its latest configuration and deadlocks in the
+    // second case. A removal not yet committed does not count either (see #removedForGood):
+    // ignoring such a node left this voter a term behind the voters it drags along, so with
+    // PreVote off it asked for votes in terms where they had already voted for the removed
+    // node, again and again (no-PreVote sweep seed 1209: a livelock). Peers are authenticated
+    // by the handshake, so an id here is a node of this cluster. Leaders' messages come from
+    // anyone: a joining node knows no members yet, and a follower may learn of a
+    // configuration after the leader does.
+    if (isVote && this.#removedForGood(m.from)) return;
     if (m.term > this.term) {
       if (isVote && !(m as VoteMessage).transfer) {
         // Thesis §4.2.3: while we hear from a live leader, ignore would-be disruptors.

@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { DiskStorage } from "../../persist/disk_storage.ts";
 import { applyChange, type ConfChange, encodeConfEntry } from "../../raft/membership.ts";
+import type { RaftConfig } from "../../raft/raft.ts";
 import { RawNode } from "../../raft/raw_node.ts";
 import { type DurableStorage, MemoryStorage } from "../../raft/storage.ts";
 import type { ConfState, Entry, Message, NodeId } from "../../raft/types.ts";
@@ -29,7 +30,10 @@ class Cluster {
   readonly confirmed = new Map<NodeId, number[]>();
   #queue: Message[] = [];
 
-  constructor(ids: NodeId[]) {
+  readonly #config: Partial<RaftConfig> | undefined;
+
+  constructor(ids: NodeId[], config?: Partial<RaftConfig>) {
+    this.#config = config;
     for (const id of ids) this.start(id, ids);
   }
 
@@ -37,7 +41,7 @@ class Cluster {
   start(id: NodeId, peers: NodeId[]): RawNode {
     let storage = this.stores.get(id);
     if (!storage) this.stores.set(id, storage = new MemoryStorage(peers));
-    const raw = new RawNode({ id, peers, storage, rand: rng(id) });
+    const raw = new RawNode({ id, peers, storage, rand: rng(id), config: this.#config });
     this.nodes.set(id, raw);
     return raw;
   }
@@ -355,4 +359,47 @@ Deno.test("A voter added directly is voted for by a voter that lacks the entry a
   c.get(2).step({ type: "vote", from: 1, to: 2, term: term + 10, index: 1e6, logTerm: term + 5 });
   c.settle();
   assert.ok(c.get(2).term < term + 10, "a removed node's vote moved node 2's term");
+});
+
+Deno.test("Without PreVote, a node whose removal is pending is not ignored by a voter holding that entry", () => {
+  // No-PreVote sweep seed 1209: node 1 appended its own removal, node 3 received it, node 2
+  // did not, and nothing committed it. Node 1 (still in the committed configuration) asks for
+  // votes; node 2 grants, node 3 used to ignore it (it saw node 1 as removed), so node 3
+  // stayed a term behind and asked for votes only in terms where node 2 had already voted for
+  // node 1: nobody was ever elected. The schedule below forces that order of timeouts.
+  const c = new Cluster([1, 2, 3], { preVote: false, checkQuorum: false });
+  const leader = c.elect(1);
+  c.allow = (m) => !(m.from === 1 && m.to === 2);
+  const at = propose(leader, { type: "remove", id: 1 });
+  c.settle();
+  assert.deepEqual(conf(c.get(3)).peers, [2, 3], "node 3 holds the removal");
+  assert.deepEqual(conf(c.get(2)).peers, [1, 2, 3], "node 2 lacks it");
+  assert.ok(c.get(3).commit < at && leader.commit < at, "the removal is not committed");
+  c.allow = () => true;
+  // Node 2 times out first: its log is too short to win, but its term deposes node 1.
+  c.get(2).campaign();
+  c.settle();
+  assert.equal(leader.role, "follower");
+  for (let round = 0; round < 5; round++) {
+    c.get(1).campaign();
+    c.settle();
+    if ([1, 2, 3].some((id) => c.get(id).role === "leader")) break;
+    c.get(3).campaign();
+    c.settle();
+    if ([1, 2, 3].some((id) => c.get(id).role === "leader")) break;
+  }
+  const elected = [1, 2, 3].filter((id) => c.get(id).role === "leader");
+  assert.ok(elected.length > 0, "no leader after five rounds of elections: a livelock");
+  // Whoever won commits the removal; node 1 (elected with the votes of 2 and 3, its new
+  // configuration's) hands leadership over to one of them.
+  c.tick(60);
+  for (const id of [2, 3]) {
+    assert.ok(c.get(id).commit >= at, `node ${id} did not commit the removal`);
+    assert.deepEqual(conf(c.get(id)).peers, [2, 3]);
+  }
+  const now = [2, 3].find((id) => c.get(id).role === "leader");
+  assert.ok(now !== undefined, "node 1 did not hand over to a remaining voter");
+  const next = c.get(now).propose(new Uint8Array([7]));
+  c.tick(6); // a heartbeat carries the commit index to the follower
+  assert.ok(c.get(2).commit >= next && c.get(3).commit >= next);
 });
