@@ -107,6 +107,11 @@ export interface NodeStatus {
   configChanges: { index: number; change: string }[];
   /** The voter a leadership transfer hands over to (leader only), or 0. */
   transferee: NodeId;
+  /**
+   * Present once this node's log removes it: the index of that configuration entry, and
+   * whether this node knows it committed (until then it still asks for votes, to finish it).
+   */
+  removal?: { index: number; committed: boolean };
 }
 
 /** Constructor options for RaftNode. */
@@ -260,6 +265,15 @@ export class RaftNode {
       config: this.#cfg,
     });
     this.#term = this.#raw.term;
+    const removal = this.#raw.removal();
+    if (removal && !removal.committed) {
+      // Killed between appending its removal and learning it committed: say so once, rather
+      // than ask for votes in silence. A leader that hears it sends it the log, so it learns.
+      this.#log(
+        `This node's log holds its own removal at index ${removal.index}, not known to be committed: it asks for votes only until a leader confirms it`,
+        { level: "warn" },
+      );
+    }
     if (!this.#cfg.manualTicks) {
       this.#timer = setInterval(() => this.tick(), this.#cfg.tickMs);
     }
@@ -372,6 +386,8 @@ export class RaftNode {
       transferee: ms.transferee,
     };
     if (ms.conf.clusterId) out.clusterId = ms.conf.clusterId;
+    const removal = raw.removal();
+    if (removal) out.removal = removal;
     if (s.progress) out.progress = s.progress;
     return out;
   }

@@ -403,6 +403,45 @@ export class Raft {
     this.#needBroadcast = true;
   }
 
+  /**
+   * A node removed for good asks this leader for votes: it has not learned that its removal
+   * committed (it was down when the leader fed it the log, e.g. killed between appending its
+   * removal and hearing the commit), so it would campaign in vain forever. Feed it the log again
+   * for a while, as right after the removal, so it learns, records that it was removed and
+   * stops; etcd's peers likewise tell a removed member so, and it stops. Only when its term is
+   * not above ours: a higher-term reply would depose this leader.
+   */
+  #feedRemoved(m: VoteMessage): void {
+    const ownTerm = m.type === "preVote" ? m.term - 1 : m.term;
+    if (ownTerm > this.term) return;
+    const until = this.#now + DEPARTING_TICKS_PER_ELECTION * this.cfg.electionTicks;
+    const fed = this.prs.get(m.from);
+    this.#departing.set(m.from, until);
+    if (fed) return;
+    const pr = new Progress(this.log.lastIndex() + 1);
+    this.prs.set(m.from, pr);
+    this.#warn(
+      `Removed node ${m.from} asks for votes: it has not learned its removal, sending it the log so it does`,
+    );
+    this.#sendAppend(m.from, pr, true);
+  }
+
+  /**
+   * Where this node's configuration says it was removed, and whether it knows that committed;
+   * undefined while it is not removed. Until committed it may still campaign (#promotable).
+   */
+  removal(): { index: number; committed: boolean } | undefined {
+    if (!(this.conf.removed ?? []).includes(this.id)) return undefined;
+    let index = this.#baseIndex;
+    for (const c of this.#confLog) {
+      if ((c.conf.removed ?? []).includes(this.id)) {
+        index = c.index;
+        break;
+      }
+    }
+    return { index, committed: index <= this.log.committed };
+  }
+
   /** The voter other than this node with the highest match index (ties: lowest id), or NONE. */
   #bestVoter(): NodeId {
     let best = NONE;
@@ -600,7 +639,10 @@ export class Raft {
     // by the handshake, so an id here is a node of this cluster. Leaders' messages come from
     // anyone: a joining node knows no members yet, and a follower may learn of a
     // configuration after the leader does.
-    if (isVote && this.#removedForGood(m.from)) return;
+    if (isVote && this.#removedForGood(m.from)) {
+      if (this.role === "leader") this.#feedRemoved(m as VoteMessage);
+      return;
+    }
     if (m.term > this.term) {
       if (isVote && !(m as VoteMessage).transfer) {
         // Thesis §4.2.3: while we hear from a live leader, ignore would-be disruptors.

@@ -127,6 +127,14 @@ export class RawNode {
     return this.#raft.transferLeadership(to);
   }
 
+  /**
+   * Where this node's configuration removes it and whether it knows that committed (until then
+   * it may still campaign); undefined while it is a member.
+   */
+  removal(): { index: number; committed: boolean } | undefined {
+    return this.#raft.removal();
+  }
+
   /** The configuration in force, its index, and a transfer under way. */
   membership(): MembershipStatus {
     const r = this.#raft;
