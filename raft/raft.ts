@@ -586,7 +586,17 @@ export class Raft {
     }
     const index = this.log.lastIndex();
     const logTerm = this.log.lastTerm();
-    for (const p of this.peers) {
+    // Votes count by the newest configuration (#poll), but the request also goes to the voters
+    // of the committed one while a change is pending: a voter being removed may be the only
+    // node able to win and finish the change, and if it never hears our terms it stays one
+    // behind and asks for votes only in terms we already voted for ourselves, forever (no-
+    // PreVote sweep seed 2469). etcd, which switches configurations only once committed, asks
+    // that voter as a matter of course. A request to a node that cannot count is harmless.
+    const asked = new Set(this.peers);
+    if (this.confIndex > this.log.committed) {
+      for (const p of this.#committedConf().peers) asked.add(p);
+    }
+    for (const p of asked) {
       if (p === this.id) continue;
       const m: VoteMessage = { type, from: this.id, to: p, term: voteTerm, index, logTerm };
       if (transfer) m.transfer = true;

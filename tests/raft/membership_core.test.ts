@@ -403,3 +403,53 @@ Deno.test("Without PreVote, a node whose removal is pending is not ignored by a 
   c.tick(6); // a heartbeat carries the commit index to the follower
   assert.ok(c.get(2).commit >= next && c.get(3).commit >= next);
 });
+
+Deno.test("Without PreVote, a candidate asks the voters of the committed configuration too", () => {
+  // No-PreVote sweep seed 2469: node 3's removal is appended everywhere but not committed;
+  // node 1 (a voter of both configurations) lacks the entries after it, so only node 3 (or 2)
+  // can win, and node 3 needs node 1's vote (its new configuration is {1, 2}). Node 1 asked
+  // only the voters of its newest configuration, so node 3 never heard node 1's terms and
+  // always campaigned in a term where node 1 had already voted for itself: a livelock (node 2,
+  // granting node 3 every time, never timed out). The schedule below forces that order.
+  const c = new Cluster([1, 2, 3], { preVote: false, checkQuorum: false });
+  const leader = c.elect(2);
+  // Node 1 receives the removal but its acknowledgement is lost: nothing commits.
+  c.allow = (m) => !(m.from === 1 && m.to === 2);
+  const at = propose(leader, { type: "remove", id: 3 });
+  c.settle();
+  // Node 1 receives nothing more; nodes 2 and 3 get two more entries.
+  c.allow = (m) => m.to !== 1 && m.from !== 1;
+  leader.propose(new Uint8Array([1]));
+  leader.propose(new Uint8Array([2]));
+  c.settle();
+  for (const id of [1, 2, 3]) {
+    assert.deepEqual(conf(c.get(id)).peers, [1, 2], `node ${id} holds the removal`);
+    assert.ok(c.get(id).commit < at, `node ${id} committed the removal`);
+  }
+  assert.ok(c.get(1).status().lastIndex < c.get(3).status().lastIndex);
+  c.allow = () => true;
+  for (let round = 0; round < 5; round++) {
+    c.get(1).campaign();
+    c.settle();
+    if ([1, 2, 3].some((id) => c.get(id).role === "leader" && c.get(id).term > leader.term)) {
+      break;
+    }
+    c.get(3).campaign();
+    c.settle();
+    if ([1, 2, 3].some((id) => c.get(id).role === "leader" && c.get(id).term > leader.term)) {
+      break;
+    }
+  }
+  assert.ok(
+    [1, 2, 3].some((id) => c.get(id).role === "leader"),
+    "no leader after five rounds of elections: a livelock",
+  );
+  // The winner commits the removal; node 3, if it won, hands over to node 1 or 2.
+  c.tick(60);
+  for (const id of [1, 2]) assert.ok(c.get(id).commit >= at, `node ${id} lacks the removal`);
+  const now = [1, 2].find((id) => c.get(id).role === "leader");
+  assert.ok(now !== undefined, "no remaining voter leads");
+  const next = c.get(now).propose(new Uint8Array([3]));
+  c.tick(6); // a heartbeat carries the commit index to the follower
+  assert.ok(c.get(1).commit >= next && c.get(2).commit >= next);
+});

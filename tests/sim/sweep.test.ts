@@ -224,6 +224,9 @@ const NO_PREVOTE_FOUND = [
   // A node whose removal was pending asked for votes; a voter holding the removal ignored it
   // and stayed a term behind, asking only in terms already granted to that node: a livelock.
   1209,
+  // Node 1 asked only the voters of its newest configuration for votes, so node 3 (being
+  // removed, the only one able to win) never heard its terms and stayed one behind: a livelock.
+  2469,
 ];
 
 Deno.test("Randomized sweep without PreVote: membership-heavy, elections with bare RequestVote", async () => {
