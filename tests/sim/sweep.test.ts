@@ -230,7 +230,7 @@ const NO_PREVOTE_FOUND = [
 ];
 
 Deno.test("Randomized sweep without PreVote: membership-heavy, elections with bare RequestVote", async () => {
-  // PreVote off (etcd's default; hashicorp/raft before 1.7): a removed or lagging node's
+  // PreVote off (the zero value of etcd-io/raft's Config.PreVote): a removed or lagging node's
   // elections bump terms for real, so liveness rests on the vote rules alone. Every seed
   // changes membership often. SWEEP_NOPREVOTE_SEEDS=n runs n seeds from SWEEP_FIRST_SEED (1);
   // SWEEP_KEEP_GOING=1 runs them all and lists the failures at the end; SEED=n replays one.
