@@ -27,14 +27,25 @@ export interface StoredMembership {
   hasState: boolean;
 }
 
-/** Reads the last committed configuration from a storage's snapshot and committed log. */
-export function storedMembership(storage: Storage): StoredMembership {
+/**
+ * Reads the last committed configuration from a storage's snapshot and committed log; with
+ * `uncommitted`, the newest configuration in the whole log instead, the one the Raft core puts
+ * in force at start (thesis §4.1). The two differ after kill -9: a commit index that changed
+ * alone is saved lazily (persist/disk_storage.ts), so the disk can hold a committed
+ * configuration entry above the commit index it recorded.
+ */
+export function storedMembership(
+  storage: Storage,
+  options: { uncommitted?: boolean } = {},
+): StoredMembership {
   const { hardState } = storage.initialState();
   const snap = storage.snapshot();
   const hasState = hardState.term > 0 || storage.lastIndex() > 0 || snap.meta.index > 0;
   let conf: ConfState | undefined = snap.meta.index > 0 ? snap.meta.conf : undefined;
   let index = snap.meta.index;
-  const last = Math.min(hardState.commit, storage.lastIndex());
+  const last = options.uncommitted
+    ? storage.lastIndex()
+    : Math.min(hardState.commit, storage.lastIndex());
   const first = storage.firstIndex();
   if (first <= last) {
     for (const e of storage.entries(first, last + 1)) {

@@ -298,11 +298,15 @@ export class KvServer implements KvService {
       await storage.close();
       throw new Error(refusal);
     }
+    // The peers dialed and admitted at start are those of the configuration the core puts in
+    // force, the newest in the log: with only the committed one, a node killed before it saved
+    // a new commit index and restarted with `--peers 3=itself` refused its own cluster for good.
+    const inForce = storedMembership(storage, { uncommitted: true }).conf ?? stored.conf;
     const server = new KvServer(
       config,
       storage,
       metrics,
-      peerAddresses(stored.conf, config.peers),
+      peerAddresses(inForce, config.peers),
       stored,
     );
     try {
