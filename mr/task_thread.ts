@@ -9,6 +9,7 @@
 /// <reference lib="deno.worker" />
 import { AppLoadError, loadApp, type MapReduceApp } from "./app.ts";
 import { runMap, runReduce } from "./engine.ts";
+import { trimHeap } from "./heap_trim.ts";
 import {
   handleTaskRequest,
   PROGRESS_MS,
@@ -43,4 +44,6 @@ self.onmessage = async (event: MessageEvent<TaskRequest>) => {
     self.postMessage({ type: "progress", id: request.id } as TaskReply);
   };
   self.postMessage(await handleTaskRequest(app!, request, runMap, runReduce, progress));
+  // After the reply, so the worker reports and asks for the next task meanwhile.
+  trimHeap();
 };
