@@ -553,8 +553,15 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
   }
   // Workers learn the job is over on their next ask; give stragglers (a stalled app) a moment,
   // unless the user asked to stop now.
-  const deadline = interrupted ? 0 : Date.now() + 2000;
-  while (running.size > 0 && Date.now() < deadline) await sleep(50);
+  if (!interrupted && running.size > 0) {
+    // Woken by the last exit rather than a polling sleep: a job ends as soon as its workers do.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all([...running].map((child) => child.status)),
+      new Promise((resolve) => (timer = setTimeout(resolve, 2000))),
+    ]);
+    clearTimeout(timer);
+  }
   for (const child of running) {
     try {
       child.kill("SIGKILL");

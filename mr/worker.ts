@@ -59,7 +59,11 @@ export interface WorkerOptions {
   advertise?: string;
   /** Give up (exit 0) after the coordinator has been unreachable this long (default 3 s). */
   giveUpMs?: number;
-  /** Pause between asks while every task of the phase is running (default 100 ms). */
+  /**
+   * The longest pause between asks while every task of the phase is running (default 100 ms);
+   * the first pause is 10 ms, doubling up to this, so a worker waiting for the last map of the
+   * phase starts a reduce soon after it is done without polling fast for long.
+   */
   pollMs?: number;
   /** Where diagnostics go (default stderr). */
   log?: (line: string, fields?: Record<string, unknown>) => void;
@@ -132,6 +136,9 @@ function workerId(): string {
 
 /** Partitions a reduce fetches at once (Hadoop's mapreduce.reduce.shuffle.parallelcopies). */
 const PARALLEL_FETCHES = 5;
+
+/** The first pause of a worker told to wait (see WorkerOptions.pollMs). */
+const FIRST_POLL_MS = 10;
 
 /** Tries of one transfer before giving up on it. */
 const TRANSFER_TRIES = 3;
@@ -313,6 +320,7 @@ class WorkerLoop {
 
   async run(): Promise<number> {
     const pollMs = this.#options.pollMs ?? 100;
+    let pauseMs = Math.min(FIRST_POLL_MS, pollMs);
     try {
       // Never reached at all: most likely a wrong --coordinator, not a job that ended.
       let reached: boolean;
@@ -359,9 +367,11 @@ class WorkerLoop {
         }
         if (assignment.type === "wait") {
           this.#status.state = "waiting";
-          await sleep(pollMs);
+          await sleep(pauseMs);
+          pauseMs = Math.min(pauseMs * 2, pollMs);
           continue;
         }
+        pauseMs = Math.min(FIRST_POLL_MS, pollMs);
         this.#status.state = "working";
         this.#status.current = {
           kind: assignment.type,
