@@ -20,7 +20,7 @@ import { Coordinator, InputError, type JobResult } from "./coordinator.ts";
 import { newWorkerStatus, runWorker } from "./worker.ts";
 import { expandInputs } from "./inputs.ts";
 import { extraAttempts } from "./attempt_summary.ts";
-import { DEFAULT_SPLIT_SIZE, localSplitSize, parseSize } from "./splits.ts";
+import { DEFAULT_SPLIT_SIZE, localSplitSize, parseSize, SPLITS_PER_WORKER } from "./splits.ts";
 import { serveWorkerHttp } from "./worker_http.ts";
 import { runClusterWorkerCommand } from "./jobs_cli.ts";
 import type { HttpListener } from "../net/http_listener.ts";
@@ -471,6 +471,8 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
         localSplitSize(await totalSize(options.files), options.workers),
       // The workers run here: they read their splits from the inputs, not over HTTP.
       localWorkers: true,
+      // Many small files: a few per map task, while each worker still gets several tasks.
+      minMapTasks: SPLITS_PER_WORKER * options.workers,
       listen: { hostname: "127.0.0.1", port: 0 },
       http: options.http,
       log,

@@ -33,7 +33,7 @@ import {
   RPC_REPORT,
 } from "./protocol.ts";
 import { checkInputs, InputError } from "./inputs.ts";
-import { DEFAULT_SPLIT_SIZE, type Split, SplitError, splitFile } from "./splits.ts";
+import { DEFAULT_SPLIT_SIZE, groupSplits, type Split, SplitError, splitFile } from "./splits.ts";
 import { resolve } from "node:path";
 import { CoordinatorData } from "./coordinator_data.ts";
 import { fileIdentity, type LocalInput } from "./local_input.ts";
@@ -67,6 +67,11 @@ export interface CoordinatorOptions {
    * are the ones announced (mr/local_input.ts). Without it every byte crosses HTTP.
    */
   localWorkers?: boolean;
+  /**
+   * With localWorkers: map consecutive small files in one task while there would be more than
+   * about this many map tasks (mr/splits.ts groupSplits); `mr run` passes 4 x its workers.
+   */
+  minMapTasks?: number;
   /** Timeouts of one task that fail the job (default 3). */
   maxTimeouts?: number;
   /** RPC address for workers; port 0 picks a free port. */
@@ -171,6 +176,8 @@ export class Coordinator {
   readonly #splits: Split[];
   /** Per split, where a worker on this machine reads it (with options.localWorkers). */
   readonly #localInputs: (LocalInput | undefined)[];
+  /** Per map task, the splits it maps, when some task maps several (else task m = split m). */
+  readonly #groups?: number[][];
   readonly #data: CoordinatorData;
   readonly #job = randomHex(8);
   // 32 random bytes, URL-safe: the bearer token of every data request of this job.
@@ -201,15 +208,19 @@ export class Coordinator {
     options: CoordinatorOptions,
     splits: Split[],
     localInputs: (LocalInput | undefined)[],
+    groups?: number[][],
   ) {
     this.#options = options;
     this.#splits = splits;
     this.#localInputs = localInputs;
+    this.#groups = groups;
     this.#log = options.log ?? ((line: string) => console.error(line));
     this.#outputDir = options.outputDir ?? ".";
     this.#workerTimeoutMs = options.workerTimeoutMs ?? DEFAULT_WORKER_TIMEOUT_MS;
     this.#scheduler = new Scheduler({
-      files: splits.map((split) => split.file),
+      files: groups
+        ? groups.map((g) => `${splits[g[0]].file}${g.length > 1 ? ` (+${g.length - 1})` : ""}`)
+        : splits.map((split) => split.file),
       nReduce: options.nReduce,
       taskTimeoutMs: options.taskTimeoutMs,
       maxFailures: options.maxFailures,
@@ -264,7 +275,11 @@ export class Coordinator {
       }
     }
     const localInputs = options.localWorkers ? await localInputsOf(splits) : [];
-    const coordinator = new Coordinator(options, splits, localInputs);
+    const groups = options.localWorkers && options.minMapTasks
+      ? groupSplits(splits, options.minMapTasks)
+      : undefined;
+    const grouped = groups !== undefined && groups.length < splits.length;
+    const coordinator = new Coordinator(options, splits, localInputs, grouped ? groups : undefined);
     coordinator.#listen();
     return coordinator;
   }
@@ -419,6 +434,15 @@ export class Coordinator {
     this.#expire();
     const assignment = this.#scheduler.assign(workerId, Date.now());
     if (assignment.type !== "map") return assignment;
+    const group = this.#groups?.[assignment.task];
+    if (group) {
+      // Task m is not split m here: every task names its splits, even a one-split task.
+      const pieces = group.map((split) => {
+        const input = this.#localInputs[split];
+        return { file: this.#splits[split].file, split, ...(input ? { input } : {}) };
+      });
+      return { ...assignment, pieces };
+    }
     const input = this.#localInputs[assignment.task];
     return input ? { ...assignment, input } : assignment;
   }
@@ -543,7 +567,13 @@ export class Coordinator {
     for (const task of this.#scheduler.tasks()) {
       counts[task.kind][task.state]++;
       tasks[task.state].push(
-        taskStatus(task, now, task.kind === "map" ? this.#splits[task.index] : undefined),
+        taskStatus(
+          task,
+          now,
+          task.kind === "map"
+            ? this.#splits[this.#groups?.[task.index][0] ?? task.index]
+            : undefined,
+        ),
       );
     }
     const counters = this.#scheduler.counters();

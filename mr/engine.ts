@@ -28,10 +28,23 @@ export interface MapTaskOptions {
  * pairs are combined as they come when the app has a combiner. On failure no partition is left
  * in place (spills and temporaries are removed).
  */
-export async function runMap(
+export function runMap(
   app: MapReduceApp,
   filename: string,
   contents: string,
+  options: MapTaskOptions,
+): Promise<MapOutputStats> {
+  return runMapInputs(app, [Promise.resolve({ filename, contents })], options);
+}
+
+/**
+ * Like runMap, over several inputs (files) in order, into one output: map() is called once per
+ * input, and each input's contents are read (awaited) only when its turn comes, so one string is
+ * held at a time.
+ */
+export async function runMapInputs(
+  app: MapReduceApp,
+  inputs: Iterable<Promise<{ filename: string; contents: string }>>,
   options: MapTaskOptions,
 ): Promise<MapOutputStats> {
   const output = new MapOutput({
@@ -44,8 +57,11 @@ export async function runMap(
     onProgress: options.onProgress,
   });
   try {
-    const result = app.mapEmit(filename, contents, output.emit);
-    if (result instanceof Promise) await result;
+    for (const next of inputs) {
+      const { filename, contents } = await next;
+      const result = app.mapEmit(filename, contents, output.emit);
+      if (result instanceof Promise) await result;
+    }
   } catch (err) {
     await output.discard();
     throw err;

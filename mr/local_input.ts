@@ -26,6 +26,16 @@ export interface LocalInput {
   mtimeMs: number;
 }
 
+/**
+ * One input of a map task that maps several (mr run groups small files, mr/splits.ts): the file
+ * name map() gets, the split's index on the coordinator's data server, and where it lies locally.
+ */
+export interface MapPiece {
+  file: string;
+  split: number;
+  input?: LocalInput;
+}
+
 /** The identity of a file: what stat says, or undefined where the platform does not say it. */
 export type FileIdentity = Pick<LocalInput, "dev" | "ino" | "size" | "mtimeMs">;
 
@@ -125,4 +135,26 @@ export function parseLocalInput(value: unknown): LocalInput | undefined {
     size: nonNegative(v.size, "size"),
     mtimeMs: v.mtimeMs,
   };
+}
+
+/** Most pieces one map task may name. */
+const MAX_PIECES = 100_000;
+
+/** Validates the `pieces` of a map assignment (absent stays undefined); throws TypeError. */
+export function parseMapPieces(value: unknown): MapPiece[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_PIECES) {
+    throw new TypeError(`Invalid pieces: expected 1 to ${MAX_PIECES} entries`);
+  }
+  return value.map((entry, k) => {
+    if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
+      throw new TypeError(`Invalid pieces[${k}]: expected an object`);
+    }
+    const e = entry as Record<string, unknown>;
+    if (typeof e.file !== "string" || e.file === "") {
+      throw new TypeError(`Invalid pieces[${k}].file: expected a file name`);
+    }
+    const input = parseLocalInput(e.input);
+    return { file: e.file, split: nonNegative(e.split, "split"), ...(input ? { input } : {}) };
+  });
 }

@@ -3,7 +3,7 @@
  * until checked here: a confused or hostile peer gets an error, never a corrupted task table.
  */
 import type { Assignment, MapOutput, TaskKind } from "./scheduler.ts";
-import { parseLocalInput } from "./local_input.ts";
+import { parseLocalInput, parseMapPieces } from "./local_input.ts";
 import { isAbsolute } from "node:path";
 
 /** Worker -> coordinator: "give me something to do"; params AskParams, result Assignment. */
@@ -289,6 +289,7 @@ export function parseAssignment(value: unknown): Assignment {
       const nReduce = count(a.nReduce, "nReduce");
       if (nReduce < 1) throw new TypeError("Invalid nReduce: expected at least 1");
       const input = parseLocalInput(a.input);
+      const pieces = parseMapPieces(a.pieces);
       return {
         type: "map",
         task: count(a.task, "task"),
@@ -296,6 +297,7 @@ export function parseAssignment(value: unknown): Assignment {
         file: a.file,
         nReduce,
         ...(input ? { input } : {}),
+        ...(pieces ? { pieces } : {}),
       };
     }
     case "reduce":

@@ -6,7 +6,7 @@
  * a future Raft-replicated coordinator drive it identically.
  */
 
-import type { LocalInput } from "./local_input.ts";
+import type { LocalInput, MapPiece } from "./local_input.ts";
 
 /** Where the job is: maps run first; reduces start only once every map is done. */
 export type Phase = "map" | "reduce" | "done" | "failed";
@@ -88,6 +88,8 @@ export type Assignment =
     nReduce: number;
     /** The split in the input file itself, for a worker on the coordinator's machine. */
     input?: LocalInput;
+    /** A task over several small files (mr run): each one, mapped in this order. */
+    pieces?: MapPiece[];
   }
   | { type: "reduce"; task: number; attempt: number; nMap: number }
   | { type: "wait" }

@@ -4,7 +4,7 @@
  */
 import { join } from "node:path";
 import type { MapReduceApp } from "./app.ts";
-import type { runMap, runReduce } from "./engine.ts";
+import type { runMapInputs, runReduce } from "./engine.ts";
 import { partitionFileName } from "./shuffle_server.ts";
 import { readRange } from "./local_input.ts";
 
@@ -28,11 +28,23 @@ export type TaskRequest =
     splitPath: string;
     /** The split is bytes [offset, offset + length) of splitPath (a local input). */
     range?: { offset: number; length: number };
+    /**
+     * Several inputs for one task (mr run's grouped small files), mapped in this order into one
+     * output; when given, filename, splitPath and range are those of the first.
+     */
+    inputs?: MapInput[];
     nReduce: number;
     /** Directory to write part-<r> files into. */
     dir: string;
   }
   | { type: "reduce"; id: number; inputs: string[]; output: string };
+
+/** One input of a map task: map() gets `filename` and the bytes at splitPath (in `range`). */
+export interface MapInput {
+  filename: string;
+  splitPath: string;
+  range?: { offset: number; length: number };
+}
 
 /** Task thread -> worker. */
 export type TaskReply =
@@ -47,24 +59,35 @@ export type TaskReply =
 /** The least time between two progress replies of a task thread. */
 export const PROGRESS_MS = 500;
 
-/** The engine's map step (engine.ts's runMap, or a stand-in in tests). */
-export type MapStep = typeof runMap;
+/** The engine's map step (engine.ts's runMapInputs, or a stand-in in tests). */
+export type MapStep = typeof runMapInputs;
 /** The engine's reduce step (engine.ts's runReduce). */
 export type ReduceStep = typeof runReduce;
 
 const utf8 = new TextDecoder();
 
 /**
- * A map's split as the string map() gets. The bytes are dropped here, before the map runs: held
- * beside their string for the whole map they would double the split's share of worker memory.
+ * One input as the string map() gets. The bytes are dropped here, before the map runs: held
+ * beside their string for the whole map they would double the input's share of worker memory.
  */
-async function readSplit(
-  request: Extract<TaskRequest, { type: "map" }>,
-): Promise<{ text: string; bytesRead: number }> {
-  const data = request.range
-    ? await readRange(request.splitPath, request.range.offset, request.range.length)
-    : await Deno.readFile(request.splitPath);
+async function readInput(input: MapInput): Promise<{ text: string; bytesRead: number }> {
+  const data = input.range
+    ? await readRange(input.splitPath, input.range.offset, input.range.length)
+    : await Deno.readFile(input.splitPath);
   return { text: utf8.decode(data), bytesRead: data.length };
+}
+
+/** The inputs' contents in order, each read only when the engine asks for the next one. */
+function* lazily(
+  inputs: MapInput[],
+  count: (bytes: number) => void,
+): Generator<Promise<{ filename: string; contents: string }>> {
+  for (const input of inputs) {
+    yield readInput(input).then(({ text, bytesRead }) => {
+      count(bytesRead);
+      return { filename: input.filename, contents: text };
+    });
+  }
 }
 
 /**
@@ -80,8 +103,10 @@ export async function handleTaskRequest(
 ): Promise<TaskReply> {
   try {
     if (request.type === "map") {
-      const { text, bytesRead } = await readSplit(request);
-      const stats = await map(app, request.filename, text, {
+      const inputs = request.inputs ??
+        [{ filename: request.filename, splitPath: request.splitPath, range: request.range }];
+      let bytesRead = 0;
+      const stats = await map(app, lazily(inputs, (n) => (bytesRead += n)), {
         nReduce: request.nReduce,
         partitionPath: (r) => join(request.dir, partitionFileName(r)),
         spillDir: request.dir,

@@ -7,7 +7,7 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { AppLoadError, loadApp, type MapReduceApp } from "./app.ts";
-import { runMap, runReduce } from "./engine.ts";
+import { runMapInputs, runReduce } from "./engine.ts";
 import {
   type EngineIo,
   handleTaskRequest,
@@ -163,7 +163,7 @@ export class TaskRunner {
       const reply = await handleTaskRequest(
         this.#inProcess,
         request,
-        runMap,
+        runMapInputs,
         runReduce,
         () => this.onProgress?.(),
       );

@@ -8,7 +8,7 @@
  */
 /// <reference lib="deno.worker" />
 import { AppLoadError, loadApp, type MapReduceApp } from "./app.ts";
-import { runMap, runReduce } from "./engine.ts";
+import { runMapInputs, runReduce } from "./engine.ts";
 import { trimHeap } from "./heap_trim.ts";
 import {
   handleTaskRequest,
@@ -43,7 +43,7 @@ self.onmessage = async (event: MessageEvent<TaskRequest>) => {
     last = now;
     self.postMessage({ type: "progress", id: request.id } as TaskReply);
   };
-  self.postMessage(await handleTaskRequest(app!, request, runMap, runReduce, progress));
+  self.postMessage(await handleTaskRequest(app!, request, runMapInputs, runReduce, progress));
   // After the reply, so the worker reports and asks for the next task meanwhile.
   trimHeap();
 };

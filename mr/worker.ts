@@ -35,8 +35,8 @@ import {
   type ServedJob,
   startShuffleServer,
 } from "./shuffle_server.ts";
-import type { EngineIo } from "./task_protocol.ts";
-import { copyLocal, type LocalInput, readableLocally } from "./local_input.ts";
+import type { EngineIo, MapInput } from "./task_protocol.ts";
+import { copyLocal, type LocalInput, type MapPiece, readableLocally } from "./local_input.ts";
 import {
   CRC_HEADER,
   crcHex,
@@ -397,6 +397,7 @@ class WorkerLoop {
               assignment.nReduce,
               report,
               assignment.input,
+              assignment.pieces,
             )
             : await this.#reduce(assignment.task, assignment.attempt, assignment.nMap);
           report.bytesRead = io.bytesRead;
@@ -464,30 +465,54 @@ class WorkerLoop {
     nReduce: number,
     report: ReportParams,
     input?: LocalInput,
+    pieces?: MapPiece[],
   ): Promise<TaskIo> {
     const job = this.#job!;
     const dir = jobDir(this.#dataDir, job.job);
-    // The input file itself when it is here (mr run), else a copy fetched from the coordinator.
-    const local = input !== undefined && await readableLocally(input);
-    const splitFile = local ? input.path : join(dir, `split-${task}-a${attempt}`);
-    if (!local) {
-      await this.#withRetries(
-        `split of map task ${task}`,
-        () => fetchToFile(this.#dataUrl(splitPath(job.job, task)), job.token, splitFile),
-      );
+    // Each input file itself when it is here (mr run), else a copy fetched from the coordinator.
+    const inputs: MapInput[] = [];
+    const fetched: string[] = [];
+    try {
+      for (const [k, piece] of (pieces ?? [{ file, split: task, input }]).entries()) {
+        const here = piece.input;
+        if (here !== undefined && await readableLocally(here)) {
+          const range = { offset: here.offset, length: here.length };
+          inputs.push({ filename: piece.file, splitPath: here.path, range });
+          continue;
+        }
+        const copy = join(dir, `split-${task}-a${attempt}-${k}`);
+        await this.#withRetries(
+          `split of map task ${task}`,
+          () => fetchToFile(this.#dataUrl(splitPath(job.job, piece.split)), job.token, copy),
+        );
+        fetched.push(copy);
+        inputs.push({ filename: piece.file, splitPath: copy });
+      }
+      return await this.#runMap(task, attempt, nReduce, report, inputs);
+    } finally {
+      for (const copy of fetched) await Deno.remove(copy).catch(() => {});
     }
+  }
+
+  /** Runs a map over `inputs` and moves its partitions into place for the data server. */
+  async #runMap(
+    task: number,
+    attempt: number,
+    nReduce: number,
+    report: ReportParams,
+    inputs: MapInput[],
+  ): Promise<TaskIo> {
     // Partition files appear under their final directory name only once all are written, so
     // the data server never hands out a half-written attempt.
-    const final = mapAttemptDir(this.#dataDir, job.job, task, attempt);
+    const final = mapAttemptDir(this.#dataDir, this.#job!.job, task, attempt);
     const tmp = `${final}.tmp`;
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
     await Deno.mkdir(tmp, { recursive: true });
     try {
       const io = await this.#app.run({
         type: "map",
-        filename: file,
-        splitPath: splitFile,
-        ...(local ? { range: { offset: input.offset, length: input.length } } : {}),
+        ...inputs[0],
+        ...(inputs.length > 1 ? { inputs } : {}),
         nReduce,
         dir: tmp,
       });
@@ -506,8 +531,6 @@ class WorkerLoop {
     } catch (err) {
       await Deno.remove(tmp, { recursive: true }).catch(() => {});
       throw err;
-    } finally {
-      if (!local) await Deno.remove(splitFile).catch(() => {});
     }
   }
 

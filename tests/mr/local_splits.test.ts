@@ -9,7 +9,15 @@ import {
 } from "../../mr/splits.ts";
 import { Coordinator } from "../../mr/coordinator.ts";
 import { newWorkerStatus, runWorker } from "../../mr/worker.ts";
-import { app, mergedOutput, raftmr, reference, withTempDir, writeInputs } from "./helpers.ts";
+import {
+  app,
+  listDir,
+  mergedOutput,
+  raftmr,
+  reference,
+  withTempDir,
+  writeInputs,
+} from "./helpers.ts";
 
 const MIB = 1024 * 1024;
 
@@ -49,7 +57,8 @@ async function runJob(
   dir: string,
   names: string[],
   localWorkers: boolean,
-): Promise<{ split: number; served: number; shuffled: number }> {
+  minMapTasks?: number,
+): Promise<{ split: number; served: number; shuffled: number; maps: number }> {
   const coordinator = await Coordinator.start({
     files: names.map((name) => join(dir, name)),
     nReduce: 3,
@@ -57,6 +66,7 @@ async function runJob(
     taskTimeoutMs: 60_000,
     outputDir: dir,
     localWorkers,
+    minMapTasks,
     listen: { hostname: "127.0.0.1", port: 0 },
     http: { hostname: "127.0.0.1", port: 0 },
     log: () => {},
@@ -75,6 +85,7 @@ async function runJob(
       split: coordinator.status().splitBytes,
       served: status.shuffleBytesServed,
       shuffled: coordinator.status().shuffleBytes,
+      maps: coordinator.status().nMap,
     };
   } finally {
     await coordinator.close();
@@ -115,7 +126,11 @@ Deno.test("a worker fetches its splits over HTTP when the input is not the file 
 });
 
 /** Runs the job with localWorkers while every input's mtime changes under the coordinator. */
-async function localWorkersAfterTouch(dir: string, names: string[]): Promise<number> {
+async function localWorkersAfterTouch(
+  dir: string,
+  names: string[],
+  minMapTasks?: number,
+): Promise<number> {
   const coordinator = await Coordinator.start({
     files: names.map((name) => join(dir, name)),
     nReduce: 3,
@@ -123,6 +138,7 @@ async function localWorkersAfterTouch(dir: string, names: string[]): Promise<num
     taskTimeoutMs: 60_000,
     outputDir: dir,
     localWorkers: true,
+    minMapTasks,
     listen: { hostname: "127.0.0.1", port: 0 },
     http: { hostname: "127.0.0.1", port: 0 },
     log: () => {},
@@ -178,5 +194,34 @@ Deno.test("a map that keeps emitting for longer than the task timeout is not re-
     } finally {
       await coordinator.close();
     }
+  });
+});
+
+Deno.test("mr run maps many small files a few per task; local or fetched, the output is the same", async () => {
+  await withTempDir(async (dir) => {
+    const names = await writeInputs(dir, 12, 400);
+    const expected = await reference("wc", dir, names);
+    // One worker wants at least 4 map tasks: the 12 files make fewer than 12.
+    const out = await raftmr(
+      ["mr", "run", "--app", app("wc"), "--workers", "1", "--reduce", "2", ...names],
+      dir,
+    ).done;
+    assert.equal(out.code, 0, out.stderr);
+    const tasks = Number(/^mr run: 12 input files in (\d+) splits/m.exec(out.stderr)?.[1]);
+    assert.ok(tasks >= 3 && tasks < 12, out.stderr);
+    assert.deepEqual(await mergedOutput(dir), expected);
+    for (const name of await listDir(dir, /^mr-out-/)) await Deno.remove(join(dir, name));
+    // In place: grouped tasks, no split over HTTP.
+    const local = await runJob(dir, names, true, 4);
+    assert.ok(local.maps < 12, `${local.maps} map tasks`);
+    assert.equal(local.split, 0);
+    assert.deepEqual(await mergedOutput(dir), expected);
+    // Files that are not provably the ones cut: every piece of every grouped task is fetched.
+    const total = (await Promise.all(names.map((n) => Deno.stat(join(dir, n))))).reduce(
+      (sum, info) => sum + info.size,
+      0,
+    );
+    assert.equal(await localWorkersAfterTouch(dir, names, 4), total);
+    assert.deepEqual(await mergedOutput(dir), expected);
   });
 });

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { parseSize, type Split, SplitError, splitFile } from "../../mr/splits.ts";
+import { groupSplits, parseSize, type Split, SplitError, splitFile } from "../../mr/splits.ts";
 import { withTempDir } from "./helpers.ts";
 
 const utf8 = new TextEncoder();
@@ -166,5 +166,48 @@ Deno.test("parseSize: binary units, plain bytes, and bad values", () => {
   assert.equal(parseSize("1.5k"), 1536);
   for (const bad of ["", "0", "-1", "lots", "64 MB of", "0.1"]) {
     assert.throws(() => parseSize(bad), RangeError, bad);
+  }
+});
+
+/** Whole-file splits of the given sizes (one per file), for groupSplits. */
+function wholeFiles(sizes: number[]): Split[] {
+  return sizes.map((length, i) => ({
+    file: `f${i}`,
+    path: `f${i}`,
+    offset: 0,
+    length,
+    part: 0,
+    parts: 1,
+  }));
+}
+
+Deno.test("groupSplits maps small files a few per task, keeps every split once and in order", () => {
+  const MIB = 1024 * 1024;
+  // The benchmark's shape: 16 files of about 4 MiB, 2 workers (at least 8 tasks wanted).
+  const sizes = Array.from({ length: 16 }, (_, i) => (4 + (i % 3) / 10) * MIB);
+  const groups = groupSplits(wholeFiles(sizes), 8);
+  assert.equal(groups.length, 8);
+  assert.deepEqual(groups.flat(), sizes.map((_, i) => i), "every split once, in order");
+  // No grouping when there are no more splits than tasks wanted.
+  assert.deepEqual(groupSplits(wholeFiles([1, 2, 3]), 4), [[0], [1], [2]]);
+  assert.deepEqual(groupSplits(wholeFiles([1, 2, 3, 4]), 4), [[0], [1], [2], [3]]);
+  // Many tiny files and one large one: the large one stays alone, the tiny ones share tasks, and
+  // there are still about as many tasks as wanted.
+  const mixed = groupSplits(wholeFiles([...Array(40).fill(1000), 400_000]), 8);
+  assert.deepEqual(mixed.at(-1), [40]);
+  assert.ok(mixed.length >= 2 && mixed.length <= 9, `${mixed.length} tasks`);
+});
+
+Deno.test("groupSplits never puts a piece of a file cut in several with another split", () => {
+  const splits: Split[] = [
+    ...wholeFiles([100, 100]),
+    { file: "big", path: "big", offset: 0, length: 500, part: 0, parts: 2 },
+    { file: "big", path: "big", offset: 500, length: 400, part: 1, parts: 2 },
+    ...wholeFiles([100, 100, 100]).map((s) => ({ ...s, file: `g${s.file}`, path: `g${s.path}` })),
+  ];
+  const groups = groupSplits(splits, 3);
+  assert.deepEqual(groups.flat(), splits.map((_, i) => i));
+  for (const group of groups) {
+    if (group.some((i) => splits[i].parts > 1)) assert.equal(group.length, 1);
   }
 });
