@@ -49,15 +49,17 @@ Deno.test("mr run cuts one large input into several splits and still counts righ
 });
 
 /**
- * Runs a coordinator (splits of 4 KiB) and one in-process worker over `names` in `dir`; returns
- * the split bytes the coordinator served over HTTP, and the partition bytes the worker's shuffle
- * server served (to itself, as reducer) and that its reduces took in.
+ * Runs a coordinator (splits of 4 KiB) and one in-process worker over `names` in `dir`, after
+ * `beforeWorker`; returns the split bytes the coordinator served over HTTP, the partition bytes
+ * the worker's shuffle server served (to itself, as reducer) and that its reduces took in, and
+ * the number of map tasks.
  */
 async function runJob(
   dir: string,
   names: string[],
   localWorkers: boolean,
   minMapTasks?: number,
+  beforeWorker?: () => Promise<void>,
 ): Promise<{ split: number; served: number; shuffled: number; maps: number }> {
   const coordinator = await Coordinator.start({
     files: names.map((name) => join(dir, name)),
@@ -72,6 +74,7 @@ async function runJob(
     log: () => {},
   });
   try {
+    await beforeWorker?.();
     const status = newWorkerStatus("coordinator", "wc");
     const code = await runWorker({
       coordinator: coordinator.rpcAddress,
@@ -131,30 +134,11 @@ async function localWorkersAfterTouch(
   names: string[],
   minMapTasks?: number,
 ): Promise<number> {
-  const coordinator = await Coordinator.start({
-    files: names.map((name) => join(dir, name)),
-    nReduce: 3,
-    splitSize: 4096,
-    taskTimeoutMs: 60_000,
-    outputDir: dir,
-    localWorkers: true,
-    minMapTasks,
-    listen: { hostname: "127.0.0.1", port: 0 },
-    http: { hostname: "127.0.0.1", port: 0 },
-    log: () => {},
-  });
-  try {
-    // Same bytes, another modification time: not provably the file that was cut.
+  // Same bytes, another modification time: not provably the file that was cut.
+  const touch = async () => {
     for (const name of names) await Deno.utime(join(dir, name), 1, 1_000_000);
-    assert.equal(
-      await runWorker({ coordinator: coordinator.rpcAddress, appPath: app("wc"), log: () => {} }),
-      0,
-    );
-    assert.deepEqual(await coordinator.finished, { ok: true });
-    return coordinator.status().splitBytes;
-  } finally {
-    await coordinator.close();
-  }
+  };
+  return (await runJob(dir, names, true, minMapTasks, touch)).split;
 }
 
 Deno.test("a map that keeps emitting for longer than the task timeout is not re-issued", async () => {
