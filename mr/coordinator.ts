@@ -33,7 +33,14 @@ import {
   RPC_REPORT,
 } from "./protocol.ts";
 import { checkInputs, InputError } from "./inputs.ts";
-import { DEFAULT_SPLIT_SIZE, groupSplits, type Split, SplitError, splitFile } from "./splits.ts";
+import {
+  DEFAULT_SPLIT_SIZE,
+  groupSplits,
+  MAX_LOCAL_SPLIT_SIZE,
+  type Split,
+  SplitError,
+  splitFile,
+} from "./splits.ts";
 import { resolve } from "node:path";
 import { CoordinatorData } from "./coordinator_data.ts";
 import { fileIdentity, type LocalInput } from "./local_input.ts";
@@ -276,7 +283,7 @@ export class Coordinator {
     }
     const localInputs = options.localWorkers ? await localInputsOf(splits) : [];
     const groups = options.localWorkers && options.minMapTasks
-      ? groupSplits(splits, options.minMapTasks)
+      ? groupSplits(splits, options.minMapTasks, Math.max(splitSize, MAX_LOCAL_SPLIT_SIZE))
       : undefined;
     const grouped = groups !== undefined && groups.length < splits.length;
     const coordinator = new Coordinator(options, splits, localInputs, grouped ? groups : undefined);

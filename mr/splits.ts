@@ -172,9 +172,11 @@ export function parseSize(raw: string): number {
  * runs, a hand-off to the task thread, a report) per file: measured on the benchmark's 4 MiB
  * files, two files per task took 18% less CPU than one. A file cut in several splits keeps a
  * task per split, and there is no grouping at all unless there are more than minTasks splits,
- * so every worker still gets several tasks. Returns, per task, the indices of its splits.
+ * so every worker still gets several tasks, nor past `maxBytes` per task: a task's input is
+ * what a worker holds while it maps (one file's string at a time, but the garbage of the files
+ * before it is collected only between tasks). Returns, per task, the indices of its splits.
  */
-export function groupSplits(splits: Split[], minTasks: number): number[][] {
+export function groupSplits(splits: Split[], minTasks: number, maxBytes = Infinity): number[][] {
   if (splits.length <= minTasks) return splits.map((_, i) => [i]);
   const total = splits.reduce((sum, split) => sum + split.length, 0);
   const target = total / Math.max(1, minTasks);
@@ -186,7 +188,8 @@ export function groupSplits(splits: Split[], minTasks: number): number[][] {
     const whole = split.parts === 1;
     // Close the group before a piece of a larger file, or when this file would take it past a
     // quarter over the target (so there are at least about 0.8 x minTasks tasks).
-    if (group.length > 0 && (!whole || bytes + split.length > 1.25 * target)) {
+    const limit = Math.min(1.25 * target, maxBytes);
+    if (group.length > 0 && (!whole || bytes + split.length > limit)) {
       groups.push(group);
       group = [];
       bytes = 0;

@@ -196,6 +196,13 @@ Deno.test("groupSplits maps small files a few per task, keeps every split once a
   const mixed = groupSplits(wholeFiles([...Array(40).fill(1000), 400_000]), 8);
   assert.deepEqual(mixed.at(-1), [40]);
   assert.ok(mixed.length >= 2 && mixed.length <= 9, `${mixed.length} tasks`);
+  // Never past maxBytes per task: 16 files of 16 MiB stay one per task.
+  const big = groupSplits(wholeFiles(Array(16).fill(16 * MIB)), 8, 16 * MIB);
+  assert.equal(big.length, 16);
+  const capped = groupSplits(wholeFiles(sizes), 4, 9 * MIB);
+  for (const group of capped) {
+    assert.ok(group.reduce((n, i) => n + sizes[i], 0) <= 9 * MIB, `${group}`);
+  }
 });
 
 Deno.test("groupSplits never puts a piece of a file cut in several with another split", () => {
