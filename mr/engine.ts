@@ -73,7 +73,7 @@ export async function runMapInputs(
  * Merges the sorted runs at `inputs` (one partition of every map task) and writes the reduce
  * output to `outputPath`, one `<key> <value>` line per key in byte order of keys. Not synced: the
  * caller renames (or uploads) the output and makes the copy it keeps durable; this writes it
- * whole or throws. `onProgress` is called every PROGRESS_EVERY keys reduced.
+ * whole or throws. `onProgress` is called now and then as records are read.
  */
 export async function runReduce(
   app: MapReduceApp,

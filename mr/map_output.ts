@@ -36,7 +36,7 @@ export interface MapOutputOptions {
   spillDir: string;
   /** Estimated bytes of table the map may hold before it spills (default: defaultMemoryLimit()). */
   memoryLimit?: number;
-  /** Called every PROGRESS_EVERY emitted pairs: the map is alive and working. */
+  /** Called every PROGRESS_EVERY pairs emitted or written out: the map is alive and working. */
   onProgress?: () => void;
 }
 
@@ -137,11 +137,19 @@ export class MapOutput {
     const table = this.#table;
     table.add(key, value);
     if (table.bytes > this.#limit) this.#spill();
+    this.#tick();
+  };
+
+  /**
+   * Counts one pair emitted or written; every PROGRESS_EVERY calls onProgress: writing out a
+   * table of millions of values is progress too, not only emitting them.
+   */
+  #tick(): void {
     if (--this.#countdown === 0) {
       this.#countdown = PROGRESS_EVERY;
       this.#options.onProgress?.();
     }
-  };
+  }
 
   /** Writes the table as one run per partition: a spill (blocking: emit is synchronous). */
   #spill(): void {
@@ -174,7 +182,10 @@ export class MapOutput {
         const { sink, sum } = checksummed(syncFileSink(file));
         sums.push(sum);
         const writer = new RecordWriter(sink, scratchBlock());
-        const add = (key: string, value: string) => void writer.add(key, value);
+        const add = (key: string, value: string) => {
+          writer.add(key, value);
+          this.#tick();
+        };
         for (const key of keys) table.writeKey(key, add);
         writer.close();
         bytes += writer.bytes;
@@ -254,6 +265,7 @@ export class MapOutput {
         } else {
           for (let i = 0; i < values.length; i++) writer.add(key, values[i]);
         }
+        this.#tick();
       });
       writer.close();
       return { bytes: writer.bytes, records: writer.records, sum };

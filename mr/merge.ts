@@ -49,13 +49,22 @@ function siftDown(readers: RecordReader[], heap: number[], p: number): void {
   heap[p] = item;
 }
 
+/** Records read between two onProgress calls of a merge. */
+const PROGRESS_RECORDS = 4096;
+
 /**
  * Merges runs, each sorted by key bytes, calling `onGroup(key, values)` once per distinct key in
  * ascending byte order; a key's values come run by run, in each run's order. Throws
  * UnsortedRunError when a run is out of order (the output would repeat a key) and
- * RecordFormatError when a run is damaged.
+ * RecordFormatError when a run is damaged. `onProgress` is called every PROGRESS_RECORDS
+ * records read (a key with millions of values is progress too).
  */
-export async function mergeGroups(readers: RecordReader[], onGroup: GroupHandler): Promise<void> {
+export async function mergeGroups(
+  readers: RecordReader[],
+  onGroup: GroupHandler,
+  onProgress?: () => void,
+): Promise<void> {
+  let countdown = PROGRESS_RECORDS;
   const heap: number[] = [];
   for (let i = 0; i < readers.length; i++) {
     let more = readers[i].advance();
@@ -85,6 +94,10 @@ export async function mergeGroups(readers: RecordReader[], onGroup: GroupHandler
         compareBytes(reader.buffer, reader.keyStart, reader.keyEnd, key, 0, key.length) !== 0
       ) break;
       values.push(decodeUtf8(reader.buffer, reader.valueStart, reader.valueEnd));
+      if (--countdown === 0) {
+        countdown = PROGRESS_RECORDS;
+        onProgress?.();
+      }
       let more = reader.advance();
       if (more === undefined) more = await advanceSlow(reader);
       if (!more) {
@@ -112,9 +125,6 @@ export interface ReduceStats {
   bytesWritten: number;
 }
 
-/** Keys reduced between two onProgress calls. */
-const PROGRESS_KEYS = 1024;
-
 /**
  * Merges the runs of one partition and writes `<key> <reduce(key, values)>\n` per key, sorted by
  * key bytes, to `sink` (the paper's §4.2 ordering guarantee). Throws TypeError when reduce
@@ -135,7 +145,7 @@ export async function reduceRuns(
       return result.then((value) => emitLine(key, value));
     }
     return emitLine(key, result);
-  });
+  }, onProgress);
   const closed = out.close();
   if (closed !== undefined) await closed;
   let records = 0;
@@ -147,7 +157,6 @@ export async function reduceRuns(
       throw new TypeError(`reduce returned ${typeof value} for key ${key}, expected a string`);
     }
     keys++;
-    if (onProgress !== undefined && keys % PROGRESS_KEYS === 0) onProgress();
     return out.add(`${key} ${value}\n`);
   }
 }

@@ -110,3 +110,22 @@ Deno.test("emit refuses keys and values that are not strings", () => {
   assert.throws(() => output.emit(1 as unknown as string, "v"), TypeError);
   assert.throws(() => output.emit("k", undefined as unknown as string), TypeError);
 });
+
+Deno.test("map output reports progress while emitting and while writing a large table out", async () => {
+  await withTempDir("mr-mapout-", async (dir) => {
+    let progress = 0;
+    const output = new MapOutput({
+      nReduce: 2,
+      partitionPath: (r) => join(dir, `part-${r}`),
+      spillDir: dir,
+      onProgress: () => progress++,
+    });
+    // No combiner: every one of the 10,000 values is written out at finish().
+    for (let i = 0; i < 10_000; i++) output.emit("key", String(i % 3));
+    const emitting = progress;
+    assert.ok(emitting >= 9, `${emitting} reports while emitting 10,000 pairs`);
+    const stats = await output.finish();
+    assert.equal(stats.records, 10_000);
+    assert.ok(progress - emitting >= 9, `${progress - emitting} reports while writing them`);
+  });
+});
