@@ -143,26 +143,34 @@ async function localWorkersAfterTouch(
 
 Deno.test("a map that keeps emitting for longer than the task timeout is not re-issued", async () => {
   await withTempDir(async (dir) => {
-    // The map emits for as many milliseconds as its input says: twice the task timeout.
+    // The map emits for as many milliseconds as its input says, a little over twice the task
+    // timeout, in bursts of 2,048 pairs (progress is reported every 1,024) 20 ms apart: it sleeps
+    // between bursts (Atomics.wait) rather than spin, leaving the CPU to the worker's heartbeats
+    // on a loaded machine; the timeout leaves 5 s of slack over the 1 s heartbeats that carry its
+    // progress.
     const appPath = join(dir, "steady.ts");
     await Deno.writeTextFile(
       appPath,
       [
         "export function map(_f: string, text: string, emit: (k: string, v: string) => void) {",
         "  const end = Date.now() + Number(text);",
+        "  const pause = new Int32Array(new SharedArrayBuffer(4));",
         "  let n = 0;",
-        "  while (Date.now() < end) emit(`k${n++ % 100}`, '1');",
+        "  while (Date.now() < end) {",
+        "    for (let i = 0; i < 2048; i++) emit(`k${n++ % 100}`, '1');",
+        "    Atomics.wait(pause, 0, 0, 20);",
+        "  }",
         "}",
         "export function reduce(_k: string, v: string[]) { return String(v.length); }",
         // Keeps the table (and the reduce) small: the test is about a map that emits.
         "export function combine(_k: string, v: string[]) { return v[0]; }",
       ].join("\n"),
     );
-    await Deno.writeTextFile(join(dir, "in.txt"), "8000");
+    await Deno.writeTextFile(join(dir, "in.txt"), "13000");
     const coordinator = await Coordinator.start({
       files: [join(dir, "in.txt")],
       nReduce: 1,
-      taskTimeoutMs: 4000,
+      taskTimeoutMs: 6000,
       // Heartbeats (and so progress reports) every second.
       workerTimeoutMs: 5000,
       outputDir: dir,
