@@ -54,10 +54,7 @@ Deno.test("daemon: kill -9 of the leader during concurrent writes loses no ackno
   try {
     const leader = await cluster.waitForLeader();
     let ackedBefore = 0;
-    const started = (await poll(
-      () => cluster.status(leader).catch(() => undefined),
-      () => `node ${leader} never answered /status\n${cluster.dump()}`,
-    )).applied;
+    const started = (await cluster.answeredStatus(leader)).applied;
     const scenario = (async () => {
       // Let the writers get going (entries applied, not a fixed time: a loaded machine may
       // need seconds for the first), then crash the leader mid-stream.
@@ -68,13 +65,15 @@ Deno.test("daemon: kill -9 of the leader during concurrent writes loses no ackno
         },
         () => `the writers made no progress on leader ${leader}\n${cluster.dump()}`,
       );
-      ackedBefore = (await cluster.status(leader)).applied;
+      ackedBefore = (await cluster.answeredStatus(leader)).applied;
       await cluster.kill(leader);
       const next = await cluster.waitForLeader();
       assert.notEqual(next, leader);
       // Keep writing under the new leader for a while.
       await poll(
-        async () => ((await cluster.status(next)).applied > ackedBefore + 40 ? true : undefined),
+        async () => ((await cluster.answeredStatus(next)).applied > ackedBefore + 40
+          ? true
+          : undefined),
         () => `the new leader ${next} made no progress\n${cluster.dump()}`,
         400,
       );

@@ -227,12 +227,8 @@ Deno.test("daemon members: removing the leader hands over; refusals are 409, bad
       () => call(`${cluster.url(next)}/v1/kv/k`, { method: "PUT", body: "v" }),
     );
     assert.equal(put.status, 200);
-    // The removed node no longer campaigns: it never leads again. (Its /status is asked until
-    // it answers: a loaded node may miss one probe.)
-    const s = await poll(
-      () => cluster.status(leader).catch(() => undefined),
-      () => `node ${leader} never answered /status\n${cluster.dump()}`,
-    );
+    // The removed node no longer campaigns: it never leads again.
+    const s = await cluster.answeredStatus(leader);
     assert.notEqual(s.role, "leader");
     assert.ok(!(s.voters as number[]).includes(leader));
   } finally {
@@ -331,10 +327,7 @@ Deno.test("daemon members: POST /v1/leader/transfer moves leadership to the name
     if (now !== target) {
       // On a loaded machine a real election may follow the transfer (a late heartbeat): the
       // leader found then leads a later term than the one the transfer gave the target.
-      const s = await poll(
-        () => cluster.status(now).catch(() => undefined),
-        () => `node ${now} never answered /status\n${cluster.dump()}`,
-      );
+      const s = await cluster.answeredStatus(now);
       assert.ok(
         s.term > moved.term,
         `node ${now} leads term ${s.term}, the transfer made ${target} lead term ${moved.term}`,

@@ -47,10 +47,7 @@ async function termsAndLeaders(cluster: ProcessCluster): Promise<Terms> {
   let elections = 0;
   let highest = 0;
   for (const id of cluster.ids) {
-    const s = await poll(
-      () => cluster.status(id).catch(() => undefined),
-      () => `node ${id} never answered /status\n${cluster.dump()}`,
-    );
+    const s = await cluster.answeredStatus(id);
     parts.push(`${id}:${s.term}/${s.leader}`);
     elections += (s.counters as { electionsStarted: number }).electionsStarted;
     highest = Math.max(highest, s.term);
@@ -67,7 +64,7 @@ Deno.test("security: forged AppendEntries and a huge-term heartbeat from unauthe
     const leader = await cluster.waitForLeader();
     assert.equal((await put(cluster.url(leader), "real", "1")).status, 200);
     const follower = cluster.ids.find((id) => id !== leader)!;
-    const status = await cluster.status(follower);
+    const status = await cluster.answeredStatus(follower);
     const before = await termsAndLeaders(cluster);
     const forged = [
       {
@@ -141,7 +138,7 @@ Deno.test("security: the same forged heartbeat does depose the leader of an inse
   try {
     const leader = await cluster.waitForLeader();
     const follower = cluster.ids.find((id) => id !== leader)!;
-    const term = (await cluster.status(follower)).term;
+    const term = (await cluster.answeredStatus(follower)).term;
     const conn = await Deno.connect({
       hostname: "127.0.0.1",
       port: cluster.node(follower).peerPort,
@@ -151,7 +148,9 @@ Deno.test("security: the same forged heartbeat does depose the leader of an inse
         { type: "heartbeat", from: leader, to: follower, term: term + 1000, commit: 0, ctx: 0 },
       ]);
       await poll(
-        async () => ((await cluster.status(follower)).term >= term + 1000 ? true : undefined),
+        async () => ((await cluster.answeredStatus(follower)).term >= term + 1000
+          ? true
+          : undefined),
         () => `the forged term never arrived\n${cluster.dump()}`,
       );
     } finally {

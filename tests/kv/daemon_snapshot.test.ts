@@ -128,7 +128,7 @@ async function waitForStatus(
 
 /** Waits until every running node has applied at least the leader's current commit index. */
 async function waitCaughtUp(cluster: ProcessCluster, leader: number): Promise<void> {
-  const target = (await cluster.status(leader)).commit;
+  const target = (await cluster.answeredStatus(leader)).commit;
   let last = "";
   await poll(
     async () => {
@@ -168,7 +168,7 @@ Deno.test("daemon: a follower cut off while the leader compacts catches up throu
     expected.set("b", "B");
 
     // The majority compacted while the lagger was away.
-    const s = await cluster.status(leader);
+    const s = await cluster.answeredStatus(leader);
     const taken = counters(s).snapshotsTaken;
     assert.ok(taken >= 2, `leader took ${taken} snapshots\n${JSON.stringify(s)}`);
     const snapshotIndex = s.snapshotIndex as number;
@@ -184,7 +184,7 @@ Deno.test("daemon: a follower cut off while the leader compacts catches up throu
       (s.walBytes as number) <= walBound,
       `leader WAL ${s.walBytes} bytes > ${walBound} for ${lastIndex} entries`,
     );
-    const behind = await cluster.status(lagger);
+    const behind = await cluster.answeredStatus(lagger);
     assert.ok(behind.applied < snapshotIndex, `lagger already has ${behind.applied}`);
 
     cluster.heal();
@@ -245,7 +245,7 @@ Deno.test("daemon: repeated puts of two keys keep snapshots small and snap/ prun
     // Live state: two one-byte values and one session. Classic SnapshotSize3B allows 500 bytes.
     const SNAPSHOT_FILE_BOUND = 500;
     for (const node of cluster.nodes) {
-      const s = await cluster.status(node.id);
+      const s = await cluster.answeredStatus(node.id);
       assert.ok(
         counters(s).snapshotsTaken >= 2,
         `node ${node.id} took ${counters(s).snapshotsTaken} snapshots`,

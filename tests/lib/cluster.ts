@@ -409,6 +409,24 @@ export class ProcessCluster {
     return await response.json();
   }
 
+  /**
+   * A node's /status, asked again until it answers (a loaded node may miss a 2 s probe);
+   * throws after `attempts` tries and at least MIN_WAIT_MS.
+   */
+  async answeredStatus(id: number, attempts = 400): Promise<NodeStatus> {
+    const floor = performance.now() + MIN_WAIT_MS;
+    let last: unknown;
+    for (let i = 0; i < attempts || performance.now() < floor; i++) {
+      try {
+        return await this.status(id);
+      } catch (error) {
+        last = error;
+      }
+      await sleep(50);
+    }
+    throw new Error(`Node ${id} never answered /status: ${last}; outputs:\n${this.dump()}`);
+  }
+
   /** Every running node's status (undefined for one that does not answer). */
   async statuses(): Promise<Map<number, NodeStatus | undefined>> {
     const entries = await Promise.all(
@@ -442,12 +460,7 @@ export class ProcessCluster {
 
   /** Waits until a (re)started node answers /status (attempts, and at least MIN_WAIT_MS). */
   async waitForHttp(id: number, attempts = 400): Promise<void> {
-    const floor = performance.now() + MIN_WAIT_MS;
-    for (let i = 0; i < attempts || performance.now() < floor; i++) {
-      if (await this.status(id).then(() => true, () => false)) return;
-      await sleep(50);
-    }
-    throw new Error(`Node ${id} never answered /status; outputs:\n${this.dump()}`);
+    await this.answeredStatus(id, attempts);
   }
 
   /**
