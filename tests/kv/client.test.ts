@@ -131,7 +131,9 @@ Deno.test("client: gives up at the deadline with DeadlineExceededError", async (
   const cluster = fakeCluster({ "a:1": unavailable, "b:1": lost });
   const client = new KvClient(["a:1", "b:1"], {
     connect: cluster.connect,
-    timeoutMs: 30,
+    // Long enough that a loaded process, descheduled after its first call, still rotates to
+    // the second endpoint before the deadline (30 ms did not always).
+    timeoutMs: 500,
     retryPauseMs: 1,
     maxRetryPauseMs: 5,
   });
