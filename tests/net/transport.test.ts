@@ -35,8 +35,10 @@ function peerServer(id: number): RpcServer {
   return new RpcServer({ handshake: { selfId: id, requirePeerCertificate: false } });
 }
 
+/** Waits for `check`, up to a generous 30 s (a dial and handshake on a loaded machine). */
 async function until(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 400; i++) {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
     if (check()) return;
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
