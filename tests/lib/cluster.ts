@@ -22,6 +22,8 @@ const PROBE_TIMEOUT_MS = 2_000;
  * Only a broken run waits this long.
  */
 const MIN_WAIT_MS = 60_000;
+/** How many times ProcessCluster.start() tries, on fresh ports, when a node's port was taken. */
+const START_ATTEMPTS = 3;
 
 /** Ports handed out by this process, never reused by it. */
 const handedOut = new Set<number>();
@@ -128,6 +130,8 @@ export class ProcessCluster {
   readonly #proxies = new Map<string, TcpProxy>();
   readonly #extraArgs: string[];
   #openFileLimit?: number;
+  /** Set by stop(): waits still polling give up. */
+  #stopped = false;
   readonly #peerArgs = new Map<number, string>();
   /** Flags only one node is started with (e.g. --join for an added node). */
   readonly #nodeArgs = new Map<number, string[]>();
@@ -145,8 +149,23 @@ export class ProcessCluster {
     this.#extraArgs = extraArgs;
   }
 
-  /** Starts every node and waits until a leader is known; on failure stops what it started. */
+  /**
+   * Starts every node and waits until a leader is known; on failure stops what it started.
+   * A node that finds its port taken (another process, e.g. a test run beside this one, chose
+   * the same free port before the node bound it) makes it start again on fresh ports.
+   */
   static async start(options: ProcessClusterOptions = {}): Promise<ProcessCluster> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await ProcessCluster.#startOnce(options);
+      } catch (error) {
+        const taken = /address already in use/i.test(String(error));
+        if (!taken || attempt >= START_ATTEMPTS) throw error;
+      }
+    }
+  }
+
+  static async #startOnce(options: ProcessClusterOptions): Promise<ProcessCluster> {
     const count = options.nodes ?? 3;
     const root = await Deno.makeTempDir({ prefix: "raftmr-cluster-" });
     const nodes: TestNode[] = Array.from({ length: count }, (_, i) => ({
@@ -175,7 +194,23 @@ export class ProcessCluster {
         cluster.#peerArgs.set(node.id, entries.join(","));
       }
       for (const node of nodes) cluster.startNode(node.id);
-      await cluster.waitForLeader();
+      // A node that exits now (a port taken, a bad flag) ends the wait at once.
+      let started = false;
+      const exited = new Promise<never>((_, reject) => {
+        for (const node of nodes) {
+          node.exited!.then(() => {
+            if (!started) reject(new Error(`Node ${node.id} exited at start:\n${cluster.dump()}`));
+          });
+        }
+      });
+      exited.catch(() => {}); // Settled by the race below, or never looked at.
+      const leader = cluster.waitForLeader();
+      leader.catch(() => {}); // After a failed start, stop() ends its loop with an error.
+      try {
+        await Promise.race([leader, exited]);
+      } finally {
+        started = true;
+      }
     } catch (error) {
       await cluster.stop();
       throw error;
@@ -444,6 +479,7 @@ export class ProcessCluster {
     const majority = Math.floor((this.voters ?? this.nodes).length / 2) + 1;
     const floor = performance.now() + MIN_WAIT_MS;
     for (let i = 0; i < attempts || performance.now() < floor; i++) {
+      if (this.#stopped) throw new Error("The cluster was stopped while waiting for a leader");
       const statuses = await this.statuses();
       for (const [id, status] of statuses) {
         if (status?.role !== "leader" || (among && !among.includes(id))) continue;
@@ -481,6 +517,7 @@ export class ProcessCluster {
 
   /** Stops every process and proxy and removes the data. */
   async stop(): Promise<void> {
+    this.#stopped = true;
     await Promise.all(this.nodes.map((n) => this.kill(n.id)));
     for (const proxy of this.#proxies.values()) await proxy.close();
     await Deno.remove(this.root, { recursive: true }).catch(() => {});
