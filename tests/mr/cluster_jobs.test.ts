@@ -157,6 +157,26 @@ function submit(cluster: ProcessCluster, args: string[]) {
   return mr(cluster, "submit", args);
 }
 
+/**
+ * Submits the marker app over `root`/in in 1 KiB splits (a map task per ~1 KiB, each leaving a
+ * marker in `root`/markers), output to `root`/out; returns the job id.
+ */
+async function submitMarkerJob(cluster: ProcessCluster, root: string, nReduce: number) {
+  const submitted = await submit(cluster, [
+    "--app",
+    MARKER_APP,
+    "--output",
+    join(root, "out"),
+    "--reduce",
+    String(nReduce),
+    "--split-size",
+    "1KiB",
+    join(root, "in"),
+  ]);
+  assert.equal(submitted.code, 0, submitted.stderr);
+  return submitted.stdout.trim();
+}
+
 /** What a cluster-jobs test gets: its scratch directory and a running three-node cluster. */
 interface JobTest {
   root: string;
@@ -210,19 +230,7 @@ clusterJobTest(
     const expected = await writeInputs(join(root, "in"), 4, 120);
     const workers = [worker(), worker()];
     // ~3 splits per file: 12 map tasks of 400 ms each on two workers.
-    const submitted = await submit(cluster, [
-      "--app",
-      MARKER_APP,
-      "--output",
-      join(root, "out"),
-      "--reduce",
-      "3",
-      "--split-size",
-      "1KiB",
-      join(root, "in"),
-    ]);
-    assert.equal(submitted.code, 0, submitted.stderr);
-    const id = submitted.stdout.trim();
+    const id = await submitMarkerJob(cluster, root, 3);
     assert.match(id, /^[0-9a-f]{16}$/);
     const before = await waitForJob(
       cluster,
@@ -404,19 +412,7 @@ clusterJobTest(
     const expected = await writeInputs(join(root, "in"), 3, 100);
     // One worker first, so the maps committed before it dies are certainly its own.
     const first = worker();
-    const submitted = await submit(cluster, [
-      "--app",
-      MARKER_APP,
-      "--output",
-      join(root, "out"),
-      "--reduce",
-      "2",
-      "--split-size",
-      "1KiB",
-      join(root, "in"),
-    ]);
-    assert.equal(submitted.code, 0, submitted.stderr);
-    const id = submitted.stdout.trim();
+    const id = await submitMarkerJob(cluster, root, 2);
     await waitForJob(cluster, id, cluster.ids, (v) => v.tasks.map.done >= 2, "2 maps done");
     const second = worker();
     first.child.kill("SIGKILL");
