@@ -32,6 +32,20 @@ export function prng(seed: number): () => number {
   };
 }
 
+/**
+ * A shuffled copy of `xs` (Fisher-Yates, drawing from `rand`). Not sort() with a random
+ * comparator: V8 does not promise one order for an inconsistent comparator, and that made a
+ * sweep seed take another course when other seeds had run before it in the same process.
+ */
+export function shuffled<T>(xs: readonly T[], rand: () => number): T[] {
+  const out = [...xs];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
 /** Where the simulator gets each node's durable storage; lets DiskStorage run the same scenarios. */
 export interface SimStorageFactory {
   /** Opens node `id`'s persisted state (empty the first time). Called at start and restart. */

@@ -3,7 +3,7 @@
  * time. Timing: 10 ms ticks, heartbeat 50 ms, election timeout 300-600 ms.
  */
 import assert from "node:assert/strict";
-import { withCluster } from "./cluster.ts";
+import { shuffled, withCluster } from "./cluster.ts";
 
 Deno.test("InitialElection: one leader, terms agree and stay put without failures", async () => {
   await withCluster("InitialElection", { n: 3 }, async (c) => {
@@ -75,10 +75,10 @@ Deno.test("Minority partition: no leader is ever elected on the minority side", 
 Deno.test("Election deadline: a leader within 5 virtual seconds whenever a majority is connected", async () => {
   await withCluster("ElectionDeadline", { n: 5 }, async (c) => {
     for (let round = 0; round < 20; round++) {
-      const shuffled = [...c.ids].sort(() => c.rand() - 0.5);
+      const order = shuffled(c.ids, c.rand);
       const size = 3 + Math.floor(c.rand() * 3);
-      const group = shuffled.slice(0, size);
-      c.partition(group, shuffled.slice(size));
+      const group = order.slice(0, size);
+      c.partition(group, order.slice(size));
       const t0 = c.now;
       let elected = false;
       while (c.now - t0 <= 5000 && !elected) {

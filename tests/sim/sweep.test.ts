@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { ChangeRefusedError } from "../../raft/errors.ts";
 import type { ConfChange } from "../../raft/membership.ts";
 import type { NodeId } from "../../raft/types.ts";
-import { type Cluster, cmd, prng, withCluster } from "./cluster.ts";
+import { type Cluster, cmd, prng, shuffled, withCluster } from "./cluster.ts";
 import { diskFactory } from "./disk_factory.ts";
 
 let reads = 0;
@@ -75,7 +75,7 @@ async function chaos(c: Cluster, rand: () => number, alwaysMembership: boolean):
     else if (r < 0.17) c.disconnect(pick());
     else if (r < 0.27) c.connect(pick());
     else if (r < 0.30) {
-      const ids = [...c.ids].sort(() => rand() - 0.5);
+      const ids = shuffled(c.ids, rand);
       const k = 1 + Math.floor(rand() * (c.n - 1));
       c.partition(ids.slice(0, k), ids.slice(k));
     } else if (r < 0.35) c.heal();
