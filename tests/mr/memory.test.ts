@@ -9,10 +9,14 @@ import { fileURLToPath } from "node:url";
 import { CONFIG, MAIN, startCoordinator, withTempDir } from "./helpers.ts";
 
 const SORT_APP = fileURLToPath(new URL("./fixtures/sort_stream.ts", import.meta.url));
-const HEAP_MB = 16;
-const FILES = 16;
-const KEYS = 1 << 20;
-const TAIL = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRST"; // 56 bytes: ~64 MiB in all.
+// The worker's main thread alone holds about 9 MiB once its modules are loaded (10 MiB fails at
+// start), and a map of a 4 MiB split needs several more: with 16 MiB, 1 run in about 8 ran out
+// of heap in a map on a loaded machine. 24 MiB leaves maps room; the partition is 4x that.
+const HEAP_MB = 24;
+// 24 files of 65,536 keys: 4 MiB per map, as with 16 files of 64 MiB in all.
+const FILES = 24;
+const KEYS = 3 << 19;
+const TAIL = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRST"; // 56 bytes: ~96 MiB in all.
 
 /** The i-th key: sorting the keys by bytes sorts them by i. */
 const keyOf = (i: number) => `${String(i).padStart(8, "0")}${TAIL}`;
@@ -28,7 +32,7 @@ Deno.test(`a ${KEYS * 64 / 2 ** 20} MiB partition on a worker with a ${HEAP_MB} 
       await Deno.writeTextFile(join(dir, name), lines.join("\n") + "\n");
       files.push(name);
     }
-    // What is tested is memory, not time: on a loaded machine the one worker's 64 MiB reduce
+    // What is tested is memory, not time: on a loaded machine the one worker's 96 MiB reduce
     // may outlast the default 10 s task timeout, and is not re-issued for it here.
     const { proc, rpc } = await startCoordinator(dir, files, [
       "--reduce",
