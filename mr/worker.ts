@@ -158,7 +158,7 @@ class FetchFailure extends Error {
 
 /** Whether the coordinator answered the handshake with a refusal (no token, a wrong one). */
 function isRefusal(err: unknown): err is HandshakeError {
-  return err instanceof HandshakeError && err.message.includes("Refused by the server");
+  return err instanceof HandshakeError && err.refused;
 }
 
 /** A reduce was handed out while some map output was being recomputed: give it back. */

@@ -64,9 +64,16 @@ export interface Refused {
 
 /** A handshake failed; the message says why (sent to the dialer and logged by the listener). */
 export class HandshakeError extends Error {
-  constructor(message: string) {
+  /**
+   * The listener answered Refused (no token, a wrong one, not a member): retrying will not help,
+   * unlike a handshake that failed on the way (no answer in time, a closed connection).
+   */
+  readonly refused: boolean;
+
+  constructor(message: string, refused = false) {
     super(message);
     this.name = "HandshakeError";
+    this.refused = refused;
   }
 }
 
@@ -172,7 +179,7 @@ export function parseAnswer(raw: unknown): Welcome {
   if (typeof raw === "object" && raw !== null && !Array.isArray(raw)) {
     const r = raw as Record<string, unknown>;
     if (r.type === "refused") {
-      throw new HandshakeError(`Refused by the server: ${String(r.reason)}`);
+      throw new HandshakeError(`Refused by the server: ${String(r.reason)}`, true);
     }
     if (r.type === "welcome" && typeof r.id === "number") {
       if (r.version !== HANDSHAKE_VERSION) {

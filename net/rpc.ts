@@ -547,7 +547,7 @@ export class RpcClient {
           `Cannot connect to ${this.address}: ${errorMessage(err)}${this.#tlsHint(err)}`,
         );
         // An explicit refusal (bad token, not a member) will not go away by retrying.
-        if (err instanceof HandshakeError) throw new HandshakeError(lost.message);
+        if (err instanceof HandshakeError) throw new HandshakeError(lost.message, err.refused);
         throw lost;
       }
       if (this.#closed) {
