@@ -3,7 +3,14 @@
  * token) in a directory, for `raftmr serve --peer-cert/--peer-key/--peer-ca/--auth-token-file`
  * and `raftmr kv --ca/--token-file`. Refuses to overwrite an existing CA.
  */
-import { type Command, intFlag, type ParsedArgs, requiredFlag, UsageError } from "./command.ts";
+import {
+  type Command,
+  intFlag,
+  type ParsedArgs,
+  rejectPositionals,
+  requiredFlag,
+  UsageError,
+} from "./command.ts";
 import { credentialPaths, generateCredentials, writeToken } from "./credentials.ts";
 
 /** The `certs` command. */
@@ -33,9 +40,7 @@ export const certsCommand: Command = {
 };
 
 async function runCerts(args: ParsedArgs): Promise<number> {
-  if (args.positionals.length > 0) {
-    throw new UsageError(`certs: unexpected argument "${args.positionals[0]}"`);
-  }
+  rejectPositionals(args, "certs");
   const dir = requiredFlag(args, "dir");
   if (args.flags["token-only"] === true) {
     await Deno.mkdir(dir, { recursive: true, mode: 0o700 });

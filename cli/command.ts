@@ -100,6 +100,13 @@ export function commandHelp(command: Command): string {
   return lines.join("\n");
 }
 
+/** Throws UsageError naming the first positional argument, for commands that take none. */
+export function rejectPositionals(args: ParsedArgs, command: string): void {
+  if (args.positionals.length > 0) {
+    throw new UsageError(`${command}: unexpected argument "${args.positionals[0]}"`);
+  }
+}
+
 /** Reads a string flag, throwing UsageError when it is absent and required. */
 export function stringFlag(args: ParsedArgs, name: string): string | undefined {
   const value = args.flags[name];

@@ -7,8 +7,8 @@ import {
   type Command,
   intFlag,
   type ParsedArgs,
+  rejectPositionals,
   requiredFlag,
-  UsageError,
 } from "../cli/command.ts";
 import { LOG_FLAGS, logFlagArgs } from "../cli/log.ts";
 import { servePermissions } from "../cli/permissions.ts";
@@ -65,9 +65,7 @@ export const clusterCommand: Command = {
 };
 
 async function runCluster(args: ParsedArgs): Promise<number> {
-  if (args.positionals.length > 0) {
-    throw new UsageError(`cluster: unexpected argument "${args.positionals[0]}"`);
-  }
+  rejectPositionals(args, "cluster");
   const nodes = intFlag(args, "nodes", 1, 9);
   const basePort = intFlag(args, "base-port", 1, 65535 - nodes);
   const httpBasePort = intFlag(args, "http-base-port", 1, 65535 - nodes);

@@ -9,6 +9,7 @@ import {
   hostPortValue,
   intFlag,
   type ParsedArgs,
+  rejectPositionals,
   requiredFlag,
   UsageError,
 } from "../cli/command.ts";
@@ -110,9 +111,7 @@ export const serveCommand: Command = {
 };
 
 async function runServe(args: ParsedArgs): Promise<number> {
-  if (args.positionals.length > 0) {
-    throw new UsageError(`serve: unexpected argument "${args.positionals[0]}"`);
-  }
+  rejectPositionals(args, "serve");
   const id = intFlag(args, "id", 1, 1_000_000);
   const peers = parsePeers(requiredFlag(args, "peers"));
   if (!peers.has(id)) throw new UsageError(`flag --peers has no entry for --id ${id}`);

@@ -11,6 +11,7 @@ import {
   hostPortValue,
   intFlag,
   type ParsedArgs,
+  rejectPositionals,
   requiredFlag,
   stringFlag,
   UsageError,
@@ -315,9 +316,7 @@ export const workerCommand: Command = {
     if (args.flags.cluster !== undefined) return await runClusterWorkerCommand(args);
     const coordinator = hostPortFlag(args, "coordinator");
     const appPath = requiredFlag(args, "app");
-    if (args.positionals.length > 0) {
-      throw new UsageError(`worker: unexpected argument "${args.positionals[0]}"`);
-    }
+    rejectPositionals(args, "worker");
     const listen = hostPortFlag(args, "listen");
     const advertiseFlag = stringFlag(args, "advertise");
     const advertise = advertiseFlag === undefined

@@ -45,7 +45,7 @@ import {
   rangeStream,
   TransferError,
 } from "./transfer.ts";
-import { describeError, newWorkerStatus, type WorkerStatus } from "./worker.ts";
+import { describeError, markWorking, newWorkerStatus, type WorkerStatus } from "./worker.ts";
 import { errorMessage } from "../util/errors.ts";
 import { sleep } from "../util/sleep.ts";
 
@@ -292,13 +292,7 @@ class ClusterWorkerLoop {
         await sleep(pollMs);
         continue;
       }
-      this.#status.state = "working";
-      this.#status.current = {
-        kind: assignment.type,
-        task: assignment.task,
-        attempt: assignment.attempt,
-        since: Date.now(),
-      };
+      markWorking(this.#status, assignment);
       await this.#runTask(assignment);
       this.#status.current = undefined;
     }

@@ -17,6 +17,7 @@ import {
   hostPortValue,
   intFlag,
   type ParsedArgs,
+  rejectPositionals,
   requiredFlag,
   stringFlag,
   UsageError,
@@ -325,9 +326,7 @@ export async function runClusterWorkerCommand(args: ParsedArgs): Promise<number>
   if (args.flags.app !== undefined) {
     throw new UsageError("worker: --app is not used with --cluster: a job carries its app");
   }
-  if (args.positionals.length > 0) {
-    throw new UsageError(`worker: unexpected argument "${args.positionals[0]}"`);
-  }
+  rejectPositionals(args, "worker");
   const cluster = await clusterTarget(args);
   const listenRaw = stringFlag(args, "listen") ?? "127.0.0.1:0";
   const listen = hostPortValue(listenRaw, "flag --listen");

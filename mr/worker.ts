@@ -97,6 +97,20 @@ export interface WorkerStatus {
   corruptTransfers: number;
 }
 
+/** Records on `status` that the worker started `assignment` now. */
+export function markWorking(
+  status: WorkerStatus,
+  assignment: { type: string; task: number; attempt: number },
+): void {
+  status.state = "working";
+  status.current = {
+    kind: assignment.type,
+    task: assignment.task,
+    attempt: assignment.attempt,
+    since: Date.now(),
+  };
+}
+
 /** A fresh status record for a worker about to start. */
 export function newWorkerStatus(coordinator: string, app: string): WorkerStatus {
   return {
@@ -372,13 +386,7 @@ class WorkerLoop {
           continue;
         }
         pauseMs = Math.min(FIRST_POLL_MS, pollMs);
-        this.#status.state = "working";
-        this.#status.current = {
-          kind: assignment.type,
-          task: assignment.task,
-          attempt: assignment.attempt,
-          since: Date.now(),
-        };
+        markWorking(this.#status, assignment);
         const report: ReportParams = {
           workerId: this.#id,
           kind: assignment.type,

@@ -12,6 +12,23 @@ import { freePort } from "../lib/cluster.ts";
 export { freePort };
 import { sleep } from "../../util/sleep.ts";
 
+/** Generous bound on waiting for a condition: a guard against hangs, not a timing goal. */
+const WAIT_MS = 240_000;
+
+/** Asks `probe` every 50 ms until it gives a value (a throw counts as none yet). */
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+): Promise<T> {
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`Gave up waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
 /** Absolute path of the repository's main.ts. */
 export const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
 /** Absolute path of the repository's deno.json (tests run processes from temp dirs). */

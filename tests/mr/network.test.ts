@@ -16,23 +16,11 @@ import {
   raftmr,
   reference,
   startCoordinator,
+  waitFor,
   withTempDir,
   writeInputs,
 } from "./helpers.ts";
 import { sleep } from "../../util/sleep.ts";
-
-/** Generous bound on waiting for a condition: a guard against hangs, not a timing goal. */
-const WAIT_MS = 240_000;
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`Gave up waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 // deno-lint-ignore no-explicit-any
 type Json = any;

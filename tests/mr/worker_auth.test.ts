@@ -12,7 +12,6 @@ import { Coordinator } from "../../mr/coordinator.ts";
 import { RpcClient } from "../../net/rpc.ts";
 import { clientHello, HANDSHAKE_VERSION, HandshakeError } from "../../net/handshake.ts";
 import { decodeBody, encodeFrame } from "../../net/frame.ts";
-import { sleep } from "../../util/sleep.ts";
 import {
   app,
   freePort,
@@ -21,26 +20,16 @@ import {
   raftmr,
   reference,
   startCoordinator,
+  waitFor,
   withTempDir,
   writeInputs,
 } from "./helpers.ts";
 
 const TOKEN = "a1".repeat(20);
 const WRONG = "b2".repeat(20);
-const WAIT_MS = 120_000;
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`Gave up waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 /**
  * Sends `frames` on a raw TCP connection in one write and returns every frame the server sent
