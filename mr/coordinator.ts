@@ -22,6 +22,7 @@ import { type Assignment } from "./scheduler.ts";
 import {
   type HeartbeatResult,
   type LocationsResult,
+  MAX_ASK_HOLD_MS,
   parseAskParams,
   parseHeartbeatParams,
   parseLocationsParams,
@@ -45,6 +46,7 @@ import { resolve } from "node:path";
 import { CoordinatorData } from "./coordinator_data.ts";
 import { fileIdentity, type LocalInput } from "./local_input.ts";
 import { errorMessage } from "../util/errors.ts";
+import { ParkedAsks } from "./parked_asks.ts";
 
 export { checkInputs, InputError };
 
@@ -81,6 +83,8 @@ export interface CoordinatorOptions {
   minMapTasks?: number;
   /** Timeouts of one task that fail the job (default 3). */
   maxTimeouts?: number;
+  /** The longest an ask is held while nothing is ready (default MAX_ASK_HOLD_MS). */
+  maxAskHoldMs?: number;
   /** RPC address for workers; port 0 picks a free port. */
   listen: { hostname: string; port: number };
   /**
@@ -120,6 +124,8 @@ export interface JobStatus {
   bytesWritten: number;
   /** Partition bytes reducers fetched from mappers (all attempts). */
   shuffleBytes: number;
+  /** Asks held open because nothing is ready: workers idle right now. */
+  waiting?: number;
   /** Bytes of splits sent to map tasks. */
   splitBytes: number;
   /** Completed maps run again because their output was lost (holder dead, fetches failed). */
@@ -164,6 +170,9 @@ export interface TaskStatus {
   doneByBackup?: boolean;
 }
 
+/** The answer to an ask when there is nothing to do yet. */
+const WAIT: Assignment = { type: "wait" };
+
 /** Draws `bytes` random bytes as lowercase hex. */
 function randomHex(bytes: number): string {
   const raw = crypto.getRandomValues(new Uint8Array(bytes));
@@ -194,6 +203,8 @@ export class Coordinator {
   /** Which workers called over which connection: a closed connection means a dead worker. */
   readonly #connectionWorkers = new Map<FramedConn, Set<string>>();
   readonly #workerConnections = new Map<string, Set<FramedConn>>();
+  /** Asks that found nothing to do, held until something is (AskParams.waitMs). */
+  readonly #parked = new ParkedAsks<Assignment>();
   #http!: HttpListener;
   #rpcAddress = { hostname: "", port: 0 };
   #httpAddress = { hostname: "", port: 0 };
@@ -367,8 +378,12 @@ export class Coordinator {
     const { workers, rerun } = this.#scheduler.expireWorkers(now);
     if (workers.length > 0) {
       this.#logLost(workers, `no heartbeat for ${this.#workerTimeoutMs} ms`, rerun);
+      // Not handed work while declared dead: it asks again (and so comes back) if it is not.
+      for (const workerId of workers) this.#parked.drop(workerId, WAIT);
     }
     this.#settleIfOver();
+    // Time alone can make work: a timed-out attempt's task, a backup that fell due.
+    this.#serveParked();
   }
 
   #logLost(workers: string[], why: string, rerun: TaskView[]): void {
@@ -402,12 +417,16 @@ export class Coordinator {
       connections?.delete(connection);
       if (connections && connections.size > 0) continue;
       this.#workerConnections.delete(workerId);
+      // Its parked ask can no longer be answered: handing it a task would strand that task.
+      this.#parked.drop(workerId, WAIT);
       const alive = this.#scheduler.workers().find((w) => w.id === workerId)?.alive;
       const rerun = this.#scheduler.workerLost(workerId, now);
       if (alive && this.#scheduler.phase !== "done" && this.#scheduler.phase !== "failed") {
         this.#logLost([workerId], "its connection closed", rerun);
       }
     }
+    // The dead worker's running tasks are idle again: a waiting worker takes them now.
+    this.#serveParked();
   }
 
   #heartbeat(params: unknown, context: { connection: FramedConn }): HeartbeatResult {
@@ -435,11 +454,38 @@ export class Coordinator {
     };
   }
 
-  #ask(params: unknown, context: { connection: FramedConn }): Assignment {
-    const { workerId } = parseAskParams(params);
+  #ask(
+    params: unknown,
+    context: { connection: FramedConn },
+  ): Assignment | Promise<Assignment> {
+    const { workerId, waitMs } = parseAskParams(params);
     this.#bind(workerId, context.connection);
     this.#expire();
-    const assignment = this.#scheduler.assign(workerId, Date.now());
+    const assignment = this.#assign(workerId, Date.now());
+    if (assignment.type !== "wait" || !waitMs) return assignment;
+    // A long poll: #serveParked() answers it the moment there is work for it or the job ends;
+    // when the hold is up it is answered with whatever there is then ("wait", or a backup).
+    return this.#parked.park(
+      workerId,
+      Math.min(waitMs, this.#options.maxAskHoldMs ?? MAX_ASK_HOLD_MS),
+      () => this.#assign(workerId, Date.now()),
+      WAIT,
+    );
+  }
+
+  /** Offers work to the parked asks, oldest first; called whenever work may have appeared. */
+  #serveParked(): void {
+    if (this.#parked.size === 0 || this.#closed) return;
+    const now = Date.now();
+    this.#parked.serve((workerId) => {
+      const assignment = this.#assign(workerId, now);
+      return assignment.type === "wait" ? undefined : assignment;
+    });
+  }
+
+  /** The scheduler's assignment for `workerId`, with where a local worker reads its input. */
+  #assign(workerId: string, now: number): Assignment {
+    const assignment = this.#scheduler.assign(workerId, now);
     if (assignment.type !== "map") return assignment;
     const group = this.#groups?.[assignment.task];
     if (group) {
@@ -549,6 +595,9 @@ export class Coordinator {
     this.#shuffleBytes += report.bytesFetched ?? 0;
     if (committed) await fsyncDir(this.#outputDir);
     this.#settleIfOver();
+    // A completion may open the reduce phase or end the job; a failure or a release makes its
+    // task idle again: whoever is waiting hears it now.
+    this.#serveParked();
     return { accepted };
   }
 
@@ -608,6 +657,7 @@ export class Coordinator {
       bytesRead: this.#bytesRead,
       bytesWritten: this.#bytesWritten,
       shuffleBytes: this.#shuffleBytes,
+      waiting: this.#parked.size,
       splitBytes: this.#data.splitBytesServed,
       mapReruns: counters.mapReruns,
       backupAttempts: counters.backupAttempts,
@@ -638,6 +688,13 @@ export class Coordinator {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
+    // Answered before the connections close, so no hold timer outlives the coordinator.
+    this.#parked.dropAll(() => {
+      const phase = this.#scheduler.phase;
+      if (phase === "done") return { type: "done" };
+      if (phase === "failed") return { type: "failed", error: this.#scheduler.error ?? "" };
+      return WAIT;
+    });
     await this.#rpc.close();
     await this.#http.shutdown();
     await this.#data.discard();

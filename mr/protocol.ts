@@ -72,7 +72,19 @@ export interface LocationsResult {
 /** Params of mr.ask. */
 export interface AskParams {
   workerId: string;
+  /**
+   * When nothing is ready: hold the ask up to this long (ms) and answer as soon as a task is,
+   * or the job is over (a long poll). Absent or 0: answer "wait" at once, and the worker polls.
+   * The coordinator holds at most MAX_ASK_HOLD_MS.
+   */
+  waitMs?: number;
 }
+
+/**
+ * The longest a coordinator holds an ask (AskParams.waitMs): well inside the worker's RPC
+ * timeout (5 s), with room for a loaded machine's delays either side.
+ */
+export const MAX_ASK_HOLD_MS = 2000;
 
 /** Params of mr.report. */
 export interface ReportParams {
@@ -224,7 +236,10 @@ export function parseLocationsResult(value: unknown, nMap: number): LocationsRes
 
 /** Validates mr.ask params; throws TypeError naming the bad field. */
 export function parseAskParams(params: unknown): AskParams {
-  return { workerId: workerIdOf(record(params, "mr.ask params").workerId) };
+  const p = record(params, "mr.ask params");
+  const ask: AskParams = { workerId: workerIdOf(p.workerId) };
+  if (p.waitMs !== undefined && p.waitMs !== null) ask.waitMs = count(p.waitMs, "waitMs");
+  return ask;
 }
 
 /** Validates mr.report params; throws TypeError naming the bad field. */

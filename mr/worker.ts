@@ -60,9 +60,16 @@ export interface WorkerOptions {
   /** Give up (exit 0) after the coordinator has been unreachable this long (default 3 s). */
   giveUpMs?: number;
   /**
-   * The longest pause between asks while every task of the phase is running (default 100 ms);
-   * the first pause is 10 ms, doubling up to this, so a worker waiting for the last map of the
-   * phase starts a reduce soon after it is done without polling fast for long.
+   * How long the coordinator may hold an ask while every task of the phase is running
+   * (default ASK_HOLD_MS; 0 polls instead): it answers as soon as a task is ready or the job is
+   * over, so a waiting worker starts a reduce the moment the last map is done.
+   */
+  askHoldMs?: number;
+  /**
+   * The longest pause between asks answered "wait" at once (default 100 ms): with askHoldMs 0,
+   * or a coordinator that does not hold asks. The first pause is 10 ms, doubling up to this, so
+   * a worker waiting for the last map of the phase starts a reduce soon after it is done
+   * without polling fast for long.
    */
   pollMs?: number;
   /** Where diagnostics go (default stderr). */
@@ -153,6 +160,12 @@ const PARALLEL_FETCHES = 5;
 
 /** The first pause of a worker told to wait (see WorkerOptions.pollMs). */
 const FIRST_POLL_MS = 10;
+
+/**
+ * How long a worker asks the coordinator to hold an ask when nothing is ready (a long poll, see
+ * AskParams.waitMs): a second, so a time-driven answer (a backup task) comes within about that.
+ */
+export const ASK_HOLD_MS = 1000;
 
 /** Tries of one transfer before giving up on it. */
 const TRANSFER_TRIES = 3;
@@ -334,6 +347,7 @@ class WorkerLoop {
 
   async run(): Promise<number> {
     const pollMs = this.#options.pollMs ?? 100;
+    const holdMs = this.#options.askHoldMs ?? ASK_HOLD_MS;
     let pauseMs = Math.min(FIRST_POLL_MS, pollMs);
     try {
       // Never reached at all: most likely a wrong --coordinator, not a job that ended.
@@ -371,7 +385,11 @@ class WorkerLoop {
           });
       }, this.#job!.heartbeatMs);
       for (;;) {
-        const reply = await this.#call(RPC_ASK, { workerId: this.#id });
+        const asked = Date.now();
+        const reply = await this.#call(RPC_ASK, {
+          workerId: this.#id,
+          ...(holdMs > 0 ? { waitMs: holdMs } : {}),
+        });
         if (reply === undefined) return this.#gone();
         const assignment = parseAssignment(reply);
         if (assignment.type === "done") return 0;
@@ -381,6 +399,9 @@ class WorkerLoop {
         }
         if (assignment.type === "wait") {
           this.#status.state = "waiting";
+          // Held for its whole bound: the coordinator long-polls, so ask again at once. A "wait"
+          // that came sooner (a coordinator that does not hold asks) gets the polling pause.
+          if (holdMs > 0 && Date.now() - asked >= holdMs) continue;
           await sleep(pauseMs);
           pauseMs = Math.min(pauseMs * 2, pollMs);
           continue;
