@@ -2,40 +2,11 @@
  * raftmr: a Raft-replicated key-value daemon and a MapReduce engine in one program.
  * This is the composition root: it picks the subcommand, parses its flags and runs it.
  */
-import { type Command, commandHelp, parseCommandArgs, UsageError } from "./cli/command.ts";
-import { certsCommand } from "./cli/certs_cli.ts";
+import { commandHelp, parseCommandArgs, UsageError } from "./cli/command.ts";
+import { COMMAND_TABLE as COMMANDS, type CommandEntry } from "./cli/command_table.ts";
 import denoConfig from "./deno.json" with { type: "json" };
 import { dropPermissions, permissionMessage } from "./cli/permissions.ts";
-import { clusterCommand } from "./kv/cluster_cli.ts";
-import { kvCommand } from "./kv/kv_cli.ts";
-import { MEMBER_COMMANDS } from "./kv/member_cli.ts";
-import { serveCommand } from "./kv/serve_cli.ts";
-import { coordinatorCommand, mrRunCommand, workerCommand } from "./mr/cli.ts";
-import {
-  mrCancelCommand,
-  mrListCommand,
-  mrStatusCommand,
-  mrSubmitCommand,
-  mrWaitCommand,
-} from "./mr/jobs_cli.ts";
 import { errorMessage } from "./util/errors.ts";
-
-/** Every working subcommand, in the order --help lists them. */
-const COMMANDS: Command[] = [
-  serveCommand,
-  clusterCommand,
-  kvCommand,
-  ...MEMBER_COMMANDS,
-  coordinatorCommand,
-  workerCommand,
-  mrRunCommand,
-  mrSubmitCommand,
-  mrStatusCommand,
-  mrListCommand,
-  mrCancelCommand,
-  mrWaitCommand,
-  certsCommand,
-];
 
 /** The program version, from deno.json. */
 export const VERSION: string = denoConfig.version;
@@ -57,11 +28,11 @@ function programHelp(): string {
 }
 
 /** Finds the command named by the longest matching prefix of argv ("mr run" before "mr"). */
-function findCommand(argv: string[]): { command: Command; rest: string[] } | undefined {
+function findCommand(argv: string[]): { entry: CommandEntry; rest: string[] } | undefined {
   for (const words of [2, 1]) {
     const name = argv.slice(0, words).join(" ");
-    const command = COMMANDS.find((c) => c.name === name);
-    if (command) return { command, rest: argv.slice(words) };
+    const entry = COMMANDS.find((c) => c.name === name);
+    if (entry) return { entry, rest: argv.slice(words) };
   }
   return undefined;
 }
@@ -97,13 +68,15 @@ export async function runMain(argv: string[]): Promise<number> {
       const known = COMMANDS.map((c) => c.name).join(", ");
       throw new UsageError(`unknown command "${first}" (commands: ${known}; see raftmr --help)`);
     }
-    const args = parseCommandArgs(found.command, found.rest);
+    // Only now the command's own modules: the rest of the program is never loaded.
+    const command = await found.entry.load();
+    const args = parseCommandArgs(command, found.rest);
     if (args.flags.help) {
-      console.log(commandHelp(found.command));
+      console.log(commandHelp(command));
       return 0;
     }
-    dropPermissions(found.command.name);
-    return await found.command.run(args);
+    dropPermissions(command.name);
+    return await command.run(args);
   } catch (err) {
     if (err instanceof UsageError) {
       console.error(`raftmr: ${err.message}`);
@@ -111,7 +84,7 @@ export async function runMain(argv: string[]): Promise<number> {
     }
     if (err instanceof Deno.errors.NotCapable) {
       // A configuration error, like a bad flag: exit 2, which systemd does not restart.
-      console.error(`raftmr: ${permissionMessage(found?.command.name, err)}`);
+      console.error(`raftmr: ${permissionMessage(found?.entry.name, err)}`);
       return 2;
     }
     throw err;

@@ -3,6 +3,7 @@
  * token) in a directory, for `raftmr serve --peer-cert/--peer-key/--peer-ca/--auth-token-file`
  * and `raftmr kv --ca/--token-file`. Refuses to overwrite an existing CA.
  */
+import { summaryOf } from "./command_table.ts";
 import {
   type Command,
   intFlag,
@@ -16,7 +17,7 @@ import { credentialPaths, generateCredentials, writeToken } from "./credentials.
 /** The `certs` command. */
 export const certsCommand: Command = {
   name: "certs",
-  summary: "Create a cluster CA, node certificates and a client token (needs openssl)",
+  summary: summaryOf("certs"),
   usage: "certs --dir DIR [--nodes 3] [--hosts HOST,...] | certs --dir DIR --token-only",
   flags: {
     dir: { type: "string", value: "DIR", description: "Where to write the files (required)" },

@@ -3,6 +3,7 @@
  * "started" once every node serves and a leader is elected, and stops them all on Ctrl-C or
  * SIGTERM. The quickest way to try raftmr.
  */
+import { summaryOf } from "../cli/command_table.ts";
 import {
   type Command,
   intFlag,
@@ -24,7 +25,7 @@ const PROC_LIMITS = "/proc/self/limits";
 /** The `cluster` command. */
 export const clusterCommand: Command = {
   name: "cluster",
-  summary: "Run a local cluster of serve processes until Ctrl-C",
+  summary: summaryOf("cluster"),
   usage: "cluster [--nodes 3] [--base-port 7001] [--http-base-port 8001] [--data-dir ./data]",
   flags: {
     nodes: { type: "string", value: "N", default: "3", description: "Number of nodes (1-9)" },

@@ -3,6 +3,7 @@
  * retries on another node when one is down, and reuses its (client id, sequence number) on every
  * retry so a write is applied once.
  */
+import { summaryOf } from "../cli/command_table.ts";
 import {
   type Command,
   durationFlag,
@@ -54,7 +55,7 @@ function failureText(err: unknown, op: string, endpoints: string[], timeoutMs: n
 /** The `kv` command. */
 export const kvCommand: Command = {
   name: "kv",
-  summary: "Read and write keys over the native protocol",
+  summary: summaryOf("kv"),
   usage: "kv get|put|append|del|cas KEY [VALUE] [--endpoints HOST:PORT,...]",
   flags: {
     endpoints: {

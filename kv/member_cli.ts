@@ -3,6 +3,7 @@
  * over the native protocol (the peer port, the same --endpoints as `raftmr kv`). Any node takes
  * the request and forwards it to the leader; a node that cannot be reached is skipped.
  */
+import { summaryOf } from "../cli/command_table.ts";
 import {
   CLIENT_SECURITY_FLAGS,
   clientSecurity,
@@ -153,7 +154,6 @@ async function run(name: string, args: ParsedArgs, request: MembersRequest): Pro
 
 function memberCommand(
   word: string,
-  summary: string,
   usage: string,
   build: (name: string, positionals: string[], args: ParsedArgs) => MembersRequest,
   extraFlags: Record<string, FlagSpec> = {},
@@ -162,7 +162,7 @@ function memberCommand(
   const name = `member ${word}`;
   return {
     name,
-    summary,
+    summary: summaryOf(name),
     usage: `${name} ${usage}`.trimEnd() + " [--endpoints HOST:PORT,...]",
     flags: { ...COMMON_FLAGS, ...extraFlags },
     details,
@@ -173,7 +173,6 @@ function memberCommand(
 /** `raftmr member list`. */
 export const memberListCommand: Command = memberCommand(
   "list",
-  "List the cluster's voters and learners",
   "",
   (name, [extra]) => {
     noMore(name, extra === undefined ? [] : [extra]);
@@ -184,7 +183,6 @@ export const memberListCommand: Command = memberCommand(
 /** `raftmr member add ID=HOST:PORT [--voter]`. */
 export const memberAddCommand: Command = memberCommand(
   "add",
-  "Add a member (a learner unless --voter)",
   "ID=HOST:PORT [--voter]",
   (name, [spec, ...extra], args) => {
     noMore(name, extra);
@@ -209,7 +207,6 @@ export const memberAddCommand: Command = memberCommand(
 /** `raftmr member promote ID`. */
 export const memberPromoteCommand: Command = memberCommand(
   "promote",
-  "Make a caught-up learner a voter",
   "ID",
   (name, [id, ...extra]) => {
     noMore(name, extra);
@@ -220,7 +217,6 @@ export const memberPromoteCommand: Command = memberCommand(
 /** `raftmr member remove ID`. */
 export const memberRemoveCommand: Command = memberCommand(
   "remove",
-  "Remove a member (the leader hands over leadership first)",
   "ID",
   (name, [id, ...extra]) => {
     noMore(name, extra);
@@ -231,7 +227,7 @@ export const memberRemoveCommand: Command = memberCommand(
 /** `raftmr leader transfer [ID]`. */
 export const leaderTransferCommand: Command = {
   name: "leader transfer",
-  summary: "Hand leadership to a voter (default: the most up-to-date one)",
+  summary: summaryOf("leader transfer"),
   usage: "leader transfer [ID] [--endpoints HOST:PORT,...]",
   flags: COMMON_FLAGS,
   details:
@@ -245,12 +241,3 @@ export const leaderTransferCommand: Command = {
     return run("leader transfer", args, request);
   },
 };
-
-/** Every membership and leadership command, for main.ts. */
-export const MEMBER_COMMANDS: Command[] = [
-  memberListCommand,
-  memberAddCommand,
-  memberPromoteCommand,
-  memberRemoveCommand,
-  leaderTransferCommand,
-];

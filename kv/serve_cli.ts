@@ -2,6 +2,7 @@
  * `raftmr serve`: one Raft peer of the replicated KV store. Runs until SIGINT/SIGTERM, then
  * stops accepting, fails or finishes what is in flight, flushes storage and exits 0.
  */
+import { summaryOf } from "../cli/command_table.ts";
 import {
   type Command,
   durationFlag,
@@ -40,7 +41,7 @@ export function parsePeers(raw: string): Map<number, HostPort> {
 /** The `serve` command. */
 export const serveCommand: Command = {
   name: "serve",
-  summary: "Run one Raft peer of the replicated key-value store",
+  summary: summaryOf("serve"),
   usage:
     "serve --id N --peers 1=HOST:PORT,2=HOST:PORT,... --data-dir DIR [--http HOST:PORT] [--join]",
   flags: {

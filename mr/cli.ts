@@ -1,34 +1,28 @@
 /**
- * The MapReduce subcommands: `coordinator`, `worker` and the one-command local form `mr run`.
+ * The MapReduce subcommands `coordinator` and the one-command local form `mr run`
+ * (`worker` is mr/worker_cli.ts: a worker process loads only what it needs).
  */
-import { CLIENT_SECURITY_FLAGS } from "../cli/client_security.ts";
-import { formatHostPort } from "../net/host_port.ts";
+import { summaryOf } from "../cli/command_table.ts";
 import {
   type Command,
   durationFlag,
   type FlagSpec,
   hostPortFlag,
-  hostPortValue,
   intFlag,
   type ParsedArgs,
-  rejectPositionals,
   requiredFlag,
   stringFlag,
   UsageError,
 } from "../cli/command.ts";
 import { AppLoadError, loadApp, resolveAppPath } from "./app.ts";
 import { Coordinator, InputError, type JobResult } from "./coordinator.ts";
-import { newWorkerStatus, runWorker } from "./worker.ts";
 import { expandInputs } from "./inputs.ts";
 import { extraAttempts } from "./attempt_summary.ts";
 import { DEFAULT_SPLIT_SIZE, localSplitSize, parseSize, SPLITS_PER_WORKER } from "./splits.ts";
-import { serveWorkerHttp } from "./worker_http.ts";
-import { runClusterWorkerCommand } from "./jobs_cli.ts";
-import type { HttpListener } from "../net/http_listener.ts";
 import { outputName } from "./partition.ts";
 import { selfCommand } from "../cli/self.ts";
 import { sleep } from "../util/sleep.ts";
-import { firstTaken } from "../net/probe.ts";
+import { INTERRUPTED, listenError } from "./listen_error.ts";
 import { stopSignal } from "../cli/signals.ts";
 import { workerPermissions } from "../cli/permissions.ts";
 import { LOG_FLAGS, logFlagArgs, type LogFn, loggerFromFlags } from "../cli/log.ts";
@@ -36,12 +30,8 @@ import {
   COORDINATOR_AUTH_FLAGS,
   coordinatorTokens,
   newJobToken,
-  workerToken,
   writeTokenFile,
 } from "./worker_auth.ts";
-
-/** Exit status after SIGINT or SIGTERM stopped a job early (128 + SIGINT, as shells report). */
-const INTERRUPTED = 130;
 
 function inputFiles(args: ParsedArgs): string[] {
   if (args.positionals.length === 0) throw new UsageError("no input files: give at least one FILE");
@@ -73,22 +63,13 @@ function outputsText(nReduce: number): string {
   return nReduce === 1 ? outputName(0) : `${outputName(0)} .. ${outputName(nReduce - 1)}`;
 }
 
-/**
- * The one line a failure to start becomes; `addresses` are what the process tried to bind, so
- * "address in use" names the one that is taken (Deno's error does not say which).
- */
+/** The one line a failure to start becomes (see listenError), or undefined. */
 function startupError(
   err: unknown,
   addresses: { hostname: string; port: number; what: string }[] = [],
 ): string | undefined {
   if (err instanceof InputError) return err.message;
-  if (err instanceof Deno.errors.AddrInUse) {
-    return `Cannot listen on ${firstTaken(addresses) ?? "an address: address in use"}`;
-  }
-  if (err instanceof Deno.errors.AddrNotAvailable || err instanceof Deno.errors.PermissionDenied) {
-    return `Cannot listen: ${err.message}`;
-  }
-  return undefined;
+  return listenError(err, addresses);
 }
 
 /** Flags the coordinator and `mr run` share: the job's shape and its re-issue timeout. */
@@ -111,7 +92,7 @@ const JOB_FLAGS: Record<string, FlagSpec> = {
 /** `raftmr coordinator`: runs one job's coordinator until every output file is final. */
 export const coordinatorCommand: Command = {
   name: "coordinator",
-  summary: "Run a MapReduce coordinator: one map task per split of each INPUT, mr-out-<r> outputs",
+  summary: summaryOf("coordinator"),
   usage: "coordinator [flags] INPUT...",
   flags: {
     listen: {
@@ -255,113 +236,10 @@ function reportResult(
   else log(`${who}: Job failed: ${result.error}`, { level: "error" });
 }
 
-/** `raftmr worker`: asks the coordinator for tasks and runs them with the app. */
-export const workerCommand: Command = {
-  name: "worker",
-  summary: "Run a MapReduce worker with an app module until the job is done",
-  usage: "worker [flags] (--app MODULE | --cluster ADDRS)",
-  flags: {
-    coordinator: {
-      type: "string",
-      value: "HOST:PORT",
-      default: "127.0.0.1:7100",
-      description: "The coordinator's RPC address",
-    },
-    app: {
-      type: "string",
-      value: "MODULE",
-      description: "App module path (with --coordinator; a cluster job carries its app)",
-    },
-    cluster: {
-      type: "string",
-      value: "ADDRS",
-      description: "Work for the Raft cluster's jobs (no --app): the peers' native addresses, " +
-        "e.g. 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003",
-    },
-    ...CLIENT_SECURITY_FLAGS,
-    "data-dir": {
-      type: "string",
-      value: "DIR",
-      description: "This worker's intermediate data (default: a fresh temporary directory)",
-    },
-    listen: {
-      type: "string",
-      value: "HOST:PORT",
-      default: "127.0.0.1:0",
-      description: "Where reducers fetch this worker's map output (port 0: any free port)",
-    },
-    advertise: {
-      type: "string",
-      value: "HOST:PORT",
-      description: "The address other machines reach --listen at (default: the bound address)",
-    },
-    http: {
-      type: "string",
-      value: "HOST:PORT",
-      description: "Serve /status, /metrics and a progress page here (default: none)",
-    },
-    ...LOG_FLAGS,
-  },
-  details: [
-    "Exits 0 when the job is done or the coordinator, once reached, has been unreachable for",
-    "3 s; 1 when the coordinator never answered (a line names the address), the app cannot be",
-    "imported or lacks map/reduce, or the coordinator reports the job failed. APP is a path, or",
-    "the bare name of a bundled app (wc.ts, indexer.ts, ...) when no such file is here.",
-    "Removes the job's intermediate data when the job ends (a temporary --data-dir entirely).",
-    "",
-    "Example:",
-    "  raftmr worker --app wc.ts",
-  ].join("\n"),
-  async run(args) {
-    if (args.flags.cluster !== undefined) return await runClusterWorkerCommand(args);
-    const coordinator = hostPortFlag(args, "coordinator");
-    const appPath = requiredFlag(args, "app");
-    rejectPositionals(args, "worker");
-    const listen = hostPortFlag(args, "listen");
-    const advertiseFlag = stringFlag(args, "advertise");
-    const advertise = advertiseFlag === undefined
-      ? undefined
-      : formatHostPort(hostPortValue(advertiseFlag, "flag --advertise"));
-    const dataDir = stringFlag(args, "data-dir");
-    const token = await workerToken(args);
-    const status = newWorkerStatus(`${coordinator.hostname}:${coordinator.port}`, appPath);
-    const httpFlag = stringFlag(args, "http");
-    const http = httpFlag === undefined ? undefined : hostPortValue(httpFlag, "flag --http");
-    const log = loggerFromFlags(args);
-    // Ctrl-C: exit at once; the worker's unload handler still removes its temporary directory.
-    stopSignal().then(() => Deno.exit(INTERRUPTED));
-    const bound = [{ ...listen, what: "--listen" }];
-    let server: HttpListener | undefined;
-    try {
-      if (http) {
-        bound.push({ ...http, what: "--http" });
-        server = serveWorkerHttp(http, status);
-      }
-      return await runWorker({
-        coordinator,
-        appPath,
-        status,
-        listen,
-        advertise,
-        dataDir,
-        log,
-        token,
-      });
-    } catch (err) {
-      const message = startupError(err, bound);
-      if (message === undefined) throw err;
-      log.error(`worker: ${message}`);
-      return 1;
-    } finally {
-      await server?.shutdown();
-    }
-  },
-};
-
 /** `raftmr mr run`: a coordinator in this process plus N worker processes. */
 export const mrRunCommand: Command = {
   name: "mr run",
-  summary: "Run a whole MapReduce job locally: a coordinator and N worker processes",
+  summary: summaryOf("mr run"),
   usage: "mr run --app MODULE [--workers N] [--reduce R] FILE...",
   flags: {
     app: { type: "string", value: "MODULE", description: "App module path (required)" },

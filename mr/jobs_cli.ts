@@ -5,6 +5,7 @@
  * has no leader. Exit status: 0 ok, 1 the cluster refused or the job failed or was cancelled,
  * 2 a bad command line, 3 no peer answered in time.
  */
+import { summaryOf } from "../cli/command_table.ts";
 import {
   CLIENT_SECURITY_FLAGS,
   clientSecurity,
@@ -169,7 +170,7 @@ async function waitForJob(cluster: ClusterTarget, id: string, name: string): Pro
 /** `raftmr mr submit`: bundles the app, submits the job, prints its id. */
 export const mrSubmitCommand: Command = {
   name: "mr submit",
-  summary: "Submit a MapReduce job to the Raft cluster; prints its id",
+  summary: summaryOf("mr submit"),
   usage: "mr submit [--cluster ADDRS] --app MODULE --output DIR [flags] INPUT...",
   flags: {
     cluster: CLUSTER_FLAG,
@@ -241,7 +242,7 @@ export const mrSubmitCommand: Command = {
 /** `raftmr mr status JOB`. */
 export const mrStatusCommand: Command = {
   name: "mr status",
-  summary: "Show one cluster job's state and progress",
+  summary: summaryOf("mr status"),
   usage: "mr status [--cluster ADDRS] [--json] JOB",
   flags: {
     cluster: CLUSTER_FLAG,
@@ -268,7 +269,7 @@ export const mrStatusCommand: Command = {
 /** `raftmr mr list`. */
 export const mrListCommand: Command = {
   name: "mr list",
-  summary: "List the cluster's jobs (running ones and the last 100 finished)",
+  summary: summaryOf("mr list"),
   usage: "mr list [--cluster ADDRS] [--json]",
   flags: {
     cluster: CLUSTER_FLAG,
@@ -293,7 +294,7 @@ export const mrListCommand: Command = {
 /** `raftmr mr cancel JOB`. */
 export const mrCancelCommand: Command = {
   name: "mr cancel",
-  summary: "Cancel a running cluster job",
+  summary: summaryOf("mr cancel"),
   usage: "mr cancel [--cluster ADDRS] JOB",
   flags: { cluster: CLUSTER_FLAG, ...CLIENT_SECURITY_FLAGS },
   run(args) {
@@ -310,7 +311,7 @@ export const mrCancelCommand: Command = {
 /** `raftmr mr wait JOB`. */
 export const mrWaitCommand: Command = {
   name: "mr wait",
-  summary: "Wait for a cluster job to end: exit 0 when done, 1 when failed or cancelled",
+  summary: summaryOf("mr wait"),
   usage: "mr wait [--cluster ADDRS] JOB",
   flags: { cluster: CLUSTER_FLAG, ...CLIENT_SECURITY_FLAGS },
   run(args) {

@@ -198,16 +198,11 @@ class NotReady extends Error {}
  */
 export async function runWorker(options: WorkerOptions): Promise<number> {
   const log = options.log ?? ((line: string) => console.error(line));
-  let app: TaskRunner;
-  try {
-    app = await TaskRunner.start(options.appPath);
-  } catch (err) {
-    if (err instanceof AppLoadError) {
-      log(`worker: ${err.message}`);
-      return 1;
-    }
-    throw err;
-  }
+  // The task thread starts and imports the app while this thread binds its data server and
+  // reaches the coordinator: neither waits for the other (WorkerLoop.run joins them).
+  const starting = TaskRunner.start(options.appPath);
+  // Awaited by WorkerLoop.run; this keeps a failure seen before then from being "unhandled".
+  starting.catch(() => {});
   const ownDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? await Deno.makeTempDir({ prefix: "raftmr-worker-" });
   await Deno.mkdir(dataDir, { recursive: true });
@@ -236,10 +231,14 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
     const address = options.advertise ??
       formatHostPort({ hostname: wildcard ? Deno.hostname() : bound.hostname, port: bound.port });
     status.address = address;
-    return await new WorkerLoop(app, options, status, dataDir, address, log, (j) => (job = j))
+    return await new WorkerLoop(starting, options, status, dataDir, address, log, (j) => (job = j))
       .run();
+  } catch (err) {
+    if (!(err instanceof AppLoadError)) throw err;
+    log(`worker: ${err.message}`);
+    return 1;
   } finally {
-    app.close();
+    (await starting.catch(() => undefined))?.close();
     await server.shutdown();
     removeData();
     globalThis.removeEventListener("unload", removeData);
@@ -248,7 +247,9 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
 
 /** One worker's ask -> run -> report loop, with its heartbeat timer. */
 class WorkerLoop {
-  readonly #app: TaskRunner;
+  readonly #starting: Promise<TaskRunner>;
+  /** The task runner, once its thread has loaded the app (run() waits for it). */
+  #app!: TaskRunner;
   readonly #options: WorkerOptions;
   readonly #status: WorkerStatus;
   readonly #dataDir: string;
@@ -260,11 +261,13 @@ class WorkerLoop {
   readonly #giveUpMs: number;
   #job?: HeartbeatResult;
   #heartbeat?: ReturnType<typeof setInterval>;
+  /** run() has returned or thrown. */
+  #over = false;
   /** The running task reported progress since the last heartbeat. */
   #progressed = false;
 
   constructor(
-    app: TaskRunner,
+    starting: Promise<TaskRunner>,
     options: WorkerOptions,
     status: WorkerStatus,
     dataDir: string,
@@ -272,7 +275,7 @@ class WorkerLoop {
     log: (line: string, fields?: Record<string, unknown>) => void,
     setJob: (job: ServedJob) => void,
   ) {
-    this.#app = app;
+    this.#starting = starting;
     this.#options = options;
     this.#status = status;
     this.#dataDir = dataDir;
@@ -300,6 +303,8 @@ class WorkerLoop {
         const transient = err instanceof ConnectionLostError || err instanceof RpcTimeoutError ||
           err instanceof HandshakeError;
         if (!transient) throw err;
+        // run() has ended (the app failed to load while a first heartbeat was retrying).
+        if (this.#over) return undefined;
         firstFailure ??= Date.now();
         if (Date.now() - firstFailure >= this.#giveUpMs) return undefined;
         await sleep(Math.min(200, this.#giveUpMs / 5));
@@ -350,10 +355,14 @@ class WorkerLoop {
     const holdMs = this.#options.askHoldMs ?? ASK_HOLD_MS;
     let pauseMs = Math.min(FIRST_POLL_MS, pollMs);
     try {
+      const first = this.#sendHeartbeat();
+      first.catch(() => {});
+      // A broken app ends the worker (runWorker reports it) without waiting for the coordinator.
+      this.#app = await this.#starting;
       // Never reached at all: most likely a wrong --coordinator, not a job that ended.
       let reached: boolean;
       try {
-        reached = await this.#sendHeartbeat();
+        reached = await first;
       } catch (err) {
         if (isRefusal(err)) return this.#refused(err);
         throw err;
@@ -458,6 +467,7 @@ class WorkerLoop {
         if (await this.#call(RPC_REPORT, report) === undefined) return this.#gone();
       }
     } finally {
+      this.#over = true;
       clearInterval(this.#heartbeat);
       this.#status.state = "exited";
       this.#status.current = undefined;

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
+import { COMMAND_TABLE } from "../../cli/command_table.ts";
 import { runScript } from "../lib/run.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-const COMMANDS = ["serve", "cluster", "kv", "coordinator", "worker", "mr run"];
+const COMMANDS = COMMAND_TABLE.map((entry) => entry.name);
 
 const raftmr = (...args: string[]) => runScript(MAIN, args);
 
@@ -15,6 +16,16 @@ Deno.test("cli: --help lists every command, and every command has its own --help
     assert.equal(result.code, 0, `${name} --help: ${result.stderr}`);
     assert.match(result.stdout, new RegExp(`^Usage: raftmr ${name}`, "m"));
     assert.match(result.stdout, /--help/);
+  }
+});
+
+Deno.test("cli: each entry of the command table loads the command of its name and summary", async () => {
+  assert.ok(COMMANDS.includes("worker") && COMMANDS.includes("mr run"));
+  for (const entry of COMMAND_TABLE) {
+    const command = await entry.load();
+    assert.equal(command.name, entry.name);
+    assert.equal(command.summary, entry.summary);
+    assert.equal(typeof command.run, "function");
   }
 });
 
