@@ -44,20 +44,29 @@ export function servePermissions(
  * Deno flags for `raftmr worker`: the network (it fetches splits from the coordinator and map
  * output from other workers, and serves its own), read access to its app's directory, read and
  * write access to its data directory, `readFiles` (its token file; with `mr run` also the inputs,
- * read in place for its splits, and the job directory, for the other workers' map output), and
- * the host name (its worker id and advertised address).
+ * read in place for its splits, and the job directory, for the other workers' map output),
+ * read and write access to `stageDirs` (with `mr run`, the coordinator's staging directory for
+ * reduce outputs, committed by rename), and the host name (its worker id and advertised address).
  */
 export function workerPermissions(
   appPath: string,
   dataDir: string,
   readFiles: string[] = [],
+  stageDirs: string[] = [],
 ): string[] {
-  const read = [appDir(appPath), dataDir, ...programDir(), ...readFiles.map((f) => resolve(f))];
+  const stage = stageDirs.map((d) => resolve(d));
+  const read = [
+    appDir(appPath),
+    dataDir,
+    ...programDir(),
+    ...readFiles.map((f) => resolve(f)),
+    ...stage,
+  ];
   return [
     "--no-prompt",
     "--allow-net",
     `--allow-read=${unique(read).join(",")}`,
-    `--allow-write=${dataDir}`,
+    `--allow-write=${unique([dataDir, ...stage]).join(",")}`,
     "--allow-sys=hostname",
     `--allow-env=${ENV_VARS}`,
   ];

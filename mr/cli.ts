@@ -371,7 +371,7 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
   const address = `${coordinator.rpcAddress.hostname}:${coordinator.rpcAddress.port}`;
   // Each worker gets a data directory of its own under one job directory, and the permissions
   // of a worker: its app, that directory, the inputs and the other workers' map output (read
-  // in place: localWorkers above).
+  // in place: localWorkers above), and the coordinator's staging directory for reduce outputs.
   const jobDir = await Deno.makeTempDir({ prefix: "raftmr-job-" });
   const tokenFile = `${jobDir}/token`;
   await writeTokenFile(tokenFile, token);
@@ -382,7 +382,12 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
     return selfCommand(
       ["worker", "--coordinator", address, "--app", appPath, "--data-dir", dataDir]
         .concat(["--token-file", tokenFile], options.workerArgs ?? []),
-      workerPermissions(appPath, dataDir, [tokenFile, ...options.files, jobDir]),
+      workerPermissions(
+        appPath,
+        dataDir,
+        [tokenFile, ...options.files, jobDir],
+        coordinator.localStageDir === undefined ? [] : [coordinator.localStageDir],
+      ),
     );
   };
   const running = new Set<Deno.ChildProcess>();

@@ -18,10 +18,10 @@ import { coordinatorPage } from "./coordinator_page.ts";
 import type { FramedConn } from "../net/framed_conn.ts";
 import { fsyncDir } from "../persist/atomic_file.ts";
 import { describeTask, Scheduler, type TaskView } from "./scheduler.ts";
-import { type Assignment } from "./scheduler.ts";
 import {
   type HeartbeatResult,
   type LocationsResult,
+  type MapLocation,
   MAX_ASK_HOLD_MS,
   parseAskParams,
   parseHeartbeatParams,
@@ -32,6 +32,7 @@ import {
   RPC_HEARTBEAT,
   RPC_LOCATIONS,
   RPC_REPORT,
+  type TaskAssignment,
 } from "./protocol.ts";
 import { checkInputs, InputError } from "./inputs.ts";
 import {
@@ -45,6 +46,7 @@ import {
 import { resolve } from "node:path";
 import { CoordinatorData } from "./coordinator_data.ts";
 import { fileIdentity, type LocalInput } from "./local_input.ts";
+import { LocalOutputs } from "./local_output.ts";
 import { errorMessage } from "../util/errors.ts";
 import { ParkedAsks } from "./parked_asks.ts";
 
@@ -128,6 +130,11 @@ export interface JobStatus {
   waiting?: number;
   /** Bytes of splits sent to map tasks. */
   splitBytes: number;
+  /**
+   * Bytes of reduce outputs uploaded over HTTP (all attempts; none when committed by rename);
+   * always set by Coordinator.status().
+   */
+  uploadBytes?: number;
   /** Completed maps run again because their output was lost (holder dead, fetches failed). */
   mapReruns: number;
   /** Backup attempts started (MapReduce §3.6), and how many finished first. */
@@ -171,7 +178,7 @@ export interface TaskStatus {
 }
 
 /** The answer to an ask when there is nothing to do yet. */
-const WAIT: Assignment = { type: "wait" };
+const WAIT: TaskAssignment = { type: "wait" };
 
 /** Draws `bytes` random bytes as lowercase hex. */
 function randomHex(bytes: number): string {
@@ -195,6 +202,10 @@ export class Coordinator {
   /** Per map task, the splits it maps, when some task maps several (else task m = split m). */
   readonly #groups?: number[][];
   readonly #data: CoordinatorData;
+  /** With localWorkers: where reduces stage their outputs for a commit by rename. */
+  #localOutputs?: LocalOutputs;
+  /** Commits whose directory fsync is under way: the job is not finished before they are. */
+  #syncing = 0;
   readonly #job = randomHex(8);
   // 32 random bytes, URL-safe: the bearer token of every data request of this job.
   readonly #token = randomHex(32);
@@ -204,7 +215,7 @@ export class Coordinator {
   readonly #connectionWorkers = new Map<FramedConn, Set<string>>();
   readonly #workerConnections = new Map<string, Set<FramedConn>>();
   /** Asks that found nothing to do, held until something is (AskParams.waitMs). */
-  readonly #parked = new ParkedAsks<Assignment>();
+  readonly #parked = new ParkedAsks<TaskAssignment>();
   #http!: HttpListener;
   #rpcAddress = { hostname: "", port: 0 };
   #httpAddress = { hostname: "", port: 0 };
@@ -298,6 +309,12 @@ export class Coordinator {
       : undefined;
     const grouped = groups !== undefined && groups.length < splits.length;
     const coordinator = new Coordinator(options, splits, localInputs, grouped ? groups : undefined);
+    if (options.localWorkers) {
+      coordinator.#localOutputs = await LocalOutputs.create(
+        coordinator.#outputDir,
+        coordinator.#job,
+      );
+    }
     coordinator.#listen();
     return coordinator;
   }
@@ -310,6 +327,14 @@ export class Coordinator {
   /** The bound HTTP address (status, metrics and data). */
   get httpAddress(): { hostname: string; port: number } {
     return this.#httpAddress;
+  }
+
+  /**
+   * With localWorkers, the directory reduces write their outputs into before the commit renames
+   * them (workers need write access to it); otherwise undefined.
+   */
+  get localStageDir(): string | undefined {
+    return this.#localOutputs?.dir;
   }
 
   /** The job's id and data token (for tests that play a worker). */
@@ -457,7 +482,7 @@ export class Coordinator {
   #ask(
     params: unknown,
     context: { connection: FramedConn },
-  ): Assignment | Promise<Assignment> {
+  ): TaskAssignment | Promise<TaskAssignment> {
     const { workerId, waitMs } = parseAskParams(params);
     this.#bind(workerId, context.connection);
     this.#expire();
@@ -483,9 +508,21 @@ export class Coordinator {
     });
   }
 
-  /** The scheduler's assignment for `workerId`, with where a local worker reads its input. */
-  #assign(workerId: string, now: number): Assignment {
+  /**
+   * The scheduler's assignment for `workerId`, with where a local worker reads its input; a
+   * reduce also with where its inputs are (no locations round trip) and, with local workers,
+   * where it stages its output.
+   */
+  #assign(workerId: string, now: number): TaskAssignment {
     const assignment = this.#scheduler.assign(workerId, now);
+    if (assignment.type === "reduce") {
+      const stage = this.#localOutputs?.stage(assignment.task, assignment.attempt);
+      return {
+        ...assignment,
+        maps: this.#mapLocations(assignment.task),
+        ...(stage ? { stage } : {}),
+      };
+    }
     if (assignment.type !== "map") return assignment;
     const group = this.#groups?.[assignment.task];
     if (group) {
@@ -506,20 +543,23 @@ export class Coordinator {
       throw new RangeError(`No reduce task ${task}: the job has ${this.#scheduler.nReduce}`);
     }
     this.#scheduler.touch(workerId, Date.now());
-    return {
-      maps: this.#scheduler.mapOutputs().map((where, map) =>
-        where === undefined ? null : {
-          map,
-          attempt: where.attempt,
-          address: where.output.address,
-          size: where.output.sizes[task],
-          crc: where.output.crcs[task],
-          ...(this.#options.localWorkers && where.output.dir !== undefined
-            ? { dir: where.output.dir }
-            : {}),
-        }
-      ),
-    };
+    return { maps: this.#mapLocations(task) };
+  }
+
+  /** Where each map's partition for reduce task `task` is; null while a map's is not available. */
+  #mapLocations(task: number): (MapLocation | null)[] {
+    return this.#scheduler.mapOutputs().map((where, map) =>
+      where === undefined ? null : {
+        map,
+        attempt: where.attempt,
+        address: where.output.address,
+        size: where.output.sizes[task],
+        crc: where.output.crcs[task],
+        ...(this.#options.localWorkers && where.output.dir !== undefined
+          ? { dir: where.output.dir }
+          : {}),
+      }
+    );
   }
 
   async #report(params: unknown): Promise<ReportResult> {
@@ -527,6 +567,8 @@ export class Coordinator {
     const now = Date.now();
     let accepted = false;
     let committed = false;
+    /** The commit was a rename of an output its worker staged and fsynced (mr run). */
+    let renamed = false;
     if (report.ok && report.kind === "map") {
       if (report.output?.sizes.length !== this.#scheduler.nReduce) {
         throw new TypeError(
@@ -535,13 +577,20 @@ export class Coordinator {
       }
       accepted = this.#scheduler.complete(report, now);
     } else if (report.ok) {
+      const local = report.staged === true ? this.#localOutputs : undefined;
       if (this.#scheduler.isDone("reduce", report.task)) {
+        await local?.discard(report.task, report.attempt);
         await this.#data.discard(report.task);
-      } else if (!this.#data.staged(report.task, report.attempt)) {
+      } else if (
+        local
+          ? !local.staged(report.task, report.attempt, report.bytesWritten)
+          : !this.#data.staged(report.task, report.attempt)
+      ) {
         this.#log(
           `coordinator: reduce task ${report.task} attempt ${report.attempt} reported done ` +
-            "without an uploaded output: handing it out again",
+            `without ${local ? "a staged" : "an uploaded"} output: handing it out again`,
         );
+        await local?.discard(report.task, report.attempt);
         this.#scheduler.release(report, now);
       } else {
         // complete() and the rename run without an await in between: no other report can
@@ -549,14 +598,16 @@ export class Coordinator {
         accepted = this.#scheduler.complete(report, now);
         if (accepted) {
           try {
-            committed = this.#data.commit(report.task, report.attempt);
+            if (local) local.commit(report.task, report.attempt);
+            renamed = local !== undefined;
+            committed = renamed || this.#data.commit(report.task, report.attempt);
           } catch (err) {
             const reason = errorMessage(err);
             this.#scheduler.abort(
               `Cannot commit the output of reduce task ${report.task}: ${reason}`,
             );
           }
-        }
+        } else await local?.discard(report.task, report.attempt);
         await this.#data.discard(report.task);
       }
     } else if (report.release) {
@@ -593,7 +644,19 @@ export class Coordinator {
     this.#bytesRead += report.bytesRead;
     this.#bytesWritten += report.bytesWritten;
     this.#shuffleBytes += report.bytesFetched ?? 0;
-    if (committed) await fsyncDir(this.#outputDir);
+    // The contract: once the job is done, every mr-out-<r> is durable. An upload is fsynced as
+    // it is received and a staged output by its worker, so what remains is the directory
+    // entries: after each upload's commit (as the data path always did), and for outputs
+    // committed by rename once, when the last commit makes the job done; a crash before that
+    // leaves each output whole or absent (rename), and the job unfinished.
+    if (committed && (!renamed || this.#scheduler.done())) {
+      this.#syncing++;
+      try {
+        await fsyncDir(this.#outputDir);
+      } finally {
+        this.#syncing--;
+      }
+    }
     this.#settleIfOver();
     // A completion may open the reduce phase or end the job; a failure or a release makes its
     // task idle again: whoever is waiting hears it now.
@@ -604,6 +667,8 @@ export class Coordinator {
   #settleIfOver(): void {
     if (this.#settled) return;
     if (this.#scheduler.done()) {
+      // Finished means durable: wait for the last commit's directory fsync.
+      if (this.#syncing > 0) return;
       this.#settled = true;
       this.#resolveFinished({ ok: true });
     } else if (this.#scheduler.phase === "failed") {
@@ -659,6 +724,7 @@ export class Coordinator {
       shuffleBytes: this.#shuffleBytes,
       waiting: this.#parked.size,
       splitBytes: this.#data.splitBytesServed,
+      uploadBytes: this.#data.outputBytesReceived,
       mapReruns: counters.mapReruns,
       backupAttempts: counters.backupAttempts,
       backupWins: counters.backupWins,
@@ -698,6 +764,7 @@ export class Coordinator {
     await this.#rpc.close();
     await this.#http.shutdown();
     await this.#data.discard();
+    await this.#localOutputs?.close();
   }
 }
 

@@ -7,6 +7,8 @@ import type { MapReduceApp } from "./app.ts";
 import { MapOutput, type MapOutputStats } from "./map_output.ts";
 import { reduceRuns, type ReduceStats } from "./merge.ts";
 import { BLOCK_SIZE, fileSink, RecordReader } from "./record_format.ts";
+import { ChecksummedSource, CorruptInputError } from "./checked_source.ts";
+import { type Checksum, IntegrityError } from "./transfer.ts";
 
 /** Where a map task's partitions go. */
 export interface MapTaskOptions {
@@ -69,41 +71,81 @@ export async function runMapInputs(
   return await output.finish();
 }
 
+/** How runReduce checks its inputs and keeps its output. */
+export interface ReduceOptions {
+  /**
+   * Per input, the length and CRC-32C it must have (undefined: not checked, e.g. a fetched copy
+   * already checked in transit). A mismatch throws CorruptInputError naming the input.
+   */
+  checks?: (Checksum | undefined)[];
+  /** Fsync the output before returning (it is committed by a rename, not copied). */
+  sync?: boolean;
+}
+
 /**
  * Merges the sorted runs at `inputs` (one partition of every map task) and writes the reduce
- * output to `outputPath`, one `<key> <value>` line per key in byte order of keys. Not synced: the
- * caller renames (or uploads) the output and makes the copy it keeps durable; this writes it
- * whole or throws. `onProgress` is called now and then as records are read.
+ * output to `outputPath`, one `<key> <value>` line per key in byte order of keys. Synced only
+ * with `options.sync`: otherwise the caller uploads the output and the receiver makes its copy
+ * durable; this writes it whole or throws. `onProgress` is called now and then as records are
+ * read. A failure while some checked input does not match its checksum throws
+ * CorruptInputError for that input instead: corruption explains whatever else broke.
  */
 export async function runReduce(
   app: MapReduceApp,
   inputs: string[],
   outputPath: string,
   onProgress?: () => void,
+  options: ReduceOptions = {},
 ): Promise<ReduceStats & { bytesRead: number }> {
   const files: Deno.FsFile[] = [];
+  const sources: (ChecksummedSource | undefined)[] = [];
   try {
     let bytesRead = 0;
     const sizes: number[] = [];
-    for (const path of inputs) {
+    for (const [i, path] of inputs.entries()) {
       const file = await Deno.open(path);
       files.push(file);
-      sizes.push((await file.stat()).size);
-      bytesRead += sizes[sizes.length - 1];
+      const check = options.checks?.[i];
+      sources.push(check && new ChecksummedSource(file, check, path));
+      sizes.push(check?.length ?? (await file.stat()).size);
+      bytesRead += sizes[i];
     }
     // A run smaller than a block gets a block its size (plus room to see the end): a reduce
     // over many small runs would otherwise allocate and zero a megabyte per run.
     const readers = files.map((file, i) =>
-      new RecordReader(file, inputs[i], Math.min(BLOCK_SIZE, sizes[i] + 64))
+      new RecordReader(sources[i] ?? file, inputs[i], Math.min(BLOCK_SIZE, sizes[i] + 64))
     );
     const out = await Deno.open(outputPath, { write: true, create: true, truncate: true });
     try {
       const stats = await reduceRuns(readers, app.reduce, fileSink(out), onProgress);
+      // A reader stops at the end marker: a file cut short right after one is still caught.
+      for (const source of sources) if (source && !source.verified) await source.finish();
+      if (options.sync) await out.sync();
       return { ...stats, bytesRead };
     } finally {
       out.close();
     }
+  } catch (err) {
+    throw await blameCorruptInput(sources, err);
   } finally {
     for (const file of files) file.close();
   }
+}
+
+/** The first checked input that fails its check, as CorruptInputError; else `err` itself. */
+async function blameCorruptInput(
+  sources: (ChecksummedSource | undefined)[],
+  err: unknown,
+): Promise<unknown> {
+  if (err instanceof CorruptInputError) return err;
+  for (const [i, source] of sources.entries()) {
+    if (source === undefined || source.verified) continue;
+    try {
+      await source.finish();
+    } catch (damage) {
+      if (damage instanceof IntegrityError) return new CorruptInputError(i, damage.message);
+      // Unreadable now (removed meanwhile): the original error says more.
+    }
+  }
+  return err;
 }

@@ -11,7 +11,6 @@
  * HTTP as usual.
  */
 import { isAbsolute } from "node:path";
-import { type Checksum, fileChecksum } from "./transfer.ts";
 
 /** A split as bytes [offset, offset + length) of the file at `path`, with that file's identity. */
 export interface LocalInput {
@@ -88,22 +87,20 @@ export async function readRange(path: string, offset: number, length: number): P
 }
 
 /**
- * Copies the file at `from` to `to` when this process may read it and the copy has the expected
- * length and CRC-32C (a reducer on the mapper's machine: the file is the partition, or the check
- * fails); returns false, leaving nothing at `to`, otherwise, and the caller fetches it instead.
+ * Whether this process may read the file at `path` and it has `length` bytes: a reducer on the
+ * mapper's machine then reads the partition in place, checking its CRC-32C as it reads
+ * (mr/checked_source.ts), and otherwise fetches it.
  */
-export async function copyLocal(from: string, to: string, expect: Checksum): Promise<boolean> {
+export async function readableInPlace(path: string, length: number): Promise<boolean> {
   try {
-    const status = await Deno.permissions.query({ name: "read", path: from });
+    const status = await Deno.permissions.query({ name: "read", path });
     if (status.state !== "granted") return false;
-    await Deno.copyFile(from, to);
-    const sum = await fileChecksum(to);
-    if (sum.length === expect.length && sum.crc === expect.crc) return true;
+    const info = await Deno.stat(path);
+    return info.isFile && info.size === length;
   } catch {
     // Not here, not readable, or gone: fetch it.
+    return false;
   }
-  await Deno.remove(to).catch(() => {});
-  return false;
 }
 
 function nonNegative(value: unknown, what: string): number {

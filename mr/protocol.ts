@@ -4,6 +4,7 @@
  */
 import type { Assignment, MapOutput, TaskKind } from "./scheduler.ts";
 import { parseLocalInput, parseMapPieces } from "./local_input.ts";
+import { type LocalStage, parseLocalStage } from "./local_output.ts";
 import { isAbsolute } from "node:path";
 
 /** Worker -> coordinator: "give me something to do"; params AskParams, result Assignment. */
@@ -69,6 +70,18 @@ export interface LocationsResult {
   maps: (MapLocation | null)[];
 }
 
+/**
+ * Result of mr.ask: the scheduler's assignment; a reduce also says where its inputs are (as
+ * mr.locations would, saving that round trip) and, with workers on the coordinator's machine,
+ * where to stage its output for a commit by rename (mr/local_output.ts).
+ */
+export type TaskAssignment =
+  | Exclude<Assignment, { type: "reduce" }>
+  | (Extract<Assignment, { type: "reduce" }> & {
+    maps?: (MapLocation | null)[];
+    stage?: LocalStage;
+  });
+
 /** Params of mr.ask. */
 export interface AskParams {
   workerId: string;
@@ -105,6 +118,8 @@ export interface ReportParams {
   release?: boolean;
   /** With release: the map output this reduce could not fetch. */
   fetchFailed?: { map: number; attempt: number; refused: boolean };
+  /** A reduce's output is staged at its assignment's `stage` (bytesWritten long), not uploaded. */
+  staged?: boolean;
 }
 
 /** Result of mr.report: whether this report completed the task (false for a duplicate). */
@@ -215,23 +230,25 @@ export function parseHeartbeatResult(value: unknown): HeartbeatResult {
 /** Validates an mr.locations result on the worker side. */
 export function parseLocationsResult(value: unknown, nMap: number): LocationsResult {
   const r = record(value, "mr.locations result");
-  if (!Array.isArray(r.maps) || r.maps.length !== nMap) {
-    throw new TypeError(`Invalid mr.locations result: expected ${nMap} entries`);
+  return { maps: mapLocations(r.maps, nMap, "mr.locations result") };
+}
+
+function mapLocations(value: unknown, nMap: number, what: string): (MapLocation | null)[] {
+  if (!Array.isArray(value) || value.length !== nMap) {
+    throw new TypeError(`Invalid ${what}: expected ${nMap} entries`);
   }
-  return {
-    maps: r.maps.map((entry, m) => {
-      if (entry === null) return null;
-      const e = record(entry, `location ${m}`);
-      return {
-        map: m,
-        attempt: count(e.attempt, "attempt"),
-        address: addressOf(e.address, "address"),
-        size: count(e.size, "size"),
-        crc: count(e.crc, "crc"),
-        ...(e.dir !== undefined ? { dir: pathOf(e.dir, "dir") } : {}),
-      };
-    }),
-  };
+  return value.map((entry, m) => {
+    if (entry === null) return null;
+    const e = record(entry, `location ${m}`);
+    return {
+      map: m,
+      attempt: count(e.attempt, "attempt"),
+      address: addressOf(e.address, "address"),
+      size: count(e.size, "size"),
+      crc: count(e.crc, "crc"),
+      ...(e.dir !== undefined ? { dir: pathOf(e.dir, "dir") } : {}),
+    };
+  });
 }
 
 /** Validates mr.ask params; throws TypeError naming the bad field. */
@@ -271,6 +288,7 @@ export function parseReportParams(params: unknown): ReportParams {
     if (o.dir !== undefined) report.output.dir = pathOf(o.dir, "output.dir");
   }
   if (p.release === true) report.release = true;
+  if (p.staged === true) report.staged = true;
   if (p.fetchFailed !== undefined && p.fetchFailed !== null) {
     const f = record(p.fetchFailed, "fetchFailed");
     report.fetchFailed = {
@@ -289,7 +307,7 @@ export function parseReportParams(params: unknown): ReportParams {
 }
 
 /** Validates an mr.ask result on the worker side; throws TypeError on anything unexpected. */
-export function parseAssignment(value: unknown): Assignment {
+export function parseAssignment(value: unknown): TaskAssignment {
   const a = record(value, "mr.ask result");
   switch (a.type) {
     case "wait":
@@ -315,13 +333,18 @@ export function parseAssignment(value: unknown): Assignment {
         ...(pieces ? { pieces } : {}),
       };
     }
-    case "reduce":
+    case "reduce": {
+      const nMap = count(a.nMap, "nMap");
+      const stage = parseLocalStage(a.stage);
       return {
         type: "reduce",
         task: count(a.task, "task"),
         attempt: count(a.attempt, "attempt"),
-        nMap: count(a.nMap, "nMap"),
+        nMap,
+        ...(a.maps !== undefined ? { maps: mapLocations(a.maps, nMap, "maps") } : {}),
+        ...(stage ? { stage } : {}),
       };
+    }
     default:
       throw new TypeError(`Invalid mr.ask result: unknown type ${JSON.stringify(a.type)}`);
   }

@@ -7,6 +7,7 @@ import type { MapReduceApp } from "./app.ts";
 import type { runMapInputs, runReduce } from "./engine.ts";
 import { partitionFileName } from "./shuffle_server.ts";
 import { readRange } from "./local_input.ts";
+import { CorruptInputError } from "./checked_source.ts";
 
 /** Bytes a task read and wrote, as reported to the coordinator. */
 export interface EngineIo {
@@ -37,7 +38,16 @@ export type TaskRequest =
     /** Directory to write part-<r> files into. */
     dir: string;
   }
-  | { type: "reduce"; id: number; inputs: string[]; output: string };
+  | {
+    type: "reduce";
+    id: number;
+    inputs: string[];
+    output: string;
+    /** Per input, the length and CRC-32C to check it against as it is read (null: none). */
+    checks?: ({ length: number; crc: number } | null)[];
+    /** Fsync the output before replying. */
+    sync?: boolean;
+  };
 
 /** One input of a map task: map() gets `filename` and the bytes at splitPath (in `range`). */
 export interface MapInput {
@@ -51,7 +61,8 @@ export type TaskReply =
   | { type: "loaded" }
   | { type: "loadError"; message: string }
   | { type: "done"; id: number; io: EngineIo }
-  | { type: "failed"; id: number; error: string }
+  /** `corruptInput`: the index of a reduce input that failed its check (the app is not at fault). */
+  | { type: "failed"; id: number; error: string; corruptInput?: number }
   /** The running task is making progress (sent at most every PROGRESS_MS). */
   | { type: "progress"; id: number }
   | { type: "exited" };
@@ -124,7 +135,10 @@ export async function handleTaskRequest(
         },
       };
     }
-    const stats = await reduce(app, request.inputs, request.output, onProgress);
+    const stats = await reduce(app, request.inputs, request.output, onProgress, {
+      checks: request.checks?.map((check) => check ?? undefined),
+      sync: request.sync,
+    });
     return {
       type: "done",
       id: request.id,
@@ -132,6 +146,9 @@ export async function handleTaskRequest(
     };
   } catch (err) {
     const error = err instanceof Error ? `${err.name}: ${err.message}` : `Thrown value: ${err}`;
+    if (err instanceof CorruptInputError) {
+      return { type: "failed", id: request.id, error, corruptInput: err.input };
+    }
     return { type: "failed", id: request.id, error };
   }
 }

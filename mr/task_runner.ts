@@ -7,6 +7,7 @@
 import { fileURLToPath } from "node:url";
 import { AppLoadError, loadApp, type MapReduceApp } from "./app.ts";
 import { runMapInputs, runReduce } from "./engine.ts";
+import { CorruptInputError } from "./checked_source.ts";
 import {
   type EngineIo,
   handleTaskRequest,
@@ -33,6 +34,16 @@ export class TaskExitedError extends Error {
     super(message);
     this.name = "TaskExitedError";
   }
+}
+
+/** The error a "failed" reply stands for: a corrupt input, or the app's own failure. */
+function failure(reply: Extract<TaskReply, { type: "failed" }>): Error {
+  if (reply.corruptInput !== undefined) {
+    // The thread's text is "CorruptInputError: <message>"; the error keeps its own name.
+    const message = reply.error.replace(/^CorruptInputError: /, "");
+    return new CorruptInputError(reply.corruptInput, message);
+  }
+  return new TaskFailedError(reply.error);
 }
 
 const THREAD_URL = new URL("./task_thread.ts", import.meta.url);
@@ -116,7 +127,7 @@ export class TaskRunner {
             this.onProgress?.();
           }
         } else if (reply.type === "done") this.#settle(thread, reply.io);
-        else this.#settle(thread, undefined, new TaskFailedError(reply.error));
+        else this.#settle(thread, undefined, failure(reply));
       };
       thread.onerror = (event: ErrorEvent) => {
         // An uncaught error ends the thread; it must not end the process.
@@ -153,8 +164,9 @@ export class TaskRunner {
   }
 
   /**
-   * Runs one task; rejects with TaskFailedError (the app threw), TaskExitedError (the app ended
-   * its thread) or AppLoadError (a replacement thread could not import the app).
+   * Runs one task; rejects with TaskFailedError (the app threw), CorruptInputError (a checked
+   * reduce input is not the bytes its mapper reported), TaskExitedError (the app ended its
+   * thread) or AppLoadError (a replacement thread could not import the app).
    */
   async run(job: TaskJob): Promise<EngineIo> {
     if (this.#pending) throw new Error("A task is already running on this runner");
@@ -168,7 +180,7 @@ export class TaskRunner {
         () => this.onProgress?.(),
       );
       if (reply.type === "done") return reply.io;
-      throw new TaskFailedError(reply.type === "failed" ? reply.error : "Task failed");
+      throw reply.type === "failed" ? failure(reply) : new TaskFailedError("Task failed");
     }
     if (!this.#thread) await this.#spawn();
     else await this.#ready;

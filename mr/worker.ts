@@ -3,7 +3,9 @@
  * coordinator for a task; a map fetches its split from the coordinator, runs the engine, keeps
  * the partition files in its own data directory and serves them; a reduce fetches partition r of
  * every map from the worker that holds it, runs the engine and uploads the output to the
- * coordinator, which commits it. Heartbeats tell the coordinator it is alive meanwhile. Repeats
+ * coordinator, which commits it. On the coordinator's machine (mr run) a reduce reads the
+ * partitions in place instead, checking them as it reads, and writes its output into the
+ * coordinator's staging directory, where the commit renames it (mr/local_output.ts). Heartbeats tell the coordinator it is alive meanwhile. Repeats
  * until the coordinator says the job is over or cannot be reached for a few seconds.
  */
 import { formatHostPort } from "../net/host_port.ts";
@@ -16,6 +18,7 @@ import { clientHello, HandshakeError } from "../net/handshake.ts";
 import {
   type HeartbeatResult,
   LENGTH_HEADER,
+  type MapLocation,
   outputPath,
   parseAssignment,
   parseHeartbeatResult,
@@ -27,6 +30,7 @@ import {
   RPC_LOCATIONS,
   RPC_REPORT,
   splitPath,
+  type TaskAssignment,
 } from "./protocol.ts";
 import {
   jobDir,
@@ -36,7 +40,9 @@ import {
   startShuffleServer,
 } from "./shuffle_server.ts";
 import type { EngineIo, MapInput } from "./task_protocol.ts";
-import { copyLocal, type LocalInput, type MapPiece, readableLocally } from "./local_input.ts";
+import { type LocalInput, type MapPiece, readableInPlace, readableLocally } from "./local_input.ts";
+import { writableLocally } from "./local_output.ts";
+import { CorruptInputError } from "./checked_source.ts";
 import {
   CRC_HEADER,
   crcHex,
@@ -169,6 +175,9 @@ export const ASK_HOLD_MS = 1000;
 
 /** Tries of one transfer before giving up on it. */
 const TRANSFER_TRIES = 3;
+
+/** A reduce assignment as the coordinator sends it. */
+type ReduceAssignment = Extract<TaskAssignment, { type: "reduce" }>;
 
 /** A reduce could not get one map's output: the coordinator decides whether the map re-runs. */
 class FetchFailure extends Error {
@@ -437,7 +446,7 @@ class WorkerLoop {
               assignment.input,
               assignment.pieces,
             )
-            : await this.#reduce(assignment.task, assignment.attempt, assignment.nMap);
+            : await this.#reduce(assignment, report);
           report.bytesRead = io.bytesRead;
           report.bytesWritten = io.bytesWritten;
           if (io.bytesFetched !== undefined) report.bytesFetched = io.bytesFetched;
@@ -573,61 +582,116 @@ class WorkerLoop {
     }
   }
 
-  async #reduce(task: number, attempt: number, nMap: number): Promise<TaskIo> {
-    const job = this.#job!;
-    const reply = await this.#call(RPC_LOCATIONS, { workerId: this.#id, task });
-    if (reply === undefined) throw new NotReady("Coordinator unreachable");
-    const { maps } = parseLocationsResult(reply, nMap);
+  /** Where each map's partition for a reduce is: in its assignment, else (older) by asking. */
+  async #locations(assignment: ReduceAssignment): Promise<MapLocation[]> {
+    let maps = assignment.maps;
+    if (maps === undefined) {
+      const reply = await this.#call(RPC_LOCATIONS, { workerId: this.#id, task: assignment.task });
+      if (reply === undefined) throw new NotReady("Coordinator unreachable");
+      maps = parseLocationsResult(reply, assignment.nMap).maps;
+    }
     const missing = maps.findIndex((location) => location === null);
     if (missing >= 0) throw new NotReady(`The output of map task ${missing} is not available`);
+    return maps as MapLocation[];
+  }
+
+  async #reduce(assignment: ReduceAssignment, report: ReportParams): Promise<TaskIo> {
+    const { task, attempt } = assignment;
+    const job = this.#job!;
+    const maps = await this.#locations(assignment);
     const dir = join(jobDir(this.#dataDir, job.job), `reduce-${task}-a${attempt}`);
-    await Deno.mkdir(dir, { recursive: true });
+    // On the coordinator's machine (mr run) the output is written where the commit renames it
+    // from; elsewhere into our own directory, then uploaded.
+    const stage = assignment.stage && await writableLocally(assignment.stage)
+      ? assignment.stage
+      : undefined;
+    let staged = false;
+    let made = false;
     try {
-      const inputs = maps.map((location) => join(dir, `in-${location!.map}`));
-      let bytesFetched = 0;
-      let failure: FetchFailure | undefined;
-      let next = 0;
-      // A few fetches at once (Hadoop's shuffle.parallelcopies): one slow holder does not hold
-      // up the rest. The first failure stops new fetches; the reduce gives its task back.
-      const fetcher = async () => {
-        while (failure === undefined && next < maps.length) {
-          const { map, attempt: mapAttempt, address, size, crc, dir } = maps[next++]!;
-          const url = `http://${address}${partitionPath(job.job, map, mapAttempt, task)}`;
-          // On the mapper's machine (mr run) a copy of its file, checked like a transfer.
-          const local = dir !== undefined &&
-            await copyLocal(join(dir, partitionFileName(task)), inputs[map], { length: size, crc });
-          if (local) {
-            bytesFetched += size;
-            this.#status.shuffleBytesFetched += size;
-            continue;
-          }
-          try {
-            await this.#withRetries(
-              `partition ${task} of map task ${map}`,
-              () => fetchToFile(url, job.token, inputs[map], { length: size, crc }),
-            );
-          } catch (err) {
-            // A refused connection or a 404: the holder is gone or lost the file.
-            const lost = err instanceof TransferError && (err.refused || err.status === 404);
-            failure ??= new FetchFailure(map, mapAttempt, lost, describeError(err));
-            return;
-          }
-          bytesFetched += size;
-          this.#status.shuffleBytesFetched += size;
+      const inputs: string[] = [];
+      // Per input read in place, the length and CRC-32C the merge checks it against as it reads.
+      const checks: ({ length: number; crc: number } | null)[] = [];
+      const fetches: number[] = [];
+      for (const { map, size, crc, dir: mapDir } of maps) {
+        const here = mapDir !== undefined && join(mapDir, partitionFileName(task));
+        if (here && await readableInPlace(here, size)) {
+          inputs.push(here);
+          checks.push({ length: size, crc });
+        } else {
+          inputs.push(join(dir, `in-${map}`));
+          checks.push(null);
+          fetches.push(map);
         }
-      };
-      await Promise.all(Array.from({ length: Math.min(PARALLEL_FETCHES, maps.length) }, fetcher));
-      if (failure) throw failure;
-      const output = join(dir, "out");
-      const io = await this.#app.run({ type: "reduce", inputs, output });
-      await this.#withRetries(
-        `output of reduce task ${task}`,
-        () => this.#upload(output, task, attempt),
-      );
+      }
+      // Our own directory only for fetched copies or an output to upload.
+      made = fetches.length > 0 || stage === undefined;
+      if (made) await Deno.mkdir(dir, { recursive: true });
+      if (fetches.length > 0) {
+        await this.#fetchPartitions(task, fetches.map((m) => maps[m]), inputs);
+      }
+      const bytesFetched = maps.reduce((sum, location) => sum + location.size, 0);
+      this.#status.shuffleBytesFetched += bytesFetched;
+      const output = stage?.path ?? join(dir, "out");
+      let io: EngineIo;
+      try {
+        io = await this.#app.run({
+          type: "reduce",
+          inputs,
+          output,
+          checks,
+          sync: stage !== undefined,
+        });
+      } catch (err) {
+        if (err instanceof CorruptInputError) {
+          const { map, attempt: mapAttempt } = maps[err.input];
+          throw new FetchFailure(map, mapAttempt, false, describeError(err));
+        }
+        throw err;
+      }
+      if (stage) {
+        staged = report.staged = true;
+      } else {
+        await this.#withRetries(
+          `output of reduce task ${task}`,
+          () => this.#upload(output, task, attempt),
+        );
+      }
       return { ...io, bytesFetched };
     } finally {
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      // A failed attempt leaves nothing behind; a staged output is the coordinator's now.
+      if (stage && !staged) await Deno.remove(stage.path).catch(() => {});
+      if (made) await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
+  }
+
+  /**
+   * Fetches partition `task` of each of `maps` over HTTP into `inputs[map]`, a few at once
+   * (Hadoop's shuffle.parallelcopies: one slow holder does not hold up the rest). The first
+   * failure stops new fetches and is thrown as a FetchFailure.
+   */
+  async #fetchPartitions(task: number, maps: MapLocation[], inputs: string[]): Promise<void> {
+    const job = this.#job!;
+    let failure: FetchFailure | undefined;
+    let next = 0;
+    const fetcher = async () => {
+      while (failure === undefined && next < maps.length) {
+        const { map, attempt: mapAttempt, address, size, crc } = maps[next++];
+        const url = `http://${address}${partitionPath(job.job, map, mapAttempt, task)}`;
+        try {
+          await this.#withRetries(
+            `partition ${task} of map task ${map}`,
+            () => fetchToFile(url, job.token, inputs[map], { length: size, crc }),
+          );
+        } catch (err) {
+          // A refused connection or a 404: the holder is gone or lost the file.
+          const lost = err instanceof TransferError && (err.refused || err.status === 404);
+          failure ??= new FetchFailure(map, mapAttempt, lost, describeError(err));
+          return;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PARALLEL_FETCHES, maps.length) }, fetcher));
+    if (failure) throw failure;
   }
 
   /** Uploads a reduce output with its length and CRC-32C; the body streams from the file. */

@@ -72,7 +72,14 @@ Deno.test("coordinator validates RPC params and tolerates duplicate completions"
       assert.equal(status.tasks.done[0].worker, "w1");
 
       const reduce = await client.call("mr.ask", { workerId: "w2" });
-      assert.deepEqual(reduce, { type: "reduce", task: 0, attempt: 1, nMap: 1 });
+      // Where its inputs are comes with the assignment (no mr.locations round trip).
+      assert.deepEqual(reduce, {
+        type: "reduce",
+        task: 0,
+        attempt: 1,
+        nMap: 1,
+        maps: [{ map: 0, attempt: 1, address: "127.0.0.1:1", size: 20, crc: 7 }],
+      });
       await client.call("mr.report", {
         ...report,
         workerId: "w2",
@@ -181,6 +188,7 @@ Deno.test("coordinator data: splits carry length and CRC-32C; bad uploads are re
         task: 0,
         attempt: 1,
         nMap: 1,
+        maps: [{ map: 0, attempt: 1, address: "127.0.0.1:1", size: 6, crc: 1 }],
       });
       const report = { workerId: "w", kind: "reduce", task: 0, attempt: 1, ok: true };
       const io = { bytesRead: 6, bytesWritten: 6 };

@@ -99,7 +99,14 @@ Deno.test("a held ask gets a failed attempt's task, then a reduce, then hears do
       await parked(coordinator, 1);
       await rpc.call("mr.report", { ...mapReport, workerId: "w2", attempt: 2 });
       assert.equal(coordinator.status().waiting, 0, "answered by the report");
-      assert.deepEqual(await answered(w1), { type: "reduce", task: 0, attempt: 1, nMap: 1 });
+      assert.deepEqual(await answered(w1), {
+        type: "reduce",
+        task: 0,
+        attempt: 1,
+        nMap: 1,
+        // Where its input is: map 0's second attempt (w2's).
+        maps: [{ map: 0, attempt: 2, address: "127.0.0.1:1", size: 12, crc: 1 }],
+      });
       // w2 waits; the job's last report ends its wait with "done".
       const end = rpc.call<Answer>("mr.ask", { workerId: "w2", waitMs: 600_000 });
       await parked(coordinator, 1);
