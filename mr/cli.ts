@@ -253,7 +253,8 @@ export const mrRunCommand: Command = {
     "split-size": {
       type: "string",
       value: "SIZE",
-      description: "Split size (default: input size / (4 x workers), between 4 MiB and 16 MiB)",
+      description:
+        "Split size (default: tasks of at most 16 MiB planned to end the map phase evenly)",
     },
     http: {
       type: "string",
@@ -348,6 +349,8 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
         localSplitSize(await totalSize(options.files), options.workers),
       // The workers run here: they read their splits from the inputs, not over HTTP.
       localWorkers: true,
+      // Without --split-size, map tasks shrink toward the end so the map phase ends evenly.
+      planWorkers: options.splitSize === undefined ? options.workers : undefined,
       // Many small files: a few per map task, while each worker still gets several tasks.
       minMapTasks: SPLITS_PER_WORKER * options.workers,
       listen: { hostname: "127.0.0.1", port: 0 },

@@ -49,6 +49,7 @@ import { fileIdentity, type LocalInput } from "./local_input.ts";
 import { LocalOutputs } from "./local_output.ts";
 import { errorMessage } from "../util/errors.ts";
 import { ParkedAsks } from "./parked_asks.ts";
+import { planLocalTasks } from "./task_plan.ts";
 
 export { checkInputs, InputError };
 
@@ -83,6 +84,12 @@ export interface CoordinatorOptions {
    * about this many map tasks (mr/splits.ts groupSplits); `mr run` passes 4 x its workers.
    */
   minMapTasks?: number;
+  /**
+   * With localWorkers: plan the map tasks for this many workers so the map phase ends evenly
+   * (mr/task_plan.ts: largest first, halving round by round) instead of cutting splits of
+   * splitSize; `mr run` passes its worker count when --split-size is not given. Ignored below 2.
+   */
+  planWorkers?: number;
   /** Timeouts of one task that fail the job (default 3). */
   maxTimeouts?: number;
   /** The longest an ask is held while nothing is ready (default MAX_ASK_HOLD_MS). */
@@ -293,21 +300,34 @@ export class Coordinator {
   static async start(options: CoordinatorOptions): Promise<Coordinator> {
     await checkInputs(options.files);
     const splitSize = options.splitSize ?? DEFAULT_SPLIT_SIZE;
-    const splits: Split[] = [];
-    for (const file of options.files) {
-      try {
-        splits.push(...await splitFile(file, file, splitSize, options.maxSplitBytes));
-      } catch (err) {
-        // Refused at start, like any other input a job cannot use.
-        if (err instanceof SplitError) throw new InputError(err.message);
-        throw err;
+    const planWorkers = options.localWorkers ? options.planWorkers ?? 0 : 0;
+    let splits: Split[] = [];
+    let groups: number[][] | undefined;
+    try {
+      if (planWorkers > 1) {
+        const files = options.files.map((file) => ({ file, path: file }));
+        ({ splits, groups } = await planLocalTasks(
+          files,
+          planWorkers,
+          MAX_LOCAL_SPLIT_SIZE,
+          options.maxSplitBytes,
+        ));
+      } else {
+        for (const file of options.files) {
+          splits.push(...await splitFile(file, file, splitSize, options.maxSplitBytes));
+        }
       }
+    } catch (err) {
+      // Refused at start, like any other input a job cannot use.
+      if (err instanceof SplitError) throw new InputError(err.message);
+      throw err;
     }
     const localInputs = options.localWorkers ? await localInputsOf(splits) : [];
-    const groups = options.localWorkers && options.minMapTasks
-      ? groupSplits(splits, options.minMapTasks, Math.max(splitSize, MAX_LOCAL_SPLIT_SIZE))
-      : undefined;
-    const grouped = groups !== undefined && groups.length < splits.length;
+    if (groups === undefined && options.localWorkers && options.minMapTasks) {
+      groups = groupSplits(splits, options.minMapTasks, Math.max(splitSize, MAX_LOCAL_SPLIT_SIZE));
+    }
+    // A planned task may map a piece of a file: every task then names its pieces.
+    const grouped = groups !== undefined && (planWorkers > 1 || groups.length < splits.length);
     const coordinator = new Coordinator(options, splits, localInputs, grouped ? groups : undefined);
     if (options.localWorkers) {
       coordinator.#localOutputs = await LocalOutputs.create(

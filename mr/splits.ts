@@ -85,25 +85,49 @@ export async function splitEnds(
   const buffer = new Uint8Array(SCAN_CHUNK);
   let start = 0;
   while (start + splitSize < size) {
-    // The byte at `target` is the split's last byte if it is a newline; else scan forward.
-    let position = start + splitSize - 1;
-    let end = size;
-    scan: while (position < size) {
-      const n = await readAt(buffer, position);
-      if (n <= 0) break;
-      for (let i = 0; i < n; i++) {
-        if (buffer[i] === 0x0a) {
-          end = position + i + 1;
-          break scan;
-        }
-      }
-      position += n;
-    }
+    const end = await lineEnd(start + splitSize - 1, size, readAt, buffer);
     ends.push(end);
     start = end;
   }
   if (start < size || ends.length === 0) ends.push(size);
   return ends;
+}
+
+/**
+ * Where the line holding byte `position` of a file of `size` bytes ends: just after the first
+ * newline at or after `position`, or `size` when there is none. Reads through `readAt` from
+ * `position` on, a buffer at a time.
+ */
+export async function lineEnd(
+  position: number,
+  size: number,
+  readAt: (buffer: Uint8Array, position: number) => Promise<number>,
+  buffer = new Uint8Array(SCAN_CHUNK),
+): Promise<number> {
+  while (position < size) {
+    const n = await readAt(buffer, position);
+    if (n <= 0) break;
+    const i = buffer.subarray(0, n).indexOf(0x0a);
+    if (i >= 0) return position + i + 1;
+    position += n;
+  }
+  return size;
+}
+
+/** A readAt for lineEnd and splitEnds over an open file: fills `buffer` from `position`. */
+export function fileReader(
+  handle: Deno.FsFile,
+): (buffer: Uint8Array, position: number) => Promise<number> {
+  return async (buffer, position) => {
+    await handle.seek(position, Deno.SeekMode.Start);
+    let filled = 0;
+    while (filled < buffer.length) {
+      const n = await handle.read(buffer.subarray(filled));
+      if (n === null) break;
+      filled += n;
+    }
+    return filled;
+  };
 }
 
 /**
@@ -120,16 +144,7 @@ export async function splitFile(
   let ends: number[];
   try {
     const size = (await handle.stat()).size;
-    ends = await splitEnds(size, splitSize, async (buffer, position) => {
-      await handle.seek(position, Deno.SeekMode.Start);
-      let filled = 0;
-      while (filled < buffer.length) {
-        const n = await handle.read(buffer.subarray(filled));
-        if (n === null) break;
-        filled += n;
-      }
-      return filled;
-    });
+    ends = await splitEnds(size, splitSize, fileReader(handle));
   } finally {
     handle.close();
   }
