@@ -459,8 +459,11 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
   await Promise.all([...running].map((child) => child.status));
   const extra = extraAttempts(coordinator.status());
   if (extra !== undefined) log(`mr run: ${extra}`);
-  await coordinator.close();
-  await Deno.remove(jobDir, { recursive: true }).catch(() => {});
+  // Both at once: the job's directory does not depend on the coordinator.
+  await Promise.all([
+    coordinator.close(),
+    Deno.remove(jobDir, { recursive: true }).catch(() => {}),
+  ]);
   reportResult(log, "mr run", result, started, options.nReduce);
   return interrupted ? INTERRUPTED : result.ok ? 0 : 1;
 }

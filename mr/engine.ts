@@ -9,6 +9,7 @@ import { reduceRuns, type ReduceStats } from "./merge.ts";
 import { BLOCK_SIZE, fileSink, RecordReader } from "./record_format.ts";
 import { ChecksummedSource, CorruptInputError } from "./checked_source.ts";
 import { type Checksum, IntegrityError } from "./transfer.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** Where a map task's partitions go. */
 export interface MapTaskOptions {
@@ -75,7 +76,8 @@ export async function runMapInputs(
 export interface ReduceOptions {
   /**
    * Per input, the length and CRC-32C it must have (undefined: not checked, e.g. a fetched copy
-   * already checked in transit). A mismatch throws CorruptInputError naming the input.
+   * already checked in transit). A mismatch, or a checked input that cannot be opened, throws
+   * CorruptInputError naming the input.
    */
   checks?: (Checksum | undefined)[];
   /** Fsync the output before returning (it is committed by a rename, not copied). */
@@ -100,14 +102,23 @@ export async function runReduce(
   const files: Deno.FsFile[] = [];
   const sources: (ChecksummedSource | undefined)[] = [];
   try {
+    // Opened all at once: a reduce has one input per map, and each open is a system call.
+    const opened = await Promise.allSettled(inputs.map((path) => Deno.open(path)));
+    for (const result of opened) if (result.status === "fulfilled") files.push(result.value);
+    const failed = opened.findIndex((result) => result.status === "rejected");
+    if (failed >= 0) {
+      const reason = (opened[failed] as PromiseRejectedResult).reason;
+      // A checked input is a map's output read in place: gone is as unusable as damaged.
+      if (options.checks?.[failed] === undefined) throw reason;
+      throw new CorruptInputError(failed, `Cannot read ${inputs[failed]}: ${errorMessage(reason)}`);
+    }
+    const sizes = await Promise.all(
+      files.map((file, i) => options.checks?.[i]?.length ?? file.stat().then((s) => s.size)),
+    );
     let bytesRead = 0;
-    const sizes: number[] = [];
-    for (const [i, path] of inputs.entries()) {
-      const file = await Deno.open(path);
-      files.push(file);
+    for (const [i, file] of files.entries()) {
       const check = options.checks?.[i];
-      sources.push(check && new ChecksummedSource(file, check, path));
-      sizes.push(check?.length ?? (await file.stat()).size);
+      sources.push(check && new ChecksummedSource(file, check, inputs[i]));
       bytesRead += sizes[i];
     }
     // A run smaller than a block gets a block its size (plus room to see the end): a reduce

@@ -43,7 +43,10 @@ self.onmessage = async (event: MessageEvent<TaskRequest>) => {
     last = now;
     self.postMessage({ type: "progress", id: request.id } as TaskReply);
   };
+  // A map starts on a heap without the previous map's garbage (its input string, its table;
+  // a no-op while the heap is small), so maps' memory stays bounded. Not after a task: the
+  // full collection takes tens of milliseconds, and after the last map the first reduce of the
+  // phase would wait for it, while reduces need little memory.
+  if (request.type === "map") trimHeap();
   self.postMessage(await handleTaskRequest(app!, request, runMapInputs, runReduce, progress));
-  // After the reply, so the worker reports and asks for the next task meanwhile.
-  trimHeap();
 };

@@ -216,10 +216,11 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
   const dataDir = options.dataDir ?? await Deno.makeTempDir({ prefix: "raftmr-worker-" });
   await Deno.mkdir(dataDir, { recursive: true });
   let job: ServedJob | undefined;
+  const dataToRemove = () => ownDir ? dataDir : job && jobDir(dataDir, job.id);
   const removeData = () => {
+    const path = dataToRemove();
     try {
-      if (ownDir) Deno.removeSync(dataDir, { recursive: true });
-      else if (job) Deno.removeSync(jobDir(dataDir, job.id), { recursive: true });
+      if (path !== undefined) Deno.removeSync(path, { recursive: true });
     } catch {
       // Already gone.
     }
@@ -248,8 +249,12 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
     return 1;
   } finally {
     (await starting.catch(() => undefined))?.close();
-    await server.shutdown();
-    removeData();
+    // The job's data goes while the data server stops: nobody fetches once the job is over.
+    const path = dataToRemove();
+    await Promise.all([
+      server.shutdown(),
+      path === undefined ? undefined : Deno.remove(path, { recursive: true }).catch(() => {}),
+    ]);
     globalThis.removeEventListener("unload", removeData);
   }
 }
@@ -612,10 +617,15 @@ class WorkerLoop {
       // Per input read in place, the length and CRC-32C the merge checks it against as it reads.
       const checks: ({ length: number; crc: number } | null)[] = [];
       const fetches: number[] = [];
+      // All at once: each check is a stat, and a reduce has one input per map.
+      const inPlace = await Promise.all(
+        maps.map(({ size, dir: mapDir }) =>
+          mapDir !== undefined && readableInPlace(join(mapDir, partitionFileName(task)), size)
+        ),
+      );
       for (const { map, size, crc, dir: mapDir } of maps) {
-        const here = mapDir !== undefined && join(mapDir, partitionFileName(task));
-        if (here && await readableInPlace(here, size)) {
-          inputs.push(here);
+        if (inPlace[map]) {
+          inputs.push(join(mapDir!, partitionFileName(task)));
           checks.push({ length: size, crc });
         } else {
           inputs.push(join(dir, `in-${map}`));

@@ -82,6 +82,19 @@ Deno.test("runReduce checks in-place inputs as it reads them and names the corru
         },
       );
     }
+    // Gone (its mapper's directory removed): as unusable as damaged, and named the same way.
+    await Deno.remove(paths[1]);
+    await assert.rejects(
+      runReduce(wc, paths, join(dir, "out-gone"), undefined, { checks }),
+      (err: unknown) =>
+        err instanceof CorruptInputError && err.input === 1 &&
+        /Cannot read .*run-1/.test(err.message),
+    );
+    // An unchecked input (a fetched copy) that is gone is an ordinary error.
+    await assert.rejects(
+      runReduce(wc, paths, join(dir, "out-gone2")),
+      (err: unknown) => err instanceof Deno.errors.NotFound,
+    );
   });
 });
 
