@@ -8,7 +8,6 @@ import type { FlagSpec, ParsedArgs } from "./command.ts";
 import { stringFlag, UsageError } from "./command.ts";
 import type { ByteConn } from "../net/framed_conn.ts";
 import { clientHello, type Hello } from "../net/handshake.ts";
-import { dialTls, readPem } from "../net/peer_tls.ts";
 import { readTokens } from "../net/security.ts";
 import { errorMessage } from "../util/errors.ts";
 
@@ -55,6 +54,9 @@ export async function clientSecurity(args: ParsedArgs): Promise<PeerPortAccess> 
   const tokenFile = stringFlag(args, "token-file") ?? await inDir("token");
   const caFile = stringFlag(args, "ca") ?? await inDir("ca.pem");
   try {
+    // Here rather than at the top: node:tls costs ~10 ms to load, and a command that only takes
+    // these flags (raftmr worker) need not pay it.
+    const { dialTls, readPem } = await import("../net/peer_tls.ts");
     const token = tokenFile === undefined ? undefined : (await readTokens(tokenFile))[0];
     const ca = caFile === undefined ? undefined : await readPem(caFile, "CA certificate");
     return {

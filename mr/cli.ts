@@ -15,13 +15,17 @@ import {
   UsageError,
 } from "../cli/command.ts";
 import { AppLoadError, loadApp, resolveAppPath } from "./app.ts";
-import { Coordinator, InputError, type JobResult } from "./coordinator.ts";
-import { expandInputs } from "./inputs.ts";
+// Types only: the coordinator's modules load when a coordinator starts, so `mr run` starts its
+// workers first (runLocalJob).
+import type { Coordinator, JobResult } from "./coordinator.ts";
+import { checkInputs, expandInputs, InputError } from "./inputs.ts";
 import { extraAttempts } from "./attempt_summary.ts";
 import { DEFAULT_SPLIT_SIZE, localSplitSize, parseSize, SPLITS_PER_WORKER } from "./splits.ts";
 import { outputName } from "./partition.ts";
 import { selfCommand } from "../cli/self.ts";
 import { sleep } from "../util/sleep.ts";
+import { randomHex } from "../util/random_hex.ts";
+import { localStageDir } from "./local_output.ts";
 import { INTERRUPTED, listenError } from "./listen_error.ts";
 import { stopSignal } from "../cli/signals.ts";
 import { workerPermissions } from "../cli/permissions.ts";
@@ -168,6 +172,7 @@ export const coordinatorCommand: Command = {
       if (!info?.isDirectory) {
         throw new UsageError(`flag --output-dir: ${outputDir} is not a directory`);
       }
+      const { Coordinator } = await import("./coordinator.ts");
       coordinator = await Coordinator.start({
         files,
         nReduce,
@@ -328,53 +333,29 @@ export interface LocalJobOptions {
 export async function runLocalJob(options: LocalJobOptions): Promise<number> {
   const log = options.log ?? ((line: string) => console.error(line));
   try {
-    // Import the app here first: a broken module is reported once, clearly, before N workers
-    // each fail on it.
+    // The app and the inputs first, here (a few ms for the bundled apps, a stat and an open per
+    // input): a broken module or a missing input is reported once, clearly, and no worker is
+    // started to fail on it.
     await loadApp(options.appPath);
+    await checkInputs(options.files);
   } catch (err) {
-    if (!(err instanceof AppLoadError)) throw err;
+    if (!(err instanceof AppLoadError) && !(err instanceof InputError)) throw err;
     log(`mr run: ${err.message}`, { level: "error" });
     return 1;
   }
+  // Then the workers, before anything else: a worker process takes about 100 ms to load its
+  // modules and its app, and meanwhile this process loads the coordinator's modules, sizes the
+  // inputs and plans the splits. The workers dial a port bound now; their connections wait in
+  // its listen backlog until the coordinator serves it.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0, transport: "tcp" });
+  const address = `127.0.0.1:${listener.addr.port}`;
   // The job's own worker token: the coordinator's port admits only the workers started here.
   const token = newJobToken();
-  let coordinator: Coordinator;
-  try {
-    coordinator = await Coordinator.start({
-      tokens: [token],
-      files: options.files,
-      nReduce: options.nReduce,
-      taskTimeoutMs: options.taskTimeoutMs,
-      splitSize: options.splitSize ??
-        localSplitSize(await totalSize(options.files), options.workers),
-      // The workers run here: they read their splits from the inputs, not over HTTP.
-      localWorkers: true,
-      // Without --split-size, map tasks shrink toward the end so the map phase ends evenly.
-      planWorkers: options.splitSize === undefined ? options.workers : undefined,
-      // Many small files: a few per map task, while each worker still gets several tasks.
-      minMapTasks: SPLITS_PER_WORKER * options.workers,
-      listen: { hostname: "127.0.0.1", port: 0 },
-      http: options.http,
-      log,
-    });
-  } catch (err) {
-    const message = startupError(
-      err,
-      options.http ? [{ ...options.http, what: "--http" }] : [],
-    );
-    if (message === undefined) throw err;
-    log(`mr run: ${message}`, { level: "error" });
-    return 1;
-  }
-  const started = Date.now();
-  console.error(
-    `mr run: ${options.files.length} input files in ${coordinator.progress().nMap} splits, ` +
-      `${options.nReduce} reduce tasks, ${options.workers} workers`,
-  );
-  const address = `${coordinator.rpcAddress.hostname}:${coordinator.rpcAddress.port}`;
+  // The job's id: the workers' permissions name its staging directory for reduce outputs.
+  const job = randomHex(8);
   // Each worker gets a data directory of its own under one job directory, and the permissions
   // of a worker: its app, that directory, the inputs and the other workers' map output (read
-  // in place: localWorkers above), and the coordinator's staging directory for reduce outputs.
+  // in place: localWorkers below), and the coordinator's staging directory for reduce outputs.
   const jobDir = await Deno.makeTempDir({ prefix: "raftmr-job-" });
   const tokenFile = `${jobDir}/token`;
   await writeTokenFile(tokenFile, token);
@@ -389,7 +370,7 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
         appPath,
         dataDir,
         [tokenFile, ...options.files, jobDir],
-        coordinator.localStageDir === undefined ? [] : [coordinator.localStageDir],
+        [localStageDir(".", job)],
       ),
     );
   };
@@ -414,6 +395,51 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
     });
   };
   for (let i = 0; i < options.workers; i++) spawn();
+
+  let coordinator: Coordinator;
+  try {
+    const { Coordinator } = await import("./coordinator.ts");
+    coordinator = await Coordinator.start({
+      tokens: [token],
+      files: options.files,
+      nReduce: options.nReduce,
+      taskTimeoutMs: options.taskTimeoutMs,
+      splitSize: options.splitSize ??
+        localSplitSize(await totalSize(options.files), options.workers),
+      // The workers run here: they read their splits from the inputs, not over HTTP.
+      localWorkers: true,
+      // Without --split-size, map tasks shrink toward the end so the map phase ends evenly.
+      planWorkers: options.splitSize === undefined ? options.workers : undefined,
+      // Many small files: a few per map task, while each worker still gets several tasks.
+      minMapTasks: SPLITS_PER_WORKER * options.workers,
+      job,
+      listen: listener,
+      http: options.http,
+      log,
+    });
+  } catch (err) {
+    // No job: stop the workers started for it (they hold nothing yet) and remove their data.
+    over = true;
+    try {
+      listener.close();
+    } catch {
+      // The coordinator's RPC server took it over and closed it.
+    }
+    await killAll(running);
+    await Deno.remove(jobDir, { recursive: true }).catch(() => {});
+    const message = startupError(
+      err,
+      options.http ? [{ ...options.http, what: "--http" }] : [],
+    );
+    if (message === undefined) throw err;
+    log(`mr run: ${message}`, { level: "error" });
+    return 1;
+  }
+  const started = Date.now();
+  console.error(
+    `mr run: ${options.files.length} input files in ${coordinator.progress().nMap} splits, ` +
+      `${options.nReduce} reduce tasks, ${options.workers} workers`,
+  );
 
   const showProgress = options.progress ?? Deno.stderr.isTerminal();
   const bar = showProgress ? setInterval(() => drawProgress(coordinator, started), 200) : undefined;
@@ -449,14 +475,7 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
     ]);
     clearTimeout(timer);
   }
-  for (const child of running) {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Exited meanwhile.
-    }
-  }
-  await Promise.all([...running].map((child) => child.status));
+  await killAll(running);
   const extra = extraAttempts(coordinator.status());
   if (extra !== undefined) log(`mr run: ${extra}`);
   // Both at once: the job's directory does not depend on the coordinator.
@@ -466,6 +485,18 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
   ]);
   reportResult(log, "mr run", result, started, options.nReduce);
   return interrupted ? INTERRUPTED : result.ok ? 0 : 1;
+}
+
+/** Kills every process of `running` at once and waits until each has exited. */
+async function killAll(running: Set<Deno.ChildProcess>): Promise<void> {
+  for (const child of running) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  await Promise.all([...running].map((child) => child.status));
 }
 
 function drawProgress(coordinator: Coordinator, started: number): void {

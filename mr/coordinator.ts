@@ -17,6 +17,7 @@ import { registerCoordinatorMetrics } from "./coordinator_metrics.ts";
 import { coordinatorPage } from "./coordinator_page.ts";
 import type { FramedConn } from "../net/framed_conn.ts";
 import { fsyncDir } from "../persist/atomic_file.ts";
+import { randomHex } from "../util/random_hex.ts";
 import { describeTask, Scheduler, type TaskView } from "./scheduler.ts";
 import {
   type HeartbeatResult,
@@ -90,12 +91,20 @@ export interface CoordinatorOptions {
    * splitSize; `mr run` passes its worker count when --split-size is not given. Ignored below 2.
    */
   planWorkers?: number;
+  /**
+   * The job's id (default: random). `mr run` draws it before it starts its workers: their
+   * permissions name the reduce outputs' staging directory, whose name holds it.
+   */
+  job?: string;
   /** Timeouts of one task that fail the job (default 3). */
   maxTimeouts?: number;
   /** The longest an ask is held while nothing is ready (default MAX_ASK_HOLD_MS). */
   maxAskHoldMs?: number;
-  /** RPC address for workers; port 0 picks a free port. */
-  listen: { hostname: string; port: number };
+  /**
+   * RPC address for workers (port 0 picks a free port), or a listener bound already (`mr run`
+   * binds it before starting its workers, so they can dial it while the coordinator starts).
+   */
+  listen: { hostname: string; port: number } | Deno.TcpListener;
   /**
    * HTTP address for status, metrics and the job's data endpoints; omitted means the listen
    * host on any free port.
@@ -187,12 +196,6 @@ export interface TaskStatus {
 /** The answer to an ask when there is nothing to do yet. */
 const WAIT: TaskAssignment = { type: "wait" };
 
-/** Draws `bytes` random bytes as lowercase hex. */
-function randomHex(bytes: number): string {
-  const raw = crypto.getRandomValues(new Uint8Array(bytes));
-  return Array.from(raw, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /** The default --worker-timeout: a worker silent this long is dead (MapReduce §3.3). */
 export const DEFAULT_WORKER_TIMEOUT_MS = 10_000;
 
@@ -213,7 +216,7 @@ export class Coordinator {
   #localOutputs?: LocalOutputs;
   /** Commits whose directory fsync is under way: the job is not finished before they are. */
   #syncing = 0;
-  readonly #job = randomHex(8);
+  readonly #job: string;
   // 32 random bytes, URL-safe: the bearer token of every data request of this job.
   readonly #token = randomHex(32);
   readonly #outputDir: string;
@@ -252,6 +255,7 @@ export class Coordinator {
     this.#groups = groups;
     this.#log = options.log ?? ((line: string) => console.error(line));
     this.#outputDir = options.outputDir ?? ".";
+    this.#job = options.job ?? randomHex(8);
     this.#workerTimeoutMs = options.workerTimeoutMs ?? DEFAULT_WORKER_TIMEOUT_MS;
     this.#scheduler = new Scheduler({
       files: groups
@@ -383,8 +387,11 @@ export class Coordinator {
     this.#rpc.handle(RPC_ASK, (params, context) => this.#ask(params, context));
     this.#rpc.handle(RPC_LOCATIONS, (params) => this.#locations(params));
     this.#rpc.handle(RPC_REPORT, (params) => this.#report(params));
-    this.#rpcAddress = this.#rpc.listen(this.#options.listen.hostname, this.#options.listen.port);
-    const http = this.#options.http ?? { hostname: this.#options.listen.hostname, port: 0 };
+    const listen = this.#options.listen;
+    this.#rpcAddress = "accept" in listen
+      ? this.#rpc.serve(listen)
+      : this.#rpc.listen(listen.hostname, listen.port);
+    const http = this.#options.http ?? { hostname: this.#rpcAddress.hostname, port: 0 };
     const app = this.#routes();
     // The listener with a connection cap, header and idle timeouts and an accept loop that
     // survives EMFILE (net/http_listener.ts): splits and outputs cross this port too.

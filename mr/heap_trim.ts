@@ -14,8 +14,7 @@
  * through node:v8, and the function read from a fresh node:vm context. Where that is refused,
  * this does nothing and V8 collects on its own schedule.
  */
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
+import process from "node:process";
 
 /** Heap plus external (ArrayBuffer) bytes past which a task is followed by a full collection. */
 export const TRIM_BYTES = 64 * 1024 * 1024;
@@ -25,8 +24,12 @@ let collect: (() => void) | null | undefined;
 function collector(): (() => void) | null {
   if (collect !== undefined) return collect;
   try {
-    setFlagsFromString("--expose-gc");
-    const gc: unknown = runInNewContext("gc");
+    // Loaded on first use (process.getBuiltinModule): node:vm takes a task thread ~5 ms to load
+    // at start, before its first map, and the first trim comes after that map.
+    const v8 = process.getBuiltinModule("node:v8") as typeof import("node:v8");
+    const vm = process.getBuiltinModule("node:vm") as typeof import("node:vm");
+    v8.setFlagsFromString("--expose-gc");
+    const gc: unknown = vm.runInNewContext("gc");
     collect = typeof gc === "function" ? () => gc() : null;
   } catch {
     collect = null;

@@ -54,6 +54,11 @@ export async function writableLocally(stage: LocalStage): Promise<boolean> {
   }
 }
 
+/** The staging directory of job `job` in `outputDir`, as an absolute path. */
+export function localStageDir(outputDir: string, job: string): string {
+  return join(resolve(outputDir), `.raftmr-${job}`);
+}
+
 /**
  * The coordinator's side: the staging directory, and the commit of a staged attempt. Commit and
  * discard are synchronous where the caller needs no other report to interleave.
@@ -77,7 +82,7 @@ export class LocalOutputs {
    */
   static async create(outputDir: string, job: string): Promise<LocalOutputs | undefined> {
     outputDir = resolve(outputDir);
-    const dir = join(outputDir, `.raftmr-${job}`);
+    const dir = localStageDir(outputDir, job);
     await Deno.mkdir(dir, { mode: 0o700 });
     const info = await Deno.stat(dir);
     if (info.ino === null) {

@@ -46,6 +46,11 @@ export function partition(key: string, nReduce: number): number {
   return (fnv1a32(key) & 0x7fffffff) % nReduce;
 }
 
+/** Name of the partition file for reduce task `reduce` inside a map attempt's directory. */
+export function partitionFileName(reduce: number): string {
+  return `part-${reduce}`;
+}
+
 /** Name of the output file reduce task `reduce` writes. */
 export function outputName(reduce: number): string {
   return `mr-out-${reduce}`;

@@ -5,6 +5,7 @@
  * a name that came over the network, so no request reaches outside the worker's data directory.
  */
 import { join } from "node:path";
+import { partitionFileName } from "./partition.ts";
 import { type HttpListener, serveHttp } from "../net/http_listener.ts";
 import { defaultConnectionCap } from "../net/conn_gate.ts";
 import { bearerToken, sameSecret } from "./transfer.ts";
@@ -15,10 +16,9 @@ export interface ServedJob {
   token: string;
 }
 
-/** Name of the partition file for reduce task `reduce` inside a map attempt's directory. */
-export function partitionFileName(reduce: number): string {
-  return `part-${reduce}`;
-}
+// Also exported from here, where it always was; it lives in partition.ts, which a task thread
+// loads without this module's HTTP server.
+export { partitionFileName };
 
 /** Directory of a job's intermediate data inside a worker's data directory. */
 export function jobDir(dataDir: string, job: string): string {

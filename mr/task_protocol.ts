@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import type { MapReduceApp } from "./app.ts";
 import type { runMapInputs, runReduce } from "./engine.ts";
-import { partitionFileName } from "./shuffle_server.ts";
+import { partitionFileName } from "./partition.ts";
 import { readRange } from "./local_input.ts";
 import { CorruptInputError } from "./checked_source.ts";
 

@@ -6,7 +6,6 @@
  */
 import { fileURLToPath } from "node:url";
 import { AppLoadError, loadApp, type MapReduceApp } from "./app.ts";
-import { runMapInputs, runReduce } from "./engine.ts";
 import { CorruptInputError } from "./checked_source.ts";
 import {
   type EngineIo,
@@ -172,6 +171,8 @@ export class TaskRunner {
     if (this.#pending) throw new Error("A task is already running on this runner");
     const request = { ...job, id: this.#nextId++ } as Exclude<TaskRequest, { type: "load" }>;
     if (this.#inProcess) {
+      // The engine loads here only in this fallback: with a task thread, the thread loads it.
+      const { runMapInputs, runReduce } = await import("./engine.ts");
       const reply = await handleTaskRequest(
         this.#inProcess,
         request,

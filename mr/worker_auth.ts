@@ -12,6 +12,7 @@
 import { type FlagSpec, type ParsedArgs, stringFlag, UsageError } from "../cli/command.ts";
 import { isLoopback, readTokens } from "../net/security.ts";
 import { errorMessage } from "../util/errors.ts";
+import { randomHex } from "../util/random_hex.ts";
 
 /** The coordinator's authentication flags, merged into its flag specs. */
 export const COORDINATOR_AUTH_FLAGS: Record<string, FlagSpec> = {
@@ -74,8 +75,7 @@ export async function workerToken(args: ParsedArgs): Promise<string | undefined>
 
 /** A fresh random token (32 bytes as hex) for one `mr run` job. */
 export function newJobToken(): string {
-  const raw = crypto.getRandomValues(new Uint8Array(32));
-  return Array.from(raw, (b) => b.toString(16).padStart(2, "0")).join("");
+  return randomHex(32);
 }
 
 /** Writes `token` to `path`, readable by this user only (the workers read it at start). */

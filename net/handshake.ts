@@ -17,7 +17,7 @@
  * `joining` flag, say): declare it in Hello, copy it in parseHello after checking its type, set
  * it in peerHello's caller, and judge it in HandshakePolicy.checkPeer.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
+import process from "node:process";
 
 /** The handshake version this build speaks. */
 export const HANDSHAKE_VERSION = 1;
@@ -221,9 +221,22 @@ export function admit(hello: Hello, facts: TransportFacts, policy: HandshakePoli
   return { role: "client" };
 }
 
+let nodeCryptoModule: typeof import("node:crypto") | undefined;
+
+/**
+ * node:crypto, loaded when first needed (Node's process.getBuiltinModule): only a listener
+ * checking tokens uses it, and a process that only dials, such as each worker `mr run` starts,
+ * would otherwise pay about 10 ms at start to load it.
+ */
+function nodeCrypto(): typeof import("node:crypto") {
+  return nodeCryptoModule ??= process.getBuiltinModule(
+    "node:crypto",
+  ) as typeof import("node:crypto");
+}
+
 /** SHA-256 of a token: what a listener keeps, and compares in constant time. */
 export function tokenDigest(token: string): Uint8Array {
-  return new Uint8Array(createHash("sha256").update(token).digest());
+  return new Uint8Array(nodeCrypto().createHash("sha256").update(token).digest());
 }
 
 /**
@@ -234,7 +247,7 @@ export function tokenMatches(token: string, digests: Uint8Array[]): boolean {
   const digest = tokenDigest(token);
   let found = false;
   for (const candidate of digests) {
-    if (timingSafeEqual(digest, candidate)) found = true;
+    if (nodeCrypto().timingSafeEqual(digest, candidate)) found = true;
   }
   return found;
 }

@@ -25,7 +25,8 @@ import {
   type TransportFacts,
   welcome,
 } from "./handshake.ts";
-import { listenTls, type TlsListenerHandle, type TlsMaterial } from "./peer_tls.ts";
+// Types only: node:tls loads when a TLS server opens (open()), not in every process that dials.
+import type { TlsListenerHandle, TlsMaterial } from "./peer_tls.ts";
 
 const REQUEST = 0;
 const REPLY_OK = 1;
@@ -127,7 +128,16 @@ export class RpcServer {
   /** Starts listening on plain TCP (port 0 picks a free port) and returns the bound address. */
   listen(hostname: string, port: number): { hostname: string; port: number } {
     if (this.#options.tls) throw new TypeError("A TLS RpcServer starts with open()");
-    const listener = Deno.listen({ hostname, port, transport: "tcp" });
+    return this.serve(Deno.listen({ hostname, port, transport: "tcp" }));
+  }
+
+  /**
+   * Serves plain TCP connections from a listener the caller bound earlier, and returns its
+   * address. Connections made before this call wait in the listen backlog meanwhile: `mr run`
+   * binds its port, starts its workers, and only then loads and starts its coordinator.
+   */
+  serve(listener: Deno.TcpListener): { hostname: string; port: number } {
+    if (this.#options.tls) throw new TypeError("A TLS RpcServer starts with open()");
     this.#listener = listener;
     this.#acceptLoop = acceptLoop(
       listener,
@@ -143,6 +153,7 @@ export class RpcServer {
   async open(hostname: string, port: number): Promise<{ hostname: string; port: number }> {
     const material = this.#options.tls;
     if (!material) return this.listen(hostname, port);
+    const { listenTls } = await import("./peer_tls.ts");
     this.#tlsListener = await listenTls({
       hostname,
       port,

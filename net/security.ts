@@ -3,7 +3,8 @@
  * peer TLS (certificate, key, cluster CA), client tokens, HTTP TLS. Every error names the file.
  */
 import { parseTokenFile, tokenDigest } from "./handshake.ts";
-import { loadTlsMaterial, readPem, type TlsMaterial } from "./peer_tls.ts";
+// Types only: node:tls loads with the first TLS file (loadNodeSecurity), not with readTokens.
+import type { TlsMaterial } from "./peer_tls.ts";
 
 /** The files a node's security comes from; all optional (no files: an insecure node). */
 export interface SecurityFiles {
@@ -28,6 +29,7 @@ export interface NodeSecurity {
 /** Loads what `files` names; throws RangeError for an incomplete set, Error for a bad file. */
 export async function loadNodeSecurity(files: SecurityFiles): Promise<NodeSecurity> {
   const security: NodeSecurity = {};
+  const { loadTlsMaterial, readPem } = await import("./peer_tls.ts");
   const peer = [files.peerCert, files.peerKey, files.peerCa];
   if (peer.some((p) => p !== undefined)) {
     if (peer.some((p) => p === undefined)) {

@@ -1,0 +1,79 @@
+/**
+ * `mr run` starts its workers before its coordinator (mr/cli.ts runLocalJob): what must not
+ * change with that order. A broken app or a missing input is reported once and starts no
+ * worker; a coordinator that cannot start after the workers were spawned stops them and leaves
+ * nothing behind.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { app, CONFIG, MAIN, withTempDir, writeInputs } from "./helpers.ts";
+import { spawn } from "../lib/roles.ts";
+
+/** Runs `raftmr mr run ARGS` in `dir` with TMPDIR `tmp` (where the job directory goes). */
+async function mrRun(dir: string, tmp: string, args: string[]) {
+  const run = spawn(
+    Deno.execPath(),
+    ["run", "-A", "--config", CONFIG, MAIN, "mr", "run", ...args],
+    { cwd: dir, env: { TMPDIR: tmp } },
+  );
+  const code = await run.exited;
+  return { code, stderr: run.stderr() };
+}
+
+async function entries(dir: string): Promise<string[]> {
+  const names = [];
+  for await (const entry of Deno.readDir(dir)) names.push(entry.name);
+  return names;
+}
+
+/** Whether a process whose command line contains `text` is running (pgrep -f). */
+async function running(text: string): Promise<boolean> {
+  const out = await new Deno.Command("pgrep", { args: ["-f", text], stdout: "null" }).output();
+  return out.code === 0;
+}
+
+Deno.test("mr run: a broken app or a missing input is one line, exit 1, and starts no worker", async () => {
+  await withTempDir(async (dir) => {
+    const tmp = join(dir, "tmp");
+    await Deno.mkdir(tmp);
+    const files = await writeInputs(dir, 2, 20);
+    await Deno.writeTextFile(join(dir, "half.ts"), "export function map() { return []; }\n");
+    const cases: [string[], RegExp][] = [
+      [["--app", "half.ts", ...files], /mr run: App module half\.ts does not export reduce/],
+      [["--app", "nope.ts", ...files], /mr run: Cannot import app module nope\.ts/],
+      [["--app", app("wc"), files[0], "missing.txt"], /mr run: Cannot read input file: missing/],
+    ];
+    for (const [args, message] of cases) {
+      const out = await mrRun(dir, tmp, ["--workers", "2", ...args]);
+      assert.equal(out.code, 1, out.stderr);
+      const lines = out.stderr.trim().split("\n");
+      // One line: no worker was started to fail on it too.
+      assert.equal(lines.length, 1, out.stderr);
+      assert.match(lines[0], message);
+      assert.deepEqual(await entries(tmp), [], "no job directory was made");
+    }
+  });
+});
+
+Deno.test("mr run: a coordinator that cannot start stops the workers started for it", async () => {
+  await withTempDir(async (dir) => {
+    const tmp = join(dir, "tmp");
+    await Deno.mkdir(tmp);
+    const files = await writeInputs(dir, 2, 20);
+    // The status page's address is taken: the coordinator fails after the workers were spawned.
+    const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const http = `127.0.0.1:${taken.addr.port}`;
+      const out = await mrRun(dir, tmp, ["--app", app("wc"), "--http", http, ...files]);
+      assert.equal(out.code, 1, out.stderr);
+      // One line: the workers were stopped before they could fail on their own.
+      const lines = out.stderr.trim().split("\n");
+      assert.equal(lines.length, 1, out.stderr);
+      assert.match(lines[0], new RegExp(`mr run: Cannot listen on ${http}`));
+      assert.deepEqual(await entries(tmp), [], `the job directory is removed: ${out.stderr}`);
+      assert.equal(await running(tmp), false, "no worker process is left");
+    } finally {
+      taken.close();
+    }
+  });
+});
