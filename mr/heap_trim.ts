@@ -24,8 +24,8 @@ let collect: (() => void) | null | undefined;
 function collector(): (() => void) | null {
   if (collect !== undefined) return collect;
   try {
-    // Loaded on first use (process.getBuiltinModule): node:vm takes a task thread ~5 ms to load
-    // at start, before its first map, and the first trim comes after that map.
+    // Loaded on first use (process.getBuiltinModule): node:vm takes a task thread ~5 ms to load,
+    // and loaded at start that would delay its first map, before which no trim is due.
     const v8 = process.getBuiltinModule("node:v8") as typeof import("node:v8");
     const vm = process.getBuiltinModule("node:vm") as typeof import("node:vm");
     v8.setFlagsFromString("--expose-gc");
