@@ -617,8 +617,10 @@ export class Coordinator {
           `coordinator: reduce task ${report.task} attempt ${report.attempt} reported done ` +
             `without ${local ? "a staged" : "an uploaded"} output: handing it out again`,
         );
-        await local?.discard(report.task, report.attempt);
+        // Released before any await: the worker's next ask, sent right behind this report,
+        // must not find it still holding the attempt.
         this.#scheduler.release(report, now);
+        await local?.discard(report.task, report.attempt);
       } else {
         // complete() and the rename run without an await in between: no other report can
         // commit the same task meanwhile.

@@ -407,12 +407,20 @@ class WorkerLoop {
             if (silentMs >= this.#giveUpMs && this.#status.current) this.#app.close();
           });
       }, this.#job!.heartbeatMs);
+      /** The report of the attempt just run, still in flight while the next ask goes out. */
+      let reporting: Promise<unknown> | undefined;
       for (;;) {
         const asked = Date.now();
-        const reply = await this.#call(RPC_ASK, {
-          workerId: this.#id,
-          ...(holdMs > 0 ? { waitMs: holdMs } : {}),
-        });
+        // Report and ask in one round trip: the report went out first on the same connection,
+        // and the coordinator records it before its handler awaits anything, so this ask sees
+        // the task done (or given back); the next task does not wait for the report's reply,
+        // which for a reduce waits for its output's commit.
+        const [reported, reply] = await Promise.all([
+          reporting,
+          this.#call(RPC_ASK, { workerId: this.#id, ...(holdMs > 0 ? { waitMs: holdMs } : {}) }),
+        ]);
+        if (reporting !== undefined && reported === undefined) return this.#gone();
+        reporting = undefined;
         if (reply === undefined) return this.#gone();
         const assignment = parseAssignment(reply);
         if (assignment.type === "done") return 0;
@@ -478,7 +486,7 @@ class WorkerLoop {
           this.#log(`worker: ${assignment.type} task ${assignment.task} failed: ${report.error}`);
         }
         this.#status.current = undefined;
-        if (await this.#call(RPC_REPORT, report) === undefined) return this.#gone();
+        reporting = this.#call(RPC_REPORT, report);
       }
     } finally {
       this.#over = true;

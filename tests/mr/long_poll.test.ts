@@ -1,7 +1,8 @@
 /**
- * Long-poll asks (AskParams.waitMs): a worker with nothing to do is answered the moment a task
- * is ready for it (released by a failed attempt, a timed-out one, a dead worker's, or the reduce
- * phase opening) or the job ends, and otherwise when the hold bound is up. A raw RPC client
+ * Asks for work. Long polls (AskParams.waitMs): a worker with nothing to do is answered the
+ * moment a task is ready for it (released by a failed attempt, a timed-out one, a dead worker's,
+ * or the reduce phase opening) or the job ends, and otherwise when the hold bound is up. And a
+ * report with the next ask right behind it: the ask sees what the report did. A raw RPC client
  * plays the workers; every step waits for a condition, never for a time.
  */
 import assert from "node:assert/strict";
@@ -235,6 +236,48 @@ Deno.test("closing the coordinator answers the asks it holds", async () => {
       // (the test sanitizer fails on a leaked timer).
       const outcome = await held;
       assert.ok(outcome instanceof Error || outcome.type === "wait", String(outcome));
+    } finally {
+      rpc.close();
+      await coordinator.close();
+    }
+  });
+});
+
+Deno.test("a report and the next ask sent back to back: the ask sees what the report did", async () => {
+  await withTempDir(async (dir) => {
+    // Two inputs, two map tasks; the worker pipelines each report with its next ask.
+    await Deno.writeTextFile(join(dir, "b.txt"), "second input\n");
+    const { coordinator, client } = await start(dir, {
+      files: [join(dir, "in.txt"), join(dir, "b.txt")],
+    });
+    const rpc = client();
+    const io = { bytesRead: 1, bytesWritten: 1 };
+    try {
+      assert.equal((await rpc.call<Answer>("mr.ask", { workerId: "w" })).task, 0);
+      // Done: the next ask gets the other map, not map 0 again as if the reply had been lost.
+      const [accepted, next] = await Promise.all([
+        rpc.call("mr.report", { ...mapReport, workerId: "w", attempt: 1 }),
+        rpc.call<Answer>("mr.ask", { workerId: "w" }),
+      ]);
+      assert.deepEqual(accepted, { accepted: true });
+      assert.deepEqual([next.type, next.task, next.attempt], ["map", 1, 1]);
+      // Failed: the next ask gets a new attempt of it, not the failed one back.
+      const failed = { ...mapReport, workerId: "w", task: 1, attempt: 1, ok: false, error: "E" };
+      const [, retry] = await Promise.all([
+        rpc.call("mr.report", failed),
+        rpc.call<Answer>("mr.ask", { workerId: "w" }),
+      ]);
+      assert.deepEqual([retry.type, retry.task, retry.attempt], ["map", 1, 2]);
+      await rpc.call("mr.report", { ...mapReport, workerId: "w", task: 1, attempt: 2 });
+      // A reduce reported done without its output: given back before the ask is handled, so
+      // the ask gets a new attempt rather than the one that produced nothing.
+      assert.equal((await rpc.call<Answer>("mr.ask", { workerId: "w" })).type, "reduce");
+      const reduce = { workerId: "w", kind: "reduce", task: 0, attempt: 1, ok: true, ...io };
+      const [, again] = await Promise.all([
+        rpc.call("mr.report", reduce),
+        rpc.call<Answer>("mr.ask", { workerId: "w" }),
+      ]);
+      assert.deepEqual([again.type, again.task, again.attempt], ["reduce", 0, 2]);
     } finally {
       rpc.close();
       await coordinator.close();
