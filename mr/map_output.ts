@@ -11,9 +11,9 @@ import {
   type BlockSink,
   RecordReader,
   RecordWriter,
-  sortUtf8,
   syncFileSink,
 } from "./record_format.ts";
+import { sortByKey } from "./key_sort.ts";
 import { crc32c } from "../util/crc32c.ts";
 import { mergeGroups } from "./merge.ts";
 import { combined, type Combiner, PairTable } from "./pair_table.ts";
@@ -98,6 +98,32 @@ export function defaultMemoryLimit(): number {
 /** V8's young generation limit on 64-bit hosts, included in heap_size_limit. */
 const YOUNG_GENERATION = 96 << 20;
 
+/**
+ * The table's entries grouped by partition, each group in UTF-8 byte order of keys: partition r's
+ * entries are `order[starts[r], starts[r + 1])`. The partition is hashed once per distinct key
+ * here, never per emitted pair.
+ */
+function partitionOrder(
+  table: PairTable,
+  nReduce: number,
+): { order: Int32Array; starts: Int32Array } {
+  const size = table.size;
+  const keys = table.keys();
+  const parts = new Int32Array(size);
+  const starts = new Int32Array(nReduce + 1);
+  for (let entry = 0; entry < size; entry++) {
+    const r = partition(keys[entry], nReduce);
+    parts[entry] = r;
+    starts[r + 1]++;
+  }
+  for (let r = 0; r < nReduce; r++) starts[r + 1] += starts[r];
+  const next = starts.slice(0, nReduce);
+  const order = new Int32Array(size);
+  for (let entry = 0; entry < size; entry++) order[next[parts[entry]]++] = entry;
+  for (let r = 0; r < nReduce; r++) sortByKey(keys, order, starts[r], starts[r + 1]);
+  return { order, starts };
+}
+
 let spillCounter = 0;
 let scratch: Uint8Array | undefined;
 
@@ -120,6 +146,7 @@ export class MapOutput {
   #spills: string[][] = [];
   #finished = false;
   #countdown = PROGRESS_EVERY;
+  #writeCountdown = PROGRESS_EVERY;
 
   /** Starts an empty output for one map task. */
   constructor(options: MapOutputOptions) {
@@ -133,20 +160,31 @@ export class MapOutput {
 
   /** Emits one pair; throws TypeError on a non-string key or value. Bound: pass it around freely. */
   readonly emit = (key: string, value: string): void => {
-    if (this.#finished) throw new Error("emit called after the map task finished");
+    // The per-pair work is the table's add, a countdown and one comparison; whether the task
+    // has finished is checked only when the countdown runs out, which finish() makes it do.
+    if (--this.#countdown <= 0) this.#checkpoint();
     const table = this.#table;
     table.add(key, value);
     if (table.bytes > this.#limit) this.#spill();
-    this.#tick();
   };
 
+  /** Every PROGRESS_EVERY pairs emitted (and on the first emit after finish(), which throws). */
+  #checkpoint(): void {
+    if (this.#finished) {
+      this.#countdown = 0;
+      throw new Error("emit called after the map task finished");
+    }
+    this.#countdown = PROGRESS_EVERY;
+    this.#options.onProgress?.();
+  }
+
   /**
-   * Counts one pair emitted or written; every PROGRESS_EVERY calls onProgress: writing out a
-   * table of millions of values is progress too, not only emitting them.
+   * Counts one pair written out; every PROGRESS_EVERY calls onProgress: writing out a table of
+   * millions of values is progress too, not only emitting them.
    */
   #tick(): void {
-    if (--this.#countdown === 0) {
-      this.#countdown = PROGRESS_EVERY;
+    if (--this.#writeCountdown === 0) {
+      this.#writeCountdown = PROGRESS_EVERY;
       this.#options.onProgress?.();
     }
   }
@@ -168,15 +206,12 @@ export class MapOutput {
    */
   #writeTable(paths: string[]): { bytes: number; records: number; sums: Checksum[] } {
     const nReduce = this.#options.nReduce;
-    const buckets: string[][] = Array.from({ length: nReduce }, () => []);
     const table = this.#table;
-    // The partition is hashed once per distinct key here, never per emitted pair.
-    for (const key of table.keys()) buckets[partition(key, nReduce)].push(key);
+    const { order, starts } = partitionOrder(table, nReduce);
     let bytes = 0;
     let records = 0;
     const sums: Checksum[] = [];
     for (let r = 0; r < nReduce; r++) {
-      const keys = sortUtf8(buckets[r]);
       const file = Deno.openSync(paths[r], { write: true, create: true, truncate: true });
       try {
         const { sink, sum } = checksummed(syncFileSink(file));
@@ -186,7 +221,7 @@ export class MapOutput {
           writer.add(key, value);
           this.#tick();
         };
-        for (const key of keys) table.writeKey(key, add);
+        for (let i = starts[r]; i < starts[r + 1]; i++) table.write(order[i], add);
         writer.close();
         bytes += writer.bytes;
         records += writer.records;
@@ -201,6 +236,7 @@ export class MapOutput {
   /** Drops the output of a failed map: the table and every spill file. */
   async discard(): Promise<void> {
     this.#finished = true;
+    this.#countdown = 0;
     if (this.#spills.length === 0) return;
     this.#table = new PairTable(this.#options.combine);
     const spills = this.#spills.flat();
@@ -216,6 +252,7 @@ export class MapOutput {
   async finish(): Promise<MapOutputStats> {
     if (this.#finished) throw new Error("finish called twice");
     this.#finished = true;
+    this.#countdown = 0;
     const nReduce = this.#options.nReduce;
     const finals = Array.from({ length: nReduce }, (_, r) => this.#options.partitionPath(r));
     const rename = this.#options.renameIntoPlace ?? true;

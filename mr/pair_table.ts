@@ -10,6 +10,13 @@
  * 32-bit hashes before any string, and a repeated value (wc's "1") is a counter increment in a
  * typed array. The layout follows the textbook linear-probing table (Knuth, TAOCP vol. 3, 6.4,
  * algorithm L) with the load factor kept at most 1/2, so an unsuccessful search stays short.
+ *
+ * Entries live in insertion order in dense arrays (entry i: keys[i], runs[i], counts[i],
+ * values[i]), and the probed slots hold only an entry number and its hash, both in typed arrays,
+ * as in CPython's compact dict: growing re-places two integer arrays, never a string array (a
+ * plain array of more than about 16,000 slots made with `new Array(n)` starts in V8's slow
+ * dictionary mode, and the JIT threw away the probe loop's code at each such growth), and
+ * writing the table out walks the entries directly instead of looking every key up again.
  */
 
 /** Combines some values of one key into one; may run any number of times (paper §4.3). */
@@ -17,9 +24,13 @@ export type Combiner = (key: string, values: string[]) => string;
 
 /** Distinct pending values of one key after which the combiner runs. */
 const COMBINE_VALUES = 32;
-/** Repeats of one value (a run, like wc's "1") after which the combiner runs. */
-const COMBINE_RUN = 4096;
-/** Estimated heap bytes of a table entry (slots in four arrays, key string header). */
+/**
+ * Most values one combiner call gets for a run of a repeated value: a run of n copies is combined
+ * in groups of RUN_CHUNK whose results are combined in turn (combineRun), so combining wc's run of
+ * a million "1"s builds arrays of a few dozen strings, not one of a million.
+ */
+const RUN_CHUNK = 16;
+/** Estimated heap bytes of a table entry (slots in five arrays, key string header). */
 const ENTRY_COST = 112;
 /** Estimated heap bytes of one pending value besides its characters. */
 const VALUE_COST = 24;
@@ -38,16 +49,20 @@ const SEED = (Math.random() * 0x100000000) >>> 0;
 /**
  * Pending pairs of one map task, keyed by string. A key's values are kept as `values` (distinct
  * values in emit order, when there were any) followed by `run` repeated `count` times: repeating
- * the previous value, the common case, is counted rather than stored.
+ * the previous value, the common case, is counted rather than stored. Entries are numbered
+ * 0..size-1 in the order their keys first came.
  */
 export class PairTable {
   readonly #combine?: Combiner;
   #mask = INITIAL_CAPACITY - 1;
-  #keys: (string | undefined)[] = new Array(INITIAL_CAPACITY).fill(undefined);
+  /** Slot -> entry number + 1 (0: an empty slot). */
+  #slots = new Int32Array(INITIAL_CAPACITY);
+  /** Slot -> hash of its entry's key, compared before the key. */
   #hashes = new Int32Array(INITIAL_CAPACITY);
-  #runs: string[] = new Array(INITIAL_CAPACITY).fill("");
-  #counts = new Float64Array(INITIAL_CAPACITY);
-  #values: (string[] | undefined)[] = new Array(INITIAL_CAPACITY).fill(undefined);
+  #keys: string[] = [];
+  #runs: string[] = [];
+  #counts = new Float64Array(INITIAL_CAPACITY / 2);
+  #values: (string[] | undefined)[] = [];
   #size = 0;
   #bytes = 0;
 
@@ -56,7 +71,7 @@ export class PairTable {
     this.#combine = combine;
   }
 
-  /** Distinct keys held. */
+  /** Distinct keys held (entries 0..size-1). */
   get size(): number {
     return this.#size;
   }
@@ -74,139 +89,157 @@ export class PairTable {
     if (typeof key !== "string") throwBadPair(key, value);
     const hash = hashKey(key);
     const mask = this.#mask;
-    const keys = this.#keys;
+    const slots = this.#slots;
     const hashes = this.#hashes;
     let slot = hash & mask;
     for (;;) {
-      const held = keys[slot];
-      if (held === undefined) break;
-      if (hashes[slot] === hash && held === key) {
-        if (value === this.#runs[slot]) {
-          // The hot path: the same value again (wc's "1"): a counter increment.
-          const count = ++this.#counts[slot];
-          if (count >= COMBINE_RUN && this.#combine !== undefined) this.#combineSlot(slot);
-        } else {
-          this.#addOther(slot, value);
-        }
+      const entry = slots[slot] - 1;
+      if (entry < 0) return this.#insert(slot, hash, key, value);
+      if (hashes[slot] === hash && this.#keys[entry] === key) {
+        // The hot path: the same value again (wc's "1"): a counter increment. A run is never
+        // combined here: however long, it is a number, and combineRun() makes it one value in
+        // a few calls when it is written.
+        if (value === this.#runs[entry]) this.#counts[entry]++;
+        else this.#addOther(entry, value);
         return;
       }
       slot = (slot + 1) & mask;
     }
-    if (typeof value !== "string") throwBadPair(key, value);
-    keys[slot] = key;
-    hashes[slot] = hash;
-    this.#runs[slot] = value;
-    this.#counts[slot] = 1;
-    this.#values[slot] = undefined;
-    this.#bytes += ENTRY_COST + 2 * key.length + VALUE_COST + 2 * value.length;
-    if (++this.#size * 2 > mask) this.#grow();
   }
 
-  /** A value other than the key's current run: the run's repeats become stored references. */
-  #addOther(slot: number, value: string): void {
-    if (typeof value !== "string") throwBadPair(this.#keys[slot], value);
-    const count = this.#counts[slot];
-    const run = this.#runs[slot];
-    const values = this.#values[slot] ?? (this.#values[slot] = []);
-    for (let i = 0; i < count; i++) values.push(run);
-    this.#bytes += count * REF_COST + VALUE_COST + 2 * value.length;
-    this.#runs[slot] = value;
-    this.#counts[slot] = 1;
-    if (this.#combine !== undefined && values.length >= COMBINE_VALUES) this.#combineSlot(slot);
+  /** A new key at the empty `slot`. */
+  #insert(slot: number, hash: number, key: string, value: string): void {
+    if (typeof value !== "string") throwBadPair(key, value);
+    const entry = this.#size;
+    if (entry === this.#counts.length) {
+      const counts = new Float64Array(entry * 2);
+      counts.set(this.#counts);
+      this.#counts = counts;
+    }
+    this.#slots[slot] = entry + 1;
+    this.#hashes[slot] = hash;
+    this.#keys.push(key);
+    this.#runs.push(value);
+    this.#counts[entry] = 1;
+    this.#values.push(undefined);
+    this.#bytes += ENTRY_COST + 2 * key.length + VALUE_COST + 2 * value.length;
+    if (++this.#size * 2 > this.#mask) this.#grow();
+  }
+
+  /** A value other than the key's current run: the run's repeats become stored values. */
+  #addOther(entry: number, value: string): void {
+    if (typeof value !== "string") throwBadPair(this.#keys[entry], value);
+    const count = this.#counts[entry];
+    const run = this.#runs[entry];
+    const values = this.#values[entry] ?? (this.#values[entry] = []);
+    if (this.#combine !== undefined && count > 1) {
+      // The run may be combined now (any number of times): one value instead of count copies.
+      const one = combineRun(this.#combine, this.#keys[entry], run, count);
+      values.push(one);
+      this.#bytes += REF_COST + 2 * one.length - 2 * run.length;
+    } else {
+      for (let i = 0; i < count; i++) values.push(run);
+      this.#bytes += count * REF_COST;
+    }
+    this.#bytes += VALUE_COST + 2 * value.length;
+    this.#runs[entry] = value;
+    this.#counts[entry] = 1;
+    if (this.#combine !== undefined && values.length >= COMBINE_VALUES) this.#combineEntry(entry);
   }
 
   /** Replaces a key's pending values with their combination (paper §4.3: any number of times). */
-  #combineSlot(slot: number): void {
-    let freed = 2 * this.#runs[slot].length;
-    const values = this.#values[slot];
+  #combineEntry(entry: number): void {
+    let freed = VALUE_COST + 2 * this.#runs[entry].length;
+    const values = this.#values[entry];
     if (values !== undefined) {
-      for (let i = 0; i < values.length; i++) freed += REF_COST + 2 * values[i].length;
+      for (let i = 0; i < values.length; i++) freed += REF_COST + VALUE_COST + 2 * values[i].length;
     }
-    const one = combined(this.#combine!, this.#keys[slot]!, this.#all(slot));
-    this.#values[slot] = undefined;
-    this.#runs[slot] = one;
-    this.#counts[slot] = 1;
-    this.#bytes += 2 * one.length - freed;
+    const one = this.#combined(entry);
+    this.#values[entry] = undefined;
+    this.#runs[entry] = one;
+    this.#counts[entry] = 1;
+    this.#bytes += VALUE_COST + 2 * one.length - freed;
   }
 
-  /** Every pending value of the key in `slot`, in emit order. */
-  #all(slot: number): string[] {
-    const values = this.#values[slot];
-    const count = this.#counts[slot];
-    if (values === undefined) return new Array<string>(count).fill(this.#runs[slot]);
-    const run = this.#runs[slot];
-    for (let i = 0; i < count; i++) values.push(run);
-    return values;
+  /** The combination of every pending value of `entry` (there is a combiner). */
+  #combined(entry: number): string {
+    const combine = this.#combine!;
+    const key = this.#keys[entry];
+    const run = combineRun(combine, key, this.#runs[entry], this.#counts[entry]);
+    const values = this.#values[entry];
+    if (values === undefined) return run;
+    values.push(run);
+    return combined(combine, key, values);
   }
 
-  /** Doubles the capacity, re-placing every key by its stored hash (no string is hashed again). */
+  /** Doubles the capacity, re-placing every entry by its stored hash (no string is hashed again). */
   #grow(): void {
-    const oldKeys = this.#keys;
+    const oldSlots = this.#slots;
     const oldHashes = this.#hashes;
-    const oldRuns = this.#runs;
-    const oldCounts = this.#counts;
-    const oldValues = this.#values;
-    const capacity = oldKeys.length * 2;
+    const capacity = oldSlots.length * 2;
     const mask = capacity - 1;
-    this.#mask = mask;
-    this.#keys = new Array(capacity).fill(undefined);
-    this.#hashes = new Int32Array(capacity);
-    this.#runs = new Array(capacity).fill("");
-    this.#counts = new Float64Array(capacity);
-    this.#values = new Array(capacity).fill(undefined);
-    for (let old = 0; old < oldKeys.length; old++) {
-      const key = oldKeys[old];
-      if (key === undefined) continue;
-      let slot = oldHashes[old] & mask;
-      while (this.#keys[slot] !== undefined) slot = (slot + 1) & mask;
-      this.#keys[slot] = key;
-      this.#hashes[slot] = oldHashes[old];
-      this.#runs[slot] = oldRuns[old];
-      this.#counts[slot] = oldCounts[old];
-      this.#values[slot] = oldValues[old];
+    const slots = new Int32Array(capacity);
+    const hashes = new Int32Array(capacity);
+    for (let old = 0; old < oldSlots.length; old++) {
+      const entry = oldSlots[old];
+      if (entry === 0) continue;
+      const hash = oldHashes[old];
+      let slot = hash & mask;
+      while (slots[slot] !== 0) slot = (slot + 1) & mask;
+      slots[slot] = entry;
+      hashes[slot] = hash;
     }
+    this.#mask = mask;
+    this.#slots = slots;
+    this.#hashes = hashes;
   }
 
-  /** Every key held, in no particular order. */
+  /** The key of entry `entry` (0..size-1). */
+  keyAt(entry: number): string {
+    return this.#keys[entry];
+  }
+
+  /** Every key held, in entry order. */
   keys(): string[] {
-    const out: string[] = [];
-    const keys = this.#keys;
-    for (let slot = 0; slot < keys.length; slot++) {
-      const key = keys[slot];
-      if (key !== undefined) out.push(key);
-    }
-    return out;
+    return this.#keys.slice();
   }
 
   /**
-   * Calls `write` with what a run holds for `key` (a key of keys()): one value, combined when
+   * Calls `write` with what a run holds for entry `entry` (0..size-1): one value, combined when
    * there is a combiner and more than one, else every value in emit order.
    */
-  writeKey(key: string, write: (key: string, value: string) => void): void {
-    const slot = this.#find(key);
-    const count = this.#counts[slot];
-    const values = this.#values[slot];
+  write(entry: number, write: (key: string, value: string) => void): void {
+    const key = this.#keys[entry];
+    const count = this.#counts[entry];
+    const values = this.#values[entry];
     if (values === undefined && count === 1) {
-      write(key, this.#runs[slot]);
+      write(key, this.#runs[entry]);
     } else if (this.#combine !== undefined) {
-      write(key, combined(this.#combine, key, this.#all(slot)));
+      write(key, this.#combined(entry));
     } else {
       if (values !== undefined) { for (const value of values) write(key, value); }
-      const run = this.#runs[slot];
+      const run = this.#runs[entry];
       for (let i = 0; i < count; i++) write(key, run);
     }
   }
+}
 
-  /** The slot of a key held (it must be held). */
-  #find(key: string): number {
-    let slot = hashKey(key) & this.#mask;
-    for (;;) {
-      const held = this.#keys[slot];
-      if (held === key) return slot;
-      if (held === undefined) throw new Error(`Key not in the table: ${key}`);
-      slot = (slot + 1) & this.#mask;
-    }
-  }
+/**
+ * combine(key, [value repeated count times]), with arrays of at most RUN_CHUNK + 1 values:
+ * RUN_CHUNK copies are combined into one value that stands for them, and the run of those is
+ * combined the same way. Valid for any combiner, since one may run any number of times on any
+ * group of consecutive values, its own results included (paper §4.3); the values stay in order.
+ */
+export function combineRun(combine: Combiner, key: string, value: string, count: number): string {
+  if (count <= 1) return value;
+  if (count <= RUN_CHUNK) return combined(combine, key, new Array<string>(count).fill(value));
+  const rest = count % RUN_CHUNK;
+  const chunk = combined(combine, key, new Array<string>(RUN_CHUNK).fill(value));
+  const head = combineRun(combine, key, chunk, (count - rest) / RUN_CHUNK);
+  if (rest === 0) return head;
+  const values = new Array<string>(rest + 1).fill(value);
+  values[0] = head;
+  return combined(combine, key, values);
 }
 
 /**

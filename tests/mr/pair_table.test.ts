@@ -1,13 +1,16 @@
 /** The map side's hash table keeps every pair of every key, in emit order, across growth. */
 import assert from "node:assert/strict";
-import { PairTable } from "../../mr/pair_table.ts";
+import { combineRun, PairTable } from "../../mr/pair_table.ts";
 import { seeded } from "./helpers.ts";
 
 /** What the table writes for every key, as a Map (key -> values). */
 function contents(table: PairTable): Map<string, string[]> {
   const out = new Map<string, string[]>();
-  for (const key of table.keys()) {
-    table.writeKey(key, (k, v) => {
+  const keys = table.keys();
+  for (let entry = 0; entry < keys.length; entry++) {
+    const key = keys[entry];
+    assert.equal(table.keyAt(entry), key);
+    table.write(entry, (k, v) => {
       assert.equal(k, key);
       out.set(k, [...(out.get(k) ?? []), v]);
     });
@@ -68,4 +71,40 @@ Deno.test("a key or value that is not a string, or a combiner result that is not
   assert.throws(() => {
     for (let i = 0; i < 100; i++) bad.add("x", String(i));
   }, /combine returned number for key x/);
+});
+
+Deno.test("a run of a million repeats is combined in calls of a few values each", () => {
+  let calls = 0;
+  let most = 0;
+  const sum = (_key: string, values: string[]) => {
+    calls++;
+    most = Math.max(most, values.length);
+    return String(values.reduce((n, v) => n + Number(v), 0));
+  };
+  const table = new PairTable(sum);
+  for (let i = 0; i < 1_000_003; i++) table.add("the", "1");
+  assert.deepEqual(contents(table), new Map([["the", ["1000003"]]]));
+  assert.ok(most <= 17, `a call got ${most} values`);
+  assert.ok(calls < 100, `${calls} combiner calls`);
+  // The same directly: combineRun keeps the values' order (here a concatenation shows it).
+  const concat = (_key: string, values: string[]) => values.join("");
+  assert.equal(combineRun(concat, "k", "ab", 1000), "ab".repeat(1000));
+  assert.equal(combineRun(concat, "k", "ab", 1), "ab");
+});
+
+Deno.test("with an order-sensitive combiner, runs and distinct values combine in emit order", () => {
+  // Concatenation is associative but not commutative: any grouping of consecutive values gives
+  // the same string, and any reordering shows.
+  const concat = (_key: string, values: string[]) => values.join("");
+  const rand = seeded(21);
+  const table = new PairTable(concat);
+  let expected = "";
+  for (let run = 0; run < 400; run++) {
+    const value = ["a", "b", "c", ""][Math.floor(rand() * 4)];
+    // Runs from 1 to a few hundred repeats; more than 32 distinct runs make the combiner run.
+    const repeats = 1 + Math.floor(rand() ** 3 * 300);
+    for (let i = 0; i < repeats; i++) table.add("key", value);
+    expected += value.repeat(repeats);
+  }
+  assert.deepEqual(contents(table), new Map([["key", [expected]]]));
 });
