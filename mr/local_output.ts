@@ -106,10 +106,11 @@ export class LocalOutputs {
     return join(this.#dir, `${outputName(reduce)}.a${attempt}`);
   }
 
-  /** Whether the attempt's output is staged with exactly `length` bytes. */
+  /** Whether the attempt's output is staged, a regular file of exactly `length` bytes. */
   staged(reduce: number, attempt: number, length: number): boolean {
     try {
-      const info = Deno.statSync(this.#path(reduce, attempt));
+      // lstat: a link placed there would be renamed as a link, not as the output.
+      const info = Deno.lstatSync(this.#path(reduce, attempt));
       return info.isFile && info.size === length;
     } catch {
       return false;

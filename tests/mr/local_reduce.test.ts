@@ -129,6 +129,10 @@ Deno.test("LocalOutputs: the first committed attempt wins whole; others leave no
     assert.equal(outputs.staged(3, 1, 6), true);
     assert.equal(outputs.staged(3, 1, 5), false, "a staged file of another length is not it");
     assert.equal(outputs.staged(3, 4, 0), false);
+    // A link is not an output, even to a file of the right length.
+    Deno.symlinkSync(one.path, outputs.stage(3, 5).path);
+    assert.equal(outputs.staged(3, 5, 6), false);
+    await outputs.discard(3, 5);
     assert.deepEqual(await listDir(dir, /^mr-out-/), []);
     outputs.commit(3, 1);
     await outputs.discard(3, 2);
