@@ -129,7 +129,8 @@ export async function runReduce(
     const out = await Deno.open(outputPath, { write: true, create: true, truncate: true });
     try {
       const stats = await reduceRuns(readers, app.reduce, fileSink(out), onProgress);
-      // A reader stops at the end marker: a file cut short right after one is still caught.
+      // A reader stops at its end marker: whatever the announced length says lies past it is
+      // read and checked too (a file damaged after its end marker is not the mapper's file).
       for (const source of sources) if (source && !source.verified) await source.finish();
       if (options.sync) await out.sync();
       return { ...stats, bytesRead };

@@ -232,6 +232,18 @@ Deno.test("mr run's local mode: partitions are read in place and outputs renamed
   });
 });
 
+Deno.test("without local workers (a standalone coordinator) partitions and outputs still cross HTTP", async () => {
+  await withTempDir(async (dir) => {
+    const names = await writeInputs(dir, 3, 3000);
+    const { status, uploaded } = await localJob(dir, names, { localWorkers: false });
+    assert.ok(status.shuffleBytesServed > 0, "partitions were fetched over HTTP");
+    assert.ok((uploaded ?? 0) > 0, "outputs were uploaded");
+    assert.deepEqual(await mergedOutput(dir), await reference("wc", dir, names));
+    const left = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => !names.includes(n));
+    assert.deepEqual(left.sort(), ["mr-out-0", "mr-out-1", "mr-out-2"]);
+  });
+});
+
 Deno.test("mr run's local mode: a partition corrupted in place is detected, and its map runs again", async () => {
   await withTempDir(async (root) => {
     const dir = join(root, "job");
@@ -293,8 +305,8 @@ async function partitionFiles(dataDir: string): Promise<string[]> {
 }
 
 /**
- * Runs a local-workers job (as mr run does) with one in-process worker over `names` in `dir`,
- * writing mr-out-* there.
+ * Runs a local-workers job (as mr run does, unless options.localWorkers is false) with one
+ * in-process worker over `names` in `dir`, writing mr-out-* there.
  */
 async function localJob(
   dir: string,
@@ -303,6 +315,7 @@ async function localJob(
     appPath?: string;
     dataDir?: string;
     splitSize?: number;
+    localWorkers?: boolean;
     log?: (line: string) => void;
   } = {},
 ) {
@@ -313,7 +326,7 @@ async function localJob(
     splitSize: options.splitSize ?? 4096,
     taskTimeoutMs: 120_000,
     outputDir: dir,
-    localWorkers: true,
+    localWorkers: options.localWorkers ?? true,
     backupTasks: false,
     listen: { hostname: "127.0.0.1", port: 0 },
     http: { hostname: "127.0.0.1", port: 0 },
