@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { Coordinator, InputError } from "../../mr/coordinator.ts";
 import { RemoteError, RpcClient } from "../../net/rpc.ts";
 import { clientHello } from "../../net/handshake.ts";
-import { withTempDir } from "./helpers.ts";
+import { uploadOutput, withTempDir } from "./helpers.ts";
 import { crc32c } from "../../util/crc32c.ts";
 
 Deno.test("coordinator validates RPC params and tolerates duplicate completions", async () => {
@@ -23,22 +23,6 @@ Deno.test("coordinator validates RPC params and tolerates duplicate completions"
       http: { hostname: "127.0.0.1", port: 0 },
       log: () => {},
     });
-    const { job, token } = coordinator.credentials;
-    const base = `http://127.0.0.1:${coordinator.httpAddress.port}`;
-    /** Uploads a reduce output the way a worker does: length and CRC-32C announced. */
-    const upload = async (attempt: number, text: string) => {
-      const body = new TextEncoder().encode(text);
-      const res = await fetch(`${base}/mr/${job}/output/0/${attempt}`, {
-        method: "PUT",
-        headers: {
-          authorization: `Bearer ${token}`,
-          "x-raftmr-length": String(body.length),
-          "x-raftmr-crc32c": crc32c(body).toString(16).padStart(8, "0"),
-        },
-        body,
-      });
-      assert.equal(res.status, 200, await res.text());
-    };
     const client = new RpcClient(coordinator.rpcAddress, { hello: clientHello() });
     try {
       await assert.rejects(client.call("mr.ask", {}), RemoteError);
@@ -91,7 +75,7 @@ Deno.test("coordinator validates RPC params and tolerates duplicate completions"
         (await client.call<{ attempt: number }>("mr.ask", { workerId: "w2" })).attempt,
         2,
       );
-      await upload(2, "hello 1\nworld 1\n");
+      await uploadOutput(coordinator, 0, 2, "hello 1\nworld 1\n");
       await client.call("mr.report", { ...report, workerId: "w2", kind: "reduce", attempt: 2 });
       assert.deepEqual(await coordinator.finished, { ok: true });
       assert.equal(await Deno.readTextFile(join(dir, "mr-out-0")), "hello 1\nworld 1\n");

@@ -11,6 +11,8 @@ import { freePort } from "../lib/cluster.ts";
 /** A free TCP port on 127.0.0.1 below the ephemeral range (the harness's freePort()). */
 export { freePort };
 import { sleep } from "../../util/sleep.ts";
+import { crc32c } from "../../util/crc32c.ts";
+import type { Coordinator } from "../../mr/coordinator.ts";
 
 /** Generous bound on waiting for a condition: a guard against hangs, not a timing goal. */
 const WAIT_MS = 240_000;
@@ -27,6 +29,34 @@ export async function waitFor<T>(
     if (Date.now() > deadline) throw new Error(`Gave up waiting for ${what}`);
     await sleep(50);
   }
+}
+
+/**
+ * Uploads `text` as the output of reduce task `reduce` attempt `attempt` the way a worker does
+ * (length and CRC-32C announced, the job's token) and checks the coordinator took it (200).
+ */
+export async function uploadOutput(
+  coordinator: Coordinator,
+  reduce: number,
+  attempt: number,
+  text: string,
+): Promise<void> {
+  const { job, token } = coordinator.credentials;
+  const body = new TextEncoder().encode(text);
+  const res = await fetch(
+    `http://127.0.0.1:${coordinator.httpAddress.port}/mr/${job}/output/${reduce}/${attempt}`,
+    {
+      method: "PUT",
+      headers: {
+        authorization: `Bearer ${token}`,
+        "x-raftmr-length": String(body.length),
+        "x-raftmr-crc32c": crc32c(body).toString(16).padStart(8, "0"),
+      },
+      body,
+    },
+  );
+  if (res.status !== 200) throw new Error(`Upload refused: ${res.status} ${await res.text()}`);
+  await res.body?.cancel();
 }
 
 /** Absolute path of the repository's main.ts. */

@@ -10,8 +10,7 @@ import { join } from "node:path";
 import { Coordinator, type CoordinatorOptions } from "../../mr/coordinator.ts";
 import { RpcClient } from "../../net/rpc.ts";
 import { clientHello } from "../../net/handshake.ts";
-import { waitFor, withTempDir } from "./helpers.ts";
-import { crc32c } from "../../util/crc32c.ts";
+import { uploadOutput, waitFor, withTempDir } from "./helpers.ts";
 
 type Answer = { type: string; task?: number; attempt?: number; error?: string };
 
@@ -111,21 +110,7 @@ Deno.test("a held ask gets a failed attempt's task, then a reduce, then hears do
       // w2 waits; the job's last report ends its wait with "done".
       const end = rpc.call<Answer>("mr.ask", { workerId: "w2", waitMs: 600_000 });
       await parked(coordinator, 1);
-      const { job, token } = coordinator.credentials;
-      const body = new TextEncoder().encode("hello 1\nworld 1\n");
-      const put = await fetch(
-        `http://127.0.0.1:${coordinator.httpAddress.port}/mr/${job}/output/0/1`,
-        {
-          method: "PUT",
-          headers: {
-            authorization: `Bearer ${token}`,
-            "x-raftmr-length": String(body.length),
-            "x-raftmr-crc32c": crc32c(body).toString(16).padStart(8, "0"),
-          },
-          body,
-        },
-      );
-      assert.equal(put.status, 200, await put.text());
+      await uploadOutput(coordinator, 0, 1, "hello 1\nworld 1\n");
       await rpc.call("mr.report", {
         workerId: "w1",
         kind: "reduce",
