@@ -221,7 +221,13 @@ export class MapOutput {
           writer.add(key, value);
           this.#tick();
         };
-        for (let i = starts[r]; i < starts[r + 1]; i++) table.write(order[i], add);
+        for (let i = starts[r]; i < starts[r + 1]; i++) {
+          const entry = order[i];
+          // One value per key (always, with a combiner): no callback per record.
+          const value = table.value(entry);
+          if (value === undefined) table.write(entry, add);
+          else add(table.keyAt(entry), value);
+        }
         writer.close();
         bytes += writer.bytes;
         records += writer.records;

@@ -205,6 +205,15 @@ export class PairTable {
   }
 
   /**
+   * The one value entry `entry` (0..size-1) writes: its value, or with a combiner the
+   * combination of all of them; undefined when, without a combiner, it has several (write()).
+   */
+  value(entry: number): string | undefined {
+    if (this.#values[entry] === undefined && this.#counts[entry] === 1) return this.#runs[entry];
+    return this.#combine === undefined ? undefined : this.#combined(entry);
+  }
+
+  /**
    * Calls `write` with what a run holds for entry `entry` (0..size-1): one value, combined when
    * there is a combiner and more than one, else every value in emit order.
    */

@@ -71,6 +71,30 @@ function putString(block: Uint8Array, pos: number, text: string, bytes: number):
   return pos + bytes;
 }
 
+/**
+ * Strings shorter than this many UTF-16 units take at most 3 * 41 = 123 bytes in UTF-8: their
+ * length prefix (even keyLength + 1) is a single byte.
+ */
+const SHORT = 42;
+
+/**
+ * Writes a string of fewer than SHORT units into `block` at `pos` (which has room for 3 bytes
+ * per unit); returns the position after it.
+ */
+function putShort(block: Uint8Array, pos: number, text: string): number {
+  const length = text.length;
+  for (let i = 0; i < length; i++) {
+    const code = text.charCodeAt(i);
+    if (code >= 0x80) {
+      // Not ASCII: encode the whole string again (lone surrogates become U+FFFD, as utf8Length
+      // counts them).
+      return pos + encoder.encodeInto(text, block.subarray(pos, pos + 3 * length)).written;
+    }
+    block[pos + i] = code;
+  }
+  return pos + length;
+}
+
 function putVarint(block: Uint8Array, pos: number, value: number): number {
   while (value >= 0x80) {
     block[pos++] = (value & 0x7f) | 0x80;
@@ -238,6 +262,21 @@ export class RecordWriter extends BlockWriter {
 
   /** Appends one record; returns a promise (await it) only when a full block went to an async sink. */
   add(key: string, value: string): void | Promise<void> {
+    if (key.length < SHORT && value.length < SHORT) {
+      // The common record (a word and a count): both length prefixes fit in one byte whatever
+      // the encoding, so the characters go straight into the block after them, and an ASCII
+      // string costs one pass instead of a length pass and a copy pass.
+      const result = this.room(2 + 3 * (key.length + value.length));
+      const block = this.block;
+      const start = this.pos;
+      const keyEnd = putShort(block, start + 2, key);
+      const valueEnd = putShort(block, keyEnd, value);
+      block[start] = keyEnd - start - 1; // keyLength + 1
+      block[start + 1] = valueEnd - keyEnd;
+      this.pos = valueEnd;
+      this.#records++;
+      return result;
+    }
     const keyBytes = utf8Length(key);
     const valueBytes = utf8Length(value);
     const result = this.room(10 + keyBytes + valueBytes);

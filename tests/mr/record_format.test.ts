@@ -145,3 +145,31 @@ Deno.test("TextWriter writes UTF-8 text through blocks", () => {
   writer.close();
   assert.equal(new TextDecoder().decode(out.bytes()), lines.join(""));
 });
+
+Deno.test("short and long records around the one-byte length prefix round-trip, lone surrogates as U+FFFD", async () => {
+  // 41 UTF-16 units is the longest string written without a length pass; 3-byte characters
+  // make it 123 bytes, still a one-byte prefix; 42 units take the general path.
+  const edges = [
+    "東".repeat(41),
+    "東".repeat(42),
+    "東".repeat(43),
+    "東".repeat(50),
+    "a".repeat(41),
+    "a".repeat(42),
+    "a".repeat(40) + "é",
+    "😀".repeat(20) + "x",
+    "\ud800",
+    "a\udc00b",
+    "x\ud83d",
+    "",
+  ];
+  const out = collector();
+  const writer = new RecordWriter(out.sink, 256);
+  for (const key of edges) for (const value of edges) writer.add(key, value);
+  writer.close();
+  // What a lone surrogate becomes in UTF-8: what TextEncoder writes for it.
+  const wellFormed = (text: string) => new TextDecoder().decode(new TextEncoder().encode(text));
+  const expected = edges.flatMap((key) => edges.map((v) => [wellFormed(key), wellFormed(v)]));
+  assert.deepEqual(await readAll(out.bytes(), 100), expected);
+  assert.equal(writer.bytes, out.bytes().length);
+});
