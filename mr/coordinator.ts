@@ -339,7 +339,15 @@ export class Coordinator {
         coordinator.#job,
       );
     }
-    coordinator.#listen();
+    try {
+      coordinator.#listen();
+    } catch (err) {
+      // Not started (an address in use): nothing stays open, and no staging directory is left
+      // in the output directory.
+      await coordinator.#rpc.close();
+      await coordinator.#localOutputs?.close();
+      throw err;
+    }
     return coordinator;
   }
 

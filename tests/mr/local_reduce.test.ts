@@ -232,6 +232,30 @@ Deno.test("mr run's local mode: partitions are read in place and outputs renamed
   });
 });
 
+Deno.test("a local-workers coordinator that cannot listen leaves no staging directory behind", async () => {
+  await withTempDir(async (dir) => {
+    const input = join(dir, "in.txt");
+    await Deno.writeTextFile(input, "hello world");
+    const out = join(dir, "out");
+    await Deno.mkdir(out);
+    using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    await assert.rejects(
+      Coordinator.start({
+        files: [input],
+        nReduce: 1,
+        taskTimeoutMs: 60_000,
+        outputDir: out,
+        localWorkers: true,
+        listen: { hostname: "127.0.0.1", port: 0 },
+        http: { hostname: "127.0.0.1", port: taken.addr.port },
+        log: () => {},
+      }),
+      Deno.errors.AddrInUse,
+    );
+    assert.deepEqual([...Deno.readDirSync(out)], []);
+  });
+});
+
 Deno.test("without local workers (a standalone coordinator) partitions and outputs still cross HTTP", async () => {
   await withTempDir(async (dir) => {
     const names = await writeInputs(dir, 3, 3000);
