@@ -146,7 +146,8 @@ export function compareBytes(
 
 /**
  * Compares two strings in the order of their UTF-8 bytes (code point order), which differs from
- * JavaScript's UTF-16 order only where a surrogate pair meets a character in U+E000..U+FFFF.
+ * JavaScript's UTF-16 order only where a surrogate pair meets a character in U+E000..U+FFFF, and
+ * where a lone surrogate is (it is written as U+FFFD).
  */
 export function compareUtf8(a: string, b: string): number {
   const n = a.length < b.length ? a.length : b.length;
@@ -155,13 +156,37 @@ export function compareUtf8(a: string, b: string): number {
     let y = b.charCodeAt(i);
     if (x === y) continue;
     if (x >= 0xd800 && y >= 0xd800) {
-      // Surrogates (astral code points) sort after the rest of the BMP in UTF-8.
-      x = x < 0xe000 ? x + 0x2000 : x - 0x800;
-      y = y < 0xe000 ? y + 0x2000 : y - 0x800;
+      // Surrogates (astral code points) sort after the rest of the BMP in UTF-8; a lone one is
+      // written as U+FFFD, and two that both are compare equal here.
+      x = utf8Order(a, i, x);
+      y = utf8Order(b, i, y);
+      if (x === y) continue;
     }
     return x - y;
   }
   return a.length - b.length;
+}
+
+/**
+ * Where the code unit `code` at `text[i]` (at least U+D800) falls in UTF-8 byte order, as a
+ * number below 0x10000 that orders like the bytes: U+E000..U+FFFF move down below the
+ * surrogates, which stand for astral code points (four bytes, F0 and up), and an unpaired
+ * surrogate ranks as U+FFFD, the character TextEncoder writes for it (EF BF BD).
+ */
+export function utf8Order(text: string, i: number, code: number): number {
+  if (code >= 0xe000) return code - 0x800;
+  const paired = code < 0xdc00
+    ? isLowSurrogate(text.charCodeAt(i + 1))
+    : i > 0 && isHighSurrogate(text.charCodeAt(i - 1));
+  return paired ? code + 0x2000 : 0xfffd - 0x800;
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
+}
+
+function isLowSurrogate(code: number): boolean {
+  return code >= 0xdc00 && code <= 0xdfff;
 }
 
 const HAS_SURROGATE = /[\ud800-\udfff]/;
