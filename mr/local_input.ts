@@ -103,23 +103,40 @@ export async function readableInPlace(path: string, length: number): Promise<boo
   }
 }
 
-function nonNegative(value: unknown, what: string): number {
+/** `value` as a non-negative safe integer; else a TypeError naming it `<object>.<what>`. */
+export function nonNegativeOf(value: unknown, object: string, what: string): number {
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
-    throw new TypeError(`Invalid input.${what}: expected a non-negative integer`);
+    throw new TypeError(`Invalid ${object}.${what}: expected a non-negative integer`);
   }
   return value;
+}
+
+function nonNegative(value: unknown, what: string): number {
+  return nonNegativeOf(value, "input", what);
+}
+
+/**
+ * `value` as an object whose `path` is an absolute path (of at most 4096 characters); else a
+ * TypeError naming it `object`.
+ */
+export function absolutePathRecord(
+  value: unknown,
+  object: string,
+): Record<string, unknown> & { path: string } {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new TypeError(`Invalid ${object}: expected an object`);
+  }
+  const v = value as Record<string, unknown>;
+  if (typeof v.path !== "string" || !isAbsolute(v.path) || v.path.length > 4096) {
+    throw new TypeError(`Invalid ${object}.path: expected an absolute path`);
+  }
+  return v as Record<string, unknown> & { path: string };
 }
 
 /** Validates the `input` of a map assignment (absent stays undefined); throws TypeError. */
 export function parseLocalInput(value: unknown): LocalInput | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== "object" || Array.isArray(value)) {
-    throw new TypeError("Invalid input: expected an object");
-  }
-  const v = value as Record<string, unknown>;
-  if (typeof v.path !== "string" || !isAbsolute(v.path) || v.path.length > 4096) {
-    throw new TypeError("Invalid input.path: expected an absolute path");
-  }
+  const v = absolutePathRecord(value, "input");
   if (typeof v.mtimeMs !== "number" || !Number.isFinite(v.mtimeMs)) {
     throw new TypeError("Invalid input.mtimeMs: expected a number");
   }

@@ -11,7 +11,8 @@
  * staging directory's identity (device, inode), and a worker writes there only when the
  * directory at that path is that very one and it may write to it; otherwise it uploads.
  */
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { absolutePathRecord, nonNegativeOf } from "./local_input.ts";
 import { outputName } from "./partition.ts";
 
 /** Where one reduce attempt writes its output, and the identity of that file's directory. */
@@ -22,24 +23,15 @@ export interface LocalStage {
   ino: number;
 }
 
-function nonNegative(value: unknown, what: string): number {
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
-    throw new TypeError(`Invalid stage.${what}: expected a non-negative integer`);
-  }
-  return value;
-}
-
 /** Validates the `stage` of a reduce assignment (absent stays undefined); throws TypeError. */
 export function parseLocalStage(value: unknown): LocalStage | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== "object" || Array.isArray(value)) {
-    throw new TypeError("Invalid stage: expected an object");
-  }
-  const v = value as Record<string, unknown>;
-  if (typeof v.path !== "string" || !isAbsolute(v.path) || v.path.length > 4096) {
-    throw new TypeError("Invalid stage.path: expected an absolute path");
-  }
-  return { path: v.path, dev: nonNegative(v.dev, "dev"), ino: nonNegative(v.ino, "ino") };
+  const v = absolutePathRecord(value, "stage");
+  return {
+    path: v.path,
+    dev: nonNegativeOf(v.dev, "stage", "dev"),
+    ino: nonNegativeOf(v.ino, "stage", "ino"),
+  };
 }
 
 /** Whether this process may write `stage.path` and its directory is the one the coordinator made. */
