@@ -168,8 +168,8 @@ export class PairTable {
     const run = combineRun(combine, key, this.#runs[entry], this.#counts[entry]);
     const values = this.#values[entry];
     if (values === undefined) return run;
-    values.push(run);
-    return combined(combine, key, values);
+    // A copy: value() may be asked twice and must answer the same.
+    return combined(combine, key, values.concat(run));
   }
 
   /** Doubles the capacity, re-placing every entry by its stored hash (no string is hashed again). */

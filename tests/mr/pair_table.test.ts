@@ -108,3 +108,18 @@ Deno.test("with an order-sensitive combiner, runs and distinct values combine in
   }
   assert.deepEqual(contents(table), new Map([["key", [expected]]]));
 });
+
+Deno.test("value() gives an entry's one value, the same when asked again; undefined for several", () => {
+  const concat = (_key: string, values: string[]) => values.join("");
+  const table = new PairTable(concat);
+  for (const value of ["a", "a", "b", "a"]) table.add("k", value);
+  table.add("single", "x");
+  assert.equal(table.value(0), "aaba");
+  assert.equal(table.value(0), "aaba");
+  assert.equal(table.value(1), "x");
+  const plain = new PairTable();
+  plain.add("k", "1");
+  assert.equal(plain.value(0), "1");
+  plain.add("k", "1");
+  assert.equal(plain.value(0), undefined, "two values without a combiner");
+});
