@@ -19,6 +19,12 @@ const RANK_SPAN = 0x10001;
 const POSITIONS = 2 ** 20;
 /** Positions packed beside a one-unit prefix (a group of a million keys or more). */
 const WIDE_POSITIONS = 2 ** 36;
+/**
+ * Code units of shared prefix after which a group is finished by comparison instead: each radix
+ * pass is a level of recursion, so keys sharing tens of thousands of units would overflow the
+ * stack, and such a group is better served by comparisons that run along the prefix in a loop.
+ */
+const MAX_RADIX_DEPTH = 64;
 
 /**
  * The rank of `key`'s code unit at `i` in UTF-8 byte order, plus one; 0 past the key's end. UTF-8
@@ -56,6 +62,12 @@ function sortRange(
   const n = to - from;
   if (n <= INSERTION) {
     insertionSort(keys, order, from, to);
+    return;
+  }
+  if (depth >= MAX_RADIX_DEPTH) {
+    const entries = Array.from(order.subarray(from, to));
+    entries.sort((a, b) => compareUtf8(keys[a], keys[b]));
+    order.set(entries, from);
     return;
   }
   // Two code units per pass; one when the positions would not fit beside two.

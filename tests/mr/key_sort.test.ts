@@ -120,3 +120,10 @@ Deno.test("a lone surrogate sorts as U+FFFD, the bytes the record writer writes 
     }
   }
 });
+
+Deno.test("many keys sharing a prefix of 100,000 code units (one radix pass per two would overflow the stack)", () => {
+  const prefix = "x".repeat(50_000) + "\u{1F600}".repeat(25_000);
+  const keys = Array.from({ length: 100 }, (_, i) => prefix + String(99 - i).padStart(2, "0"));
+  keys.push(prefix, prefix + "\ufffd", "x");
+  assert.deepEqual(sorted(keys), byBytes(keys));
+});
