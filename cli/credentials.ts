@@ -9,6 +9,7 @@
  * not grow. openssl is on every Linux distribution (`apt-get install -y openssl`).
  */
 import { isIP } from "node:net";
+import { randomHex } from "../util/random_hex.ts";
 
 /** What generateCredentials wrote, by path. */
 export interface CredentialPaths {
@@ -114,10 +115,7 @@ export async function generateCredentials(
 
 /** Writes a new random client token (256 bits, hex) to `path`, mode 0600. */
 export async function writeToken(path: string): Promise<string> {
-  const token = Array.from(
-    crypto.getRandomValues(new Uint8Array(32)),
-    (b) => b.toString(16).padStart(2, "0"),
-  ).join("");
+  const token = randomHex(32);
   await Deno.writeTextFile(path, token + "\n", { mode: 0o600 });
   return token;
 }

@@ -18,6 +18,7 @@ import {
 import { DEFAULT_SPLIT_SIZE, splitFile } from "./splits.ts";
 import { TaskRunner } from "./task_runner.ts";
 import { errorMessage } from "../util/errors.ts";
+import { randomHex } from "../util/random_hex.ts";
 
 /** A refused submission: `status` is the HTTP status (400, or 413 over the size limit). */
 export class JobSubmitError extends Error {
@@ -51,13 +52,6 @@ export interface JobRequest {
 
 /** The --reduce maximum, as for the standalone coordinator. */
 const MAX_REDUCE = 100_000;
-
-function randomHex(bytes: number): string {
-  return Array.from(
-    crypto.getRandomValues(new Uint8Array(bytes)),
-    (b) => b.toString(16).padStart(2, "0"),
-  ).join("");
-}
 
 function positiveInt(value: unknown, what: string, fallback: number, max: number): number {
   if (value === undefined || value === null) return fallback;
