@@ -4,7 +4,7 @@
  * Where the input comes from and where the runs and the output go is the worker's business.
  */
 import type { MapReduceApp } from "./app.ts";
-import { MapOutput, type MapOutputStats } from "./map_output.ts";
+import { MapOutput, type MapOutputOptions, type MapOutputStats } from "./map_output.ts";
 import { reduceRuns, type ReduceStats } from "./merge.ts";
 import { BLOCK_SIZE, fileSink, RecordReader } from "./record_format.ts";
 import { ChecksummedSource, CorruptInputError } from "./checked_source.ts";
@@ -50,7 +50,7 @@ export async function runMapInputs(
   inputs: Iterable<Promise<{ filename: string; contents: string }>>,
   options: MapTaskOptions,
 ): Promise<MapOutputStats> {
-  const output = new MapOutput({
+  const outputOptions: MapOutputOptions = {
     nReduce: options.nReduce,
     combine: app.combine,
     partitionPath: options.partitionPath,
@@ -58,18 +58,61 @@ export async function runMapInputs(
     spillDir: options.spillDir,
     memoryLimit: options.memoryLimit,
     onProgress: options.onProgress,
-  });
+  };
+  // Taken just before the app's first call, not before the first input is read: an emit an
+  // earlier task's app kept and calls from a timer meets this output only while it is in use.
+  let output: MapOutput | undefined;
+  let synchronous = true;
   try {
     for (const next of inputs) {
       const { filename, contents } = await next;
+      output ??= takeOutput(outputOptions);
       const result = app.mapEmit(filename, contents, output.emit);
-      if (result instanceof Promise) await result;
+      if (result instanceof Promise) {
+        synchronous = false;
+        await result;
+      }
     }
   } catch (err) {
-    await output.discard();
+    if (output !== undefined) {
+      await output.discard();
+      if (synchronous) putOutput(output);
+    }
     throw err;
   }
-  return await output.finish();
+  output ??= takeOutput(outputOptions);
+  try {
+    return await output.finish();
+  } finally {
+    if (synchronous) putOutput(output);
+  }
+}
+
+/**
+ * Finished map outputs, kept for the next map task of this isolate (a task thread runs maps one
+ * at a time, so this holds one; tests running maps side by side get one output each). See
+ * MapOutput for why reusing one matters to the JIT.
+ */
+const idleOutputs: MapOutput[] = [];
+const IDLE_OUTPUTS = 2;
+
+function takeOutput(options: MapOutputOptions): MapOutput {
+  let output = idleOutputs.pop();
+  // One an app emitted into while it waited here (from a timer of its task) is dropped.
+  while (output !== undefined && !output.reusable) output = idleOutputs.pop();
+  if (output === undefined) return new MapOutput(options);
+  output.reset(options);
+  return output;
+}
+
+/**
+ * Keeps `output` for reuse unless its app could still emit into it: an app whose map returned
+ * a promise may go on emitting from a continuation after it settled, and an output an app
+ * emitted into after it finished has been kept by that app. Such an output is dropped, so a
+ * stray emit keeps failing (the map task finished) instead of landing in another task.
+ */
+function putOutput(output: MapOutput): void {
+  if (output.reusable && idleOutputs.length < IDLE_OUTPUTS) idleOutputs.push(output);
 }
 
 /** How runReduce checks its inputs and keeps its output. */

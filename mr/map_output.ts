@@ -125,6 +125,13 @@ function partitionOrder(
 }
 
 let spillCounter = 0;
+
+/** The options of an output between tasks (never used: #start() replaces them). */
+const DONE_OPTIONS: MapOutputOptions = {
+  nReduce: 1,
+  partitionPath: () => "",
+  spillDir: "",
+};
 let scratch: Uint8Array | undefined;
 
 /**
@@ -137,25 +144,62 @@ function scratchBlock(): Uint8Array {
 
 /**
  * Collects one map task's output. Pass `emit` to the app; call finish() once the app returned.
- * Memory holds at most about `memoryLimit` bytes of pairs whatever the input size.
+ * Memory holds at most about `memoryLimit` bytes of pairs whatever the input size. Once finished
+ * or discarded, reset() makes it collect the next task's output, with the same `emit`.
  */
 export class MapOutput {
-  readonly #options: MapOutputOptions;
-  readonly #limit: number;
-  #table: PairTable;
+  // Why reuse: a task thread runs a handful of maps, and V8 compiles the hot path (the app's
+  // loop with emit, add and the table probe inlined) specialised to the objects it saw: the
+  // `emit` closure, this output, its table. A new output per task is a new call target and new
+  // embedded objects, and the old ones dying at the next GC throws that code away ("wrong call
+  // target", "embedded weak objects cleared" deopts), so each map paid 20-40 ms of
+  // recompilation. Reused, the same objects serve every task and the code compiled in the
+  // first map stays valid (V8's own advice: keep call targets and object shapes stable).
+  //
+  // Fields written per task start with a different value than #start() gives them: V8 treats
+  // a field as constant until its second, different write, and folds a constant field of an
+  // object it embedded into optimized code. Two writes in the constructor make each field
+  // mutable before any code is compiled, so resetting for the next task deopts nothing.
+  #options: MapOutputOptions = DONE_OPTIONS;
+  #limit = -1;
+  readonly #table = new PairTable();
   #spills: string[][] = [];
-  #finished = false;
-  #countdown = PROGRESS_EVERY;
-  #writeCountdown = PROGRESS_EVERY;
+  #finished = true;
+  #countdown = 0;
+  #writeCountdown = 0;
+  /** An emit came after finish(): an app kept `emit` past its task, so this is not reused. */
+  #emittedLate = false;
 
   /** Starts an empty output for one map task. */
   constructor(options: MapOutputOptions) {
+    this.#start(options);
+  }
+
+  /**
+   * Makes a finished or discarded output collect another map task's output, as a new one
+   * would; throws if this one is still collecting or an app emitted into it after it finished.
+   */
+  reset(options: MapOutputOptions): void {
+    if (!this.reusable) throw new Error("Cannot reset a map output that is still in use");
+    this.#start(options);
+  }
+
+  /** Whether reset() may be called: finished or discarded, and no emit came after that. */
+  get reusable(): boolean {
+    return this.#finished && !this.#emittedLate;
+  }
+
+  #start(options: MapOutputOptions): void {
     if (!Number.isInteger(options.nReduce) || options.nReduce < 1) {
       throw new RangeError(`nReduce must be a positive integer: got ${options.nReduce}`);
     }
     this.#options = options;
     this.#limit = options.memoryLimit ?? defaultMemoryLimit();
-    this.#table = new PairTable(options.combine);
+    this.#table.clear(options.combine);
+    this.#spills = [];
+    this.#finished = false;
+    this.#countdown = PROGRESS_EVERY;
+    this.#writeCountdown = PROGRESS_EVERY;
   }
 
   /** Emits one pair; throws TypeError on a non-string key or value. Bound: pass it around freely. */
@@ -172,6 +216,7 @@ export class MapOutput {
   #checkpoint(): void {
     if (this.#finished) {
       this.#countdown = 0;
+      this.#emittedLate = true;
       throw new Error("emit called after the map task finished");
     }
     this.#countdown = PROGRESS_EVERY;
@@ -235,7 +280,7 @@ export class MapOutput {
         file.close();
       }
     }
-    this.#table = new PairTable(this.#options.combine);
+    table.clear(this.#options.combine);
     return { bytes, records, sums };
   }
 
@@ -243,8 +288,10 @@ export class MapOutput {
   async discard(): Promise<void> {
     this.#finished = true;
     this.#countdown = 0;
+    // Emptied even without spills: a reused output must not keep the keys (and through them,
+    // perhaps, the input string) of a task that is over.
+    this.#table.clear(this.#options.combine);
     if (this.#spills.length === 0) return;
-    this.#table = new PairTable(this.#options.combine);
     const spills = this.#spills.flat();
     this.#spills = [];
     await Promise.all(spills.map((path) => Deno.remove(path).catch(() => {})));

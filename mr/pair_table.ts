@@ -38,6 +38,12 @@ const VALUE_COST = 24;
 const REF_COST = 8;
 /** Slots of a new table (a power of two). */
 const INITIAL_CAPACITY = 1024;
+/**
+ * Most slots clear() keeps for the next task (2 MiB of slot and hash arrays): a table reused
+ * task after task keeps its grown arrays, so it does not grow again; one grown past this (a map
+ * with millions of distinct keys) starts small again rather than holding that memory idle.
+ */
+const KEEP_CAPACITY = 1 << 18;
 
 /**
  * A per-process random hash seed: keys from an input chosen to collide under a fixed FNV basis
@@ -53,7 +59,7 @@ const SEED = (Math.random() * 0x100000000) >>> 0;
  * 0..size-1 in the order their keys first came.
  */
 export class PairTable {
-  readonly #combine?: Combiner;
+  #combine?: Combiner;
   #mask = INITIAL_CAPACITY - 1;
   /** Slot -> entry number + 1 (0: an empty slot). */
   #slots = new Int32Array(INITIAL_CAPACITY);
@@ -69,6 +75,32 @@ export class PairTable {
   /** An empty table; with `combine`, a key's values are combined as they pile up. */
   constructor(combine?: Combiner) {
     this.#combine = combine;
+  }
+
+  /**
+   * Empties the table for another map task, with `combine` as its combiner from now on. The
+   * arrays keep their identity and their grown capacity (up to KEEP_CAPACITY slots): the same
+   * table serves task after task, so the hot add() path, compiled once, sees the same objects
+   * and field values every time (V8 throws optimized code away when an object it embedded
+   * dies, or when a field it took as constant is written).
+   */
+  clear(combine?: Combiner): void {
+    this.#combine = combine;
+    if (this.#slots.length > KEEP_CAPACITY) {
+      this.#mask = INITIAL_CAPACITY - 1;
+      this.#slots = new Int32Array(INITIAL_CAPACITY);
+      this.#hashes = new Int32Array(INITIAL_CAPACITY);
+      this.#counts = new Float64Array(INITIAL_CAPACITY / 2);
+    } else {
+      // An empty slot is a 0 here; stale hashes and counts are overwritten before being read.
+      this.#slots.fill(0);
+    }
+    // Setting length drops the keys and values (and the input string they may point into).
+    this.#keys.length = 0;
+    this.#runs.length = 0;
+    this.#values.length = 0;
+    this.#size = 0;
+    this.#bytes = 0;
   }
 
   /** Distinct keys held (entries 0..size-1). */

@@ -31,12 +31,40 @@ function letterAt(text: string, i: number): number {
   return LETTER.test(String.fromCodePoint(point)) ? 2 : 0;
 }
 
+/**
+ * Characters a call of wordsIn() covers at least (it ends after the next line break): a split
+ * of 16 MiB is about a thousand calls.
+ */
+const CHUNK = 16 * 1024;
+
 /** Calls `onWord` with every word of `text`, in order. */
 export function forEachWord(text: string, onWord: (word: string) => void): void {
+  // The text is walked a chunk of lines per call, not in one loop: a task thread calls this
+  // once per map, so one long loop here would only ever run as on-stack-replacement (OSR) code,
+  // which V8 keeps in a cache a full GC may empty, and which it compiles again whenever it was
+  // thrown away; wordsIn(), called a thousand times per split, gets ordinary optimized code
+  // that stays with the function from one map to the next. A chunk ends after a line break,
+  // which is never part of a word, so only the last chunk may end inside a word.
   const length = text.length;
+  let from = 0;
+  while (from < length) {
+    const newline = text.indexOf("\n", from + CHUNK);
+    const to = newline < 0 ? length : newline + 1;
+    const last = wordsIn(text, from, to, onWord);
+    if (last >= 0) onWord(text.slice(last, to));
+    from = to;
+  }
+}
+
+/**
+ * Calls `onWord` with every word of `text` that ends in [from, to), and returns where a word
+ * running up to `to` starts (-1 if none). One call site of `onWord`: each site of a call whose
+ * target changes (a new closure per map) costs its own deopt and recompile.
+ */
+function wordsIn(text: string, from: number, to: number, onWord: (word: string) => void): number {
   let start = -1;
-  let i = 0;
-  while (i < length) {
+  let i = from;
+  while (i < to) {
     const code = text.charCodeAt(i);
     // The ASCII test inline: most characters of most texts take this path.
     const width = code < 0x80 ? BMP[code] === 1 ? 1 : 0 : letterAt(text, i);
@@ -51,5 +79,5 @@ export function forEachWord(text: string, onWord: (word: string) => void): void 
       i++;
     }
   }
-  if (start >= 0) onWord(text.slice(start, length));
+  return start;
 }

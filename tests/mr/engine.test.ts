@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadApp } from "../../mr/app.ts";
-import { runMap, runReduce } from "../../mr/engine.ts";
+import { type Emit, loadApp, type MapReduceApp } from "../../mr/app.ts";
+import { runMap, runMapInputs, runReduce } from "../../mr/engine.ts";
+import { RecordReader } from "../../mr/record_format.ts";
 import { app, reference, seeded, withTempDir, writeInputs } from "./helpers.ts";
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}.ts`, import.meta.url));
@@ -171,5 +172,114 @@ Deno.test("one key with a million values, empty ones among them, reaches reduce 
       await Deno.readTextFile(join(work, "out")),
       `one key\t東 1000000/${Math.ceil(1_000_000 / 3)}\nother 1/1\n`,
     );
+  });
+});
+
+/** A streaming app built in the test: map is given, reduce joins the values. */
+function inlineApp(mapEmit: MapReduceApp["mapEmit"]): MapReduceApp {
+  return {
+    map: () => [],
+    mapEmit,
+    reduce: (_key, values) => values.join(","),
+  };
+}
+
+/** Every key and value of every partition run under `dir` named `<prefix>-<r>`. */
+async function runPairs(dir: string, prefix: string, nReduce: number): Promise<string[]> {
+  const pairs: string[] = [];
+  for (let r = 0; r < nReduce; r++) {
+    const path = join(dir, `${prefix}-${r}`);
+    const file = await Deno.open(path);
+    try {
+      const reader = new RecordReader(file, path);
+      while (await reader.next()) pairs.push(`${reader.key()}=${reader.value()}`);
+    } finally {
+      file.close();
+    }
+  }
+  return pairs.sort();
+}
+
+Deno.test("two maps running at once in one isolate keep their outputs apart", async () => {
+  await withTempDir(async (dir) => {
+    const mr = inlineApp((filename, contents, emit) => {
+      for (const word of contents.split(" ")) emit(`${filename}:${word}`, filename);
+    });
+    const options = (task: string) => ({
+      nReduce: 3,
+      partitionPath: (r: number) => join(dir, `${task}-${r}`),
+      spillDir: dir,
+    });
+    // Task a's second input arrives only after task b has mapped its first: both outputs are
+    // in use at the same time.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => release = resolve);
+    const a = runMapInputs(mr, [
+      Promise.resolve({ filename: "a1", contents: "x y" }),
+      gate.then(() => ({ filename: "a2", contents: "z" })),
+    ], options("a"));
+    const b = runMapInputs(mr, [
+      Promise.resolve({ filename: "b1", contents: "x" }),
+      Promise.resolve().then(() => {
+        release();
+        return { filename: "b2", contents: "y z" };
+      }),
+    ], options("b"));
+    await Promise.all([a, b]);
+    assert.deepEqual(await runPairs(dir, "a", 3), ["a1:x=a1", "a1:y=a1", "a2:z=a2"]);
+    assert.deepEqual(await runPairs(dir, "b", 3), ["b1:x=b1", "b2:y=b2", "b2:z=b2"]);
+    // The outputs go on serving later maps, each starting clean.
+    for (const task of ["c", "d"]) {
+      await runMap(mr, task, "only", options(task));
+      assert.deepEqual(await runPairs(dir, task, 3), [`${task}:only=${task}`]);
+    }
+  });
+});
+
+Deno.test("an emit an app kept from a finished map never lands in a later map", async () => {
+  await withTempDir(async (dir) => {
+    const options = (task: string) => ({
+      nReduce: 2,
+      partitionPath: (r: number) => join(dir, `${task}-${r}`),
+      spillDir: dir,
+    });
+    // A synchronous map: the output is reused, so a kept emit that is called after its map
+    // finished must make it unusable for later maps.
+    let kept: Emit | undefined;
+    const staleErrors: unknown[] = [];
+    const tryStale = () => {
+      try {
+        kept!("stale", "1");
+      } catch (err) {
+        staleErrors.push(err);
+      }
+    };
+    const sync = inlineApp((filename, _contents, emit) => {
+      if (kept === undefined) kept = emit;
+      else tryStale();
+      emit(filename, "1");
+    });
+    await runMap(sync, "s1", "", options("s1"));
+    tryStale();
+    await runMap(sync, "s2", "", options("s2"));
+    assert.equal(staleErrors.length, 2);
+    for (const err of staleErrors) assert.match(String(err), /after the map task finished/);
+    assert.deepEqual(await runPairs(dir, "s2", 2), ["s2=1"]);
+
+    // An asynchronous map may emit from a continuation after it settled: its output is never
+    // reused, so that emit fails even while a later map is running.
+    staleErrors.length = 0;
+    kept = undefined;
+    const later = inlineApp(async (filename, _contents, emit) => {
+      if (kept === undefined) kept = emit;
+      else tryStale();
+      await Promise.resolve();
+      emit(filename, "1");
+    });
+    await runMap(later, "a1", "", options("a1"));
+    await runMap(later, "a2", "", options("a2"));
+    assert.equal(staleErrors.length, 1);
+    assert.match(String(staleErrors[0]), /after the map task finished/);
+    assert.deepEqual(await runPairs(dir, "a2", 2), ["a2=1"]);
   });
 });

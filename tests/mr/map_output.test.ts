@@ -129,3 +129,57 @@ Deno.test("map output reports progress while emitting and while writing a large 
     assert.ok(progress - emitting >= 9, `${progress - emitting} reports while writing them`);
   });
 });
+
+Deno.test("a map output reset after a discarded (failed) map starts clean", async () => {
+  await withTempDir("mr-mapout-", async (dir) => {
+    const output = new MapOutput({
+      nReduce: 3,
+      partitionPath: (r) => join(dir, `old-${r}`),
+      spillDir: dir,
+      memoryLimit: 16 * 1024,
+    });
+    for (let i = 0; i < 5000; i++) output.emit(`old${i % 700}`, "x");
+    assert.throws(() => output.reset({ nReduce: 1, partitionPath: () => "", spillDir: dir }), {
+      message: /still in use/,
+    });
+    await output.discard();
+    assert.equal(output.reusable, true);
+    // Another combiner and partition count: nothing of the failed map's keys, values or spills.
+    output.reset({
+      nReduce: 2,
+      combine: sum,
+      partitionPath: (r) => join(dir, `new-${r}`),
+      spillDir: dir,
+    });
+    const expected = emitWords(output.emit, 20_000, 5);
+    const stats = await output.finish();
+    assert.equal(stats.spills, 0);
+    const got = new Map<string, number>();
+    for (let r = 0; r < 2; r++) {
+      for (const [key, value] of await readRun(join(dir, `new-${r}`))) got.set(key, Number(value));
+    }
+    assert.deepEqual(got, expected);
+    const names = [...Deno.readDirSync(dir)].map((entry) => entry.name).sort();
+    assert.deepEqual(names, ["new-0", "new-1"]);
+  });
+});
+
+Deno.test("emit after finish throws, and an output emitted into late is never reset", async () => {
+  await withTempDir("mr-mapout-", async (dir) => {
+    const output = new MapOutput({
+      nReduce: 1,
+      partitionPath: () => join(dir, "p"),
+      spillDir: dir,
+    });
+    output.emit("a", "1");
+    await output.finish();
+    assert.equal(output.reusable, true);
+    assert.throws(() => output.emit("late", "1"), /after the map task finished/);
+    assert.equal(output.reusable, false);
+    assert.throws(
+      () => output.reset({ nReduce: 1, partitionPath: () => join(dir, "q"), spillDir: dir }),
+      /still in use/,
+    );
+    assert.throws(() => output.emit("later", "1"), /after the map task finished/);
+  });
+});

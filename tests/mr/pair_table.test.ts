@@ -123,3 +123,27 @@ Deno.test("value() gives an entry's one value, the same when asked again; undefi
   plain.add("k", "1");
   assert.equal(plain.value(0), undefined, "two values without a combiner");
 });
+
+Deno.test("clear() empties the table for reuse, with a new combiner, small or grown past what it keeps", () => {
+  const sum = (_key: string, values: string[]) => String(values.reduce((n, v) => n + Number(v), 0));
+  const table = new PairTable(sum);
+  // 300,000 distinct keys grow the table past the capacity clear() keeps; 2,000 do not.
+  for (const distinct of [300_000, 2000, 2000]) {
+    for (let i = 0; i < distinct * 2; i++) table.add(`k${i % distinct}`, "2");
+    assert.equal(table.size, distinct);
+    assert.equal(table.value(0), "4");
+    table.clear();
+    assert.equal(table.size, 0);
+    assert.equal(table.bytes, 0);
+    assert.deepEqual(table.keys(), []);
+    // Without a combiner now: every value kept, none of the cleared keys' values among them.
+    const expected = new Map<string, string[]>();
+    for (let i = 0; i < 3000; i++) {
+      const key = `k${i % 1000}`;
+      table.add(key, String(i % 3));
+      expected.set(key, [...(expected.get(key) ?? []), String(i % 3)]);
+    }
+    assert.deepEqual(contents(table), expected);
+    table.clear(sum);
+  }
+});
