@@ -17,7 +17,7 @@
  * `joining` flag, say): declare it in Hello, copy it in parseHello after checking its type, set
  * it in peerHello's caller, and judge it in HandshakePolicy.checkPeer.
  */
-import process from "node:process";
+import { equalBytes, sha256 } from "./sha256.ts";
 
 /** The handshake version this build speaks. */
 export const HANDSHAKE_VERSION = 1;
@@ -221,33 +221,23 @@ export function admit(hello: Hello, facts: TransportFacts, policy: HandshakePoli
   return { role: "client" };
 }
 
-let nodeCryptoModule: typeof import("node:crypto") | undefined;
-
-/**
- * node:crypto, loaded when first needed (Node's process.getBuiltinModule): only a listener
- * checking tokens uses it, and a process that only dials, such as each worker `mr run` starts,
- * would otherwise pay about 10 ms at start to load it.
- */
-function nodeCrypto(): typeof import("node:crypto") {
-  return nodeCryptoModule ??= process.getBuiltinModule(
-    "node:crypto",
-  ) as typeof import("node:crypto");
-}
-
 /** SHA-256 of a token: what a listener keeps, and compares in constant time. */
 export function tokenDigest(token: string): Uint8Array {
-  return new Uint8Array(nodeCrypto().createHash("sha256").update(token).digest());
+  // Our own SHA-256 (net/sha256.ts) rather than node:crypto, which would cost each process
+  // that checks tokens (every coordinator, `mr run` included) about 30 ms of CPU to load.
+  return sha256(token);
 }
 
 /**
  * Whether `token` is one of the tokens whose digests are given. Digests have one length, so
- * timingSafeEqual applies; every digest is compared, so the time does not tell which matched.
+ * the comparison takes the same time whatever they hold; every digest is compared, so the time
+ * does not tell which matched.
  */
 export function tokenMatches(token: string, digests: Uint8Array[]): boolean {
   const digest = tokenDigest(token);
   let found = false;
   for (const candidate of digests) {
-    if (nodeCrypto().timingSafeEqual(digest, candidate)) found = true;
+    if (equalBytes(digest, candidate)) found = true;
   }
   return found;
 }
