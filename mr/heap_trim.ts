@@ -5,24 +5,43 @@
  * returns; V8 frees large strings only in a full (mark-compact) collection, and schedules one by
  * heap growth, so over many tasks a worker's resident memory rose from about 140 to 380 MiB with
  * 16 MiB splits (measured: one task thread, 16 maps of one 16 MiB file, RSS after each), and the
- * peak grew with the number of maps, so with the input size. A full collection after a task
- * costs about 10 ms when the garbage is mostly those few large objects; doing it only once the
- * heap passed TRIM_BYTES keeps it to every other map or so with small splits. With it the same
- * maps stay at about 120 MiB after each (peak 212 MiB, against 378 without).
+ * peak grew with the number of maps, so with the input size. Collecting only once the heap
+ * passed TRIM_BYTES keeps it to every other map or so with small splits. With it the same maps
+ * stay at about 120 MiB after each (peak 212 MiB, against 378 without).
  *
- * `gc` is not exposed to scripts by default: the V8 flag that exposes it is set at run time
- * through node:v8, and the function read from a fresh node:vm context. Where that is refused,
- * this does nothing and V8 collects on its own schedule.
+ * Which collection: V8's own `gc` function, installed in every context of a process started
+ * with `--v8-flags=--expose-gc` (mr run starts its workers so), runs one mark-compact: 3-5 ms
+ * here, since what survives a map is little (code and a few modules). Without that flag a
+ * script can still set the flag at run time (node:v8) and read a `gc` from a fresh node:vm
+ * context, but that one is a low-memory notification: at least two memory-reducing
+ * mark-compacts that compact every page (29-35 ms per trim measured on a map's leftovers, 50-67
+ * under load), and it also aborts the optimizing compiles in flight and clears the compilation
+ * cache. Where neither is available this does nothing and V8 collects on its own schedule.
  */
 import process from "node:process";
 
 /** Heap plus external (ArrayBuffer) bytes past which a task is followed by a full collection. */
 export const TRIM_BYTES = 64 * 1024 * 1024;
 
+/** How trimHeap collects: one mark-compact, a low-memory notification, or not at all. */
+export type Collector = "major" | "low-memory" | "none";
+
 let collect: (() => void) | null | undefined;
+let kind: Collector = "none";
+/** V8's `gc`, read when this module loads: before any app code could define a global of that name. */
+const exposed: unknown = (globalThis as { gc?: unknown }).gc;
+
+/** V8's gc extension takes an options object; a type of "major" asks for one full collection. */
+type V8Gc = (options?: { type: "major" | "minor"; execution: "sync" | "async" }) => unknown;
 
 function collector(): (() => void) | null {
   if (collect !== undefined) return collect;
+  if (typeof exposed === "function") {
+    const gc = exposed as V8Gc;
+    kind = "major";
+    collect = () => void gc({ type: "major", execution: "sync" });
+    return collect;
+  }
   try {
     // Loaded on first use (process.getBuiltinModule): node:vm takes a task thread ~5 ms to load,
     // and loaded at start that would delay its first map, before which no trim is due.
@@ -31,16 +50,29 @@ function collector(): (() => void) | null {
     v8.setFlagsFromString("--expose-gc");
     const gc: unknown = vm.runInNewContext("gc");
     collect = typeof gc === "function" ? () => gc() : null;
+    kind = collect === null ? "none" : "low-memory";
   } catch {
     collect = null;
   }
   return collect;
 }
 
-/** Runs a full collection if this isolate's heap and external memory exceed TRIM_BYTES. */
+/** How this thread's trims collect (decided on first use; reading it decides). */
+export function heapCollector(): Collector {
+  collector();
+  return kind;
+}
+
+/**
+ * Runs a full collection if this isolate's used heap (live objects plus garbage not yet
+ * collected) and external memory exceed TRIM_BYTES.
+ */
 export function trimHeap(): boolean {
+  // Used, not committed (heapTotal): V8 keeps the pages a collection emptied, so once a map had
+  // grown the heap its committed size stayed past the bound, and every later map paid a
+  // collection that found nothing to free when V8 had already collected on its own.
   const usage = Deno.memoryUsage();
-  if (usage.heapTotal + usage.external <= TRIM_BYTES) return false;
+  if (usage.heapUsed + usage.external <= TRIM_BYTES) return false;
   const gc = collector();
   if (gc === null) return false;
   gc();

@@ -1,12 +1,15 @@
 /** A task thread's heap is collected between tasks once it has grown, and only then. */
 import assert from "node:assert/strict";
-import { TRIM_BYTES, trimHeap } from "../../mr/heap_trim.ts";
+import { join } from "node:path";
+import { heapCollector, TRIM_BYTES, trimHeap } from "../../mr/heap_trim.ts";
+import { app, mergedOutput, raftmr, withTempDir } from "./helpers.ts";
 
 const MIB = 1024 * 1024;
+const PROBE = new URL("./fixtures/trim_probe.ts", import.meta.url).pathname;
 
 Deno.test("trimHeap leaves a small heap alone and collects what a large task left", () => {
   const small = Deno.memoryUsage();
-  if (small.heapTotal + small.external <= TRIM_BYTES) assert.equal(trimHeap(), false);
+  if (small.heapUsed + small.external <= TRIM_BYTES) assert.equal(trimHeap(), false);
   // What a map leaves behind: its split's bytes, garbage once it returned.
   let split: Uint8Array[] | undefined = Array.from({ length: 16 }, () => new Uint8Array(8 * MIB));
   split[15][0] = 1;
@@ -21,4 +24,65 @@ Deno.test("trimHeap leaves a small heap alone and collects what a large task lef
       Math.round(after.external / MIB)
     } MiB`,
   );
+});
+
+/** Runs the probe in a process of its own with `flags`; returns what it printed. */
+async function probe(flags: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", ...flags, PROBE],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, stderr);
+  return JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    collector: string;
+    first: boolean;
+    second: boolean;
+    before: number;
+    after: number;
+  };
+}
+
+Deno.test("trimHeap uses V8's gc where the process exposes it, and trims only what it can free", async () => {
+  for (const [flags, collector] of [[["--v8-flags=--expose-gc"], "major"], [[], "low-memory"]]) {
+    const result = await probe(flags as string[]);
+    assert.equal(result.collector, collector, `flags ${flags}`);
+    assert.equal(result.first, true, `flags ${flags}: the leftovers are past the bound`);
+    assert.ok(
+      result.after < result.before - 64 * MIB,
+      `flags ${flags}: ${Math.round(result.before / MIB)} -> ${Math.round(result.after / MIB)} MiB`,
+    );
+    // The heap's pages stay committed after a collection; what is left to free is not past the
+    // bound, so a second trim right after the first does not collect again.
+    assert.equal(result.second, false, `flags ${flags}: a second trim found nothing to free`);
+  }
+});
+
+Deno.test("mr run starts its workers with V8's gc exposed, for the trim between maps", async () => {
+  await withTempDir(async (dir) => {
+    // An app that counts what kind of gc its map sees (mr run's task threads run the app).
+    await Deno.writeTextFile(
+      join(dir, "gc_kind.ts"),
+      [
+        `import * as wc from ${JSON.stringify(app("wc"))};`,
+        "export function map(_file: string, _contents: string) {",
+        "  return [{ key: `gc-${typeof (globalThis as { gc?: unknown }).gc}`, value: '1' }];",
+        "}",
+        "export const reduce = wc.reduce;",
+      ].join("\n"),
+    );
+    await Deno.writeTextFile(join(dir, "a.txt"), "one line\n");
+    const out = await raftmr(
+      ["mr", "run", "--app", "gc_kind.ts", "--workers", "1", "--reduce", "1", "a.txt"],
+      dir,
+    ).done;
+    assert.equal(out.code, 0, out.stderr);
+    assert.deepEqual(await mergedOutput(dir), ["gc-function 1"]);
+  });
+});
+
+Deno.test("heapCollector names how this process trims", () => {
+  const exposed = typeof (globalThis as { gc?: unknown }).gc === "function";
+  assert.equal(heapCollector(), exposed ? "major" : "low-memory");
 });
