@@ -4,17 +4,15 @@
  * carries the job's data endpoints (splits out, reduce outputs in). This is the only mr/ file
  * that reads the clock.
  */
-import { Hono } from "hono";
+import type { Hono } from "hono";
 import { type HttpListener, serveHttp } from "../net/http_listener.ts";
 import { defaultConnectionCap } from "../net/conn_gate.ts";
 import { RpcServer } from "../net/rpc.ts";
 import { tokenDigest } from "../net/handshake.ts";
 import { registerListenerMetrics } from "../net/listener_metrics.ts";
-import { httpMetrics } from "../status/http_metrics.ts";
-import { metricsResponse, Registry } from "../status/metrics.ts";
+import { Registry } from "../status/metrics.ts";
 import { registerProcessMetrics } from "../status/process_metrics.ts";
 import { registerCoordinatorMetrics } from "./coordinator_metrics.ts";
-import { coordinatorPage } from "./coordinator_page.ts";
 import type { FramedConn } from "../net/framed_conn.ts";
 import { fsyncDir } from "../persist/atomic_file.ts";
 import { randomHex } from "../util/random_hex.ts";
@@ -227,6 +225,7 @@ export class Coordinator {
   /** Asks that found nothing to do, held until something is (AskParams.waitMs). */
   readonly #parked = new ParkedAsks<TaskAssignment>();
   #http!: HttpListener;
+  #statusRoutes?: Promise<Hono>;
   #rpcAddress = { hostname: "", port: 0 };
   #httpAddress = { hostname: "", port: 0 };
   #timer?: ReturnType<typeof setInterval>;
@@ -400,7 +399,6 @@ export class Coordinator {
       ? this.#rpc.serve(listen)
       : this.#rpc.listen(listen.hostname, listen.port);
     const http = this.#options.http ?? { hostname: this.#rpcAddress.hostname, port: 0 };
-    const app = this.#routes();
     // The listener with a connection cap, header and idle timeouts and an accept loop that
     // survives EMFILE (net/http_listener.ts): splits and outputs cross this port too.
     this.#http = serveHttp({
@@ -411,7 +409,7 @@ export class Coordinator {
       handler: (request) =>
         this.#data.handles(new URL(request.url).pathname)
           ? this.#data.handle(request)
-          : app.fetch(request),
+          : this.#routes().then((app) => app.fetch(request)),
     });
     this.#httpAddress = { hostname: this.#http.addr.hostname, port: this.#http.addr.port };
     // Expiry also runs on every ask, but a timer keeps the status page honest when no worker
@@ -777,13 +775,11 @@ export class Coordinator {
     return this.#metrics.render();
   }
 
-  #routes(): Hono {
-    const app = new Hono();
-    app.use(httpMetrics(this.#metrics));
-    app.get("/status", (c) => c.json(this.status()));
-    app.get("/metrics", () => metricsResponse(this.metrics()));
-    app.get("/", (c) => c.html(coordinatorPage(this.status())));
-    return app;
+  /** The status routes, loaded with the first request for them (mr/coordinator_routes.ts). */
+  #routes(): Promise<Hono> {
+    return this.#statusRoutes ??= import("./coordinator_routes.ts").then((m) =>
+      m.coordinatorRoutes(this.#metrics, () => this.status(), () => this.metrics())
+    );
   }
 
   /** Stops serving and removes staged uploads that were never committed. */

@@ -84,6 +84,11 @@ export interface WorkerOptions {
   status?: WorkerStatus;
   /** The token the coordinator's --token-file lists (sent in the handshake). */
   token?: string;
+  /**
+   * A task runner already starting for `appPath` (TaskRunner.start), which runWorker then owns;
+   * by default runWorker starts one.
+   */
+  runner?: Promise<TaskRunner>;
 }
 
 /** What a worker is doing, as its /status endpoint reports it. */
@@ -209,7 +214,7 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
   const log = options.log ?? ((line: string) => console.error(line));
   // The task thread starts and imports the app while this thread binds its data server and
   // reaches the coordinator: neither waits for the other (WorkerLoop.run joins them).
-  const starting = TaskRunner.start(options.appPath);
+  const starting = options.runner ?? TaskRunner.start(options.appPath);
   // Awaited by WorkerLoop.run; this keeps a failure seen before then from being "unhandled".
   starting.catch(() => {});
   const ownDir = options.dataDir === undefined;

@@ -14,7 +14,7 @@ import {
   requiredFlag,
   stringFlag,
 } from "../cli/command.ts";
-import { newWorkerStatus, runWorker } from "./worker.ts";
+import { TaskRunner } from "./task_runner.ts";
 import type { HttpListener } from "../net/http_listener.ts";
 import { stopSignal } from "../cli/signals.ts";
 import { LOG_FLAGS, loggerFromFlags } from "../cli/log.ts";
@@ -94,9 +94,16 @@ export const workerCommand: Command = {
       : formatHostPort(hostPortValue(advertiseFlag, "flag --advertise"));
     const dataDir = stringFlag(args, "data-dir");
     const token = await workerToken(args);
-    const status = newWorkerStatus(`${coordinator.hostname}:${coordinator.port}`, appPath);
     const httpFlag = stringFlag(args, "http");
     const http = httpFlag === undefined ? undefined : hostPortValue(httpFlag, "flag --http");
+    // The task thread first, once the command line is known to be good: it boots, loads the
+    // engine and imports the app (about 40 ms of CPU) while this thread loads the worker's own
+    // modules (RPC, data server, about 20) instead of after them.
+    const starting = TaskRunner.start(appPath);
+    // Awaited by runWorker; this keeps a failure seen before then from being "unhandled".
+    starting.catch(() => {});
+    const { newWorkerStatus, runWorker } = await import("./worker.ts");
+    const status = newWorkerStatus(`${coordinator.hostname}:${coordinator.port}`, appPath);
     const log = loggerFromFlags(args);
     // Ctrl-C: exit at once; the worker's unload handler still removes its temporary directory.
     stopSignal().then(() => Deno.exit(INTERRUPTED));
@@ -118,6 +125,7 @@ export const workerCommand: Command = {
         dataDir,
         log,
         token,
+        runner: starting,
       });
     } catch (err) {
       const message = listenError(err, bound);
