@@ -9,6 +9,16 @@ import type { BlockSink } from "./record_format.ts";
 /** Called once per distinct key, in UTF-8 byte order of keys; may return a promise. */
 export type GroupHandler = (key: string, values: string[]) => void | Promise<void>;
 
+/**
+ * Receives a merge's groups through its `group` method, as a GroupHandler would. For merges that
+ * run once per task: every instance of a class calls the same method, where a closure made per
+ * task is a new call target each time, and V8 throws away the merge loop's optimized code
+ * ("wrong call target") when the target it inlined changes.
+ */
+export interface GroupSink {
+  group(key: string, values: string[]): void | Promise<void>;
+}
+
 /** A run's order is broken: a key came after a greater one. */
 export class UnsortedRunError extends Error {
   constructor(message: string) {
@@ -61,7 +71,7 @@ const PROGRESS_RECORDS = 4096;
  */
 export async function mergeGroups(
   readers: RecordReader[],
-  onGroup: GroupHandler,
+  onGroup: GroupHandler | GroupSink,
   onProgress?: () => void,
 ): Promise<void> {
   let countdown = PROGRESS_RECORDS;
@@ -107,7 +117,10 @@ export async function mergeGroups(
       }
       siftDown(readers, heap, 0);
     }
-    const result = onGroup(decodeUtf8(key, 0, key.length), values);
+    const text = decodeUtf8(key, 0, key.length);
+    const result = typeof onGroup === "function"
+      ? onGroup(text, values)
+      : onGroup.group(text, values);
     if (result !== undefined) await result;
   }
 }
@@ -136,27 +149,40 @@ export async function reduceRuns(
   sink: BlockSink,
   onProgress?: () => void,
 ): Promise<ReduceStats> {
-  const out = new TextWriter(sink);
-  let keys = 0;
-  await mergeGroups(readers, (key, values) => {
-    const result: unknown = reduce(key, values);
-    if (result instanceof Promise) {
-      // Await only real promises: an await per key would cost a microtask turn for sync apps.
-      return result.then((value) => emitLine(key, value));
-    }
-    return emitLine(key, result);
-  }, onProgress);
-  const closed = out.close();
+  const out = new ReduceWriter(reduce, new TextWriter(sink));
+  await mergeGroups(readers, out, onProgress);
+  const closed = out.text.close();
   if (closed !== undefined) await closed;
   let records = 0;
   for (const reader of readers) records += reader.records;
-  return { keys, records, bytesWritten: out.bytes };
+  return { keys: out.keys, records, bytesWritten: out.text.bytes };
+}
 
-  function emitLine(key: string, value: unknown): void | Promise<void> {
+/** Writes `<key> <reduce(key, values)>\n` per group (a class: see GroupSink). */
+class ReduceWriter implements GroupSink {
+  readonly reduce: Reducer;
+  readonly text: TextWriter;
+  keys = 0;
+
+  constructor(reduce: Reducer, text: TextWriter) {
+    this.reduce = reduce;
+    this.text = text;
+  }
+
+  group(key: string, values: string[]): void | Promise<void> {
+    const result: unknown = this.reduce(key, values);
+    if (result instanceof Promise) {
+      // Await only real promises: an await per key would cost a microtask turn for sync apps.
+      return result.then((value) => this.#line(key, value));
+    }
+    return this.#line(key, result);
+  }
+
+  #line(key: string, value: unknown): void | Promise<void> {
     if (typeof value !== "string") {
       throw new TypeError(`reduce returned ${typeof value} for key ${key}, expected a string`);
     }
-    keys++;
-    return out.add(`${key} ${value}\n`);
+    this.keys++;
+    return this.text.add(`${key} ${value}\n`);
   }
 }

@@ -68,7 +68,12 @@ export class PairTable {
   #keys: string[] = [];
   #runs: string[] = [];
   #counts = new Float64Array(INITIAL_CAPACITY / 2);
-  #values: (string[] | undefined)[] = [];
+  /**
+   * Entry -> its stored values, or null when it has none. Not undefined: V8 15 (Deno 2.9) keeps
+   * an array of only undefineds as doubles, and the optimized push into it deopted ("not a
+   * Number", seen with --trace-deopt) and was compiled again in every task thread.
+   */
+  #values: (string[] | null)[] = [];
   #size = 0;
   #bytes = 0;
 
@@ -153,7 +158,7 @@ export class PairTable {
     this.#keys.push(key);
     this.#runs.push(value);
     this.#counts[entry] = 1;
-    this.#values.push(undefined);
+    this.#values.push(null);
     this.#bytes += ENTRY_COST + 2 * key.length + VALUE_COST + 2 * value.length;
     if (++this.#size * 2 > this.#mask) this.#grow();
   }
@@ -183,11 +188,11 @@ export class PairTable {
   #combineEntry(entry: number): void {
     let freed = VALUE_COST + 2 * this.#runs[entry].length;
     const values = this.#values[entry];
-    if (values !== undefined) {
+    if (values !== null) {
       for (let i = 0; i < values.length; i++) freed += REF_COST + VALUE_COST + 2 * values[i].length;
     }
     const one = this.#combined(entry);
-    this.#values[entry] = undefined;
+    this.#values[entry] = null;
     this.#runs[entry] = one;
     this.#counts[entry] = 1;
     this.#bytes += VALUE_COST + 2 * one.length - freed;
@@ -199,7 +204,7 @@ export class PairTable {
     const key = this.#keys[entry];
     const run = combineRun(combine, key, this.#runs[entry], this.#counts[entry]);
     const values = this.#values[entry];
-    if (values === undefined) return run;
+    if (values === null) return run;
     // A copy: value() may be asked twice and must answer the same.
     return combined(combine, key, values.concat(run));
   }
@@ -241,7 +246,7 @@ export class PairTable {
    * combination of all of them; undefined when, without a combiner, it has several (write()).
    */
   value(entry: number): string | undefined {
-    if (this.#values[entry] === undefined && this.#counts[entry] === 1) return this.#runs[entry];
+    if (this.#values[entry] === null && this.#counts[entry] === 1) return this.#runs[entry];
     return this.#combine === undefined ? undefined : this.#combined(entry);
   }
 
@@ -253,12 +258,12 @@ export class PairTable {
     const key = this.#keys[entry];
     const count = this.#counts[entry];
     const values = this.#values[entry];
-    if (values === undefined && count === 1) {
+    if (values === null && count === 1) {
       write(key, this.#runs[entry]);
     } else if (this.#combine !== undefined) {
       write(key, this.#combined(entry));
     } else {
-      if (values !== undefined) { for (const value of values) write(key, value); }
+      if (values !== null) { for (const value of values) write(key, value); }
       const run = this.#runs[entry];
       for (let i = 0; i < count; i++) write(key, run);
     }

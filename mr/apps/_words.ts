@@ -35,10 +35,17 @@ function letterAt(text: string, i: number): number {
  * Characters a call of wordsIn() covers at least (it ends after the next line break): a split
  * of 16 MiB is about a thousand calls.
  */
-const CHUNK = 16 * 1024;
+const CHUNK = 2 * 1024;
 
-/** Calls `onWord` with every word of `text`, in order. */
-export function forEachWord(text: string, onWord: (word: string) => void): void {
+/**
+ * Calls `onWord(word, tag)` for every word of `text`, in order; `tag` is passed through (wc
+ * passes the engine's emit and "1", so its map creates no closure, see wc.ts).
+ */
+export function forEachWord<T>(
+  text: string,
+  onWord: (word: string, tag: T) => void,
+  tag?: T,
+): void {
   // The text is walked a chunk of lines per call, not in one loop: a task thread calls this
   // once per map, so one long loop here would only ever run as on-stack-replacement (OSR) code,
   // which V8 keeps in a cache a full GC may empty, and which it compiles again whenever it was
@@ -50,18 +57,24 @@ export function forEachWord(text: string, onWord: (word: string) => void): void 
   while (from < length) {
     const newline = text.indexOf("\n", from + CHUNK);
     const to = newline < 0 ? length : newline + 1;
-    const last = wordsIn(text, from, to, onWord);
-    if (last >= 0) onWord(text.slice(last, to));
+    const last = wordsIn(text, from, to, onWord, tag as T);
+    if (last >= 0) onWord(text.slice(last, to), tag as T);
     from = to;
   }
 }
 
 /**
- * Calls `onWord` with every word of `text` that ends in [from, to), and returns where a word
- * running up to `to` starts (-1 if none). One call site of `onWord`: each site of a call whose
- * target changes (a new closure per map) costs its own deopt and recompile.
+ * Calls `onWord(word, tag)` for every word of `text` that ends in [from, to), and returns where
+ * a word running up to `to` starts (-1 if none). One call site of `onWord`: each site of a call
+ * whose target changes (a new closure per map) costs its own deopt and recompile.
  */
-function wordsIn(text: string, from: number, to: number, onWord: (word: string) => void): number {
+function wordsIn<T>(
+  text: string,
+  from: number,
+  to: number,
+  onWord: (word: string, tag: T) => void,
+  tag: T,
+): number {
   let start = -1;
   let i = from;
   while (i < to) {
@@ -73,7 +86,7 @@ function wordsIn(text: string, from: number, to: number, onWord: (word: string) 
       i += width;
     } else {
       if (start >= 0) {
-        onWord(text.slice(start, i));
+        onWord(text.slice(start, i), tag);
         start = -1;
       }
       i++;
