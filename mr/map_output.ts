@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { getHeapStatistics } from "node:v8";
-import { partition } from "./partition.ts";
+import { partitionKeys } from "./partition.ts";
 import {
   BLOCK_SIZE,
   type BlockSink,
@@ -13,7 +13,7 @@ import {
   RecordWriter,
   syncFileSink,
 } from "./record_format.ts";
-import { sortByKey } from "./key_sort.ts";
+import { sortKeys } from "./key_sort.ts";
 import { crc32c } from "../util/crc32c.ts";
 import { mergeGroups } from "./merge.ts";
 import { combined, type Combiner, PairTable } from "./pair_table.ts";
@@ -99,29 +99,18 @@ export function defaultMemoryLimit(): number {
 const YOUNG_GENERATION = 96 << 20;
 
 /**
- * The table's entries grouped by partition, each group in UTF-8 byte order of keys: partition r's
- * entries are `order[starts[r], starts[r + 1])`. The partition is hashed once per distinct key
- * here, never per emitted pair.
+ * The table's keys grouped by partition, each group in UTF-8 byte order: element r holds
+ * partition r's keys. The partition is hashed once per distinct key here, never per emitted pair.
  */
-function partitionOrder(
-  table: PairTable,
-  nReduce: number,
-): { order: Int32Array; starts: Int32Array } {
-  const size = table.size;
+function partitionOrder(table: PairTable, nReduce: number): string[][] {
   const keys = table.keys();
-  const parts = new Int32Array(size);
-  const starts = new Int32Array(nReduce + 1);
-  for (let entry = 0; entry < size; entry++) {
-    const r = partition(keys[entry], nReduce);
-    parts[entry] = r;
-    starts[r + 1]++;
-  }
-  for (let r = 0; r < nReduce; r++) starts[r + 1] += starts[r];
-  const next = starts.slice(0, nReduce);
-  const order = new Int32Array(size);
-  for (let entry = 0; entry < size; entry++) order[next[parts[entry]]++] = entry;
-  for (let r = 0; r < nReduce; r++) sortByKey(keys, order, starts[r], starts[r + 1]);
-  return { order, starts };
+  const parts = new Int32Array(keys.length);
+  const surrogates = partitionKeys(keys, nReduce, parts);
+  const groups: string[][] = [];
+  for (let r = 0; r < nReduce; r++) groups.push([]);
+  for (let i = 0; i < keys.length; i++) groups[parts[i]].push(keys[i]);
+  for (let r = 0; r < nReduce; r++) sortKeys(groups[r], surrogates);
+  return groups;
 }
 
 let spillCounter = 0;
@@ -252,7 +241,7 @@ export class MapOutput {
   #writeTable(paths: string[]): { bytes: number; records: number; sums: Checksum[] } {
     const nReduce = this.#options.nReduce;
     const table = this.#table;
-    const { order, starts } = partitionOrder(table, nReduce);
+    const groups = partitionOrder(table, nReduce);
     let bytes = 0;
     let records = 0;
     const sums: Checksum[] = [];
@@ -262,17 +251,7 @@ export class MapOutput {
         const { sink, sum } = checksummed(syncFileSink(file));
         sums.push(sum);
         const writer = new RecordWriter(sink, scratchBlock());
-        const add = (key: string, value: string) => {
-          writer.add(key, value);
-          this.#tick();
-        };
-        for (let i = starts[r]; i < starts[r + 1]; i++) {
-          const entry = order[i];
-          // One value per key (always, with a combiner): no callback per record.
-          const value = table.value(entry);
-          if (value === undefined) table.write(entry, add);
-          else add(table.keyAt(entry), value);
-        }
+        this.#writeRun(groups[r], writer);
         writer.close();
         bytes += writer.bytes;
         records += writer.records;
@@ -282,6 +261,39 @@ export class MapOutput {
     }
     table.clear(this.#options.combine);
     return { bytes, records, sums };
+  }
+
+  /**
+   * Adds the records of `keys` (sorted, all in the table) to `writer`. A loop of its own, called
+   * once per partition, so the JIT compiles just it and what it calls: the loop inside
+   * #writeTable was compiled on the stack (OSR) with the files, the checksums and the
+   * partitioning around it, 6-10 times a worker at 10-50 ms of background compilation each.
+   */
+  #writeRun(keys: string[], writer: RecordWriter): void {
+    const table = this.#table;
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i];
+      const entry = table.entryOf(key);
+      // One value per key (always, with a combiner): no callback per record.
+      const value = table.value(entry);
+      if (value === undefined) {
+        this.#writeValues(entry, writer);
+      } else {
+        writer.add(key, value);
+        this.#tick();
+      }
+    }
+  }
+
+  /**
+   * Adds a record per value of `entry` (no combiner, several values). Apart from #writeRun: a
+   * closure in that loop would make each iteration allocate a context.
+   */
+  #writeValues(entry: number, writer: RecordWriter): void {
+    this.#table.write(entry, (key, value) => {
+      writer.add(key, value);
+      this.#tick();
+    });
   }
 
   /** Drops the output of a failed map: the table and every spill file. */

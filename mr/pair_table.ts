@@ -231,6 +231,19 @@ export class PairTable {
     this.#hashes = hashes;
   }
 
+  /** The entry number of `key` (0..size-1), or -1 when the table does not hold it. */
+  entryOf(key: string): number {
+    const hash = hashKey(key);
+    const mask = this.#mask;
+    const slots = this.#slots;
+    const hashes = this.#hashes;
+    for (let slot = hash & mask;; slot = (slot + 1) & mask) {
+      const entry = slots[slot] - 1;
+      if (entry < 0) return -1;
+      if (hashes[slot] === hash && this.#keys[entry] === key) return entry;
+    }
+  }
+
   /** The key of entry `entry` (0..size-1). */
   keyAt(entry: number): string {
     return this.#keys[entry];

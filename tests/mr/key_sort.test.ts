@@ -1,6 +1,6 @@
 /** Keys are sorted by entry number in the byte order of their UTF-8 encodings. */
 import assert from "node:assert/strict";
-import { sortByKey } from "../../mr/key_sort.ts";
+import { sortByKey, sortKeys } from "../../mr/key_sort.ts";
 import { compareBytes } from "../../mr/record_format.ts";
 import { seeded } from "./helpers.ts";
 
@@ -126,4 +126,29 @@ Deno.test("many keys sharing a prefix of 100,000 code units (one radix pass per 
   const keys = Array.from({ length: 100 }, (_, i) => prefix + String(99 - i).padStart(2, "0"));
   keys.push(prefix, prefix + "\ufffd", "x");
   assert.deepEqual(sorted(keys), byBytes(keys));
+});
+
+Deno.test("sortKeys: the engine's order where no key holds a surrogate, the radix sort where one does", () => {
+  const rand = seeded(21);
+  const bmp = ["a", "b", "A", " ", "\0", "é", "日", "\ud7ff", "\ue000", "\ufffd", "\uffff"];
+  const astral = [...bmp, "\u{10000}", "\u{1F600}", "\ud800", "\udc00"];
+  for (const [alphabet, surrogates] of [[bmp, false], [astral, true]] as const) {
+    const set = new Set<string>();
+    while (set.size < 5_000) {
+      let key = "";
+      const length = 1 + Math.floor(rand() * 6);
+      for (let i = 0; i < length; i++) key += alphabet[Math.floor(rand() * alphabet.length)];
+      set.add(key);
+    }
+    const keys = [...set];
+    const expected = byBytes(keys);
+    sortKeys(keys, surrogates);
+    if (surrogates) {
+      // A lone surrogate and U+FFFD have the same bytes: compare the bytes, not the strings.
+      const bytes = (list: string[]) => list.map((key) => [...encoder.encode(key)].join(","));
+      assert.deepEqual(bytes(keys), bytes(expected));
+    } else {
+      assert.deepEqual(keys, expected);
+    }
+  }
 });

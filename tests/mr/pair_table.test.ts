@@ -147,3 +147,15 @@ Deno.test("clear() empties the table for reuse, with a new combiner, small or gr
     table.clear(sum);
   }
 });
+
+Deno.test("entryOf finds every key's entry, through growth, and -1 for a key not held", () => {
+  const table = new PairTable();
+  const keys = Array.from({ length: 5_000 }, (_, i) => `key ${i} ${"é".repeat(i % 3)}`);
+  for (const key of keys) table.add(key, "v");
+  keys.forEach((key, entry) => assert.equal(table.entryOf(key), entry, key));
+  // An equal string made apart from the stored one is found too.
+  assert.equal(table.entryOf(["key", "6", ""].join(" ")), 6);
+  assert.equal(table.entryOf("not there"), -1);
+  table.clear();
+  assert.equal(table.entryOf(keys[0]), -1);
+});

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { fnv1a32, partition } from "../../mr/partition.ts";
+import { fnv1a32, partition, partitionKeys } from "../../mr/partition.ts";
 import { seeded } from "./helpers.ts";
 
 function referenceFnv(key: string): number {
@@ -42,5 +42,20 @@ Deno.test("partition masks to 31 bits before taking the remainder", () => {
   for (const key of ["x", "hello", "Zürich"]) {
     const p = partition(key, 7);
     assert.ok(p >= 0 && p < 7);
+  }
+});
+
+Deno.test("partitionKeys gives every key its partition and tells whether one holds a surrogate", () => {
+  const plain = ["a", "hello", "Zürich", "東京", "\ue000", "\uffff", "\ufffd", ""];
+  const parts = new Int32Array(plain.length);
+  assert.equal(partitionKeys(plain, 7, parts), false, "no surrogate among BMP keys");
+  assert.deepEqual([...parts], plain.map((key) => partition(key, 7)));
+  for (const odd of ["\u{1F600}", "x\ud800", "\udc00y", "a\u{10000}b"]) {
+    const keys = [...plain, odd];
+    const all = new Int32Array(keys.length);
+    assert.equal(partitionKeys(keys, 7, all), true, `a key holds ${JSON.stringify(odd)}`);
+    assert.deepEqual([...all], keys.map((key) => partition(key, 7)));
+    // The flag is per call: the next table without one says so again.
+    assert.equal(partitionKeys(plain, 7, parts), false);
   }
 });
