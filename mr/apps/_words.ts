@@ -35,7 +35,7 @@ function letterAt(text: string, i: number): number {
  * Characters a call of wordsIn() covers at least (it ends after the next line break): a split
  * of 16 MiB is about a thousand calls.
  */
-const CHUNK = 2 * 1024;
+const CHUNK = 16 * 1024;
 
 /**
  * Calls `onWord(word, tag)` for every word of `text`, in order; `tag` is passed through (wc
