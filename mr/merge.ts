@@ -36,8 +36,13 @@ async function advanceSlow(reader: RecordReader): Promise<boolean> {
   }
 }
 
-/** Heap order: smaller key first; on equal keys the earlier run, so values come run by run. */
-function less(readers: RecordReader[], i: number, j: number): boolean {
+/**
+ * Heap order: a run that has ended after every other; then smaller key first; on equal keys the
+ * earlier run, so values come run by run.
+ */
+function less(readers: RecordReader[], ended: Uint8Array, i: number, j: number): boolean {
+  if (ended[i] !== 0) return false;
+  if (ended[j] !== 0) return true;
   const a = readers[i];
   const b = readers[j];
   const c = compareBytes(a.buffer, a.keyStart, a.keyEnd, b.buffer, b.keyStart, b.keyEnd);
@@ -45,14 +50,14 @@ function less(readers: RecordReader[], i: number, j: number): boolean {
 }
 
 /** Restores the min-heap property below position p (a binary heap of run indices). */
-function siftDown(readers: RecordReader[], heap: number[], p: number): void {
+function siftDown(readers: RecordReader[], ended: Uint8Array, heap: number[], p: number): void {
   const n = heap.length;
   const item = heap[p];
   for (;;) {
     let child = 2 * p + 1;
     if (child >= n) break;
-    if (child + 1 < n && less(readers, heap[child + 1], heap[child])) child++;
-    if (!less(readers, heap[child], item)) break;
+    if (child + 1 < n && less(readers, ended, heap[child + 1], heap[child])) child++;
+    if (!less(readers, ended, heap[child], item)) break;
     heap[p] = heap[child];
     p = child;
   }
@@ -74,16 +79,24 @@ export async function mergeGroups(
   onGroup: GroupHandler | GroupSink,
   onProgress?: () => void,
 ): Promise<void> {
-  let countdown = PROGRESS_RECORDS;
+  // The first record reports progress too: the call site has then seen its target before V8
+  // compiles the merge loop, which otherwise deopts ("insufficient type feedback for call") on
+  // its first report and is compiled again.
+  let countdown = 1;
+  // A run that ends stays in the heap, marked ended (sorting last), rather than being taken out:
+  // taking one out is a path the first merge of a task thread reaches only at its very end, so
+  // V8 compiled the loop without feedback for it and threw the code away there, in every thread.
+  const ended = new Uint8Array(readers.length);
   const heap: number[] = [];
   for (let i = 0; i < readers.length; i++) {
     let more = readers[i].advance();
     if (more === undefined) more = await advanceSlow(readers[i]);
-    if (more) heap.push(i);
+    ended[i] = more ? 0 : 1;
+    heap.push(i);
   }
-  for (let p = (heap.length >> 1) - 1; p >= 0; p--) siftDown(readers, heap, p);
+  for (let p = (heap.length >> 1) - 1; p >= 0; p--) siftDown(readers, ended, heap, p);
   let previous: Uint8Array | undefined;
-  while (heap.length > 0) {
+  while (heap.length > 0 && ended[heap[0]] === 0) {
     const top = readers[heap[0]];
     // The key's bytes are copied: the top reader's block moves when it refills.
     const key = top.buffer.slice(top.keyStart, top.keyEnd);
@@ -98,24 +111,26 @@ export async function mergeGroups(
     }
     previous = key;
     const values: string[] = [];
-    while (heap.length > 0) {
-      const reader = readers[heap[0]];
+    for (;;) {
+      const run = heap[0];
+      if (ended[run] !== 0) break;
+      const reader = readers[run];
       if (
         compareBytes(reader.buffer, reader.keyStart, reader.keyEnd, key, 0, key.length) !== 0
       ) break;
       values.push(decodeUtf8(reader.buffer, reader.valueStart, reader.valueEnd));
       if (--countdown === 0) {
         countdown = PROGRESS_RECORDS;
-        onProgress?.();
+        // Through .call: the callback is a new function per task, and V8 compiles a call it has
+        // seen one target at as a check for that target, so the next task's callback threw this
+        // loop's code away ("wrong call target"); fn.call() is compiled as a call of whatever
+        // fn is (the recorded target is Function.prototype.call, unrelated to fn).
+        onProgress?.call(undefined);
       }
       let more = reader.advance();
       if (more === undefined) more = await advanceSlow(reader);
-      if (!more) {
-        const last = heap.pop()!;
-        if (heap.length === 0) break;
-        heap[0] = last;
-      }
-      siftDown(readers, heap, 0);
+      ended[run] = more ? 0 : 1;
+      siftDown(readers, ended, heap, 0);
     }
     const text = decodeUtf8(key, 0, key.length);
     const result = typeof onGroup === "function"

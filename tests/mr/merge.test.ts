@@ -105,3 +105,34 @@ Deno.test("one key with a million values reaches reduce as one group", async () 
   assert.equal(calls, 1);
   assert.equal(total, 1_000_000);
 });
+
+Deno.test("mergeGroups: runs that end early, late or at once all merge whole", async () => {
+  // Runs of very different lengths over a large vocabulary, so runs end while others go on, at
+  // keys some other run also holds, and several end at the same key.
+  const rand = seeded(17);
+  const vocabulary = Array.from({ length: 400 }, (_, i) => `k${(i * 7919) % 1000}`);
+  for (let round = 0; round < 20; round++) {
+    const runs: [string, string][][] = [];
+    const expected = new Map<string, string[]>();
+    const count = 1 + Math.floor(rand() * 9);
+    for (let r = 0; r < count; r++) {
+      const length = Math.floor(rand() ** 2 * 300);
+      const from = Math.floor(rand() * vocabulary.length);
+      const pairs: [string, string][] = [];
+      for (let i = 0; i < length; i++) {
+        const word = vocabulary[(from + Math.floor(rand() * 60)) % vocabulary.length];
+        pairs.push([word, `${r}:${i}`]);
+      }
+      const sorted = sortedPairs(pairs);
+      runs.push(sorted);
+      for (const [k, v] of sorted) expected.set(k, [...(expected.get(k) ?? []), v]);
+    }
+    const seen: [string, string[]][] = [];
+    await mergeGroups(
+      runs.map((p) => run(p, 29, 128)),
+      (key, values) => void seen.push([key, values]),
+    );
+    assert.deepEqual(seen.map(([k]) => k), sortUtf8([...expected.keys()]), `round ${round}`);
+    for (const [key, values] of seen) assert.deepEqual(values, expected.get(key), key);
+  }
+});
