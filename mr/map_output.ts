@@ -143,7 +143,7 @@ export class MapOutput {
   // embedded objects, and the old ones dying at the next GC throws that code away ("wrong call
   // target", "embedded weak objects cleared" deopts), so each map paid 20-40 ms of
   // recompilation. Reused, the same objects serve every task and the code compiled in the
-  // first map stays valid (V8's own advice: keep call targets and object shapes stable).
+  // first map stays valid (speculative code holds as long as what it saw stays the same).
   //
   // Fields written per task start with a different value than #start() gives them: V8 treats
   // a field as constant until its second, different write, and folds a constant field of an
