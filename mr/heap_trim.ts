@@ -5,13 +5,20 @@
  * returns; V8 frees large strings only in a full (mark-compact) collection, and schedules one by
  * heap growth, so over many tasks a worker's resident memory rose from about 140 to 380 MiB with
  * 16 MiB splits (measured: one task thread, 16 maps of one 16 MiB file, RSS after each), and the
- * peak grew with the number of maps, so with the input size. Collecting only once the heap
- * passed TRIM_BYTES keeps it to every other map or so with small splits. With it the same maps
- * stay at about 120 MiB after each (peak 212 MiB, against 378 without).
+ * peak grew with the number of maps, so with the input size. Collecting only once the used heap
+ * passed TRIM_BYTES skips the collection after small maps (one or two in the benchmark's eight
+ * maps of 8 MiB, where V8 mostly collected on its own) and runs it before nearly every map of
+ * 16 MiB splits.
  *
  * Which collection: V8's own `gc` function, installed in every context of a process started
  * with `--v8-flags=--expose-gc` (mr run starts its workers so), runs one mark-compact: 3-5 ms
- * here, since what survives a map is little (code and a few modules). Without that flag a
+ * alone, 15-25 ms in a job, since what survives a map is little (code and a few modules). It
+ * keeps the pages it emptied (the young generation's 64 MiB above all), so the bound counts used
+ * memory, and sits lower than the committed-memory bound of 64 MiB the collection below had:
+ * with a 64 MiB bound on used memory worker peak RSS was 195/223/254 MiB at 66/265/1061 MiB of
+ * input, with 32 MiB 157/205/221 (bench mr --only scale), and over a 1 GiB job its high-water
+ * mark levels off at 212 MiB after about half the maps, as it does (at 213) with the
+ * low-memory collection every other map. Without that flag a
  * script can still set the flag at run time (node:v8) and read a `gc` from a fresh node:vm
  * context, but that one is a low-memory notification: at least two memory-reducing
  * mark-compacts that compact every page (29-35 ms per trim measured on a map's leftovers, 50-67
@@ -20,8 +27,8 @@
  */
 import process from "node:process";
 
-/** Heap plus external (ArrayBuffer) bytes past which a task is followed by a full collection. */
-export const TRIM_BYTES = 64 * 1024 * 1024;
+/** Used heap plus external (ArrayBuffer) bytes past which a map is preceded by a full collection. */
+export const TRIM_BYTES = 32 * 1024 * 1024;
 
 /** How trimHeap collects: one mark-compact, a low-memory notification, or not at all. */
 export type Collector = "major" | "low-memory" | "none";
