@@ -259,8 +259,17 @@ export class PairTable {
    * combination of all of them; undefined when, without a combiner, it has several (write()).
    */
   value(entry: number): string | undefined {
-    if (this.#values[entry] === null && this.#counts[entry] === 1) return this.#runs[entry];
-    return this.#combine === undefined ? undefined : this.#combined(entry);
+    const combine = this.#combine;
+    if (this.#values[entry] === null) {
+      // Only a run (wc's every key): the run itself, or combined without #combined's concat.
+      const count = this.#counts[entry];
+      if (count === 1) return this.#runs[entry];
+      if (combine !== undefined) {
+        return combineRun(combine, this.#keys[entry], this.#runs[entry], count);
+      }
+      return undefined;
+    }
+    return combine === undefined ? undefined : this.#combined(entry);
   }
 
   /**
@@ -292,13 +301,29 @@ export class PairTable {
 export function combineRun(combine: Combiner, key: string, value: string, count: number): string {
   if (count <= 1) return value;
   if (count <= RUN_CHUNK) return combined(combine, key, new Array<string>(count).fill(value));
-  const rest = count % RUN_CHUNK;
-  const chunk = combined(combine, key, new Array<string>(RUN_CHUNK).fill(value));
-  const head = combineRun(combine, key, chunk, (count - rest) / RUN_CHUNK);
-  if (rest === 0) return head;
-  const values = new Array<string>(rest + 1).fill(value);
-  values[0] = head;
-  return combined(combine, key, values);
+  // A loop, not recursion (the JIT inlines a recursive call level after level into a large
+  // function): going down, each level's chunk of RUN_CHUNK copies is combined into the value the
+  // next level repeats, and what is left over (fewer than RUN_CHUNK copies) is noted; coming
+  // back up, the level's result is combined with its leftover copies, after them in order. The
+  // same calls, in the same order, as combining level by level recursively.
+  const values: string[] = [];
+  const rests: number[] = [];
+  while (count > RUN_CHUNK) {
+    const rest = count % RUN_CHUNK;
+    values.push(value);
+    rests.push(rest);
+    value = combined(combine, key, new Array<string>(RUN_CHUNK).fill(value));
+    count = (count - rest) / RUN_CHUNK;
+  }
+  let result = count <= 1 ? value : combined(combine, key, new Array<string>(count).fill(value));
+  for (let level = values.length - 1; level >= 0; level--) {
+    const rest = rests[level];
+    if (rest === 0) continue;
+    const group = new Array<string>(rest + 1).fill(values[level]);
+    group[0] = result;
+    result = combined(combine, key, group);
+  }
+  return result;
 }
 
 /**

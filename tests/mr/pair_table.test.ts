@@ -1,6 +1,6 @@
 /** The map side's hash table keeps every pair of every key, in emit order, across growth. */
 import assert from "node:assert/strict";
-import { combineRun, PairTable } from "../../mr/pair_table.ts";
+import { type Combiner, combineRun, PairTable } from "../../mr/pair_table.ts";
 import { seeded } from "./helpers.ts";
 
 /** What the table writes for every key, as a Map (key -> values). */
@@ -158,4 +158,30 @@ Deno.test("entryOf finds every key's entry, through growth, and -1 for a key not
   assert.equal(table.entryOf("not there"), -1);
   table.clear();
   assert.equal(table.entryOf(keys[0]), -1);
+});
+
+Deno.test("combineRun makes the calls of combining chunk by chunk, level by level, in order", () => {
+  // The definition: chunks of 16 copies combined into a value standing for them, that value's
+  // run combined the same way, then the leftover copies after it.
+  const reference = (combine: Combiner, key: string, value: string, count: number): string => {
+    if (count <= 1) return value;
+    if (count <= 16) return combine(key, new Array<string>(count).fill(value));
+    const rest = count % 16;
+    const chunk = combine(key, new Array<string>(16).fill(value));
+    const head = reference(combine, key, chunk, (count - rest) / 16);
+    if (rest === 0) return head;
+    return combine(key, [head, ...new Array<string>(rest).fill(value)]);
+  };
+  const recorder = (calls: string[][]) => (_key: string, values: string[]) => {
+    calls.push([...values]);
+    return `(${values.join(",")})`.length > 40 ? `#${calls.length}` : `(${values.join(",")})`;
+  };
+  const counts = [0, 1, 2, 15, 16, 17, 31, 32, 255, 256, 257, 4095, 4096, 4097, 65_537, 1_000_003];
+  for (const count of counts) {
+    const got: string[][] = [];
+    const want: string[][] = [];
+    const result = combineRun(recorder(got), "k", "v", count);
+    assert.equal(result, reference(recorder(want), "k", "v", count), `count ${count}`);
+    assert.deepEqual(got, want, `count ${count}: the same calls in the same order`);
+  }
 });
