@@ -373,9 +373,13 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
           [tokenFile, ...options.files, jobDir],
           [localStageDir(".", job)],
         ),
-        // V8's own gc() for the heap trim between maps: one collection of a few milliseconds
-        // instead of the two of tens that a gc obtained at run time does (mr/heap_trim.ts).
-        "--v8-flags=--expose-gc",
+        // V8's own gc() for the heap trim between maps (one collection instead of the two a gc
+        // obtained at run time makes: mr/heap_trim.ts), when this process has it too: Deno's
+        // cache of compiled modules is valid only for one set of V8 flags, and workers with
+        // other flags than mr run's recompiled and rewrote it for the modules they share.
+        ...(typeof (globalThis as { gc?: unknown }).gc === "function"
+          ? ["--v8-flags=--expose-gc"]
+          : []),
       ],
     );
   };

@@ -11,7 +11,8 @@
  * 16 MiB splits.
  *
  * Which collection: V8's own `gc` function, installed in every context of a process started
- * with `--v8-flags=--expose-gc` (mr run starts its workers so), runs one mark-compact: 3-5 ms
+ * with `--v8-flags=--expose-gc` (mr run passes the flag on to its workers when it was started
+ * with it), runs one mark-compact: 3-5 ms
  * alone, 15-25 ms in a job, since what survives a map is little (code and a few modules). It
  * keeps the pages it emptied (the young generation's 64 MiB above all), so the bound counts used
  * memory, and sits lower than the committed-memory bound of 64 MiB the collection below had:

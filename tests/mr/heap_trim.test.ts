@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { heapCollector, TRIM_BYTES, trimHeap } from "../../mr/heap_trim.ts";
-import { app, mergedOutput, raftmr, withTempDir } from "./helpers.ts";
+import { app, CONFIG, MAIN, mergedOutput, withTempDir } from "./helpers.ts";
 
 const MIB = 1024 * 1024;
 const PROBE = new URL("./fixtures/trim_probe.ts", import.meta.url).pathname;
@@ -59,7 +59,7 @@ Deno.test("trimHeap uses V8's gc where the process exposes it, and trims only wh
   }
 });
 
-Deno.test("mr run starts its workers with V8's gc exposed, for the trim between maps", async () => {
+Deno.test("mr run gives its workers V8's gc when it has it, and its own V8 flags only", async () => {
   await withTempDir(async (dir) => {
     // An app that counts what kind of gc its map sees (mr run's task threads run the app).
     await Deno.writeTextFile(
@@ -73,12 +73,17 @@ Deno.test("mr run starts its workers with V8's gc exposed, for the trim between 
       ].join("\n"),
     );
     await Deno.writeTextFile(join(dir, "a.txt"), "one line\n");
-    const out = await raftmr(
-      ["mr", "run", "--app", "gc_kind.ts", "--workers", "1", "--reduce", "1", "a.txt"],
-      dir,
-    ).done;
-    assert.equal(out.code, 0, out.stderr);
-    assert.deepEqual(await mergedOutput(dir), ["gc-function 1"]);
+    for (const [flags, seen] of [[["--v8-flags=--expose-gc"], "function"], [[], "undefined"]]) {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", ...flags, "--config", CONFIG, MAIN, "mr", "run", "--app", "gc_kind.ts"]
+          .concat(["--workers", "1", "--reduce", "1", "a.txt"]),
+        cwd: dir,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      assert.deepEqual(await mergedOutput(dir), [`gc-${seen} 1`], `mr run with flags ${flags}`);
+    }
   });
 });
 
