@@ -12,7 +12,14 @@ const output = "dist/raftmr";
 
 if (import.meta.main) {
   const result = await new Deno.Command(Deno.execPath(), {
-    args: ["compile", ...ALL_ROLES_PERMISSIONS, "--output", output, "main.ts"],
+    args: [
+      "compile",
+      "--v8-flags=--expose-gc",
+      ...ALL_ROLES_PERMISSIONS,
+      "--output",
+      output,
+      "main.ts",
+    ],
     stdout: "inherit",
     stderr: "piped",
   }).output();

@@ -13,10 +13,11 @@ import { withTempDir } from "../lib/run.ts";
 import { CONFIG, taskFlags } from "../lib/roles.ts";
 
 Deno.test("permissions: start and install carry the every-role set, never --allow-all", () => {
-  assert.deepEqual(taskFlags("start"), [...ALL_ROLES_PERMISSIONS]);
+  // Besides the permissions, V8's gc for the workers' heap trims (mr/cli.ts workerV8Flags).
+  assert.deepEqual(taskFlags("start"), ["--v8-flags=--expose-gc", ...ALL_ROLES_PERMISSIONS]);
   const config = JSON.parse(Deno.readTextFileSync(CONFIG));
   const install: string = config.tasks.install.command;
-  assert.ok(install.includes(ALL_ROLES_PERMISSIONS.join(" ")), install);
+  assert.ok(install.includes(`--v8-flags=--expose-gc ${ALL_ROLES_PERMISSIONS.join(" ")}`), install);
   for (const [name, task] of Object.entries(config.tasks) as [string, { command: string }][]) {
     assert.doesNotMatch(task.command, /--allow-all|(^|\s)-A(\s|$)/, `task ${name}`);
   }
