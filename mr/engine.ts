@@ -59,13 +59,19 @@ export async function runMapInputs(
     memoryLimit: options.memoryLimit,
     onProgress: options.onProgress,
   };
-  // Taken just before the app's first call, not before the first input is read: an emit an
-  // earlier task's app kept and calls from a timer meets this output only while it is in use.
+  // Taken just before the app's first call, not before the first input is read, and paused
+  // while later inputs are read: an emit an earlier task's app kept and calls from a timer then
+  // finds this output idle, finished or paused, never taking pairs (no timer fires during a
+  // synchronous map call).
   let output: MapOutput | undefined;
   let synchronous = true;
   try {
     for (const next of inputs) {
+      // No app call runs while the next input is read: an emit then (from an app's timer) is
+      // refused, as it could be an earlier task's, whose output this one may be, reused.
+      output?.pause();
       const { filename, contents } = await next;
+      output?.resume();
       output ??= takeOutput(outputOptions);
       const result = app.mapEmit(filename, contents, output.emit);
       if (result instanceof Promise) {

@@ -163,7 +163,14 @@ export class MapOutput {
   #finished = true;
   #countdown = 0;
   #writeCountdown = 0;
-  /** An emit came after finish(): an app kept `emit` past its task, so this is not reused. */
+  /** Between two inputs of the task (pause()): an emit then is a stray one, and throws. */
+  #paused = true;
+  /** The progress countdown pause() set aside, for resume(). */
+  #pausedCountdown = -1;
+  /**
+   * An emit came after finish() or while paused: an app kept `emit` past its map call, so this
+   * is not reused.
+   */
   #emittedLate = false;
 
   /** Starts an empty output for one map task. */
@@ -194,8 +201,30 @@ export class MapOutput {
     this.#table.clear(options.combine);
     this.#spills = [];
     this.#finished = false;
+    this.#paused = false;
+    this.#pausedCountdown = 0;
     this.#countdown = PROGRESS_EVERY;
     this.#writeCountdown = PROGRESS_EVERY;
+  }
+
+  /**
+   * Makes emit throw until resume(): the engine calls it while it waits for the task's next
+   * input, when no call of the app's map is running. An emit then comes from a timer an app
+   * left, perhaps an earlier task's (this output being reused, its `emit` is the same
+   * function), and must not land in this task's output.
+   */
+  pause(): void {
+    if (this.#paused || this.#finished) return;
+    this.#paused = true;
+    this.#pausedCountdown = this.#countdown;
+    this.#countdown = 0;
+  }
+
+  /** Lets emit add pairs again after pause(). */
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#countdown = this.#pausedCountdown;
   }
 
   /** Emits one pair; throws TypeError on a non-string key or value. Bound: pass it around freely. */
@@ -210,10 +239,14 @@ export class MapOutput {
 
   /** Every PROGRESS_EVERY pairs emitted (and on the first emit after finish(), which throws). */
   #checkpoint(): void {
-    if (this.#finished) {
+    if (this.#finished || this.#paused) {
       this.#countdown = 0;
       this.#emittedLate = true;
-      throw new Error("emit called after the map task finished");
+      throw new Error(
+        this.#finished
+          ? "emit called after the map task finished"
+          : "emit called outside a call of the app's map: between two inputs of its task",
+      );
     }
     this.#countdown = PROGRESS_EVERY;
     // Called through .call: a progress callback is a new function per task, and V8 compiles a

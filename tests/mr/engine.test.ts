@@ -200,16 +200,17 @@ async function runPairs(dir: string, prefix: string, nReduce: number): Promise<s
   return pairs.sort();
 }
 
+/** Map task options writing `<dir>/<task>-<r>`. */
+function taskOptions(dir: string, task: string, nReduce: number) {
+  return { nReduce, partitionPath: (r: number) => join(dir, `${task}-${r}`), spillDir: dir };
+}
+
 Deno.test("two maps running at once in one isolate keep their outputs apart", async () => {
   await withTempDir(async (dir) => {
     const mr = inlineApp((filename, contents, emit) => {
       for (const word of contents.split(" ")) emit(`${filename}:${word}`, filename);
     });
-    const options = (task: string) => ({
-      nReduce: 3,
-      partitionPath: (r: number) => join(dir, `${task}-${r}`),
-      spillDir: dir,
-    });
+    const options = (task: string) => taskOptions(dir, task, 3);
     // Task a's second input arrives only after task b has mapped its first: both outputs are
     // in use at the same time.
     let release!: () => void;
@@ -238,11 +239,7 @@ Deno.test("two maps running at once in one isolate keep their outputs apart", as
 
 Deno.test("an emit an app kept from a finished map never lands in a later map", async () => {
   await withTempDir(async (dir) => {
-    const options = (task: string) => ({
-      nReduce: 2,
-      partitionPath: (r: number) => join(dir, `${task}-${r}`),
-      spillDir: dir,
-    });
+    const options = (task: string) => taskOptions(dir, task, 2);
     // A synchronous map: the output is reused, so a kept emit that is called after its map
     // finished must make it unusable for later maps.
     let kept: Emit | undefined;
@@ -281,5 +278,38 @@ Deno.test("an emit an app kept from a finished map never lands in a later map", 
     assert.equal(staleErrors.length, 1);
     assert.match(String(staleErrors[0]), /after the map task finished/);
     assert.deepEqual(await runPairs(dir, "a2", 2), ["a2=1"]);
+  });
+});
+
+Deno.test("an emit an app kept and calls between a later map's inputs never lands in that map", async () => {
+  await withTempDir(async (dir) => {
+    const options = (task: string) => taskOptions(dir, task, 2);
+    // The first map keeps its emit; the later map's output is the same object, reused, and its
+    // second input is read (awaited) after its first was mapped: a timer of the first map's app
+    // could call the kept emit just then, as this input's read does.
+    let kept: Emit | undefined;
+    let firstMapped!: () => void;
+    const mapped = new Promise<void>((resolve) => firstMapped = resolve);
+    const sync = inlineApp((filename, _contents, emit) => {
+      kept ??= emit;
+      emit(filename, "1");
+      if (filename === "t2a") firstMapped();
+    });
+    await runMap(sync, "t1", "", options("t1"));
+    const staleErrors: unknown[] = [];
+    await runMapInputs(sync, [
+      Promise.resolve({ filename: "t2a", contents: "" }),
+      mapped.then(() => {
+        try {
+          kept!("stale", "1");
+        } catch (err) {
+          staleErrors.push(err);
+        }
+        return { filename: "t2b", contents: "" };
+      }),
+    ], options("t2"));
+    assert.deepEqual(await runPairs(dir, "t2", 2), ["t2a=1", "t2b=1"]);
+    assert.equal(staleErrors.length, 1);
+    assert.match(String(staleErrors[0]), /outside a call of the app's map/);
   });
 });
