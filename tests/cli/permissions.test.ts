@@ -13,7 +13,7 @@ import { withTempDir } from "../lib/run.ts";
 import { CONFIG, taskFlags } from "../lib/roles.ts";
 
 Deno.test("permissions: start and install carry the every-role set, never --allow-all", () => {
-  // Besides the permissions, V8's gc for the workers' heap trims (mr/cli.ts workerV8Flags).
+  // Besides the permissions, V8's gc for the workers' heap trims (mr/cli.ts runLocalJob).
   assert.deepEqual(taskFlags("start"), ["--v8-flags=--expose-gc", ...ALL_ROLES_PERMISSIONS]);
   const config = JSON.parse(Deno.readTextFileSync(CONFIG));
   const install: string = config.tasks.install.command;
