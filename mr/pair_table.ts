@@ -244,11 +244,6 @@ export class PairTable {
     }
   }
 
-  /** The key of entry `entry` (0..size-1). */
-  keyAt(entry: number): string {
-    return this.#keys[entry];
-  }
-
   /** Every key held, in entry order. */
   keys(): string[] {
     return this.#keys.slice();

@@ -64,7 +64,7 @@ export function partitionKeys(
   parts: Int32Array,
 ): boolean {
   surrogateSeen = false;
-  for (let i = 0; i < keys.length; i++) parts[i] = (fnv1a32(keys[i]) & 0x7fffffff) % nReduce;
+  for (let i = 0; i < keys.length; i++) parts[i] = partition(keys[i], nReduce);
   return surrogateSeen;
 }
 

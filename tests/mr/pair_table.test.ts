@@ -9,7 +9,7 @@ function contents(table: PairTable): Map<string, string[]> {
   const keys = table.keys();
   for (let entry = 0; entry < keys.length; entry++) {
     const key = keys[entry];
-    assert.equal(table.keyAt(entry), key);
+    assert.equal(table.entryOf(key), entry);
     table.write(entry, (k, v) => {
       assert.equal(k, key);
       out.set(k, [...(out.get(k) ?? []), v]);
