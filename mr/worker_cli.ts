@@ -96,6 +96,7 @@ export const workerCommand: Command = {
     const token = await workerToken(args);
     const httpFlag = stringFlag(args, "http");
     const http = httpFlag === undefined ? undefined : hostPortValue(httpFlag, "flag --http");
+    const log = loggerFromFlags(args);
     // The task thread first, once the command line is known to be good: it boots, loads the
     // engine and imports the app (about 40 ms of CPU) while this thread loads the worker's own
     // modules (RPC, data server, about 20) instead of after them.
@@ -104,7 +105,6 @@ export const workerCommand: Command = {
     starting.catch(() => {});
     const { newWorkerStatus, runWorker } = await import("./worker.ts");
     const status = newWorkerStatus(`${coordinator.hostname}:${coordinator.port}`, appPath);
-    const log = loggerFromFlags(args);
     // Ctrl-C: exit at once; the worker's unload handler still removes its temporary directory.
     stopSignal().then(() => Deno.exit(INTERRUPTED));
     const bound = [{ ...listen, what: "--listen" }];
