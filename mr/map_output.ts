@@ -9,6 +9,7 @@ import { partitionKeys } from "./partition.ts";
 import {
   BLOCK_SIZE,
   type BlockSink,
+  MAGIC,
   RecordReader,
   RecordWriter,
   syncFileSink,
@@ -137,6 +138,16 @@ let scratch: Uint8Array | undefined;
 function scratchBlock(): Uint8Array {
   return scratch ??= new Uint8Array(BLOCK_SIZE);
 }
+
+/**
+ * A record writer that never writes: while it lives, the hidden class of record writers does.
+ * V8 reaches the class an object's fields lead to from its constructor only weakly (map
+ * transitions are weak references), so once every writer of a map task was gone the full
+ * collection before the next map freed it, and the code compiled for writers (the write loop,
+ * RecordWriter.add) was thrown away ("embedded weak objects cleared", 6-14 times a job) and
+ * compiled again. Exported so that V8 keeps it: a module variable nothing reads is not kept.
+ */
+export const KEPT_WRITER = new RecordWriter(() => {}, new Uint8Array(MAGIC.length));
 
 /**
  * Collects one map task's output. Pass `emit` to the app; call finish() once the app returned.
