@@ -123,7 +123,11 @@ let spillCounter = 0;
  */
 const WRITE_CHUNK = 256;
 
-/** The options of an output between tasks (never used: #start() replaces them). */
+/**
+ * The first value of an output's options, never used: the constructor's #start() replaces it, a
+ * second write that makes the field mutable (see MapOutput). Between tasks an output keeps the
+ * last task's options.
+ */
 const DONE_OPTIONS: MapOutputOptions = {
   nReduce: 1,
   partitionPath: () => "",
