@@ -200,3 +200,37 @@ Deno.test("coordinator data: splits carry length and CRC-32C; bad uploads are re
     }
   });
 });
+
+Deno.test("coordinator: first requests for its pages, all at once, are each answered and counted", async () => {
+  await withTempDir(async (dir) => {
+    const input = join(dir, "in.txt");
+    await Deno.writeTextFile(input, "hello world");
+    const coordinator = await Coordinator.start({
+      files: [input],
+      nReduce: 1,
+      taskTimeoutMs: 60_000,
+      outputDir: dir,
+      listen: { hostname: "127.0.0.1", port: 0 },
+      http: { hostname: "127.0.0.1", port: 0 },
+      log: () => {},
+    });
+    try {
+      // The pages' module loads with the first request for one: these all come before it did.
+      const base = `http://127.0.0.1:${coordinator.httpAddress.port}`;
+      const paths = ["/status", "/", "/metrics", "/status", "/nowhere"];
+      const answers = await Promise.all(paths.map(async (path) => {
+        const response = await fetch(base + path);
+        return { path, status: response.status, body: await response.text() };
+      }));
+      for (const { path, status, body } of answers) {
+        assert.equal(status, path === "/nowhere" ? 404 : 200, `${path}: ${body}`);
+      }
+      assert.equal(JSON.parse(answers[0].body).phase, "map");
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      assert.match(metrics, /^raftmr_http_requests_total\{method="GET",code="200"\} 4$/m);
+      assert.match(metrics, /^raftmr_http_requests_total\{method="GET",code="404"\} 1$/m);
+    } finally {
+      await coordinator.close();
+    }
+  });
+});
