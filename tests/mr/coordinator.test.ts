@@ -10,19 +10,25 @@ import { clientHello } from "../../net/handshake.ts";
 import { uploadOutput, withTempDir } from "./helpers.ts";
 import { crc32c } from "../../util/crc32c.ts";
 
+/** A coordinator with HTTP, on 127.0.0.1, for a one-file job ("hello world") in `dir`. */
+async function startOneFileJob(dir: string): Promise<{ input: string; coordinator: Coordinator }> {
+  const input = join(dir, "in.txt");
+  await Deno.writeTextFile(input, "hello world");
+  const coordinator = await Coordinator.start({
+    files: [input],
+    nReduce: 1,
+    taskTimeoutMs: 60_000,
+    outputDir: dir,
+    listen: { hostname: "127.0.0.1", port: 0 },
+    http: { hostname: "127.0.0.1", port: 0 },
+    log: () => {},
+  });
+  return { input, coordinator };
+}
+
 Deno.test("coordinator validates RPC params and tolerates duplicate completions", async () => {
   await withTempDir(async (dir) => {
-    const input = join(dir, "in.txt");
-    await Deno.writeTextFile(input, "hello world");
-    const coordinator = await Coordinator.start({
-      files: [input],
-      nReduce: 1,
-      taskTimeoutMs: 60_000,
-      outputDir: dir,
-      listen: { hostname: "127.0.0.1", port: 0 },
-      http: { hostname: "127.0.0.1", port: 0 },
-      log: () => {},
-    });
+    const { input, coordinator } = await startOneFileJob(dir);
     const client = new RpcClient(coordinator.rpcAddress, { hello: clientHello() });
     try {
       await assert.rejects(client.call("mr.ask", {}), RemoteError);
@@ -203,17 +209,7 @@ Deno.test("coordinator data: splits carry length and CRC-32C; bad uploads are re
 
 Deno.test("coordinator: first requests for its pages, all at once, are each answered and counted", async () => {
   await withTempDir(async (dir) => {
-    const input = join(dir, "in.txt");
-    await Deno.writeTextFile(input, "hello world");
-    const coordinator = await Coordinator.start({
-      files: [input],
-      nReduce: 1,
-      taskTimeoutMs: 60_000,
-      outputDir: dir,
-      listen: { hostname: "127.0.0.1", port: 0 },
-      http: { hostname: "127.0.0.1", port: 0 },
-      log: () => {},
-    });
+    const { coordinator } = await startOneFileJob(dir);
     try {
       // The pages' module loads with the first request for one: these all come before it did.
       const base = `http://127.0.0.1:${coordinator.httpAddress.port}`;
