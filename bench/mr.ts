@@ -179,7 +179,7 @@ function quote(arg: string): string {
 
 function mrScript(files: string[], workers: number): string {
   // With V8's gc exposed, as `deno task start` and the installed command run raftmr: mr run's
-  // workers then trim their heaps with one collection (mr/cli.ts workerV8Flags).
+  // workers then trim their heaps with one collection (mr/cli.ts runLocalJob passes it on).
   const deno = [Deno.execPath(), "run", "-A", "--v8-flags=--expose-gc"];
   return [...deno, MAIN, "mr", "run", "--app", WC].map(quote).join(" ") +
     ` --workers ${workers} --reduce 10 ${files.map(quote).join(" ")}`;

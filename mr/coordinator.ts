@@ -777,8 +777,14 @@ export class Coordinator {
 
   /** The status routes, loaded with the first request for them (mr/coordinator_routes.ts). */
   #routes(): Promise<Hono> {
-    return this.#statusRoutes ??= import("./coordinator_routes.ts").then((m) =>
-      m.coordinatorRoutes(this.#metrics, () => this.status(), () => this.metrics())
+    return this.#statusRoutes ??= import("./coordinator_routes.ts").then(
+      (m) => m.coordinatorRoutes(this.#metrics, () => this.status(), () => this.metrics()),
+      (err) => {
+        // Not kept: a load that failed once (a file briefly unreadable) is tried again by the
+        // next request, instead of every page answering 500 until a restart.
+        this.#statusRoutes = undefined;
+        throw err;
+      },
     );
   }
 

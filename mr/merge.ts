@@ -185,7 +185,9 @@ class ReduceWriter implements GroupSink {
   }
 
   group(key: string, values: string[]): void | Promise<void> {
-    const result: unknown = this.reduce(key, values);
+    // Called without a receiver, as a module's function is: the app's reduce must not see
+    // this writer as `this`.
+    const result: unknown = this.reduce.call(undefined, key, values);
     if (result instanceof Promise) {
       // Await only real promises: an await per key would cost a microtask turn for sync apps.
       return result.then((value) => this.#line(key, value));

@@ -92,6 +92,19 @@ Deno.test("reduceRuns writes one sorted line per key, awaiting async reducers", 
   );
 });
 
+Deno.test("reduceRuns calls reduce without a receiver, as a module's function is called", async () => {
+  const receivers: unknown[] = [];
+  await reduceRuns(
+    [run([["a", "1"], ["b", "2"]])],
+    function (this: unknown, key: string) {
+      receivers.push(this);
+      return key;
+    },
+    () => {},
+  );
+  assert.deepEqual(receivers.map((r) => typeof r), ["undefined", "undefined"]);
+});
+
 Deno.test("one key with a million values reaches reduce as one group", async () => {
   const pairs: [string, string][] = [];
   for (let i = 0; i < 500_000; i++) pairs.push(["only", i % 2 === 0 ? "1" : ""]);
