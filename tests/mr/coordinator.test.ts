@@ -7,24 +7,8 @@ import { join } from "node:path";
 import { Coordinator, InputError } from "../../mr/coordinator.ts";
 import { RemoteError, RpcClient } from "../../net/rpc.ts";
 import { clientHello } from "../../net/handshake.ts";
-import { uploadOutput, withTempDir } from "./helpers.ts";
+import { startOneFileJob, uploadOutput, withTempDir } from "./helpers.ts";
 import { crc32c } from "../../util/crc32c.ts";
-
-/** A coordinator with HTTP, on 127.0.0.1, for a one-file job ("hello world") in `dir`. */
-async function startOneFileJob(dir: string): Promise<{ input: string; coordinator: Coordinator }> {
-  const input = join(dir, "in.txt");
-  await Deno.writeTextFile(input, "hello world");
-  const coordinator = await Coordinator.start({
-    files: [input],
-    nReduce: 1,
-    taskTimeoutMs: 60_000,
-    outputDir: dir,
-    listen: { hostname: "127.0.0.1", port: 0 },
-    http: { hostname: "127.0.0.1", port: 0 },
-    log: () => {},
-  });
-  return { input, coordinator };
-}
 
 Deno.test("coordinator validates RPC params and tolerates duplicate completions", async () => {
   await withTempDir(async (dir) => {
@@ -119,18 +103,9 @@ Deno.test("Coordinator.start rejects unreadable inputs with InputError naming ea
 
 Deno.test("coordinator data: splits carry length and CRC-32C; bad uploads are refused, not staged", async () => {
   await withTempDir(async (dir) => {
-    const input = join(dir, "in.txt");
-    await Deno.writeTextFile(input, "one two\nthree\n");
     const out = join(dir, "out");
     await Deno.mkdir(out);
-    const coordinator = await Coordinator.start({
-      files: [input],
-      nReduce: 1,
-      taskTimeoutMs: 60_000,
-      outputDir: out,
-      listen: { hostname: "127.0.0.1", port: 0 },
-      log: () => {},
-    });
+    const { coordinator } = await startOneFileJob(dir, { outputDir: out }, "one two\nthree\n");
     const client = new RpcClient(coordinator.rpcAddress, { hello: clientHello() });
     try {
       const { job, token } = coordinator.credentials;

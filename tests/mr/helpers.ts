@@ -12,7 +12,7 @@ import { freePort } from "../lib/cluster.ts";
 export { freePort };
 import { sleep } from "../../util/sleep.ts";
 import { crc32c } from "../../util/crc32c.ts";
-import type { Coordinator } from "../../mr/coordinator.ts";
+import { Coordinator, type CoordinatorOptions } from "../../mr/coordinator.ts";
 
 /** Generous bound on waiting for a condition: a guard against hangs, not a timing goal. */
 const WAIT_MS = 240_000;
@@ -57,6 +57,30 @@ export async function uploadOutput(
   );
   if (res.status !== 200) throw new Error(`Upload refused: ${res.status} ${await res.text()}`);
   await res.body?.cancel();
+}
+
+/**
+ * Starts an in-process coordinator (RPC and HTTP on 127.0.0.1) for a one-file job in `dir`
+ * (`text` in `in.txt`, one reduce), with `options` replacing any of those defaults.
+ */
+export async function startOneFileJob(
+  dir: string,
+  options: Partial<CoordinatorOptions> = {},
+  text = "hello world",
+): Promise<{ input: string; coordinator: Coordinator }> {
+  const input = join(dir, "in.txt");
+  await Deno.writeTextFile(input, text);
+  const coordinator = await Coordinator.start({
+    files: [input],
+    nReduce: 1,
+    taskTimeoutMs: 60_000,
+    outputDir: dir,
+    listen: { hostname: "127.0.0.1", port: 0 },
+    http: { hostname: "127.0.0.1", port: 0 },
+    log: () => {},
+    ...options,
+  });
+  return { input, coordinator };
 }
 
 /** Absolute path of the repository's main.ts. */

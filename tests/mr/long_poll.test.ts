@@ -7,27 +7,19 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Coordinator, type CoordinatorOptions } from "../../mr/coordinator.ts";
+import type { Coordinator, CoordinatorOptions } from "../../mr/coordinator.ts";
 import { RpcClient } from "../../net/rpc.ts";
 import { clientHello } from "../../net/handshake.ts";
-import { uploadOutput, waitFor, withTempDir } from "./helpers.ts";
+import { startOneFileJob, uploadOutput, waitFor, withTempDir } from "./helpers.ts";
 
 type Answer = { type: string; task?: number; attempt?: number; error?: string };
 
 /** A coordinator over one small input (one map task) with one reduce task. */
 async function start(dir: string, options: Partial<CoordinatorOptions> = {}) {
-  const input = join(dir, "in.txt");
-  await Deno.writeTextFile(input, "hello world\n");
-  const coordinator = await Coordinator.start({
-    files: [input],
-    nReduce: 1,
+  const { coordinator } = await startOneFileJob(dir, {
     taskTimeoutMs: 600_000,
-    outputDir: dir,
-    listen: { hostname: "127.0.0.1", port: 0 },
-    http: { hostname: "127.0.0.1", port: 0 },
     // The hold is bounded by the test's own hang guard only: an answer can come from an event.
     maxAskHoldMs: 600_000,
-    log: () => {},
     ...options,
   });
   const client = () =>

@@ -8,11 +8,11 @@ import { join } from "node:path";
 import { createHttpApp } from "../../kv/http.ts";
 import { KvServer } from "../../kv/server.ts";
 import { DEFAULT_KV_LIMITS } from "../../kv/service.ts";
-import { Coordinator } from "../../mr/coordinator.ts";
 import { isValidHost, routeByPathOnly } from "../../net/http_host.ts";
 import { freePort } from "../lib/cluster.ts";
 import { withTempDir } from "../lib/run.ts";
 import { FakeService } from "../kv/fake_service.ts";
+import { startOneFileJob } from "../mr/helpers.ts";
 
 const EVIL_HOST = "h/v1/kv/secret?";
 
@@ -120,16 +120,7 @@ Deno.test("http host: the KV daemon refuses a path-moving Host header with 400 a
 
 Deno.test("http host: the coordinator's pages are routed by path only", async () => {
   await withTempDir("raftmr-http-host-", async (dir) => {
-    const input = join(dir, "in.txt");
-    await Deno.writeTextFile(input, "hello world");
-    const coordinator = await Coordinator.start({
-      files: [input],
-      nReduce: 1,
-      taskTimeoutMs: 60_000,
-      listen: { hostname: "127.0.0.1", port: 0 },
-      http: { hostname: "127.0.0.1", port: 0 },
-      log: () => {},
-    });
+    const { coordinator } = await startOneFileJob(dir);
     try {
       const port = coordinator.httpAddress!.port;
       const evil = await rawRequest(port, "GET /metrics HTTP/1.1\r\nHost: h/status?");

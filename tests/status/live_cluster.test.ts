@@ -5,9 +5,8 @@
  * killed node down, in red).
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Coordinator } from "../../mr/coordinator.ts";
+import { startOneFileJob } from "../mr/helpers.ts";
 import { fetchWithTimeout, ProcessCluster } from "../lib/cluster.ts";
 import { authHeaders } from "../lib/credentials.ts";
 import { dumpDom, LivePage, requireChromium, visibleText } from "../lib/chromium.ts";
@@ -71,16 +70,7 @@ Deno.test("live cluster: alerts and dashboards find their metrics; the node page
       assert.doesNotMatch(after, /some\/key/);
 
       await withTempDir("raftmr-mr-metrics-", async (dir) => {
-        const input = join(dir, "in.txt");
-        await Deno.writeTextFile(input, "one two");
-        const coordinator = await Coordinator.start({
-          files: [input],
-          nReduce: 1,
-          taskTimeoutMs: 60_000,
-          listen: { hostname: "127.0.0.1", port: 0 },
-          http: { hostname: "127.0.0.1", port: 0 },
-          log: () => {},
-        });
+        const { coordinator } = await startOneFileJob(dir);
         try {
           const http = coordinator.httpAddress!;
           const mr = exposition(await metricsOf(`http://${http.hostname}:${http.port}`));
