@@ -30,12 +30,16 @@ export class ChecksummedSource implements ByteSource {
   #length = 0;
   #crc = 0;
   #verified = false;
+  /** Like read(), with a blocking read: present only when `file` has readSync (a local file). */
+  readonly readSync?: (buffer: Uint8Array) => number | null;
 
   /** Reads `file` (named `name` in errors), expecting exactly `expect`'s bytes. */
   constructor(file: ByteSource, expect: Checksum, name: string) {
     this.#file = file;
     this.#expect = expect;
     this.#name = name;
+    const readSync = file.readSync?.bind(file);
+    if (readSync) this.readSync = (buffer) => this.#count(buffer, readSync(buffer));
     // An empty file is checked before the first read (a reader may never ask for more).
     if (expect.length === 0) this.#check();
   }
@@ -47,7 +51,11 @@ export class ChecksummedSource implements ByteSource {
 
   /** Reads into `buffer`, checking the bytes read so far (see the class). */
   async read(buffer: Uint8Array): Promise<number | null> {
-    const n = await this.#file.read(buffer);
+    return this.#count(buffer, await this.#file.read(buffer));
+  }
+
+  /** Counts and checks the `n` bytes a read put at the start of `buffer`. */
+  #count(buffer: Uint8Array, n: number | null): number | null {
     if (n === null) {
       // The end, short of the expected bytes (or after a check that failed): say which.
       if (!this.#verified) this.#check();

@@ -3,7 +3,13 @@
  * all its values to a callback, one key at a time, and the reduce loop built on it. Memory holds
  * one block per run and one key's values, never a whole partition.
  */
-import { compareBytes, decodeUtf8, type RecordReader, TextWriter } from "./record_format.ts";
+import {
+  compareBytes,
+  decodeUtf8,
+  HEAD_BYTES,
+  type RecordReader,
+  TextWriter,
+} from "./record_format.ts";
 import type { BlockSink } from "./record_format.ts";
 
 /** Called once per distinct key, in UTF-8 byte order of keys; may return a promise. */
@@ -16,7 +22,16 @@ export type GroupHandler = (key: string, values: string[]) => void | Promise<voi
  * ("wrong call target") when the target it inlined changes.
  */
 export interface GroupSink {
-  group(key: string, values: string[]): void | Promise<void>;
+  /**
+   * One group: `key` decoded from `keyBytes[0, keyLength)`, which stay valid until the returned
+   * promise settles (or the call returns).
+   */
+  group(
+    key: string,
+    values: string[],
+    keyBytes: Uint8Array,
+    keyLength: number,
+  ): void | Promise<void>;
 }
 
 /** A run's order is broken: a key came after a greater one. */
@@ -27,45 +42,238 @@ export class UnsortedRunError extends Error {
   }
 }
 
-/** Advances `reader`, reading more of its source when its block ran out. */
-async function advanceSlow(reader: RecordReader): Promise<boolean> {
-  for (;;) {
-    await reader.fill();
-    const more = reader.advance();
-    if (more !== undefined) return more;
+/**
+ * Heap order of runs i and j: smaller head first (an ended run's head is Infinity, after every
+ * other); equal heads of keys longer than HEAD_BYTES by their remaining bytes; equal keys by run
+ * index, so a key's values come run by run. Heads settle nearly every comparison with one number
+ * comparison: most keys differ in their first bytes, and keys of at most HEAD_BYTES bytes (most
+ * words) are equal exactly when their heads are.
+ */
+function before(readers: RecordReader[], heads: Float64Array, i: number, j: number): boolean {
+  const a = heads[i];
+  const b = heads[j];
+  if (a !== b) return a < b;
+  const x = readers[i];
+  // Equal heads mean equal lengths up to HEAD_BYTES, or lengths above it for both (an ended
+  // reader's key is empty).
+  if (x.keyEnd - x.keyStart > HEAD_BYTES) {
+    const y = readers[j];
+    const c = compareBytes(
+      x.buffer,
+      x.keyStart + HEAD_BYTES,
+      x.keyEnd,
+      y.buffer,
+      y.keyStart + HEAD_BYTES,
+      y.keyEnd,
+    );
+    if (c !== 0) return c < 0;
   }
+  return i < j;
 }
 
 /**
- * Heap order: a run that has ended after every other; then smaller key first; on equal keys the
- * earlier run, so values come run by run.
+ * Builds a tree of losers over the runs (Knuth, TAOCP vol. 3, 5.4.1): the runs are the leaves
+ * k..2k-1 of a complete binary tree, node i (1 <= i < k) holds the loser of the match between its
+ * children's winners, and tree[0] the overall winner, the run with the smallest key.
  */
-function less(readers: RecordReader[], ended: Uint8Array, i: number, j: number): boolean {
-  if (ended[i] !== 0) return false;
-  if (ended[j] !== 0) return true;
-  const a = readers[i];
-  const b = readers[j];
-  const c = compareBytes(a.buffer, a.keyStart, a.keyEnd, b.buffer, b.keyStart, b.keyEnd);
-  return c < 0 || (c === 0 && i < j);
+function buildTree(readers: RecordReader[], heads: Float64Array, tree: Int32Array): void {
+  const k = readers.length;
+  const winners = new Int32Array(2 * k);
+  for (let run = 0; run < k; run++) winners[k + run] = run;
+  for (let node = k - 1; node > 0; node--) {
+    const a = winners[2 * node];
+    const b = winners[2 * node + 1];
+    const aFirst = before(readers, heads, a, b);
+    winners[node] = aFirst ? a : b;
+    tree[node] = aFirst ? b : a;
+  }
+  tree[0] = winners[1];
 }
 
-/** Restores the min-heap property below position p (a binary heap of run indices). */
-function siftDown(readers: RecordReader[], ended: Uint8Array, heap: number[], p: number): void {
-  const n = heap.length;
-  const item = heap[p];
-  for (;;) {
-    let child = 2 * p + 1;
-    if (child >= n) break;
-    if (child + 1 < n && less(readers, ended, heap[child + 1], heap[child])) child++;
-    if (!less(readers, ended, heap[child], item)) break;
-    heap[p] = heap[child];
-    p = child;
+/**
+ * After the winner `run` moved to its next record, replays its matches from its leaf up: one
+ * comparison per level, so a record costs ceil(log2 k) comparisons, where sifting a binary heap
+ * costs up to two per level (the rule behind choosing this over Hadoop's heap of segments).
+ */
+function replay(readers: RecordReader[], heads: Float64Array, tree: Int32Array, run: number): void {
+  let winner = run;
+  for (let node = (readers.length + run) >> 1; node > 0; node >>= 1) {
+    const loser = tree[node];
+    if (before(readers, heads, loser, winner)) {
+      tree[node] = winner;
+      winner = loser;
+    }
   }
-  heap[p] = item;
+  tree[0] = winner;
 }
 
 /** Records read between two onProgress calls of a merge. */
 const PROGRESS_RECORDS = 4096;
+
+/**
+ * The synchronous steps of a merge: the runs ordered by their current keys in a tree of losers
+ * (where Hadoop's reduce-side Merger keeps a priority queue of segments, re-sifted after each
+ * record): a record costs O(log k) comparisons whatever the number of runs k, and each is mostly
+ * one of numbers (the readers' heads), not a walk over key bytes.
+ *
+ * A step that finds a reader's block used up reads on with a blocking read when the reader is
+ * synchronous (a local file); otherwise it returns that run, and the caller awaits its fill()
+ * and calls the step again. The steps are plain functions rather than one async loop: V8
+ * compiles each on its own, early, and reuses that code in every merge of the isolate, where an
+ * async loop with everything inlined into it was compiled on the stack (OSR) for tens of
+ * milliseconds, in the middle of the first reduce of each task thread, and once more for the
+ * next.
+ */
+class Merger {
+  readonly #readers: RecordReader[];
+  /**
+   * Per run, its reader's head, or Infinity once it has ended. An ended run stays in the tree,
+   * losing every match, rather than being taken out: taking one out is a path the first merge
+   * of a task thread reaches only at its very end, so V8 compiled the loop without feedback for
+   * it and threw the code away there.
+   */
+  readonly #heads: Float64Array;
+  /** The tree of losers (buildTree); tree[0] is the run holding the smallest key. */
+  readonly #tree: Int32Array;
+  readonly #onProgress: (() => void) | undefined;
+  /** The current key's bytes, copied (the top reader's block moves when it refills). */
+  key = new Uint8Array(64);
+  keyLength = 0;
+  #head = -1;
+  /** The other key buffer: the next key is copied there, the current one kept to check order. */
+  #spare = new Uint8Array(64);
+  /** Runs placed on their first record (start()). */
+  #placed = 0;
+  /** A run whose advance() waits for a fill (collect()), or -1. */
+  #pending = -1;
+  #countdown: number;
+
+  constructor(readers: RecordReader[], onProgress: (() => void) | undefined) {
+    this.#readers = readers;
+    this.#heads = new Float64Array(readers.length);
+    this.#tree = new Int32Array(readers.length);
+    this.#onProgress = onProgress;
+    // The first record reports progress too: the call site has then seen its target before V8
+    // compiles the loop, which otherwise deopts ("insufficient type feedback for call") on its
+    // first report and is compiled again.
+    this.#countdown = 1;
+  }
+
+  /**
+   * Places every run on its first record and orders them: -1 when done, else a run to fill
+   * before calling again.
+   */
+  start(): number {
+    const readers = this.#readers;
+    for (; this.#placed < readers.length; this.#placed++) {
+      const run = this.#placed;
+      const reader = readers[run];
+      let more = reader.advance();
+      if (more === undefined) {
+        if (!reader.sync) return run;
+        more = reader.advanceSync();
+      }
+      this.#heads[run] = more ? reader.head : Infinity;
+    }
+    buildTree(readers, this.#heads, this.#tree);
+    return -1;
+  }
+
+  /**
+   * Makes the smallest key of all runs' current records the current key (`key`, `keyLength`);
+   * false when every run has ended. Throws UnsortedRunError when it is not greater than the
+   * previous key (a run out of order would make the output repeat a key).
+   */
+  nextKey(): boolean {
+    const tree = this.#tree;
+    if (tree.length === 0) return false;
+    const run = tree[0];
+    const head = this.#heads[run];
+    if (head === Infinity) return false;
+    const reader = this.#readers[run];
+    const previous = this.key;
+    const previousLength = this.keyLength;
+    let key = this.#spare;
+    const keyLength = reader.keyEnd - reader.keyStart;
+    if (keyLength > key.length) key = new Uint8Array(Math.max(keyLength, 2 * key.length));
+    const buffer = reader.buffer;
+    const keyStart = reader.keyStart;
+    for (let i = 0; i < keyLength; i++) key[i] = buffer[keyStart + i];
+    if (
+      head < this.#head ||
+      (head === this.#head && compareBytes(key, 0, keyLength, previous, 0, previousLength) <= 0)
+    ) {
+      throw new UnsortedRunError(
+        `Runs are not sorted: key ${JSON.stringify(decodeUtf8(key, 0, keyLength))} came after ` +
+          JSON.stringify(decodeUtf8(previous, 0, previousLength)),
+      );
+    }
+    this.#spare = previous;
+    this.key = key;
+    this.keyLength = keyLength;
+    this.#head = head;
+    return true;
+  }
+
+  /**
+   * Appends the current key's values, record by record, run by run, to `values`: -1 once all
+   * are in, else a run to fill before calling again.
+   */
+  collect(values: string[]): number {
+    const readers = this.#readers;
+    const heads = this.#heads;
+    const tree = this.#tree;
+    const head = this.#head;
+    const key = this.key;
+    const keyLength = this.keyLength;
+    if (this.#pending >= 0) {
+      // The record before this run's block ran out was taken: move on to the next one.
+      const run = this.#pending;
+      const more = readers[run].advance();
+      if (more === undefined) return run;
+      this.#pending = -1;
+      heads[run] = more ? readers[run].head : Infinity;
+      replay(readers, heads, tree, run);
+    }
+    for (;;) {
+      // The top run's record is this key's when its head is the key's and, for a key longer
+      // than HEAD_BYTES, its remaining bytes are too.
+      const run = tree[0];
+      if (heads[run] !== head) return -1;
+      const reader = readers[run];
+      if (
+        keyLength > HEAD_BYTES &&
+        compareBytes(
+            reader.buffer,
+            reader.keyStart + HEAD_BYTES,
+            reader.keyEnd,
+            key,
+            HEAD_BYTES,
+            keyLength,
+          ) !== 0
+      ) return -1;
+      values.push(decodeUtf8(reader.buffer, reader.valueStart, reader.valueEnd));
+      if (--this.#countdown === 0) {
+        this.#countdown = PROGRESS_RECORDS;
+        // Through .call: the callback is a new function per task, and V8 compiles a call it
+        // has seen one target at as a check for that target, so the next task's callback
+        // threw this code away ("wrong call target"); fn.call() is compiled as a call of
+        // whatever fn is (the recorded target is Function.prototype.call, unrelated to fn).
+        this.#onProgress?.call(undefined);
+      }
+      let more = reader.advance();
+      if (more === undefined) {
+        if (!reader.sync) {
+          this.#pending = run;
+          return run;
+        }
+        more = reader.advanceSync();
+      }
+      heads[run] = more ? reader.head : Infinity;
+      replay(readers, heads, tree, run);
+    }
+  }
+}
 
 /**
  * Merges runs, each sorted by key bytes, calling `onGroup(key, values)` once per distinct key in
@@ -79,63 +287,18 @@ export async function mergeGroups(
   onGroup: GroupHandler | GroupSink,
   onProgress?: () => void,
 ): Promise<void> {
-  // The first record reports progress too: the call site has then seen its target before V8
-  // compiles the merge loop, which otherwise deopts ("insufficient type feedback for call") on
-  // its first report and is compiled again.
-  let countdown = 1;
-  // A run that ends stays in the heap, marked ended (sorting last), rather than being taken out:
-  // taking one out is a path the first merge of a task thread reaches only at its very end, so
-  // V8 compiled the loop without feedback for it and threw the code away there, in every thread.
-  const ended = new Uint8Array(readers.length);
-  const heap: number[] = [];
-  for (let i = 0; i < readers.length; i++) {
-    let more = readers[i].advance();
-    if (more === undefined) more = await advanceSlow(readers[i]);
-    ended[i] = more ? 0 : 1;
-    heap.push(i);
-  }
-  for (let p = (heap.length >> 1) - 1; p >= 0; p--) siftDown(readers, ended, heap, p);
-  let previous: Uint8Array | undefined;
-  while (heap.length > 0 && ended[heap[0]] === 0) {
-    const top = readers[heap[0]];
-    // The key's bytes are copied: the top reader's block moves when it refills.
-    const key = top.buffer.slice(top.keyStart, top.keyEnd);
-    if (
-      previous !== undefined &&
-      compareBytes(key, 0, key.length, previous, 0, previous.length) <= 0
-    ) {
-      throw new UnsortedRunError(
-        `Runs are not sorted: key ${JSON.stringify(decodeUtf8(key, 0, key.length))} came after ` +
-          JSON.stringify(decodeUtf8(previous, 0, previous.length)),
-      );
-    }
-    previous = key;
+  const merge = new Merger(readers, onProgress);
+  for (let run = merge.start(); run >= 0; run = merge.start()) await readers[run].fill();
+  while (merge.nextKey()) {
     const values: string[] = [];
-    for (;;) {
-      const run = heap[0];
-      if (ended[run] !== 0) break;
-      const reader = readers[run];
-      if (
-        compareBytes(reader.buffer, reader.keyStart, reader.keyEnd, key, 0, key.length) !== 0
-      ) break;
-      values.push(decodeUtf8(reader.buffer, reader.valueStart, reader.valueEnd));
-      if (--countdown === 0) {
-        countdown = PROGRESS_RECORDS;
-        // Through .call: the callback is a new function per task, and V8 compiles a call it has
-        // seen one target at as a check for that target, so the next task's callback threw this
-        // loop's code away ("wrong call target"); fn.call() is compiled as a call of whatever
-        // fn is (the recorded target is Function.prototype.call, unrelated to fn).
-        onProgress?.call(undefined);
-      }
-      let more = reader.advance();
-      if (more === undefined) more = await advanceSlow(reader);
-      ended[run] = more ? 0 : 1;
-      siftDown(readers, ended, heap, 0);
+    for (let run = merge.collect(values); run >= 0; run = merge.collect(values)) {
+      await readers[run].fill();
     }
-    const text = decodeUtf8(key, 0, key.length);
+    const key = merge.key;
+    const text = decodeUtf8(key, 0, merge.keyLength);
     const result = typeof onGroup === "function"
       ? onGroup(text, values)
-      : onGroup.group(text, values);
+      : onGroup.group(text, values, key, merge.keyLength);
     if (result !== undefined) await result;
   }
 }
@@ -184,22 +347,32 @@ class ReduceWriter implements GroupSink {
     this.text = text;
   }
 
-  group(key: string, values: string[]): void | Promise<void> {
+  group(
+    key: string,
+    values: string[],
+    keyBytes: Uint8Array,
+    keyLength: number,
+  ): void | Promise<void> {
     // Called without a receiver, as a module's function is: the app's reduce must not see
     // this writer as `this`.
     const result: unknown = this.reduce.call(undefined, key, values);
     if (result instanceof Promise) {
       // Await only real promises: an await per key would cost a microtask turn for sync apps.
-      return result.then((value) => this.#line(key, value));
+      return result.then((value) => this.#line(key, value, keyBytes, keyLength));
     }
-    return this.#line(key, result);
+    return this.#line(key, result, keyBytes, keyLength);
   }
 
-  #line(key: string, value: unknown): void | Promise<void> {
+  #line(
+    key: string,
+    value: unknown,
+    keyBytes: Uint8Array,
+    keyLength: number,
+  ): void | Promise<void> {
     if (typeof value !== "string") {
       throw new TypeError(`reduce returned ${typeof value} for key ${key}, expected a string`);
     }
     this.keys++;
-    return this.text.add(`${key} ${value}\n`);
+    return this.text.line(keyBytes, keyLength, key, value);
   }
 }

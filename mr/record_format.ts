@@ -20,9 +20,15 @@ export const BLOCK_SIZE = 1 << 20;
 /** Where a writer's full blocks go; a returned promise must settle before the next write. */
 export type BlockSink = (bytes: Uint8Array) => void | Promise<void>;
 
-/** Where a reader's bytes come from: `Deno.FsFile` and `Deno.Conn` satisfy it. */
+/**
+ * Where a reader's bytes come from: `Deno.FsFile` and `Deno.Conn` satisfy it. A source that also
+ * has `readSync` (a local file) is read with blocking reads, as map tasks write theirs: a read of
+ * a local file takes microseconds, while an awaited one costs a round trip through the runtime's
+ * blocking thread pool and an event loop turn.
+ */
 export interface ByteSource {
   read(buffer: Uint8Array): Promise<number | null>;
+  readSync?(buffer: Uint8Array): number | null;
 }
 
 /** A run is not in the record format: damaged, truncated, or not a run at all. */
@@ -106,12 +112,28 @@ function putVarint(block: Uint8Array, pos: number, value: number): number {
 
 /** Single-byte strings, so decoding a "1" value costs an array lookup. */
 const ONE_BYTE = Array.from({ length: 128 }, (_, i) => String.fromCharCode(i));
+/**
+ * Two-byte ASCII strings, made on first use: most values a combiner wrote are counts of one or
+ * two digits, and a looked-up string is neither built nor later collected.
+ */
+const TWO_BYTES: (string | undefined)[] = new Array(128 * 128).fill(undefined);
 
 /** Decodes `buffer[start, end)` as UTF-8. */
 export function decodeUtf8(buffer: Uint8Array, start: number, end: number): string {
   const length = end - start;
   if (length === 0) return "";
-  if (length === 1 && buffer[start] < 0x80) return ONE_BYTE[buffer[start]];
+  if (length <= 2) {
+    const first = buffer[start];
+    if (length === 1) {
+      if (first < 0x80) return ONE_BYTE[first];
+    } else {
+      const second = buffer[start + 1];
+      if ((first | second) < 0x80) {
+        const index = (first << 7) | second;
+        return TWO_BYTES[index] ??= ONE_BYTE[first] + ONE_BYTE[second];
+      }
+    }
+  }
   if (length <= 16) {
     // Short ASCII strings: building them by hand beats TextDecoder's call overhead.
     let text = "";
@@ -345,10 +367,61 @@ export class TextWriter extends BlockWriter {
     return result;
   }
 
+  /**
+   * Appends the line `<key> <value>\n`, where `keyBytes[0, keyLength)` are the bytes `key` was
+   * decoded from (a merge's current key): an ASCII key's bytes are copied as they are instead of
+   * the line being built as a string and encoded again; any other key goes through `key`, so the
+   * line is the same bytes either way. Returns a promise as add() does.
+   */
+  line(keyBytes: Uint8Array, keyLength: number, key: string, value: string): void | Promise<void> {
+    let high = 0;
+    for (let i = 0; i < keyLength; i++) high |= keyBytes[i];
+    if (high >= 0x80 || value.length >= SHORT) return this.add(`${key} ${value}\n`);
+    const result = this.room(keyLength + 2 + 3 * value.length);
+    const block = this.block;
+    let pos = this.pos;
+    for (let i = 0; i < keyLength; i++) block[pos + i] = keyBytes[i];
+    pos += keyLength;
+    block[pos] = 0x20;
+    pos = putShort(block, pos + 1, value);
+    block[pos] = 0x0a;
+    this.pos = pos + 1;
+    return result;
+  }
+
   /** Hands the last block to the sink; the sink stays open. */
   close(): void | Promise<void> {
     return this.drain();
   }
+}
+
+/**
+ * Key bytes a reader packs into its `head` number. Six bytes (48 bits) times eight, plus the
+ * length code, stay below 2^53, so the number is an exact integer.
+ */
+export const HEAD_BYTES = 6;
+
+/** Multiplier that left-aligns n < HEAD_BYTES key bytes in a head, by n (padding and length code). */
+const HEAD_SCALE = Array.from({ length: HEAD_BYTES + 1 }, (_, n) => 8 * 256 ** (HEAD_BYTES - n));
+
+/**
+ * The head number of the key `buffer[start, start + length)`: its first HEAD_BYTES bytes as a
+ * big-endian number (zero-padded), times 8, plus the key's length when it is at most HEAD_BYTES,
+ * else 7. Heads order as the keys' bytes do, except that two keys longer than HEAD_BYTES with
+ * the same first HEAD_BYTES bytes have equal heads (compare their remaining bytes); equal heads
+ * of keys of at most HEAD_BYTES bytes mean equal keys. (A shorter key that matches a longer one
+ * as far as it goes, zero-padded, has the smaller length code: it sorts first, as in bytes.)
+ */
+function headOf(buffer: Uint8Array, start: number, length: number): number {
+  if (length >= HEAD_BYTES) {
+    // Most keys: straight-line code, in two 24-bit halves (exact in int32 arithmetic).
+    const high = (buffer[start] << 16) | (buffer[start + 1] << 8) | buffer[start + 2];
+    const low = (buffer[start + 3] << 16) | (buffer[start + 4] << 8) | buffer[start + 5];
+    return (high * 0x1000000 + low) * 8 + (length === HEAD_BYTES ? HEAD_BYTES : 7);
+  }
+  let head = 0;
+  for (let i = 0; i < length; i++) head = head * 256 + buffer[start + i];
+  return head * HEAD_SCALE[length] + length;
 }
 
 /**
@@ -363,6 +436,14 @@ export class RecordReader {
   keyEnd = 0;
   valueStart = 0;
   valueEnd = 0;
+  /**
+   * The current key's head (see headOf): a merge orders runs by it, comparing key bytes only
+   * when two heads are equal and their keys longer than HEAD_BYTES. 0 before the first record
+   * and after the last (the key fields are then empty).
+   */
+  head = 0;
+  /** True when the source reads synchronously: advanceSync() may be called instead of fill(). */
+  readonly sync: boolean;
   readonly #source: ByteSource;
   readonly #name: string;
   #pos = 0;
@@ -378,6 +459,7 @@ export class RecordReader {
     this.#source = source;
     this.#name = name;
     this.buffer = new Uint8Array(blockSize);
+    this.sync = typeof source.readSync === "function";
   }
 
   /** Records read so far. */
@@ -402,6 +484,26 @@ export class RecordReader {
       pos += MAGIC.length;
       this.#pos = pos;
       this.#started = true;
+    }
+    if (pos + 2 <= end) {
+      // The common record: both lengths in one byte each, the whole record in the block.
+      const keyPrefix = buffer[pos];
+      const valueLength = buffer[pos + 1];
+      if (keyPrefix !== 0 && (keyPrefix | valueLength) < 0x80) {
+        const keyStart = pos + 2;
+        const keyEnd = keyStart + keyPrefix - 1;
+        const valueEnd = keyEnd + valueLength;
+        if (valueEnd <= end) {
+          this.keyStart = keyStart;
+          this.keyEnd = keyEnd;
+          this.valueStart = keyEnd;
+          this.valueEnd = valueEnd;
+          this.head = headOf(buffer, keyStart, keyPrefix - 1);
+          this.#pos = valueEnd;
+          this.#records++;
+          return true;
+        }
+      }
     }
     // First length: keyLength + 1, or 0 for the end marker.
     let keyLength = 0;
@@ -431,13 +533,31 @@ export class RecordReader {
     this.keyEnd = pos + keyLength;
     this.valueStart = this.keyEnd;
     this.valueEnd = this.keyEnd + valueLength;
+    this.head = headOf(buffer, pos, keyLength);
     this.#pos = this.valueEnd;
     this.#records++;
     return true;
   }
 
+  /**
+   * Like advance(), reading more with blocking reads whenever the block runs out (never
+   * undefined); only for a reader whose `sync` is true.
+   */
+  advanceSync(): boolean {
+    for (;;) {
+      const more = this.advance();
+      if (more !== undefined) return more;
+      this.#received(this.#source.readSync!(this.#room()));
+    }
+  }
+
   /** Reads more bytes, keeping the unread tail; call after advance() returned undefined. */
   async fill(): Promise<void> {
+    this.#received(await this.#source.read(this.#room()));
+  }
+
+  /** Where the next read goes: the unread tail moved to the block's start, grown if needed. */
+  #room(): Uint8Array {
     if (this.#eof) throw this.#error("truncated (no end marker)");
     const tail = this.#end - this.#pos;
     if (this.#pos > 0) {
@@ -453,7 +573,11 @@ export class RecordReader {
       bigger.set(this.buffer.subarray(0, this.#end));
       this.buffer = bigger;
     }
-    const n = await this.#source.read(this.buffer.subarray(this.#end));
+    return this.buffer.subarray(this.#end);
+  }
+
+  /** Takes the result of a read into #room(). */
+  #received(n: number | null): void {
     if (n === null) this.#eof = true;
     else this.#end += n;
   }
@@ -496,6 +620,10 @@ export class RecordReader {
     if (pos + 4 !== this.#end) throw this.#error("bytes after the end marker");
     this.#pos = pos + 4;
     this.#finished = true;
+    // No current record: an empty key, which a merge never compares byte by byte.
+    this.keyStart = this.keyEnd = 0;
+    this.valueStart = this.valueEnd = 0;
+    this.head = 0;
     return false;
   }
 

@@ -3,8 +3,16 @@ import { mergeGroups, reduceRuns, UnsortedRunError } from "../../mr/merge.ts";
 import { RecordReader, RecordWriter, sortUtf8 } from "../../mr/record_format.ts";
 import { seeded } from "./helpers.ts";
 
-/** Encodes pairs as one run and returns a reader over it that reads `chunk` bytes at a time. */
-function run(pairs: [string, string][], chunk = 1 << 20, blockSize = 1 << 20): RecordReader {
+/**
+ * Encodes pairs as one run and returns a reader over it that reads `chunk` bytes at a time,
+ * with blocking reads too when `sync` (as a local file has).
+ */
+function run(
+  pairs: [string, string][],
+  chunk = 1 << 20,
+  blockSize = 1 << 20,
+  sync = false,
+): RecordReader {
   const parts: Uint8Array[] = [];
   const writer = new RecordWriter((b) => void parts.push(b.slice()), 256);
   for (const [key, value] of pairs) writer.add(key, value);
@@ -16,16 +24,15 @@ function run(pairs: [string, string][], chunk = 1 << 20, blockSize = 1 << 20): R
     pos += p.length;
   }
   let at = 0;
-  const source = {
-    read(buffer: Uint8Array): Promise<number | null> {
-      if (at >= bytes.length) return Promise.resolve(null);
-      const n = Math.min(chunk, buffer.length, bytes.length - at);
-      buffer.set(bytes.subarray(at, at + n));
-      at += n;
-      return Promise.resolve(n);
-    },
+  const readSync = (buffer: Uint8Array): number | null => {
+    if (at >= bytes.length) return null;
+    const n = Math.min(chunk, buffer.length, bytes.length - at);
+    buffer.set(bytes.subarray(at, at + n));
+    at += n;
+    return n;
   };
-  return new RecordReader(source, "test", blockSize);
+  const read = (buffer: Uint8Array) => Promise.resolve(readSync(buffer));
+  return new RecordReader(sync ? { read, readSync } : { read }, "test", blockSize);
 }
 
 function sortedPairs(pairs: [string, string][]): [string, string][] {
@@ -147,5 +154,79 @@ Deno.test("mergeGroups: runs that end early, late or at once all merge whole", a
     );
     assert.deepEqual(seen.map(([k]) => k), sortUtf8([...expected.keys()]), `round ${round}`);
     for (const [key, values] of seen) assert.deepEqual(values, expected.get(key), key);
+  }
+});
+
+Deno.test("mergeGroups orders keys that share their first bytes, hold zero bytes or end early", async () => {
+  // Around the merge's numeric key heads (the first 6 bytes): keys of 5, 6 and 7 bytes with a
+  // common start, trailing and inner zero bytes, long keys that differ only late, bytes >= 0x80.
+  const words = [
+    "",
+    "\0",
+    "\0\0\0\0\0\0\0",
+    "a",
+    "a\0",
+    "a\0\0\0\0\0",
+    "a\0\0\0\0\0\0",
+    "abcde",
+    "abcdef",
+    "abcdefg",
+    "abcdef\0",
+    "abcdeg",
+    "abcdefghijklmnop",
+    "abcdefghijklmnoq",
+    "abcdefghijklmno",
+    "abcdé",
+    "abcdéf",
+    "東京東京",
+    "\uffff\uffff",
+    "😀😀",
+    "zzzzzz",
+    "zzzzzzz",
+  ];
+  const rand = seeded(29);
+  for (let round = 0; round < 30; round++) {
+    const count = 1 + (round % 9);
+    const runs: [string, string][][] = [];
+    const expected = new Map<string, string[]>();
+    for (let r = 0; r < count; r++) {
+      const pairs: [string, string][] = [];
+      const length = Math.floor(rand() * 40);
+      for (let i = 0; i < length; i++) {
+        pairs.push([words[Math.floor(rand() * words.length)], `${r}:${i}`]);
+      }
+      const sorted = sortedPairs(pairs);
+      runs.push(sorted);
+      for (const [k, v] of sorted) expected.set(k, [...(expected.get(k) ?? []), v]);
+    }
+    const seen: [string, string[]][] = [];
+    await mergeGroups(
+      runs.map((p, r) => run(p, 7 + r, 32, (round + r) % 2 === 0)),
+      (key, values) => void seen.push([key, values]),
+    );
+    assert.deepEqual(seen.map(([k]) => k), sortUtf8([...expected.keys()]), `round ${round}`);
+    for (const [key, values] of seen) assert.deepEqual(values, expected.get(key), key);
+  }
+});
+
+Deno.test("mergeGroups refuses a run that goes back to keys sharing their first bytes", async () => {
+  const descending: [string, string][] = [
+    ["abcdefgh", "1"],
+    ["abcdefg\0", "1"],
+    ["abcdefg", "1"],
+    ["abcdef", "1"],
+    ["abc", "1"],
+    ["a\0", "1"],
+    ["a", "1"],
+  ];
+  for (let i = 0; i + 1 < descending.length; i++) {
+    const pair = descending.slice(i, i + 2);
+    await assert.rejects(mergeGroups([run(pair)], () => {}), UnsortedRunError, pair[0][0]);
+    // The later key also comes from another run first: the run going back then repeats it.
+    await assert.rejects(
+      mergeGroups([run([pair[1]]), run(pair)], () => {}),
+      UnsortedRunError,
+      pair[0][0],
+    );
   }
 });

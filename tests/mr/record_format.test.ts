@@ -146,6 +146,52 @@ Deno.test("TextWriter writes UTF-8 text through blocks", () => {
   assert.equal(new TextDecoder().decode(out.bytes()), lines.join(""));
 });
 
+Deno.test("TextWriter.line writes the bytes add() writes for the same line, from the key's bytes", () => {
+  const rand = seeded(11);
+  const alphabet = ["a", "Z", " ", "\t", "\0", "é", "東", "😀", "\ud800", "1", "~", "\x7f"];
+  const pick = (n: number) => {
+    let s = "";
+    for (let j = 0; j < n; j++) s += alphabet[Math.floor(rand() * alphabet.length)];
+    return s;
+  };
+  for (const blockSize of [8, 64, 1 << 16]) {
+    const byLine = collector();
+    const byAdd = collector();
+    const lines = new TextWriter(byLine.sink, blockSize);
+    const adds = new TextWriter(byAdd.sink, blockSize);
+    for (let i = 0; i < 500; i++) {
+      // Keys as a merge has them: decoded from their bytes (valid UTF-8, lone surrogates
+      // already U+FFFD), in a buffer longer than the key.
+      const keyBytes = new TextEncoder().encode(pick(Math.floor(rand() * 12)));
+      const key = new TextDecoder().decode(keyBytes);
+      const buffer = new Uint8Array(keyBytes.length + 5).fill(0xff);
+      buffer.set(keyBytes);
+      const value = pick(Math.floor(rand() ** 3 * 60));
+      lines.line(buffer, keyBytes.length, key, value);
+      adds.add(`${key} ${value}\n`);
+    }
+    lines.close();
+    adds.close();
+    assert.deepEqual(byLine.bytes(), byAdd.bytes(), `block size ${blockSize}`);
+    assert.equal(lines.bytes, byAdd.bytes().length);
+  }
+});
+
+Deno.test("decodeUtf8 of every one- and two-byte sequence agrees with TextDecoder, twice", () => {
+  const decoder = new TextDecoder();
+  const buffer = new Uint8Array(3);
+  for (let pass = 0; pass < 2; pass++) {
+    for (let a = 0; a < 256; a++) {
+      buffer[1] = a;
+      assert.equal(decodeUtf8(buffer, 1, 2), decoder.decode(buffer.subarray(1, 2)));
+      for (let b = 0; b < 256; b++) {
+        buffer[2] = b;
+        assert.equal(decodeUtf8(buffer, 1, 3), decoder.decode(buffer.subarray(1, 3)));
+      }
+    }
+  }
+});
+
 Deno.test("short and long records around the one-byte length prefix round-trip, lone surrogates as U+FFFD", async () => {
   // 41 UTF-16 units is the longest string written without a length pass; 3-byte characters
   // make it 123 bytes, still a one-byte prefix; 42 units take the general path.
