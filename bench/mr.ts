@@ -5,12 +5,14 @@
  * [--keep]`.
  *
  * - compare: on the same corpus (the books in data/gutenberg repeated to --mb, else generated
- *   text), `raftmr mr run --workers 2` with the bundled wc against one Deno process counting
+ *   text), `raftmr mr run --workers 2` with the bundled wc (its workers task threads, and with
+ *   --processes worker processes) against one Deno process counting
  *   with the same tokenizer into a Map (bench/wc_single.ts) and against
  *   `LC_ALL=C tr -cs A-Za-z '\n' | sort | uniq -c`. Contenders alternate within each round, and
  *   the ratio is taken per round, so the host's drift hits every contender alike.
  * - workers: the same corpus with 1 worker and with 2 (the speed-up).
- * - scale: generated text of each size in --scale (MiB): wall, MB/s, peak RSS of a worker.
+ * - scale: generated text of each size in --scale (MiB): wall, MB/s, peak RSS of the largest
+ *   process (mr run's own, which holds its workers).
  * - splits, shuffle: one 64 MiB file with default and 8 MiB splits, and the shuffle's transfer
  *   rate (bench/mr_network.ts).
  */
@@ -99,13 +101,13 @@ async function writeCorpus(
 }
 
 /**
- * Wall and CPU seconds of one run, the largest peak RSS among its worker processes, and the
+ * Wall and CPU seconds of one run, the largest peak RSS among its processes, and the
  * attempts beyond one per task that mr run reported (work done twice: timeouts, backups).
  */
 interface Timing {
   wall: number;
   cpu: number;
-  workerRss?: number;
+  peakRss?: number;
   extraAttempts: number;
 }
 
@@ -119,23 +121,26 @@ function parseTimes(line: string): number {
 }
 
 /**
- * Bash that runs `script` in the background and samples the peak RSS (VmHWM) of its direct
- * children (mr run's workers) every 50 ms, with builtins only, then prints `peak <kB>`. Deno
- * reads /proc only with --allow-all, which the bench task does not grant.
+ * Bash that runs `script` in the background and samples the peak RSS (VmHWM) of it and of its
+ * direct children every 50 ms, with builtins only, then prints the largest as `peak <kB>`: the
+ * mr run process, which holds its workers (task threads), or with --processes the largest
+ * worker process. Deno reads /proc only with --allow-all, which the bench task does not grant.
  */
 function withRssWatch(script: string): string {
   return [
     `${script} >/dev/null &`,
     "pid=$!; peak=0",
     "while kill -0 $pid 2>/dev/null; do",
+    "  procs=($pid)",
     "  for f in /proc/$pid/task/*/children; do",
     // The file has no final newline, so read reports EOF even when it read the pids.
     "    kids=(); read -r -a kids < $f 2>/dev/null",
-    "    for c in ${kids[@]}; do",
-    "      while read -r k v _; do",
-    '        if [ "$k" = VmHWM: ] && [ "$v" -gt "$peak" ]; then peak=$v; fi',
-    "      done < /proc/$c/status 2>/dev/null",
-    "    done",
+    "    procs+=(${kids[@]})",
+    "  done",
+    "  for c in ${procs[@]}; do",
+    "    while read -r k v _; do",
+    '      if [ "$k" = VmHWM: ] && [ "$v" -gt "$peak" ]; then peak=$v; fi',
+    "    done < /proc/$c/status 2>/dev/null",
     "  done",
     "  sleep 0.05",
     "done",
@@ -146,7 +151,7 @@ function withRssWatch(script: string): string {
 
 /**
  * Runs a shell command in `cwd`; CPU time is its children's user+system time (bash `times`);
- * with `watchRss`, also the peak RSS of the command's child processes (mr run's workers).
+ * with `watchRss`, also the peak RSS of its largest process (withRssWatch).
  */
 async function shell(script: string, cwd: string, watchRss = false): Promise<Timing> {
   const start = performance.now();
@@ -168,7 +173,7 @@ async function shell(script: string, cwd: string, watchRss = false): Promise<Tim
   return {
     wall,
     cpu: parseTimes(lines[lines.length - 1]),
-    workerRss: peak && Number(peak[1]) > 0 ? Number(peak[1]) * 1024 : undefined,
+    peakRss: peak && Number(peak[1]) > 0 ? Number(peak[1]) * 1024 : undefined,
     extraAttempts: extra ? Number(extra[1]) : 0,
   };
 }
@@ -177,12 +182,12 @@ function quote(arg: string): string {
   return `'${arg.replaceAll("'", "'\\''")}'`;
 }
 
-function mrScript(files: string[], workers: number): string {
+function mrScript(files: string[], workers: number, flags: string[] = []): string {
   // With V8's gc exposed, as `deno task start` and the installed command run raftmr: mr run's
   // workers then trim their heaps with one collection (mr/cli.ts runLocalJob passes it on).
   const deno = [Deno.execPath(), "run", "-A", "--v8-flags=--expose-gc"];
   return [...deno, MAIN, "mr", "run", "--app", WC].map(quote).join(" ") +
-    ` --workers ${workers} --reduce 10 ${files.map(quote).join(" ")}`;
+    ` --workers ${workers} --reduce 10 ${flags.join(" ")} ${files.map(quote).join(" ")}`;
 }
 
 function median(values: number[]): number {
@@ -286,6 +291,7 @@ async function compare(
   const shellScript = `cat ${corpus.names.map(quote).join(" ")} | LC_ALL=C tr -cs A-Za-z '\\n' | ` +
     "sort | uniq -c";
   const mr: Timing[] = [];
+  const processes: Timing[] = [];
   const one: Timing[] = [];
   const unix: Timing[] = [];
   // Not counted: Deno compiles and caches a checkout's modules on its first run, which the
@@ -296,9 +302,11 @@ async function compare(
     // Alternate who goes first, so a slow phase of the host is shared.
     if (i % 2 === 0) {
       mr.push(await shell(mrScript(corpus.names, 2), dir));
+      processes.push(await shell(mrScript(corpus.names, 2, ["--processes"]), dir));
       one.push(await shell(singleScript, dir));
     } else {
       one.push(await shell(singleScript, dir));
+      processes.push(await shell(mrScript(corpus.names, 2, ["--processes"]), dir));
       mr.push(await shell(mrScript(corpus.names, 2), dir));
     }
     unix.push(await shell(shellScript, dir));
@@ -321,6 +329,11 @@ async function compare(
   };
   printTable(["contender", "wall s", "CPU s", "MiB/s", "vs single"], [
     row("raftmr mr run --workers 2 (wc, 10 reduces)", mr, `${fixed(median(ratios))}x`),
+    row(
+      "  the same with --processes",
+      processes,
+      `${fixed(median(processes.map((t, i) => one[i].wall / t.wall)))}x`,
+    ),
     row("one Deno process, same tokenizer, one Map", one, "1.00x"),
     row(
       "LC_ALL=C tr -cs A-Za-z '\\n' | sort | uniq -c",
@@ -359,11 +372,11 @@ async function speedup(
       fixed(wall),
       fixed(median(t.map((x) => x.cpu))),
       fixed(mb(corpus.bytes) / wall, 1),
-      fixed(mb(Math.max(...t.map((x) => x.workerRss ?? 0))), 0),
+      fixed(mb(Math.max(...t.map((x) => x.peakRss ?? 0))), 0),
       speed,
     ];
   };
-  printTable(["mr run", "wall s", "CPU s", "MiB/s", "worker peak RSS MiB", "speed-up"], [
+  printTable(["mr run", "wall s", "CPU s", "MiB/s", "peak RSS MiB (largest process)", "speed-up"], [
     row("--workers 1", one, "1.00x"),
     row("--workers 2", two, `${fixed(median(ratios))}x`),
   ]);
@@ -394,7 +407,7 @@ async function scaling(dir: string, sizes: number[]): Promise<void> {
         fixed(mb(corpus.bytes) / t.wall, 1),
         `${fixed(perMb / base.perMb)}x`,
         fixed(t.cpu / mb(corpus.bytes), 3),
-        fixed(mb(t.workerRss ?? 0), 0),
+        fixed(mb(t.peakRss ?? 0), 0),
         String(t.extraAttempts),
       ]);
     } finally {
@@ -410,7 +423,7 @@ async function scaling(dir: string, sizes: number[]): Promise<void> {
       "MiB/s",
       "wall per MiB vs first",
       "CPU s per MiB",
-      "worker peak RSS MiB",
+      "peak RSS MiB (largest process)",
       "extra attempts",
     ],
     rows,

@@ -1,7 +1,7 @@
 /**
  * The list of `raftmr` subcommands: each one's name and one-line summary, and how to load the
  * module that implements it. Loading is deferred until the command runs, so a process pays for
- * one command's modules, not all of them: `raftmr worker` (started once per worker by `mr run`)
+ * one command's modules, not all of them: `raftmr worker` (started once per worker by `mr run --processes`)
  * loads about 40 modules instead of about 130, and `raftmr --help` loads none. The import
  * specifiers are string literals, so `deno bundle` and `deno compile` still find every module.
  *
@@ -74,7 +74,7 @@ export const COMMAND_TABLE: readonly CommandEntry[] = [
   },
   {
     name: "mr run",
-    summary: "Run a whole MapReduce job locally: a coordinator and N worker processes",
+    summary: "Run a whole MapReduce job locally: a coordinator and N workers in one process",
     load: () => import("../mr/cli.ts").then((m) => m.mrRunCommand),
   },
   {

@@ -54,6 +54,40 @@ export function workerPermissions(
   readFiles: string[] = [],
   stageDirs: string[] = [],
 ): string[] {
+  const { read, write } = workerPaths(appPath, dataDir, readFiles, stageDirs);
+  return [
+    "--no-prompt",
+    "--allow-net",
+    `--allow-read=${read.join(",")}`,
+    `--allow-write=${write.join(",")}`,
+    "--allow-sys=hostname",
+    `--allow-env=${ENV_VARS}`,
+  ];
+}
+
+/**
+ * The Deno permissions of a task thread that `mr run` runs in its own process (Deno's worker
+ * option `deno.permissions`): the paths a worker process of the same job reads and writes
+ * (workerPermissions), and nothing else. The network, which a worker process has for its RPC and
+ * data server, stays with the main thread: app code needs none of it to map or reduce.
+ */
+export function taskThreadPermissions(
+  appPath: string,
+  dataDir: string,
+  readFiles: string[] = [],
+  stageDirs: string[] = [],
+): Deno.PermissionOptionsObject {
+  const { read, write } = workerPaths(appPath, dataDir, readFiles, stageDirs);
+  return { read, write, net: false, run: false, env: false, sys: false, ffi: false, import: false };
+}
+
+/** The paths a worker reads and writes: see workerPermissions. */
+function workerPaths(
+  appPath: string,
+  dataDir: string,
+  readFiles: string[],
+  stageDirs: string[],
+): { read: string[]; write: string[] } {
   const stage = stageDirs.map((d) => resolve(d));
   const read = [
     appDir(appPath),
@@ -62,14 +96,7 @@ export function workerPermissions(
     ...readFiles.map((f) => resolve(f)),
     ...stage,
   ];
-  return [
-    "--no-prompt",
-    "--allow-net",
-    `--allow-read=${unique(read).join(",")}`,
-    `--allow-write=${unique([dataDir, ...stage]).join(",")}`,
-    "--allow-sys=hostname",
-    `--allow-env=${ENV_VARS}`,
-  ];
+  return { read: unique(read), write: unique([dataDir, ...stage]) };
 }
 
 /** Deno flags for `raftmr coordinator`: the network, its inputs, and its output directory. */

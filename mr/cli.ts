@@ -28,7 +28,9 @@ import { randomHex } from "../util/random_hex.ts";
 import { localStageDir } from "./local_output.ts";
 import { INTERRUPTED, listenError } from "./listen_error.ts";
 import { stopSignal } from "../cli/signals.ts";
-import { workerPermissions } from "../cli/permissions.ts";
+import { taskThreadPermissions, workerPermissions } from "../cli/permissions.ts";
+import { type LocalWorkers, startWorkerProcesses, startWorkerThreads } from "./local_workers.ts";
+import { threadAvailable } from "./task_runner.ts";
 import { LOG_FLAGS, logFlagArgs, type LogFn, loggerFromFlags } from "../cli/log.ts";
 import {
   COORDINATOR_AUTH_FLAGS,
@@ -241,7 +243,7 @@ function reportResult(
   else log(`${who}: Job failed: ${result.error}`, { level: "error" });
 }
 
-/** `raftmr mr run`: a coordinator in this process plus N worker processes. */
+/** `raftmr mr run`: a coordinator and N workers in this process (or N worker processes). */
 export const mrRunCommand: Command = {
   name: "mr run",
   summary: summaryOf("mr run"),
@@ -252,7 +254,12 @@ export const mrRunCommand: Command = {
       type: "string",
       value: "N",
       default: String(navigator.hardwareConcurrency || 2),
-      description: "Worker processes",
+      description: "Workers: task threads of this process, or processes with --processes",
+    },
+    processes: {
+      type: "boolean",
+      description:
+        "Run each worker as a process of its own: one whose app runs out of memory is replaced",
     },
     ...JOB_FLAGS,
     "split-size": {
@@ -298,6 +305,7 @@ export const mrRunCommand: Command = {
       http,
       files,
       splitSize,
+      processes: args.flags.processes === true,
       log: loggerFromFlags(args),
       workerArgs: logFlagArgs(args),
       interrupted: stopSignal(),
@@ -319,6 +327,11 @@ export interface LocalJobOptions {
   progress?: boolean;
   /** Where the coordinator's lines go (default: stderr as text). */
   log?: LogFn;
+  /**
+   * Run each worker as a process of its own rather than as a task thread of this process (as
+   * where task threads do not exist: the bundled or compiled build).
+   */
+  processes?: boolean;
   /** Extra flags for every worker process (e.g. --log-format json). */
   workerArgs?: string[];
   /** Resolves with a signal's name when the job is to stop now (Ctrl-C). */
@@ -326,9 +339,10 @@ export interface LocalJobOptions {
 }
 
 /**
- * Runs a job with an in-process coordinator and `workers` worker processes; returns the exit
- * code. A worker that dies (exit status not 0) while the job runs is replaced, a bounded number
- * of times, so a crashing app still finishes or fails instead of hanging.
+ * Runs a job with an in-process coordinator and `workers` workers (mr/local_workers.ts: task
+ * threads of this process, or worker processes); returns the exit code. A worker that ends with
+ * a failure while the job runs is replaced, a bounded number of times, so a crashing app still
+ * finishes or fails instead of hanging.
  */
 export async function runLocalJob(options: LocalJobOptions): Promise<number> {
   const log = options.log ?? ((line: string) => console.error(line));
@@ -343,10 +357,10 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
     log(`mr run: ${err.message}`, { level: "error" });
     return 1;
   }
-  // Then the workers, before anything else: a worker process takes about 100 ms to load its
-  // modules and its app, and meanwhile this process loads the coordinator's modules, sizes the
-  // inputs and plans the splits. The workers dial a port bound now; their connections wait in
-  // its listen backlog until the coordinator serves it.
+  // Then the workers, before anything else: a task thread takes about 40 ms to boot and load
+  // its app, a worker process about 100, and meanwhile this thread loads the coordinator's
+  // modules, sizes the inputs and plans the splits. The coordinator's port is bound now: worker
+  // processes dial it at once, their connections waiting in its listen backlog until it serves.
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0, transport: "tcp" });
   const address = `127.0.0.1:${listener.addr.port}`;
   // The job's own worker token: the coordinator's port admits only the workers started here.
@@ -357,56 +371,54 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
   // of a worker: its app, that directory, the inputs and the other workers' map output (read
   // in place: localWorkers below), and the coordinator's staging directory for reduce outputs.
   const jobDir = await Deno.makeTempDir({ prefix: "raftmr-job-" });
-  const tokenFile = `${jobDir}/token`;
-  await writeTokenFile(tokenFile, token);
   const appPath = resolveAppPath(options.appPath);
-  let workerCount = 0;
-  const workerCommand = () => {
-    const dataDir = `${jobDir}/worker-${++workerCount}`;
-    return selfCommand(
-      ["worker", "--coordinator", address, "--app", appPath, "--data-dir", dataDir]
-        .concat(["--token-file", tokenFile], options.workerArgs ?? []),
-      [
-        ...workerPermissions(
-          appPath,
-          dataDir,
-          [tokenFile, ...options.files, jobDir],
-          [localStageDir(".", job)],
-        ),
-        // V8's own gc() for the heap trim between maps (one collection instead of the two a gc
-        // obtained at run time makes: mr/heap_trim.ts), when this process has it too: Deno's
-        // cache of compiled modules is valid only for one set of V8 flags, and workers with
-        // other flags than mr run's recompiled and rewrote it for the modules they share.
-        ...(typeof (globalThis as { gc?: unknown }).gc === "function"
-          ? ["--v8-flags=--expose-gc"]
-          : []),
-      ],
-    );
-  };
-  const running = new Set<Deno.ChildProcess>();
-  let respawnsLeft = options.workers * 5;
-  let over = false;
-  let resolveAllGone!: () => void;
-  const allGone = new Promise<void>((resolve) => (resolveAllGone = resolve));
-
-  const spawn = () => {
-    const { program, args } = workerCommand();
-    // DENO_NO_UPDATE_CHECK: Deno would otherwise look up its download server about 0.5 s into
-    // every worker (a DNS query and a TLS client built), in the middle of the job's maps.
-    const env = { DENO_NO_UPDATE_CHECK: "1" };
-    const child = new Deno.Command(program, { args, stdin: "null", env }).spawn();
-    running.add(child);
-    child.status.then((status) => {
-      running.delete(child);
-      if (!over && !status.success && respawnsLeft > 0) {
-        respawnsLeft--;
-        spawn();
-      } else if (running.size === 0) {
-        resolveAllGone();
-      }
+  const stageDirs = [localStageDir(".", job)];
+  const respawns = options.workers * 5;
+  let workers: LocalWorkers;
+  if (options.processes || !threadAvailable()) {
+    const tokenFile = `${jobDir}/token`;
+    await writeTokenFile(tokenFile, token);
+    let workerCount = 0;
+    workers = startWorkerProcesses({
+      count: options.workers,
+      respawns,
+      command: () => {
+        const dataDir = `${jobDir}/worker-${++workerCount}`;
+        return selfCommand(
+          ["worker", "--coordinator", address, "--app", appPath, "--data-dir", dataDir]
+            .concat(["--token-file", tokenFile], options.workerArgs ?? []),
+          [
+            ...workerPermissions(
+              appPath,
+              dataDir,
+              [tokenFile, ...options.files, jobDir],
+              stageDirs,
+            ),
+            // V8's own gc() for the heap trim between maps (one collection instead of the two a
+            // gc obtained at run time makes: mr/heap_trim.ts), when this process has it too:
+            // Deno's cache of compiled modules is valid only for one set of V8 flags, and
+            // workers with other flags than mr run's recompiled and rewrote it for the modules
+            // they share.
+            ...(typeof (globalThis as { gc?: unknown }).gc === "function"
+              ? ["--v8-flags=--expose-gc"]
+              : []),
+          ],
+        );
+      },
     });
-  };
-  for (let i = 0; i < options.workers; i++) spawn();
+  } else {
+    workers = startWorkerThreads({
+      count: options.workers,
+      respawns,
+      appPath,
+      jobDir,
+      coordinator: { hostname: "127.0.0.1", port: listener.addr.port },
+      token,
+      permissions: (dataDir) =>
+        taskThreadPermissions(appPath, dataDir, [...options.files, jobDir], stageDirs),
+      log,
+    });
+  }
 
   let coordinator: Coordinator;
   try {
@@ -431,13 +443,12 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
     });
   } catch (err) {
     // No job: stop the workers started for it (they hold nothing yet) and remove their data.
-    over = true;
     try {
       listener.close();
     } catch {
       // The coordinator's RPC server took it over and closed it.
     }
-    await killAll(running);
+    await workers.end(0);
     await Deno.remove(jobDir, { recursive: true }).catch(() => {});
     const message = startupError(
       err,
@@ -447,6 +458,7 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
     log(`mr run: ${message}`, { level: "error" });
     return 1;
   }
+  workers.begin();
   const started = Date.now();
   console.error(
     `mr run: ${options.files.length} input files in ${coordinator.progress().nMap} splits, ` +
@@ -458,36 +470,26 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
   let interrupted = false;
   const result: JobResult = await Promise.race([
     coordinator.finished,
-    allGone.then((): JobResult => ({
+    workers.allGone.then((): JobResult => ({
       ok: false,
-      error: "Every worker process exited before the job finished",
+      error: "Every worker exited before the job finished",
     })),
     new Promise<JobResult>((resolve) =>
       options.interrupted?.then((signal) => {
         // At once: the terminal's SIGINT is ending the workers too, and none may be replaced.
-        interrupted = over = true;
+        interrupted = true;
         resolve({ ok: false, error: `Interrupted by ${signal}` });
       })
     ),
   ]);
-  over = true;
   clearInterval(bar);
   if (showProgress) {
     drawProgress(coordinator, started);
     await Deno.stderr.write(new TextEncoder().encode("\n"));
   }
-  // Workers learn the job is over on their next ask; give stragglers (a stalled app) a moment,
-  // unless the user asked to stop now.
-  if (!interrupted && running.size > 0) {
-    // Woken by the last exit rather than a polling sleep: a job ends as soon as its workers do.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      Promise.all([...running].map((child) => child.status)),
-      new Promise((resolve) => (timer = setTimeout(resolve, 2000))),
-    ]);
-    clearTimeout(timer);
-  }
-  await killAll(running);
+  // Workers learn the job is over on their next ask (held ones at once): give stragglers (a
+  // stalled app) a moment, unless the user asked to stop now.
+  await workers.end(interrupted ? 0 : 2000);
   const extra = extraAttempts(coordinator.status());
   if (extra !== undefined) log(`mr run: ${extra}`);
   // Both at once: the job's directory does not depend on the coordinator.
@@ -497,18 +499,6 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
   ]);
   reportResult(log, "mr run", result, started, options.nReduce);
   return interrupted ? INTERRUPTED : result.ok ? 0 : 1;
-}
-
-/** Kills every process of `running` at once and waits until each has exited. */
-async function killAll(running: Set<Deno.ChildProcess>): Promise<void> {
-  for (const child of running) {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Exited meanwhile.
-    }
-  }
-  await Promise.all([...running].map((child) => child.status));
 }
 
 function drawProgress(coordinator: Coordinator, started: number): void {

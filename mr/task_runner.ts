@@ -47,7 +47,8 @@ function failure(reply: Extract<TaskReply, { type: "failed" }>): Error {
 
 const THREAD_URL = new URL("./task_thread.ts", import.meta.url);
 
-function threadAvailable(): boolean {
+/** Whether tasks can run on task threads here (not in the bundled or compiled build). */
+export function threadAvailable(): boolean {
   // Deno.statSync rather than node:fs existsSync: node:fs costs a worker ~15 ms to load.
   try {
     return THREAD_URL.protocol === "file:" && Deno.statSync(fileURLToPath(THREAD_URL)).isFile;
@@ -68,6 +69,7 @@ interface Pending {
 export class TaskRunner {
   readonly #appPath: string;
   readonly #inProcess?: MapReduceApp;
+  readonly #permissions?: Deno.PermissionOptionsObject;
   #thread?: Worker;
   #ready?: Promise<void>;
   #pending?: Pending;
@@ -76,15 +78,27 @@ export class TaskRunner {
   /** Called when the running task reports progress (pairs emitted, keys reduced). */
   onProgress?: () => void;
 
-  private constructor(appPath: string, inProcess?: MapReduceApp) {
+  private constructor(
+    appPath: string,
+    inProcess?: MapReduceApp,
+    permissions?: Deno.PermissionOptionsObject,
+  ) {
     this.#appPath = appPath;
     this.#inProcess = inProcess;
+    this.#permissions = permissions;
   }
 
-  /** Starts a runner whose thread has imported the app; throws AppLoadError if it cannot. */
-  static async start(appPath: string): Promise<TaskRunner> {
+  /**
+   * Starts a runner whose thread has imported the app; throws AppLoadError if it cannot. With
+   * `permissions`, each of its threads gets those instead of the process's own (Deno's
+   * `--unstable-worker-options`, which deno.json turns on).
+   */
+  static async start(
+    appPath: string,
+    permissions?: Deno.PermissionOptionsObject,
+  ): Promise<TaskRunner> {
     if (!threadAvailable()) return new TaskRunner(appPath, await loadApp(appPath));
-    const runner = new TaskRunner(appPath);
+    const runner = new TaskRunner(appPath, undefined, permissions);
     try {
       await runner.#spawn();
     } catch (err) {
@@ -106,7 +120,10 @@ export class TaskRunner {
   }
 
   #spawn(): Promise<void> {
-    const thread = new Worker(THREAD_URL, { type: "module" });
+    const thread = new Worker(THREAD_URL, {
+      type: "module",
+      ...(this.#permissions ? { deno: { permissions: this.#permissions } } : {}),
+    });
     this.#threadsStarted++;
     this.#thread = thread;
     this.#ready = new Promise<void>((resolve, reject) => {

@@ -89,6 +89,11 @@ export interface WorkerOptions {
    * by default runWorker starts one.
    */
   runner?: Promise<TaskRunner>;
+  /**
+   * Ends the worker when aborted: its task thread is closed and it returns 0 without a word,
+   * whatever it was doing (mr run stopping the workers it runs in its own process).
+   */
+  signal?: AbortSignal;
 }
 
 /** What a worker is doing, as its /status endpoint reports it. */
@@ -163,8 +168,13 @@ function workerId(): string {
   } catch {
     // Without --allow-sys the pid alone still tells local workers apart.
   }
-  return `${host}:${Deno.pid}`;
+  // mr run runs several workers in one process: the second and later get a number of their own.
+  const nth = ++workersStarted;
+  return nth === 1 ? `${host}:${Deno.pid}` : `${host}:${Deno.pid}-${nth}`;
 }
+
+/** Workers this process has started (workerId). */
+let workersStarted = 0;
 
 /** Partitions a reduce fetches at once (Hadoop's mapreduce.reduce.shuffle.parallelcopies). */
 const PARALLEL_FETCHES = 5;
@@ -282,6 +292,8 @@ class WorkerLoop {
   #heartbeat?: ReturnType<typeof setInterval>;
   /** run() has returned or thrown. */
   #over = false;
+  /** options.signal was aborted: end quietly. */
+  #aborted = false;
   /** The running task reported progress since the last heartbeat. */
   #progressed = false;
 
@@ -308,6 +320,12 @@ class WorkerLoop {
       maxBackoffMs: 250,
       hello: clientHello(options.token),
     });
+    options.signal?.addEventListener("abort", () => {
+      this.#aborted = true;
+      // Fails the call in flight (a held ask, a report), and ends the task the thread runs.
+      this.#client.close();
+      this.#app?.close();
+    }, { once: true });
   }
 
   /** Calls the coordinator, retrying while it is unreachable; undefined means "gone". */
@@ -323,7 +341,7 @@ class WorkerLoop {
           err instanceof HandshakeError;
         if (!transient) throw err;
         // run() has ended (the app failed to load while a first heartbeat was retrying).
-        if (this.#over) return undefined;
+        if (this.#over || this.#aborted) return undefined;
         firstFailure ??= Date.now();
         if (Date.now() - firstFailure >= this.#giveUpMs) return undefined;
         await sleep(Math.min(200, this.#giveUpMs / 5));
@@ -332,6 +350,7 @@ class WorkerLoop {
   }
 
   #gone(): number {
+    if (this.#aborted) return 0;
     this.#log(
       `worker: coordinator ${this.#client.address} unreachable for ${this.#giveUpMs} ms: ` +
         "assuming the job is over",
@@ -340,6 +359,7 @@ class WorkerLoop {
   }
 
   #neverReached(): number {
+    if (this.#aborted) return 0;
     this.#log(
       `worker: Cannot reach the coordinator at ${this.#client.address}: no answer for ` +
         `${this.#giveUpMs} ms (is it running, and is --coordinator right?)`,

@@ -73,16 +73,25 @@ Deno.test("mr run gives its workers V8's gc when it has it, and its own V8 flags
       ].join("\n"),
     );
     await Deno.writeTextFile(join(dir, "a.txt"), "one line\n");
-    for (const [flags, seen] of [[["--v8-flags=--expose-gc"], "function"], [[], "undefined"]]) {
+    const cases: [string[], string, string[]][] = [];
+    // Task threads share their process's V8 flags; worker processes are given them.
+    for (const mode of [[], ["--processes"]]) {
+      cases.push([["--v8-flags=--expose-gc"], "function", mode], [[], "undefined", mode]);
+    }
+    for (const [flags, seen, mode] of cases) {
       const out = await new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", ...flags, "--config", CONFIG, MAIN, "mr", "run", "--app", "gc_kind.ts"]
-          .concat(["--workers", "1", "--reduce", "1", "a.txt"]),
+          .concat(["--workers", "1", "--reduce", "1", ...mode, "a.txt"]),
         cwd: dir,
         stdout: "piped",
         stderr: "piped",
       }).output();
       assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-      assert.deepEqual(await mergedOutput(dir), [`gc-${seen} 1`], `mr run with flags ${flags}`);
+      assert.deepEqual(
+        await mergedOutput(dir),
+        [`gc-${seen} 1`],
+        `mr run ${mode} with flags ${flags}`,
+      );
     }
   });
 });

@@ -55,27 +55,29 @@ Deno.test("mr run: a broken app or a missing input is one line, exit 1, and star
   });
 });
 
-Deno.test("mr run: a coordinator that cannot start stops the workers started for it", async () => {
-  await withTempDir(async (dir) => {
-    const tmp = join(dir, "tmp");
-    await Deno.mkdir(tmp);
-    const files = await writeInputs(dir, 2, 20);
-    // The status page's address is taken: the coordinator fails after the workers were spawned.
-    const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    try {
-      const http = `127.0.0.1:${taken.addr.port}`;
-      const out = await mrRun(dir, tmp, ["--app", app("wc"), "--http", http, ...files]);
-      assert.equal(out.code, 1, out.stderr);
-      const lines = out.stderr.trim().split("\n");
-      const errors = lines.filter((line) => /Cannot listen/.test(line));
-      assert.equal(errors.length, 1, out.stderr);
-      assert.match(errors[0], new RegExp(`mr run: Cannot listen on ${http}`));
-      // The workers were stopped before they could fail on their own (a missing job directory).
-      assert.deepEqual(lines.filter((line) => /worker/.test(line)), [], out.stderr);
-      assert.deepEqual(await entries(tmp), [], `the job directory is removed: ${out.stderr}`);
-      assert.equal(await running(tmp), false, "no worker process is left");
-    } finally {
-      taken.close();
-    }
+for (const flags of [[], ["--processes"]]) {
+  Deno.test(`${["mr run", ...flags].join(" ")}: a coordinator that cannot start stops the workers started for it`, async () => {
+    await withTempDir(async (dir) => {
+      const tmp = join(dir, "tmp");
+      await Deno.mkdir(tmp);
+      const files = await writeInputs(dir, 2, 20);
+      // The status page's address is taken: the coordinator fails after the workers were spawned.
+      const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      try {
+        const http = `127.0.0.1:${taken.addr.port}`;
+        const out = await mrRun(dir, tmp, ["--app", app("wc"), "--http", http, ...flags, ...files]);
+        assert.equal(out.code, 1, out.stderr);
+        const lines = out.stderr.trim().split("\n");
+        const errors = lines.filter((line) => /Cannot listen/.test(line));
+        assert.equal(errors.length, 1, out.stderr);
+        assert.match(errors[0], new RegExp(`mr run: Cannot listen on ${http}`));
+        // The workers were stopped before they could fail on their own (a missing job directory).
+        assert.deepEqual(lines.filter((line) => /worker/.test(line)), [], out.stderr);
+        assert.deepEqual(await entries(tmp), [], `the job directory is removed: ${out.stderr}`);
+        assert.equal(await running(tmp), false, "no worker process is left");
+      } finally {
+        taken.close();
+      }
+    });
   });
-});
+}

@@ -1,0 +1,197 @@
+/**
+ * The workers of an `mr run` job, in one of two forms behind one interface:
+ * - task threads of the `mr run` process (the default where task threads exist): each worker's
+ *   loop runs on this process's main thread beside the coordinator, and its app on a task thread
+ *   of its own with the paths a worker process would have (Deno's per-worker permissions). This
+ *   is the local mode of Spark (`local[N]`) and Hadoop (LocalJobRunner): a job on one machine
+ *   does not pay for starting a Deno process per worker (about 60 ms of a one-second job on 2
+ *   cores, measured in bench/mr.ts).
+ * - worker processes (`--processes`, and the bundled or compiled build): each worker is a
+ *   `raftmr worker` process, so an app that exhausts its heap ends only its worker, which is
+ *   replaced, and each can be given V8 flags of its own.
+ * Either way a worker that ends with a failure while the job runs is replaced, a bounded number
+ * of times, and the workers speak the same RPC to the coordinator.
+ */
+import { TaskRunner } from "./task_runner.ts";
+import type { LogFn } from "../cli/log.ts";
+
+/** The running workers of one job. */
+export interface LocalWorkers {
+  /** Resolves once no worker is left and none is to be replaced. */
+  readonly allGone: Promise<void>;
+  /** The coordinator serves the job now: workers that wait for it may begin. */
+  begin(): void;
+  /**
+   * Replaces no worker from now on, waits up to `graceMs` for every worker to end by itself (it
+   * learns the job is over on its next ask), then ends the rest; resolves when all are gone.
+   */
+  end(graceMs: number): Promise<void>;
+}
+
+/** How to start one worker process (mr/cli.ts builds the command line and its permissions). */
+export interface WorkerProcessOptions {
+  count: number;
+  /** The next worker's program and arguments (each call gives a fresh data directory). */
+  command(): { program: string; args: string[] };
+  /** How many workers that failed may be replaced in all. */
+  respawns: number;
+}
+
+/**
+ * Starts `count` worker processes at once. They dial the coordinator's port, already bound:
+ * their connections wait in its listen backlog until the coordinator serves it.
+ */
+export function startWorkerProcesses(options: WorkerProcessOptions): LocalWorkers {
+  const running = new Set<Deno.ChildProcess>();
+  let respawnsLeft = options.respawns;
+  let over = false;
+  let resolveAllGone!: () => void;
+  const allGone = new Promise<void>((resolve) => (resolveAllGone = resolve));
+
+  const spawn = () => {
+    const { program, args } = options.command();
+    // DENO_NO_UPDATE_CHECK: Deno would otherwise look up its download server about 0.5 s into
+    // every worker (a DNS query and a TLS client built), in the middle of the job's maps.
+    const env = { DENO_NO_UPDATE_CHECK: "1" };
+    const child = new Deno.Command(program, { args, stdin: "null", env }).spawn();
+    running.add(child);
+    child.status.then((status) => {
+      running.delete(child);
+      if (!over && !status.success && respawnsLeft > 0) {
+        respawnsLeft--;
+        spawn();
+      } else if (running.size === 0) {
+        resolveAllGone();
+      }
+    });
+  };
+  for (let i = 0; i < options.count; i++) spawn();
+
+  return {
+    allGone,
+    begin() {},
+    async end(graceMs) {
+      over = true;
+      if (running.size > 0 && graceMs > 0) {
+        await waitAtMost(Promise.all([...running].map((child) => child.status)), graceMs);
+      }
+      // Whatever is left (a stalled app) is killed: the job's outputs are final or abandoned.
+      for (const child of running) {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // Exited meanwhile.
+        }
+      }
+      await Promise.all([...running].map((child) => child.status));
+    },
+  };
+}
+
+/** How to run the workers as task threads of this process. */
+export interface WorkerThreadOptions {
+  count: number;
+  appPath: string;
+  /** Each worker's data directory goes under this one (worker-1, worker-2, ...). */
+  jobDir: string;
+  /** The coordinator's address on this machine. */
+  coordinator: { hostname: string; port: number };
+  /** The job's worker token. */
+  token: string;
+  /** The Deno permissions of the task thread of the worker whose data is in `dataDir`. */
+  permissions(dataDir: string): Deno.PermissionOptionsObject;
+  /** How many workers that failed may be replaced in all. */
+  respawns: number;
+  log: LogFn;
+}
+
+interface ThreadWorker {
+  runner: Promise<TaskRunner>;
+  dataDir: string;
+  loop?: Promise<number>;
+}
+
+/**
+ * Starts `count` workers as task threads at once: a thread takes about 40 ms to boot and import
+ * the engine and the app, meanwhile this thread starts the coordinator. Each worker's loop
+ * starts at begin() (it would only wait for the coordinator before), so a job whose coordinator
+ * cannot start stops threads that have not said a word.
+ */
+export function startWorkerThreads(options: WorkerThreadOptions): LocalWorkers {
+  const workers = new Set<ThreadWorker>();
+  const abort = new AbortController();
+  let respawnsLeft = options.respawns;
+  let started = 0;
+  let over = false;
+  let resolveAllGone!: () => void;
+  const allGone = new Promise<void>((resolve) => (resolveAllGone = resolve));
+  // The worker loop's modules (RPC client, data server) load while the threads boot.
+  const workerModule = import("./worker.ts");
+
+  const prepare = (): ThreadWorker => {
+    const dataDir = `${options.jobDir}/worker-${++started}`;
+    const runner = TaskRunner.start(options.appPath, options.permissions(dataDir));
+    // The loop awaits it (and reports a failure to load the app); until then it is not unhandled.
+    runner.catch(() => {});
+    const worker = { runner, dataDir };
+    workers.add(worker);
+    return worker;
+  };
+  const run = (worker: ThreadWorker) => {
+    worker.loop = workerModule.then(({ runWorker }) =>
+      runWorker({
+        coordinator: options.coordinator,
+        appPath: options.appPath,
+        dataDir: worker.dataDir,
+        token: options.token,
+        runner: worker.runner,
+        log: options.log,
+        signal: abort.signal,
+      })
+    ).catch((err) => {
+      options.log(`worker: ${err instanceof Error ? err.message : String(err)}`, {
+        level: "error",
+      });
+      return 1;
+    });
+    worker.loop.then((code) => {
+      workers.delete(worker);
+      if (!over && code !== 0 && respawnsLeft > 0) {
+        respawnsLeft--;
+        run(prepare());
+      } else if (workers.size === 0) {
+        resolveAllGone();
+      }
+    });
+  };
+  for (let i = 0; i < options.count; i++) prepare();
+
+  return {
+    allGone,
+    begin() {
+      for (const worker of workers) if (worker.loop === undefined) run(worker);
+    },
+    async end(graceMs) {
+      over = true;
+      const loops = [...workers].flatMap((worker) => worker.loop ?? []);
+      if (loops.length > 0 && graceMs > 0) await waitAtMost(Promise.all(loops), graceMs);
+      // The rest (a stalled app, or workers of a job stopped early) end now: their calls to the
+      // coordinator fail at once and their task threads are terminated.
+      abort.abort();
+      await Promise.all([
+        ...[...workers].flatMap((worker) => worker.loop ?? []),
+        // Threads of workers that never began.
+        ...[...workers].filter((worker) => worker.loop === undefined).map((worker) =>
+          worker.runner.then((runner) => runner.close(), () => {})
+        ),
+      ]);
+    },
+  };
+}
+
+/** Waits for `promise`, or `ms` at most. */
+async function waitAtMost(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
