@@ -43,16 +43,13 @@ export class UnsortedRunError extends Error {
 }
 
 /**
- * Heap order of runs i and j: smaller head first (an ended run's head is Infinity, after every
- * other); equal heads of keys longer than HEAD_BYTES by their remaining bytes; equal keys by run
- * index, so a key's values come run by run. Heads settle nearly every comparison with one number
- * comparison: most keys differ in their first bytes, and keys of at most HEAD_BYTES bytes (most
- * words) are equal exactly when their heads are.
+ * Match order of runs i and j whose heads are equal: keys longer than HEAD_BYTES by their
+ * remaining bytes, equal keys by run index, so a key's values come run by run. (Unequal heads
+ * order runs by themselves: smaller first, an ended run's Infinity last.) Heads settle nearly
+ * every match with one number comparison: most keys differ in their first bytes, and keys of at
+ * most HEAD_BYTES bytes (most words) are equal exactly when their heads are.
  */
-function before(readers: RecordReader[], heads: Float64Array, i: number, j: number): boolean {
-  const a = heads[i];
-  const b = heads[j];
-  if (a !== b) return a < b;
+function tieBefore(readers: RecordReader[], i: number, j: number): boolean {
   const x = readers[i];
   // Equal heads mean equal lengths up to HEAD_BYTES, or lengths above it for both (an ended
   // reader's key is empty).
@@ -83,7 +80,7 @@ function buildTree(readers: RecordReader[], heads: Float64Array, tree: Int32Arra
   for (let node = k - 1; node > 0; node--) {
     const a = winners[2 * node];
     const b = winners[2 * node + 1];
-    const aFirst = before(readers, heads, a, b);
+    const aFirst = heads[a] < heads[b] || (heads[a] === heads[b] && tieBefore(readers, a, b));
     winners[node] = aFirst ? a : b;
     tree[node] = aFirst ? b : a;
   }
@@ -99,7 +96,9 @@ function replay(readers: RecordReader[], heads: Float64Array, tree: Int32Array, 
   let winner = run;
   for (let node = (readers.length + run) >> 1; node > 0; node >>= 1) {
     const loser = tree[node];
-    if (before(readers, heads, loser, winner)) {
+    const a = heads[loser];
+    const b = heads[winner];
+    if (a < b || (a === b && tieBefore(readers, loser, winner))) {
       tree[node] = winner;
       winner = loser;
     }

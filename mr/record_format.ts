@@ -118,22 +118,30 @@ const ONE_BYTE = Array.from({ length: 128 }, (_, i) => String.fromCharCode(i));
  */
 const TWO_BYTES: (string | undefined)[] = new Array(128 * 128).fill(undefined);
 
-/** Decodes `buffer[start, end)` as UTF-8. */
+/**
+ * Decodes `buffer[start, end)` as UTF-8. Small enough for V8 to inline where it is called per
+ * record (a merge's values): one- and two-byte ASCII strings are looked up, the rest is
+ * decodeLonger's.
+ */
 export function decodeUtf8(buffer: Uint8Array, start: number, end: number): string {
   const length = end - start;
-  if (length === 0) return "";
-  if (length <= 2) {
+  if (length === 1) {
+    const byte = buffer[start];
+    if (byte < 0x80) return ONE_BYTE[byte];
+  } else if (length === 2) {
     const first = buffer[start];
-    if (length === 1) {
-      if (first < 0x80) return ONE_BYTE[first];
-    } else {
-      const second = buffer[start + 1];
-      if ((first | second) < 0x80) {
-        const index = (first << 7) | second;
-        return TWO_BYTES[index] ??= ONE_BYTE[first] + ONE_BYTE[second];
-      }
+    const second = buffer[start + 1];
+    if ((first | second) < 0x80) {
+      return TWO_BYTES[(first << 7) | second] ??= ONE_BYTE[first] + ONE_BYTE[second];
     }
   }
+  return decodeLonger(buffer, start, end);
+}
+
+/** decodeUtf8 of anything but a one- or two-byte ASCII string. */
+function decodeLonger(buffer: Uint8Array, start: number, end: number): string {
+  const length = end - start;
+  if (length === 0) return "";
   if (length <= 16) {
     // Short ASCII strings: building them by hand beats TextDecoder's call overhead.
     let text = "";
@@ -472,21 +480,13 @@ export class RecordReader {
    * block ran out (await fill(), then call advance() again). Throws RecordFormatError on damage.
    */
   advance(): boolean | undefined {
-    if (this.#finished) return false;
     const buffer = this.buffer;
+    const pos = this.#pos;
     const end = this.#end;
-    let pos = this.#pos;
-    if (!this.#started) {
-      if (end - pos < MAGIC.length) return this.#short();
-      for (let i = 0; i < MAGIC.length; i++) {
-        if (buffer[pos + i] !== MAGIC[i]) throw this.#error("not a record run (bad magic)");
-      }
-      pos += MAGIC.length;
-      this.#pos = pos;
-      this.#started = true;
-    }
-    if (pos + 2 <= end) {
-      // The common record: both lengths in one byte each, the whole record in the block.
+    if (this.#started && pos + 2 <= end) {
+      // The common record: both lengths in one byte each, the whole record in the block. Kept
+      // apart from the general case below, so this stays small enough for V8 to inline into
+      // a merge's loop from its first optimized tier on.
       const keyPrefix = buffer[pos];
       const valueLength = buffer[pos + 1];
       if (keyPrefix !== 0 && (keyPrefix | valueLength) < 0x80) {
@@ -504,6 +504,24 @@ export class RecordReader {
           return true;
         }
       }
+    }
+    return this.#advanceAny();
+  }
+
+  /** advance() for any record, the magic, the end marker, or a block that ran out. */
+  #advanceAny(): boolean | undefined {
+    if (this.#finished) return false;
+    const buffer = this.buffer;
+    const end = this.#end;
+    let pos = this.#pos;
+    if (!this.#started) {
+      if (end - pos < MAGIC.length) return this.#short();
+      for (let i = 0; i < MAGIC.length; i++) {
+        if (buffer[pos + i] !== MAGIC[i]) throw this.#error("not a record run (bad magic)");
+      }
+      pos += MAGIC.length;
+      this.#pos = pos;
+      this.#started = true;
     }
     // First length: keyLength + 1, or 0 for the end marker.
     let keyLength = 0;
