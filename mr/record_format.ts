@@ -138,19 +138,25 @@ export function decodeUtf8(buffer: Uint8Array, start: number, end: number): stri
   return decodeLonger(buffer, start, end);
 }
 
+/** Strings of at most this many bytes are decoded by decodeLonger's fromCharCode path. */
+const SHORT_CODES = 32;
+/** Per length, an array of that many character codes, reused by every decodeLonger call. */
+const CODES = Array.from({ length: SHORT_CODES + 1 }, (_, n) => new Array<number>(n).fill(0));
+
 /** decodeUtf8 of anything but a one- or two-byte ASCII string. */
 function decodeLonger(buffer: Uint8Array, start: number, end: number): string {
   const length = end - start;
   if (length === 0) return "";
-  if (length <= 16) {
-    // Short ASCII strings: building them by hand beats TextDecoder's call overhead.
-    let text = "";
-    for (let i = start; i < end; i++) {
-      const byte = buffer[i];
+  if (length <= SHORT_CODES) {
+    // Short ASCII strings (most keys): one fromCharCode of their bytes beats TextDecoder's call
+    // overhead, and a string built character by character (a new string per character).
+    const codes = CODES[length];
+    for (let i = 0; i < length; i++) {
+      const byte = buffer[start + i];
       if (byte >= 0x80) return decoder.decode(buffer.subarray(start, end));
-      text += ONE_BYTE[byte];
+      codes[i] = byte;
     }
-    return text;
+    return String.fromCharCode.apply(null, codes);
   }
   return decoder.decode(buffer.subarray(start, end));
 }
