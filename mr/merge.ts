@@ -7,6 +7,7 @@ import {
   compareBytes,
   decodeUtf8,
   HEAD_BYTES,
+  headOf,
   type RecordReader,
   TextWriter,
 } from "./record_format.ts";
@@ -71,7 +72,10 @@ function tieBefore(readers: RecordReader[], i: number, j: number): boolean {
 /**
  * Builds a tree of losers over the runs (Knuth, TAOCP vol. 3, 5.4.1): the runs are the leaves
  * k..2k-1 of a complete binary tree, node i (1 <= i < k) holds the loser of the match between its
- * children's winners, and tree[0] the overall winner, the run with the smallest key.
+ * children's winners, and tree[0] the overall winner, the run with the smallest key. When the
+ * winner moves to its next record, its matches are replayed from its leaf up (Merger.collect):
+ * one comparison per level, so a record costs ceil(log2 k) comparisons, where sifting a binary
+ * heap costs up to two per level (the rule behind choosing this over Hadoop's heap of segments).
  */
 function buildTree(readers: RecordReader[], heads: Float64Array, tree: Int32Array): void {
   const k = readers.length;
@@ -85,25 +89,6 @@ function buildTree(readers: RecordReader[], heads: Float64Array, tree: Int32Arra
     tree[node] = aFirst ? b : a;
   }
   tree[0] = winners[1];
-}
-
-/**
- * After the winner `run` moved to its next record, replays its matches from its leaf up: one
- * comparison per level, so a record costs ceil(log2 k) comparisons, where sifting a binary heap
- * costs up to two per level (the rule behind choosing this over Hadoop's heap of segments).
- */
-function replay(readers: RecordReader[], heads: Float64Array, tree: Int32Array, run: number): void {
-  let winner = run;
-  for (let node = (readers.length + run) >> 1; node > 0; node >>= 1) {
-    const loser = tree[node];
-    const a = heads[loser];
-    const b = heads[winner];
-    if (a < b || (a === b && tieBefore(readers, loser, winner))) {
-      tree[node] = winner;
-      winner = loser;
-    }
-  }
-  tree[0] = winner;
 }
 
 /** Records read between two onProgress calls of a merge. */
@@ -225,33 +210,53 @@ class Merger {
     const head = this.#head;
     const key = this.key;
     const keyLength = this.keyLength;
+    // The run whose record was just taken (-1: none) and the head of its next record.
+    let run = -1;
+    let next = 0;
     if (this.#pending >= 0) {
       // The record before this run's block ran out was taken: move on to the next one.
-      const run = this.#pending;
+      run = this.#pending;
       const more = readers[run].advance();
       if (more === undefined) return run;
       this.#pending = -1;
-      heads[run] = more ? readers[run].head : Infinity;
-      replay(readers, heads, tree, run);
+      next = more ? readers[run].head : Infinity;
     }
     for (;;) {
+      if (run >= 0) {
+        // The run moved on: replay its matches up the tree of losers (see buildTree), one
+        // comparison per level.
+        heads[run] = next;
+        let winner = run;
+        for (let node = (readers.length + run) >> 1; node > 0; node >>= 1) {
+          const loser = tree[node];
+          const a = heads[loser];
+          if (a < next || (a === next && tieBefore(readers, loser, winner))) {
+            tree[node] = winner;
+            winner = loser;
+            next = a;
+          }
+        }
+        tree[0] = winner;
+      }
       // The top run's record is this key's when its head is the key's and, for a key longer
       // than HEAD_BYTES, its remaining bytes are too.
-      const run = tree[0];
+      run = tree[0];
       if (heads[run] !== head) return -1;
       const reader = readers[run];
+      const buffer = reader.buffer;
       if (
         keyLength > HEAD_BYTES &&
         compareBytes(
-            reader.buffer,
+            buffer,
             reader.keyStart + HEAD_BYTES,
             reader.keyEnd,
             key,
             HEAD_BYTES,
             keyLength,
-          ) !== 0
+          ) !==
+          0
       ) return -1;
-      values.push(decodeUtf8(reader.buffer, reader.valueStart, reader.valueEnd));
+      values.push(decodeUtf8(buffer, reader.valueStart, reader.valueEnd));
       if (--this.#countdown === 0) {
         this.#countdown = PROGRESS_RECORDS;
         // Through .call: the callback is a new function per task, and V8 compiles a call it
@@ -260,16 +265,41 @@ class Merger {
         // whatever fn is (the recorded target is Function.prototype.call, unrelated to fn).
         this.#onProgress?.call(undefined);
       }
-      let more = reader.advance();
-      if (more === undefined) {
-        if (!reader.sync) {
-          this.#pending = run;
-          return run;
+      // The run's next record. The common one (both lengths in one byte, the whole record in
+      // the block) is parsed here, in place, as RecordReader.advance() would; the rest goes
+      // through advance(). This loop is then a record's whole path, which V8 compiles once:
+      // small functions called per record were each compiled on their own as well, in every
+      // task thread, while its first reduces ran.
+      const pos = reader.pos;
+      const end = reader.end;
+      let parsed = false;
+      if (pos + 2 <= end) {
+        const keyPrefix = buffer[pos];
+        const valueLength = buffer[pos + 1];
+        const keyEnd = pos + 1 + keyPrefix;
+        const valueEnd = keyEnd + valueLength;
+        if (keyPrefix !== 0 && (keyPrefix | valueLength) < 0x80 && valueEnd <= end) {
+          reader.keyStart = pos + 2;
+          reader.keyEnd = keyEnd;
+          reader.valueStart = keyEnd;
+          reader.valueEnd = valueEnd;
+          reader.pos = valueEnd;
+          reader.records++;
+          next = reader.head = headOf(buffer, pos + 2, keyPrefix - 1);
+          parsed = true;
         }
-        more = reader.advanceSync();
       }
-      heads[run] = more ? reader.head : Infinity;
-      replay(readers, heads, tree, run);
+      if (!parsed) {
+        let more = reader.advance();
+        if (more === undefined) {
+          if (!reader.sync) {
+            this.#pending = run;
+            return run;
+          }
+          more = reader.advanceSync();
+        }
+        next = more ? reader.head : Infinity;
+      }
     }
   }
 }

@@ -426,7 +426,7 @@ const HEAD_SCALE = Array.from({ length: HEAD_BYTES + 1 }, (_, n) => 8 * 256 ** (
  * of keys of at most HEAD_BYTES bytes mean equal keys. (A shorter key that matches a longer one
  * as far as it goes, zero-padded, has the smaller length code: it sorts first, as in bytes.)
  */
-function headOf(buffer: Uint8Array, start: number, length: number): number {
+export function headOf(buffer: Uint8Array, start: number, length: number): number {
   if (length >= HEAD_BYTES) {
     // Most keys: straight-line code, in two 24-bit halves (exact in int32 arithmetic).
     const high = (buffer[start] << 16) | (buffer[start + 1] << 8) | buffer[start + 2];
@@ -460,12 +460,18 @@ export class RecordReader {
   readonly sync: boolean;
   readonly #source: ByteSource;
   readonly #name: string;
-  #pos = 0;
-  #end = 0;
+  /**
+   * Where the next record starts in `buffer`, and where the bytes read into it end. A merge
+   * parses the common record in place (mr/merge.ts Merger.collect), moving `pos` past it and
+   * counting it in `records`; everything else goes through advance().
+   */
+  pos = 0;
+  end = 0;
+  /** Records read so far. */
+  records = 0;
   #eof = false;
   #started = false;
   #finished = false;
-  #records = 0;
   #consumed = 0;
 
   /** Reads from `source`; `name` (a file name) appears in error messages. */
@@ -476,57 +482,22 @@ export class RecordReader {
     this.sync = typeof source.readSync === "function";
   }
 
-  /** Records read so far. */
-  get records(): number {
-    return this.#records;
-  }
-
   /**
    * Moves to the next record: true when there is one, false after the last, undefined when the
    * block ran out (await fill(), then call advance() again). Throws RecordFormatError on damage.
    */
   advance(): boolean | undefined {
-    const buffer = this.buffer;
-    const pos = this.#pos;
-    const end = this.#end;
-    if (this.#started && pos + 2 <= end) {
-      // The common record: both lengths in one byte each, the whole record in the block. Kept
-      // apart from the general case below, so this stays small enough for V8 to inline into
-      // a merge's loop from its first optimized tier on.
-      const keyPrefix = buffer[pos];
-      const valueLength = buffer[pos + 1];
-      if (keyPrefix !== 0 && (keyPrefix | valueLength) < 0x80) {
-        const keyStart = pos + 2;
-        const keyEnd = keyStart + keyPrefix - 1;
-        const valueEnd = keyEnd + valueLength;
-        if (valueEnd <= end) {
-          this.keyStart = keyStart;
-          this.keyEnd = keyEnd;
-          this.valueStart = keyEnd;
-          this.valueEnd = valueEnd;
-          this.head = headOf(buffer, keyStart, keyPrefix - 1);
-          this.#pos = valueEnd;
-          this.#records++;
-          return true;
-        }
-      }
-    }
-    return this.#advanceAny();
-  }
-
-  /** advance() for any record, the magic, the end marker, or a block that ran out. */
-  #advanceAny(): boolean | undefined {
     if (this.#finished) return false;
     const buffer = this.buffer;
-    const end = this.#end;
-    let pos = this.#pos;
+    const end = this.end;
+    let pos = this.pos;
     if (!this.#started) {
       if (end - pos < MAGIC.length) return this.#short();
       for (let i = 0; i < MAGIC.length; i++) {
         if (buffer[pos + i] !== MAGIC[i]) throw this.#error("not a record run (bad magic)");
       }
       pos += MAGIC.length;
-      this.#pos = pos;
+      this.pos = pos;
       this.#started = true;
     }
     // First length: keyLength + 1, or 0 for the end marker.
@@ -558,8 +529,8 @@ export class RecordReader {
     this.valueStart = this.keyEnd;
     this.valueEnd = this.keyEnd + valueLength;
     this.head = headOf(buffer, pos, keyLength);
-    this.#pos = this.valueEnd;
-    this.#records++;
+    this.pos = this.valueEnd;
+    this.records++;
     return true;
   }
 
@@ -583,27 +554,27 @@ export class RecordReader {
   /** Where the next read goes: the unread tail moved to the block's start, grown if needed. */
   #room(): Uint8Array {
     if (this.#eof) throw this.#error("truncated (no end marker)");
-    const tail = this.#end - this.#pos;
-    if (this.#pos > 0) {
-      this.#consumed += this.#pos;
-      this.buffer.copyWithin(0, this.#pos, this.#end);
-      this.#pos = 0;
-      this.#end = tail;
+    const tail = this.end - this.pos;
+    if (this.pos > 0) {
+      this.#consumed += this.pos;
+      this.buffer.copyWithin(0, this.pos, this.end);
+      this.pos = 0;
+      this.end = tail;
     }
     // Grow when the record needs more than the block, or when the block is full of it.
-    const wanted = this.#end === this.buffer.length ? this.buffer.length + 1 : this.#wanted;
+    const wanted = this.end === this.buffer.length ? this.buffer.length + 1 : this.#wanted;
     if (wanted > this.buffer.length) {
       const bigger = new Uint8Array(Math.max(wanted, this.buffer.length * 2));
-      bigger.set(this.buffer.subarray(0, this.#end));
+      bigger.set(this.buffer.subarray(0, this.end));
       this.buffer = bigger;
     }
-    return this.buffer.subarray(this.#end);
+    return this.buffer.subarray(this.end);
   }
 
   /** Takes the result of a read into #room(). */
   #received(n: number | null): void {
     if (n === null) this.#eof = true;
-    else this.#end += n;
+    else this.end += n;
   }
 
   /** Reads the next record, filling as needed: the convenient, slower form of advance(). */
@@ -635,14 +606,14 @@ export class RecordReader {
   }
 
   #endMarker(pos: number): boolean | undefined {
-    if (this.#end - pos < 4) return this.#short();
+    if (this.end - pos < 4) return this.#short();
     const b = this.buffer;
     const count = ((b[pos] << 24) | (b[pos + 1] << 16) | (b[pos + 2] << 8) | b[pos + 3]) >>> 0;
-    if (count !== this.#records >>> 0) {
-      throw this.#error(`end marker counts ${count} records, read ${this.#records}`);
+    if (count !== this.records >>> 0) {
+      throw this.#error(`end marker counts ${count} records, read ${this.records}`);
     }
-    if (pos + 4 !== this.#end) throw this.#error("bytes after the end marker");
-    this.#pos = pos + 4;
+    if (pos + 4 !== this.end) throw this.#error("bytes after the end marker");
+    this.pos = pos + 4;
     this.#finished = true;
     // No current record: an empty key, which a merge never compares byte by byte.
     this.keyStart = this.keyEnd = 0;
@@ -653,7 +624,7 @@ export class RecordReader {
 
   #error(what: string): RecordFormatError {
     return new RecordFormatError(
-      `Cannot read run ${this.#name}: ${what} at byte ${this.#consumed + this.#pos}`,
+      `Cannot read run ${this.#name}: ${what} at byte ${this.#consumed + this.pos}`,
     );
   }
 }
