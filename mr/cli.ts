@@ -458,7 +458,6 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
     log(`mr run: ${message}`, { level: "error" });
     return 1;
   }
-  workers.begin();
   const started = Date.now();
   console.error(
     `mr run: ${options.files.length} input files in ${coordinator.progress().nMap} splits, ` +

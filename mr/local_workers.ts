@@ -19,8 +19,6 @@ import type { LogFn } from "../cli/log.ts";
 export interface LocalWorkers {
   /** Resolves once no worker is left and none is to be replaced. */
   readonly allGone: Promise<void>;
-  /** The coordinator serves the job now: workers that wait for it may begin. */
-  begin(): void;
   /**
    * Replaces no worker from now on, waits up to `graceMs` for every worker to end by itself (it
    * learns the job is over on its next ask), then ends the rest; resolves when all are gone.
@@ -69,7 +67,6 @@ export function startWorkerProcesses(options: WorkerProcessOptions): LocalWorker
 
   return {
     allGone,
-    begin() {},
     async end(graceMs) {
       over = true;
       if (running.size > 0 && graceMs > 0) {
@@ -105,20 +102,15 @@ export interface WorkerThreadOptions {
   log: LogFn;
 }
 
-interface ThreadWorker {
-  runner: Promise<TaskRunner>;
-  dataDir: string;
-  loop?: Promise<number>;
-}
-
 /**
  * Starts `count` workers as task threads at once: a thread takes about 40 ms to boot and import
- * the engine and the app, meanwhile this thread starts the coordinator. Each worker's loop
- * starts at begin() (it would only wait for the coordinator before), so a job whose coordinator
- * cannot start stops threads that have not said a word.
+ * the engine and the app, meanwhile this thread starts the coordinator. Their loops dial the
+ * coordinator's port at once too, as worker processes do; stopped before the coordinator
+ * answers (it could not start), they end without a word.
  */
 export function startWorkerThreads(options: WorkerThreadOptions): LocalWorkers {
-  const workers = new Set<ThreadWorker>();
+  /** The running workers' loops (mr/worker.ts runWorker), each settling with its exit code. */
+  const loops = new Set<Promise<number>>();
   const abort = new AbortController();
   let respawnsLeft = options.respawns;
   let started = 0;
@@ -128,23 +120,18 @@ export function startWorkerThreads(options: WorkerThreadOptions): LocalWorkers {
   // The worker loop's modules (RPC client, data server) load while the threads boot.
   const workerModule = import("./worker.ts");
 
-  const prepare = (): ThreadWorker => {
+  const start = () => {
     const dataDir = `${options.jobDir}/worker-${++started}`;
     const runner = TaskRunner.start(options.appPath, options.permissions(dataDir));
     // The loop awaits it (and reports a failure to load the app); until then it is not unhandled.
     runner.catch(() => {});
-    const worker = { runner, dataDir };
-    workers.add(worker);
-    return worker;
-  };
-  const run = (worker: ThreadWorker) => {
-    worker.loop = workerModule.then(({ runWorker }) =>
+    const loop = workerModule.then(({ runWorker }) =>
       runWorker({
         coordinator: options.coordinator,
         appPath: options.appPath,
-        dataDir: worker.dataDir,
+        dataDir,
         token: options.token,
-        runner: worker.runner,
+        runner,
         log: options.log,
         signal: abort.signal,
       })
@@ -154,37 +141,28 @@ export function startWorkerThreads(options: WorkerThreadOptions): LocalWorkers {
       });
       return 1;
     });
-    worker.loop.then((code) => {
-      workers.delete(worker);
+    loops.add(loop);
+    loop.then((code) => {
+      loops.delete(loop);
       if (!over && code !== 0 && respawnsLeft > 0) {
         respawnsLeft--;
-        run(prepare());
-      } else if (workers.size === 0) {
+        start();
+      } else if (loops.size === 0) {
         resolveAllGone();
       }
     });
   };
-  for (let i = 0; i < options.count; i++) prepare();
+  for (let i = 0; i < options.count; i++) start();
 
   return {
     allGone,
-    begin() {
-      for (const worker of workers) if (worker.loop === undefined) run(worker);
-    },
     async end(graceMs) {
       over = true;
-      const loops = [...workers].flatMap((worker) => worker.loop ?? []);
-      if (loops.length > 0 && graceMs > 0) await waitAtMost(Promise.all(loops), graceMs);
+      if (loops.size > 0 && graceMs > 0) await waitAtMost(Promise.all(loops), graceMs);
       // The rest (a stalled app, or workers of a job stopped early) end now: their calls to the
       // coordinator fail at once and their task threads are terminated.
       abort.abort();
-      await Promise.all([
-        ...[...workers].flatMap((worker) => worker.loop ?? []),
-        // Threads of workers that never began.
-        ...[...workers].filter((worker) => worker.loop === undefined).map((worker) =>
-          worker.runner.then((runner) => runner.close(), () => {})
-        ),
-      ]);
+      await Promise.all(loops);
     },
   };
 }

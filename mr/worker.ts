@@ -320,12 +320,14 @@ class WorkerLoop {
       maxBackoffMs: 250,
       hello: clientHello(options.token),
     });
-    options.signal?.addEventListener("abort", () => {
+    const abort = () => {
       this.#aborted = true;
       // Fails the call in flight (a held ask, a report), and ends the task the thread runs.
       this.#client.close();
       this.#app?.close();
-    }, { once: true });
+    };
+    if (options.signal?.aborted) abort();
+    else options.signal?.addEventListener("abort", abort, { once: true });
   }
 
   /** Calls the coordinator, retrying while it is unreachable; undefined means "gone". */
