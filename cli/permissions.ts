@@ -69,7 +69,8 @@ export function workerPermissions(
  * The Deno permissions of a task thread that `mr run` runs in its own process (Deno's worker
  * option `deno.permissions`): the paths a worker process of the same job reads and writes
  * (workerPermissions), and nothing else. The network, which a worker process has for its RPC and
- * data server, stays with the main thread: app code needs none of it to map or reduce.
+ * data server, stays with the main thread: app code needs none of it to map or reduce. Importing
+ * modules from the network is what the process may (Deno's default hosts), as in a worker process.
  */
 export function taskThreadPermissions(
   appPath: string,
@@ -78,7 +79,16 @@ export function taskThreadPermissions(
   stageDirs: string[] = [],
 ): Deno.PermissionOptionsObject {
   const { read, write } = workerPaths(appPath, dataDir, readFiles, stageDirs);
-  return { read, write, net: false, run: false, env: false, sys: false, ffi: false, import: false };
+  return {
+    read,
+    write,
+    net: false,
+    run: false,
+    env: false,
+    sys: false,
+    ffi: false,
+    import: "inherit",
+  };
 }
 
 /** The paths a worker reads and writes: see workerPermissions. */
