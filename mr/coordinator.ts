@@ -342,7 +342,9 @@ export class Coordinator {
       coordinator.#listen();
     } catch (err) {
       // Not started (an address in use): nothing stays open, and no staging directory is left
-      // in the output directory.
+      // in the output directory; quietly (no worker is declared gone from a job never started).
+      coordinator.#closed = true;
+      await coordinator.#http?.shutdown();
       await coordinator.#rpc.close();
       await coordinator.#localOutputs?.close();
       throw err;
@@ -395,12 +397,12 @@ export class Coordinator {
     this.#rpc.handle(RPC_LOCATIONS, (params) => this.#locations(params));
     this.#rpc.handle(RPC_REPORT, (params) => this.#report(params));
     const listen = this.#options.listen;
-    this.#rpcAddress = "accept" in listen
-      ? this.#rpc.serve(listen)
-      : this.#rpc.listen(listen.hostname, listen.port);
-    const http = this.#options.http ?? { hostname: this.#rpcAddress.hostname, port: 0 };
-    // The listener with a connection cap, header and idle timeouts and an accept loop that
-    // survives EMFILE (net/http_listener.ts): splits and outputs cross this port too.
+    const rpcHost = "accept" in listen ? (listen.addr as Deno.NetAddr).hostname : listen.hostname;
+    const http = this.#options.http ?? { hostname: rpcHost, port: 0 };
+    // The HTTP port first: a coordinator that cannot bind it fails before its RPC port serves
+    // anyone (mr run's workers dial that port at once, and would otherwise get tasks of a job
+    // that never starts). The listener with a connection cap, header and idle timeouts and an
+    // accept loop that survives EMFILE (net/http_listener.ts): splits and outputs cross it too.
     this.#http = serveHttp({
       hostname: http.hostname,
       port: http.port,
@@ -412,6 +414,9 @@ export class Coordinator {
           : this.#routes().then((app) => app.fetch(request)),
     });
     this.#httpAddress = { hostname: this.#http.addr.hostname, port: this.#http.addr.port };
+    this.#rpcAddress = "accept" in listen
+      ? this.#rpc.serve(listen)
+      : this.#rpc.listen(listen.hostname, listen.port);
     // Expiry also runs on every ask, but a timer keeps the status page honest when no worker
     // is asking (all busy or all dead), and notices workers that went silent.
     const shortest = Math.min(this.#options.taskTimeoutMs, this.#workerTimeoutMs);

@@ -372,6 +372,7 @@ class WorkerLoop {
 
   /** A refused handshake (no token, a wrong one) will not pass by retrying: say why and stop. */
   #refused(err: HandshakeError): number {
+    if (this.#aborted) return 0;
     this.#log(`worker: ${err.message} (give the coordinator's token with --token-file)`, {
       level: "error",
     });
@@ -510,7 +511,10 @@ class WorkerLoop {
           } else {
             this.#status.tasksFailed++;
           }
-          this.#log(`worker: ${assignment.type} task ${assignment.task} failed: ${report.error}`);
+          // A task abandoned because the worker was stopped (options.signal) is no failure.
+          if (!this.#aborted) {
+            this.#log(`worker: ${assignment.type} task ${assignment.task} failed: ${report.error}`);
+          }
         }
         this.#status.current = undefined;
         reporting = this.#call(RPC_REPORT, report);
