@@ -267,7 +267,7 @@ class Merger {
       }
       // The run's next record. The common one (both lengths in one byte, the whole record in
       // the block) is parsed here, in place, as RecordReader.advance() would; the rest goes
-      // through advance(). This loop is then a record's whole path, which V8 compiles once:
+      // through advance(). (Every reader is past its magic: start() placed it with advance().) This loop is then a record's whole path, which V8 compiles once:
       // small functions called per record were each compiled on their own as well, in every
       // task thread, while its first reduces ran.
       const pos = reader.pos;
