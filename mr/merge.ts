@@ -244,17 +244,10 @@ class Merger {
       if (heads[run] !== head) return -1;
       const reader = readers[run];
       const buffer = reader.buffer;
+      const keyStart = reader.keyStart;
       if (
         keyLength > HEAD_BYTES &&
-        compareBytes(
-            buffer,
-            reader.keyStart + HEAD_BYTES,
-            reader.keyEnd,
-            key,
-            HEAD_BYTES,
-            keyLength,
-          ) !==
-          0
+        compareBytes(buffer, keyStart + HEAD_BYTES, reader.keyEnd, key, HEAD_BYTES, keyLength) !== 0
       ) return -1;
       values.push(decodeUtf8(buffer, reader.valueStart, reader.valueEnd));
       if (--this.#countdown === 0) {
@@ -267,9 +260,10 @@ class Merger {
       }
       // The run's next record. The common one (both lengths in one byte, the whole record in
       // the block) is parsed here, in place, as RecordReader.advance() would; the rest goes
-      // through advance(). (Every reader is past its magic: start() placed it with advance().) This loop is then a record's whole path, which V8 compiles once:
-      // small functions called per record were each compiled on their own as well, in every
-      // task thread, while its first reduces ran.
+      // through advance(). (Every reader is past its magic: start() placed it with advance().)
+      // This loop is then a record's whole path, which V8 compiles once: small functions
+      // called per record were each compiled on their own as well, in every task thread,
+      // while its first reduces ran.
       const pos = reader.pos;
       const end = reader.end;
       let parsed = false;
