@@ -243,11 +243,16 @@ export class KvServer implements KvService {
     this.#jobPeer = new JobPeer({
       table: this.#jobs,
       rpc: this.#rpc,
-      role: () => ({
-        leader: this.#node.leader,
-        term: this.#node.status().term,
-        isLeader: this.#node.role === "leader" && !this.#stopping,
-      }),
+      role: () => {
+        const s = this.#node.status();
+        return {
+          leader: s.leader,
+          term: s.term,
+          isLeader: s.role === "leader" && !this.#stopping,
+          applied: s.applied,
+          lastIndex: s.lastIndex,
+        };
+      },
       propose: (data) => this.#node.propose(data),
       client: (id) => this.#transport.client(id),
       peerAddress: (id) => {

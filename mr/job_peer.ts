@@ -26,6 +26,7 @@ import {
   parseJobId,
   parseJobReport,
 } from "./job_rpc.ts";
+import { JobLeadership, type LeaderState } from "./job_leadership.ts";
 import { JobService, type JobServiceOptions } from "./job_service.ts";
 import type { JobApplyResult, JobStateMachine } from "./job_state_machine.ts";
 import { JobSubmitError, prepareSubmit } from "./job_submit.ts";
@@ -38,8 +39,8 @@ import { sleep } from "../util/sleep.ts";
 export interface JobPeerHost {
   table: JobStateMachine;
   rpc: RpcServer;
-  /** Whether this node leads now, and its term. */
-  role(): { leader: number; term: number; isLeader: boolean };
+  /** Whether this node leads now, its term, and how far its log is written and applied. */
+  role(): LeaderState & { leader: number };
   /** Proposes bytes to this node's Raft (rejects with NotLeaderError elsewhere). */
   propose(data: Uint8Array): Promise<{ result: unknown }>;
   /** The RPC client of peer `id`. */
@@ -69,15 +70,14 @@ export class JobPeer {
   readonly #host: JobPeerHost;
   readonly #service: JobService;
   readonly #deadlines = new Deadlines();
+  readonly #leadership = new JobLeadership();
 
   constructor(host: JobPeerHost, options: JobServiceOptions = {}) {
     this.#host = host;
     this.#service = new JobService({
       table: host.table,
-      leaderTerm: () => {
-        const role = host.role();
-        return role.isLeader ? role.term : undefined;
-      },
+      // A new leader schedules only once its table holds every earlier commit.
+      leaderTerm: () => this.#leadership.term(host.role()),
       propose: (command) => this.#proposeHere(command),
       log: host.log,
     }, options);

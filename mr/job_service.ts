@@ -13,12 +13,15 @@
 import type { JobCommand } from "./job_commands.ts";
 import type { JobApplyResult, JobRecord, JobStateMachine } from "./job_state_machine.ts";
 import type { JobAssignment, JobReport, JobsHeartbeatReply } from "./job_rpc.ts";
-import { describeTask, Scheduler } from "./scheduler.ts";
+import { describeTask, Scheduler, type TaskView } from "./scheduler.ts";
 
 /** What the service needs from the peer it runs on. */
 export interface JobServiceHost {
   table: JobStateMachine;
-  /** The current term when this node leads, else undefined. */
+  /**
+   * The current term when this node leads and its table holds every entry committed before the
+   * term began (mr/job_leadership.ts), else undefined: the soft state is rebuilt from the table.
+   */
   leaderTerm(): number | undefined;
   /** Proposes a job command here (this node leads) and resolves with its apply result. */
   propose(command: JobCommand): Promise<JobApplyResult>;
@@ -211,15 +214,18 @@ export class JobService {
         attempt: report.attempt,
         worker: report.workerId,
         ...(report.output ? report.output : {}),
-        // The scheduler ran a committed map again (failed fetches): the new output replaces it.
-        ...(report.kind === "map" && known.state !== "done" &&
+        // This scheduler ran a committed map again (its output could not be fetched, or its
+        // holder died): the new output replaces the old. A map the scheduler merely never knew
+        // was committed has no re-run and replaces nothing.
+        ...(report.kind === "map" && known.state !== "done" && known.reruns > 0 &&
             this.#host.table.job(report.job)?.maps[report.task]
           ? { replace: true }
           : {}),
       });
       if (!result.ok) throw new TypeError(result.error);
+      const current = this.#schedulers.get(report.job);
       if (result.accepted) {
-        this.#schedulers.get(report.job)?.restoreDone(
+        current?.restoreDone(
           report.kind,
           report.task,
           report.attempt,
@@ -227,7 +233,7 @@ export class JobService {
           Date.now(),
           report.output,
         );
-      }
+      } else if (current) this.#refused(report.job, current, report, known, ours);
       return { accepted: result.accepted };
     }
     if (report.release) {
@@ -259,6 +265,37 @@ export class JobService {
       error: report.error ?? "Unknown error",
     });
     return { accepted: false };
+  }
+
+  /**
+   * A completion the table refused. When the table holds a commit of the task that this
+   * scheduler has not written off (a map it runs again has), the scheduler takes it as done:
+   * else it would keep the task running on this worker, hand the same attempt back on its next
+   * ask and never start the reduces. Otherwise this attempt is given back, so the task is handed
+   * out afresh rather than repeated on this worker.
+   */
+  #refused(
+    id: string,
+    scheduler: Scheduler,
+    report: JobReport,
+    known: TaskView,
+    ours: boolean,
+  ): void {
+    const job = this.#host.table.job(id);
+    const commit = job && (report.kind === "map" ? job.maps : job.reduces)[report.task];
+    const now = Date.now();
+    if (commit && known.reruns === 0) {
+      scheduler.restoreDone(
+        report.kind,
+        report.task,
+        commit.attempt,
+        commit.worker,
+        now,
+        report.kind === "map"
+          ? { address: commit.address!, sizes: commit.sizes!, crcs: commit.crcs! }
+          : undefined,
+      );
+    } else if (ours) scheduler.release(report, now);
   }
 
   /** Task timeouts and worker deaths; proposes the deaths and failures that follow. */

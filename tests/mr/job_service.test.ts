@@ -113,3 +113,66 @@ Deno.test("job service: a follower answers nothing; a silent holder's maps run a
   assert.equal(job.reruns, 1);
   assert.ok(job.maps.every((m) => m === null), "the dead holder's map is no longer committed");
 });
+
+Deno.test(
+  "job service: a map handed out again before the dead leader's commit of it applied: the " +
+    "worker's repeat is refused, the scheduler learns the commit and the reduces start",
+  async () => {
+    const host = new FakeHost();
+    host.table.apply({ kind: "submit", time: 0, id: "dddddddd", spec: spec60(2, 1) });
+    host.term = 2;
+    const service = new JobService(host);
+    service.heartbeat("w1", "w1:1");
+    service.heartbeat("w2", "w2:1");
+    // The old leader committed maps 0 and 1, both by w1's attempt 1; this new leader's table
+    // has not applied them yet, so both are handed out again.
+    const again = mapOf(service.ask("w1"));
+    assert.deepEqual([again.task, again.attempt], [0, 1]);
+    const other = mapOf(service.ask("w2"));
+    assert.deepEqual([other.task, other.attempt], [1, 1]);
+    for (const [task, worker] of [[0, "w1"], [1, "w1"]] as const) {
+      host.table.apply({
+        kind: "commit",
+        time: 1,
+        job: "dddddddd",
+        task: "map",
+        index: task,
+        attempt: 1,
+        worker,
+        address: `${worker}:1`,
+        sizes: [1],
+        crcs: [2],
+      });
+    }
+    // The same attempt again, and another worker's: neither replaces the commit.
+    assert.deepEqual(await commitMap(service, again, "w1"), { accepted: false });
+    assert.deepEqual(await commitMap(service, other, "w2"), { accepted: false });
+    const job = host.table.job("dddddddd")!;
+    assert.equal(job.reruns, 0);
+    assert.deepEqual(job.maps.map((m) => m?.worker), ["w1", "w1"]);
+    assert.deepEqual(jobView(job, service.softView("dddddddd")).tasks.map, {
+      total: 2,
+      done: 2,
+      running: 0,
+    });
+    // Neither worker is handed its map again: the one reduce goes out and the job completes.
+    const reduce = service.ask("w1");
+    assert.equal(reduce?.type, "reduce", JSON.stringify(reduce));
+    assert.equal(service.ask("w2")?.type, "wait");
+    const r = reduce as Extract<JobAssignment, { type: "reduce" }>;
+    assert.deepEqual(
+      await service.report({
+        workerId: "w1",
+        job: r.job,
+        kind: "reduce",
+        task: r.task,
+        attempt: r.attempt,
+        ok: true,
+        bytesRead: 0,
+        bytesWritten: 0,
+      }),
+      { accepted: true },
+    );
+    assert.equal(host.table.job("dddddddd")!.state, "done");
+  },
+);
