@@ -91,10 +91,20 @@ export class JobService {
       if (this.#term !== undefined) this.#reset(undefined);
       return false;
     }
-    if (term !== this.#term) this.#reset(term);
+    const fresh = term !== this.#term;
+    if (fresh) this.#reset(term);
     for (const job of this.#host.table.jobs()) {
       if (job.state === "running" && !this.#schedulers.has(job.id)) {
         this.#schedulers.set(job.id, this.#rebuild(job, now));
+        // What a new leader starts from, for anyone reading the logs after a leader change.
+        if (fresh) {
+          const count = (tasks: unknown[]) => tasks.filter((t) => t !== null).length;
+          this.#host.log(
+            `jobs: term ${term}: job ${job.id} carries on from the table: ` +
+              `${count(job.maps)} of ${job.nMap} maps and ${count(job.reduces)} of ` +
+              `${job.spec.nReduce} reduces committed`,
+          );
+        }
       }
     }
     for (const id of this.#schedulers.keys()) {

@@ -205,6 +205,14 @@ function clusterJobTest(name: string, body: (t: JobTest) => Promise<void>): void
         };
         try {
           await body({ root, cluster, worker });
+        } catch (error) {
+          // The peers' logs are in the error (cluster.dump()); the workers' say what they ran.
+          await Promise.all(workers.map((w) => w.stop()));
+          for (const [i, w] of workers.entries()) {
+            const lines = (await w.output).trimEnd().split("\n");
+            console.error(`--- worker ${i + 1} (last 80 lines)\n${lines.slice(-80).join("\n")}`);
+          }
+          throw error;
         } finally {
           await Promise.all(workers.map((w) => w.stop()));
           await cluster.stop();
