@@ -4,7 +4,6 @@
  * memory bound (a spill), and finish() leaves one sorted run per partition, merging the spills.
  */
 import { join } from "node:path";
-import { getHeapStatistics } from "node:v8";
 import { partitionKeys } from "./partition.ts";
 import {
   BLOCK_SIZE,
@@ -18,6 +17,7 @@ import { sortKeys } from "./key_sort.ts";
 import { crc32c } from "../util/crc32c.ts";
 import { mergeGroups } from "./merge.ts";
 import { combined, type Combiner, PairTable } from "./pair_table.ts";
+import { oldSpaceLimit } from "./heap_limit.ts";
 
 export type { Combiner } from "./pair_table.ts";
 
@@ -83,21 +83,9 @@ function checksummed(sink: BlockSink): { sink: BlockSink; sum: Checksum } {
  * started with a small heap (`--v8-flags=--max-old-space-size=...`) spills early instead of dying.
  */
 export function defaultMemoryLimit(): number {
-  // V8 reports the old-space limit plus the young generation's (3 semi-spaces of 32 MiB on
-  // 64-bit): --max-old-space-size=16 reads as 112 MiB. Table entries live long enough to be
-  // promoted, so the old space is the budget that counts.
-  let oldSpace = 1 << 30;
-  try {
-    const limit = getHeapStatistics().heap_size_limit;
-    oldSpace = limit > YOUNG_GENERATION ? limit - YOUNG_GENERATION : limit / 2;
-  } catch {
-    // Not available: assume a gigabyte.
-  }
-  return Math.max(256 << 10, Math.min(64 << 20, Math.floor(oldSpace / 8)));
+  // Table entries live long enough to be promoted, so the old space is the budget that counts.
+  return Math.max(256 << 10, Math.min(64 << 20, Math.floor(oldSpaceLimit() / 8)));
 }
-
-/** V8's young generation limit on 64-bit hosts, included in heap_size_limit. */
-const YOUNG_GENERATION = 96 << 20;
 
 /**
  * The table's keys grouped by partition, each group in UTF-8 byte order: element r holds

@@ -59,6 +59,32 @@ Deno.test("trimHeap uses V8's gc where the process exposes it, and trims only wh
   }
 });
 
+const SMALL_PROBE = new URL("./fixtures/small_heap_probe.ts", import.meta.url).pathname;
+
+Deno.test("trimHeap in a small heap: a quarter of the old space is the bound, and the young generation shrinks", async () => {
+  for (const collector of ["major", "low-memory"]) {
+    const gc = collector === "major" ? ",--expose-gc" : "";
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-prompt", `--v8-flags=--max-old-space-size=24${gc}`, SMALL_PROBE],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const result = JSON.parse(new TextDecoder().decode(out.stdout));
+    assert.equal(result.collector, collector);
+    assert.equal(result.oldSpace, 24 * MIB);
+    assert.equal(result.bound, 6 * MIB);
+    assert.equal(result.trimmed, true, `${collector}: what the probe left is past the bound`);
+    // Grown by the surviving batches, and back to V8's first semi-space after the trim: the next
+    // map's young collections are scavenges again (mr/heap_trim.ts on why that matters).
+    assert.ok(result.before >= 8 * MIB, `${collector}: young generation grew to ${result.before}`);
+    assert.ok(
+      result.after <= result.before / 8,
+      `${collector}: young generation ${result.before} -> ${result.after} bytes`,
+    );
+  }
+});
+
 Deno.test("mr run gives its workers V8's gc when it has it, and its own V8 flags only", async () => {
   await withTempDir(async (dir) => {
     // An app that counts what kind of gc its map sees (mr run's task threads run the app).

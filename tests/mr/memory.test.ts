@@ -10,8 +10,11 @@ import { CONFIG, MAIN, startCoordinator, withTempDir } from "./helpers.ts";
 
 const SORT_APP = fileURLToPath(new URL("./fixtures/sort_stream.ts", import.meta.url));
 // The worker's main thread alone holds about 9 MiB once its modules are loaded (10 MiB fails at
-// start), and a map of a 4 MiB split needs several more: with 16 MiB, 1 run in about 8 ran out
-// of heap in a map on a loaded machine. 24 MiB leaves maps room; the partition is 4x that.
+// start), and a map of a 4 MiB split needs several more. Maps once ran out of heap here on a
+// loaded machine (1 run in about 8 at 16 MiB, 2 in 26 at 24): the young generation outgrew the
+// old space, which a task thread's trim before each map now prevents (mr/heap_trim.ts); under a
+// busy loop the task thread's old generation peaked at 11-17 MiB without it. The partition is
+// 4x the heap.
 const HEAP_MB = 24;
 // 24 files of 65,536 keys: 4 MiB per map, as with 16 files of 64 MiB in all.
 const FILES = 24;
