@@ -74,7 +74,8 @@ export const COMMAND_TABLE: readonly CommandEntry[] = [
   },
   {
     name: "mr run",
-    summary: "Run a whole MapReduce job locally: a coordinator and N workers in one process",
+    summary:
+      "Run a whole MapReduce job locally: a coordinator and N workers (threads or processes)",
     load: () => import("../mr/cli.ts").then((m) => m.mrRunCommand),
   },
   {

@@ -466,7 +466,8 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
 
   const showProgress = options.progress ?? Deno.stderr.isTerminal();
   const bar = showProgress ? setInterval(() => drawProgress(coordinator, started), 200) : undefined;
-  let interrupted = false;
+  /** The workers' end, begun at once on a signal. */
+  let ending: Promise<void> | undefined;
   const result: JobResult = await Promise.race([
     coordinator.finished,
     workers.allGone.then((): JobResult => ({
@@ -476,7 +477,7 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
     new Promise<JobResult>((resolve) =>
       options.interrupted?.then((signal) => {
         // At once: the terminal's SIGINT is ending the workers too, and none may be replaced.
-        interrupted = true;
+        ending = workers.end(0);
         resolve({ ok: false, error: `Interrupted by ${signal}` });
       })
     ),
@@ -488,7 +489,8 @@ export async function runLocalJob(options: LocalJobOptions): Promise<number> {
   }
   // Workers learn the job is over on their next ask (held ones at once): give stragglers (a
   // stalled app) a moment, unless the user asked to stop now.
-  await workers.end(interrupted ? 0 : 2000);
+  const interrupted = ending !== undefined;
+  await (ending ?? workers.end(2000));
   const extra = extraAttempts(coordinator.status());
   if (extra !== undefined) log(`mr run: ${extra}`);
   // Both at once: the job's directory does not depend on the coordinator.

@@ -40,47 +40,27 @@ export interface WorkerProcessOptions {
  * their connections wait in its listen backlog until the coordinator serves it.
  */
 export function startWorkerProcesses(options: WorkerProcessOptions): LocalWorkers {
-  const running = new Set<Deno.ChildProcess>();
-  let respawnsLeft = options.respawns;
-  let over = false;
-  let resolveAllGone!: () => void;
-  const allGone = new Promise<void>((resolve) => (resolveAllGone = resolve));
-
-  const spawn = () => {
+  const workers = new Supervisor(options.count, options.respawns, () => {
     const { program, args } = options.command();
     // DENO_NO_UPDATE_CHECK: Deno would otherwise look up its download server about 0.5 s into
     // every worker (a DNS query and a TLS client built), in the middle of the job's maps.
     const env = { DENO_NO_UPDATE_CHECK: "1" };
     const child = new Deno.Command(program, { args, stdin: "null", env }).spawn();
-    running.add(child);
-    child.status.then((status) => {
-      running.delete(child);
-      if (!over && !status.success && respawnsLeft > 0) {
-        respawnsLeft--;
-        spawn();
-      } else if (running.size === 0) {
-        resolveAllGone();
-      }
-    });
-  };
-  for (let i = 0; i < options.count; i++) spawn();
-
+    return { handle: child, ended: child.status.then((status) => status.success) };
+  });
   return {
-    allGone,
+    allGone: workers.allGone,
     async end(graceMs) {
-      over = true;
-      if (running.size > 0 && graceMs > 0) {
-        await waitAtMost(Promise.all([...running].map((child) => child.status)), graceMs);
-      }
+      await workers.retire(graceMs);
       // Whatever is left (a stalled app) is killed: the job's outputs are final or abandoned.
-      for (const child of running) {
+      for (const child of workers.handles()) {
         try {
           child.kill("SIGKILL");
         } catch {
           // Exited meanwhile.
         }
       }
-      await Promise.all([...running].map((child) => child.status));
+      await workers.gone();
     },
   };
 }
@@ -109,20 +89,13 @@ export interface WorkerThreadOptions {
  * answers (it could not start), they end without a word.
  */
 export function startWorkerThreads(options: WorkerThreadOptions): LocalWorkers {
-  /** The running workers' loops (mr/worker.ts runWorker), each settling with its exit code. */
-  const loops = new Set<Promise<number>>();
   const abort = new AbortController();
-  let respawnsLeft = options.respawns;
   let started = 0;
-  let over = false;
-  let resolveAllGone!: () => void;
-  const allGone = new Promise<void>((resolve) => (resolveAllGone = resolve));
   // The worker loop's modules (RPC client, data server) load while the threads boot.
   const workerModule = import("./worker.ts");
-
-  const start = () => {
+  const workers = new Supervisor(options.count, options.respawns, () => {
     const dataDir = `${options.jobDir}/worker-${++started}`;
-    const runner = TaskRunner.start(options.appPath, options.permissions(dataDir));
+    const runner = TaskRunner.start(options.appPath, options.permissions(dataDir), abort.signal);
     // The loop awaits it (and reports a failure to load the app); until then it is not unhandled.
     runner.catch(() => {});
     const loop = workerModule.then(({ runWorker }) =>
@@ -141,30 +114,72 @@ export function startWorkerThreads(options: WorkerThreadOptions): LocalWorkers {
       });
       return 1;
     });
-    loops.add(loop);
-    loop.then((code) => {
-      loops.delete(loop);
-      if (!over && code !== 0 && respawnsLeft > 0) {
-        respawnsLeft--;
-        start();
-      } else if (loops.size === 0) {
-        resolveAllGone();
-      }
-    });
-  };
-  for (let i = 0; i < options.count; i++) start();
-
+    return { handle: loop, ended: loop.then((code) => code === 0) };
+  });
   return {
-    allGone,
+    allGone: workers.allGone,
     async end(graceMs) {
-      over = true;
-      if (loops.size > 0 && graceMs > 0) await waitAtMost(Promise.all(loops), graceMs);
+      await workers.retire(graceMs);
       // The rest (a stalled app, or workers of a job stopped early) end now: their calls to the
       // coordinator fail at once and their task threads are terminated.
       abort.abort();
-      await Promise.all(loops);
+      await workers.gone();
     },
   };
+}
+
+/**
+ * Keeps `count` workers running, each made by `start` (its handle, and whether it ended well):
+ * one that ends badly while the job runs is replaced, at most `respawns` times in all.
+ */
+class Supervisor<T> {
+  readonly #running = new Map<T, Promise<boolean>>();
+  readonly #start: () => { handle: T; ended: Promise<boolean> };
+  #respawnsLeft: number;
+  #over = false;
+  #resolveAllGone!: () => void;
+  /** Resolves once no worker is left and none is to be replaced. */
+  readonly allGone = new Promise<void>((resolve) => (this.#resolveAllGone = resolve));
+
+  constructor(
+    count: number,
+    respawns: number,
+    start: () => { handle: T; ended: Promise<boolean> },
+  ) {
+    this.#respawnsLeft = respawns;
+    this.#start = start;
+    for (let i = 0; i < count; i++) this.#add();
+  }
+
+  #add(): void {
+    const { handle, ended } = this.#start();
+    this.#running.set(handle, ended);
+    ended.then((ok) => {
+      this.#running.delete(handle);
+      if (!this.#over && !ok && this.#respawnsLeft > 0) {
+        this.#respawnsLeft--;
+        this.#add();
+      } else if (this.#running.size === 0) {
+        this.#resolveAllGone();
+      }
+    });
+  }
+
+  /** The workers still running. */
+  handles(): T[] {
+    return [...this.#running.keys()];
+  }
+
+  /** Replaces no worker from now on, then waits up to `graceMs` for all to end by themselves. */
+  async retire(graceMs: number): Promise<void> {
+    this.#over = true;
+    if (this.#running.size > 0 && graceMs > 0) await waitAtMost(this.gone(), graceMs);
+  }
+
+  /** Resolves when every worker running now has ended. */
+  gone(): Promise<void> {
+    return Promise.all(this.#running.values()).then(() => {});
+  }
 }
 
 /** Waits for `promise`, or `ms` at most. */

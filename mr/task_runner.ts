@@ -72,6 +72,8 @@ export class TaskRunner {
   readonly #permissions?: Deno.PermissionOptionsObject;
   #thread?: Worker;
   #ready?: Promise<void>;
+  /** Fails #ready: the thread was closed before it loaded the app. */
+  #failReady?: (error: Error) => void;
   #pending?: Pending;
   #nextId = 1;
   #threadsStarted = 0;
@@ -89,22 +91,32 @@ export class TaskRunner {
   }
 
   /**
-   * Starts a runner whose thread has imported the app; throws AppLoadError if it cannot. With
-   * `permissions`, each of its threads gets those instead of the process's own (Deno's
-   * `--unstable-worker-options`, which deno.json turns on).
+   * Starts a runner whose thread has imported the app; throws AppLoadError if it cannot, and
+   * TaskExitedError if the app ended the thread as it loaded or `signal` aborted first (a thread
+   * whose app never finishes loading is terminated then). With `permissions`, each of its
+   * threads gets those instead of the process's own (Deno's `--unstable-worker-options`, which
+   * deno.json turns on).
    */
   static async start(
     appPath: string,
     permissions?: Deno.PermissionOptionsObject,
+    signal?: AbortSignal,
   ): Promise<TaskRunner> {
     if (!threadAvailable()) return new TaskRunner(appPath, await loadApp(appPath));
     const runner = new TaskRunner(appPath, undefined, permissions);
+    const abort = () => runner.close();
+    signal?.addEventListener("abort", abort, { once: true });
     try {
+      if (signal?.aborted) throw new TaskExitedError("The task runner was closed");
       await runner.#spawn();
     } catch (err) {
-      if (err instanceof AppLoadError) throw err;
+      // Not loaded, or ended as it loaded: running the app here instead would do the same, or
+      // worse (its Deno.exit() would end this process).
+      if (err instanceof AppLoadError || err instanceof TaskExitedError) throw err;
       // The thread could not start at all (its modules unreadable): run tasks here instead.
       return new TaskRunner(appPath, await loadApp(appPath));
+    } finally {
+      signal?.removeEventListener("abort", abort);
     }
     return runner;
   }
@@ -127,6 +139,7 @@ export class TaskRunner {
     this.#threadsStarted++;
     this.#thread = thread;
     this.#ready = new Promise<void>((resolve, reject) => {
+      this.#failReady = reject;
       thread.onmessage = (event: MessageEvent<TaskReply>) => {
         const reply = event.data;
         if (reply.type === "loaded") resolve();
@@ -215,6 +228,8 @@ export class TaskRunner {
    */
   close(): void {
     if (this.#thread) this.#drop(this.#thread);
+    // A thread still loading the app (one that never finishes, say) will not say so now.
+    this.#failReady?.(new TaskExitedError("The task runner was closed"));
     this.#settle(undefined, undefined, new TaskExitedError("The task runner was closed"));
   }
 }

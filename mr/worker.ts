@@ -400,7 +400,13 @@ class WorkerLoop {
       const first = this.#sendHeartbeat();
       first.catch(() => {});
       // A broken app ends the worker (runWorker reports it) without waiting for the coordinator.
-      this.#app = await this.#starting;
+      try {
+        this.#app = await this.#starting;
+      } catch (err) {
+        // Stopped while its thread was still loading the app (options.signal).
+        if (this.#aborted) return 0;
+        throw err;
+      }
       // Never reached at all: most likely a wrong --coordinator, not a job that ended.
       let reached: boolean;
       try {

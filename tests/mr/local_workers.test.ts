@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   CONFIG,
+  listDir,
   MAIN,
   mergedOutput,
   raftmr,
@@ -75,25 +76,29 @@ for (const mode of ["threads", "processes"] as const) {
     });
   });
 
-  Deno.test(`mr run (${mode}): Ctrl-C stops a running job at once and leaves no job directory`, async () => {
-    await withTempDir(async (dir) => {
-      const tmp = join(dir, "tmp");
-      await Deno.mkdir(tmp);
-      const files = await writeInputs(dir, 4, 20);
-      // Two seconds per map: the job is still mapping when it is interrupted.
-      const run = spawn(
-        Deno.execPath(),
-        ["run", "-A", "--config", CONFIG, MAIN, "mr", "run", "--app", fixture("slow_map")]
-          .concat(["--workers", "2", ...flags, ...files]),
-        { cwd: dir, env: { TMPDIR: tmp } },
-      );
-      await waitUntil(() => /input files in/.test(run.stderr()), () => run.stderr());
-      run.child.kill("SIGINT");
-      assert.equal(await run.exited, 130, run.stderr());
-      assert.match(run.stderr(), /Interrupted by SIGINT/);
-      const left: string[] = [];
-      for await (const entry of Deno.readDir(tmp)) left.push(entry.name);
-      assert.deepEqual(left, [], "the job directory is removed");
+  // slow_map: two seconds per map, the job is still mapping when it is interrupted; hang_on_load:
+  // the workers' task threads never finish importing the app.
+  for (const app of ["slow_map", "hang_on_load"]) {
+    Deno.test(`mr run (${mode}, ${app}): Ctrl-C stops the job at once and leaves no job directory`, async () => {
+      await withTempDir(async (dir) => {
+        const tmp = join(dir, "tmp");
+        await Deno.mkdir(tmp);
+        const files = await writeInputs(dir, 4, 20);
+        const run = spawn(
+          Deno.execPath(),
+          ["run", "-A", "--config", CONFIG, MAIN, "mr", "run", "--app", fixture(app)]
+            .concat(["--workers", "2", ...flags, ...files]),
+          { cwd: dir, env: { TMPDIR: tmp } },
+        );
+        await waitUntil(() => /input files in/.test(run.stderr()), () => run.stderr());
+        run.child.kill("SIGINT");
+        assert.equal(await run.exited, 130, run.stderr());
+        assert.match(run.stderr(), /Interrupted by SIGINT/);
+        const left: string[] = [];
+        for await (const entry of Deno.readDir(tmp)) left.push(entry.name);
+        assert.deepEqual(left, [], "the job directory is removed");
+        assert.deepEqual(await listDir(dir, /^\.raftmr-/), [], "no staging directory is left");
+      });
     });
-  });
+  }
 }
