@@ -90,8 +90,8 @@ export interface WorkerOptions {
    */
   runner?: Promise<TaskRunner>;
   /**
-   * Ends the worker when aborted: its task thread is closed and it returns 0 without a word,
-   * whatever it was doing (mr run stopping the workers it runs in its own process).
+   * Ends the worker when aborted: its task thread is closed and it returns at once without a
+   * word, whatever it was doing (mr run stopping the workers it runs in its own process).
    */
   signal?: AbortSignal;
 }
@@ -311,7 +311,11 @@ class WorkerLoop {
     this.#status = status;
     this.#dataDir = dataDir;
     this.#address = address;
-    this.#log = log;
+    // A worker stopped by options.signal ends without a word: whatever fails from then on (its
+    // calls, its task, reaching the coordinator) is the stop, not something to report.
+    this.#log = (line, fields) => {
+      if (!this.#aborted) log(line, fields);
+    };
     this.#setJob = setJob;
     this.#giveUpMs = options.giveUpMs ?? 3000;
     status.id = this.#id;
@@ -352,7 +356,6 @@ class WorkerLoop {
   }
 
   #gone(): number {
-    if (this.#aborted) return 0;
     this.#log(
       `worker: coordinator ${this.#client.address} unreachable for ${this.#giveUpMs} ms: ` +
         "assuming the job is over",
@@ -361,7 +364,6 @@ class WorkerLoop {
   }
 
   #neverReached(): number {
-    if (this.#aborted) return 0;
     this.#log(
       `worker: Cannot reach the coordinator at ${this.#client.address}: no answer for ` +
         `${this.#giveUpMs} ms (is it running, and is --coordinator right?)`,
@@ -372,7 +374,6 @@ class WorkerLoop {
 
   /** A refused handshake (no token, a wrong one) will not pass by retrying: say why and stop. */
   #refused(err: HandshakeError): number {
-    if (this.#aborted) return 0;
     this.#log(`worker: ${err.message} (give the coordinator's token with --token-file)`, {
       level: "error",
     });
@@ -517,10 +518,7 @@ class WorkerLoop {
           } else {
             this.#status.tasksFailed++;
           }
-          // A task abandoned because the worker was stopped (options.signal) is no failure.
-          if (!this.#aborted) {
-            this.#log(`worker: ${assignment.type} task ${assignment.task} failed: ${report.error}`);
-          }
+          this.#log(`worker: ${assignment.type} task ${assignment.task} failed: ${report.error}`);
         }
         this.#status.current = undefined;
         reporting = this.#call(RPC_REPORT, report);
