@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { loadApp } from "../../mr/app.ts";
 import { withTempDir as withScratchDir } from "../lib/run.ts";
 import { freePort } from "../lib/cluster.ts";
+import { type Running, spawn } from "../lib/roles.ts";
 
 /** A free TCP port on 127.0.0.1 below the ephemeral range (the harness's freePort()). */
 export { freePort };
@@ -91,6 +92,18 @@ export const CONFIG = fileURLToPath(new URL("../../deno.json", import.meta.url))
 /** Absolute path of a bundled app, e.g. app("wc"). */
 export function app(name: string): string {
   return fileURLToPath(new URL(`../../mr/apps/${name}.ts`, import.meta.url));
+}
+
+/**
+ * Starts `raftmr mr run ARGS` in `dir` with TMPDIR `tmp`, where its job directory goes (a test
+ * then sees whether it is removed); output is collected as it comes (Running.stderr()).
+ */
+export function startMrRun(dir: string, tmp: string, args: string[]): Running {
+  return spawn(
+    Deno.execPath(),
+    ["run", "-A", "--config", CONFIG, MAIN, "mr", "run", ...args],
+    { cwd: dir, env: { TMPDIR: tmp } },
+  );
 }
 
 /** A spawned raftmr process and its collected output. */

@@ -4,8 +4,15 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { app, CONFIG, MAIN, mergedOutput, reference, withTempDir, writeInputs } from "./helpers.ts";
-import { spawn } from "../lib/roles.ts";
+import {
+  app,
+  listDir,
+  mergedOutput,
+  reference,
+  startMrRun,
+  withTempDir,
+  writeInputs,
+} from "./helpers.ts";
 
 for (const flags of [[], ["--processes"]]) {
   Deno.test(`${["mr run", ...flags].join(" ")}: once it exits the outputs are whole, its job directory is gone, no worker is left`, async () => {
@@ -13,16 +20,13 @@ for (const flags of [[], ["--processes"]]) {
       const tmp = join(dir, "tmp");
       await Deno.mkdir(tmp);
       const files = await writeInputs(dir, 3, 200);
-      const run = spawn(
-        Deno.execPath(),
-        ["run", "-A", "--config", CONFIG, MAIN, "mr", "run", "--app", app("wc"), "--workers", "2"]
-          .concat(["--reduce", "3", ...flags, ...files]),
-        { cwd: dir, env: { TMPDIR: tmp } },
+      const run = startMrRun(
+        dir,
+        tmp,
+        ["--app", app("wc"), "--workers", "2", "--reduce", "3", ...flags, ...files],
       );
       assert.equal(await run.exited, 0, run.stderr());
-      const left: string[] = [];
-      for await (const entry of Deno.readDir(tmp)) left.push(entry.name);
-      assert.deepEqual(left, [], "the job directory is removed");
+      assert.deepEqual(await listDir(tmp, /^/), [], "the job directory is removed");
       assert.deepEqual(await mergedOutput(dir), await reference("wc", dir, files));
       // pgrep -f matches the workers' command lines, which name the job directory.
       const workers = await new Deno.Command("pgrep", { args: ["-f", tmp], stdout: "null" })

@@ -15,6 +15,7 @@ import {
   mergedOutput,
   raftmr,
   reference,
+  startOneFileJob,
   withTempDir,
   writeInputs,
 } from "./helpers.ts";
@@ -166,18 +167,12 @@ Deno.test("a map that keeps emitting for longer than the task timeout is not re-
         "export function combine(_k: string, v: string[]) { return v[0]; }",
       ].join("\n"),
     );
-    await Deno.writeTextFile(join(dir, "in.txt"), "13000");
-    const coordinator = await Coordinator.start({
-      files: [join(dir, "in.txt")],
-      nReduce: 1,
-      taskTimeoutMs: 6000,
+    const { coordinator } = await startOneFileJob(
+      dir,
       // Heartbeats (and so progress reports) every second.
-      workerTimeoutMs: 5000,
-      outputDir: dir,
-      listen: { hostname: "127.0.0.1", port: 0 },
-      http: { hostname: "127.0.0.1", port: 0 },
-      log: () => {},
-    });
+      { taskTimeoutMs: 6000, workerTimeoutMs: 5000 },
+      "13000",
+    );
     try {
       const code = await runWorker({ coordinator: coordinator.rpcAddress, appPath, log: () => {} });
       assert.equal(code, 0);

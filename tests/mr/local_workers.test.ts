@@ -7,16 +7,15 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  CONFIG,
   listDir,
-  MAIN,
   mergedOutput,
   raftmr,
   reference,
+  startMrRun,
   withTempDir,
   writeInputs,
 } from "./helpers.ts";
-import { spawn, waitUntil } from "../lib/roles.ts";
+import { waitUntil } from "../lib/roles.ts";
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}.ts`, import.meta.url));
 
@@ -84,19 +83,19 @@ for (const mode of ["threads", "processes"] as const) {
         const tmp = join(dir, "tmp");
         await Deno.mkdir(tmp);
         const files = await writeInputs(dir, 4, 20);
-        const run = spawn(
-          Deno.execPath(),
-          ["run", "-A", "--config", CONFIG, MAIN, "mr", "run", "--app", fixture(app)]
-            .concat(["--workers", "2", ...flags, ...files]),
-          { cwd: dir, env: { TMPDIR: tmp } },
-        );
+        const run = startMrRun(dir, tmp, [
+          "--app",
+          fixture(app),
+          "--workers",
+          "2",
+          ...flags,
+          ...files,
+        ]);
         await waitUntil(() => /input files in/.test(run.stderr()), () => run.stderr());
         run.child.kill("SIGINT");
         assert.equal(await run.exited, 130, run.stderr());
         assert.match(run.stderr(), /Interrupted by SIGINT/);
-        const left: string[] = [];
-        for await (const entry of Deno.readDir(tmp)) left.push(entry.name);
-        assert.deepEqual(left, [], "the job directory is removed");
+        assert.deepEqual(await listDir(tmp, /^/), [], "the job directory is removed");
         assert.deepEqual(await listDir(dir, /^\.raftmr-/), [], "no staging directory is left");
       });
     });

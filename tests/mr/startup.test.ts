@@ -6,25 +6,17 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { app, CONFIG, MAIN, withTempDir, writeInputs } from "./helpers.ts";
-import { spawn } from "../lib/roles.ts";
+import { app, listDir, startMrRun, withTempDir, writeInputs } from "./helpers.ts";
 
-/** Runs `raftmr mr run ARGS` in `dir` with TMPDIR `tmp` (where the job directory goes). */
+/** Runs `raftmr mr run ARGS` in `dir` with TMPDIR `tmp` to its end. */
 async function mrRun(dir: string, tmp: string, args: string[]) {
-  const run = spawn(
-    Deno.execPath(),
-    ["run", "-A", "--config", CONFIG, MAIN, "mr", "run", ...args],
-    { cwd: dir, env: { TMPDIR: tmp } },
-  );
+  const run = startMrRun(dir, tmp, args);
   const code = await run.exited;
   return { code, stderr: run.stderr() };
 }
 
-async function entries(dir: string): Promise<string[]> {
-  const names = [];
-  for await (const entry of Deno.readDir(dir)) names.push(entry.name);
-  return names;
-}
+/** Every name in `dir`. */
+const entries = (dir: string) => listDir(dir, /^/);
 
 /** Whether a process whose command line contains `text` is running (pgrep -f). */
 async function running(text: string): Promise<boolean> {
